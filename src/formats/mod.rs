@@ -1,0 +1,268 @@
+//! The stores: how each file format is read into a SOPS tree and written back.
+//!
+//! A format parses bytes into a [`Document`]: the SOPS tree (ordered maps, lists,
+//! typed scalar leaves, comments) where every leaf and comment also knows the byte
+//! span of its text in the source. Encryption and decryption never re-serialise a
+//! document: they ask the format for replacement text for individual spans and
+//! splice it into the original bytes ([`splice`]). That is what keeps comments,
+//! order, indentation and quoting intact (DESIGN.md invariant 3).
+//!
+//! Formats know nothing about keys, ciphers or git; the `sops` layer decides what
+//! to encrypt and hands the format opaque strings (`ENC[...]` or plaintext).
+
+pub mod json;
+pub mod splice;
+pub mod value;
+pub mod yaml;
+
+use std::fmt;
+use std::ops::Range;
+
+use zeroize::Zeroizing;
+
+pub use splice::{apply_edits, Edit};
+pub use value::Value;
+
+/// Byte range into the source text.
+pub type Span = Range<usize>;
+
+/// The file formats SOPS knows. Detection by extension follows sops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// sops' rule: `.yaml`/`.yml` → YAML, `.json` → JSON, anything else binary.
+    /// Binary, dotenv and INI are not implemented yet, so those return `None`.
+    pub fn from_path(path: &str) -> Option<Format> {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Some(Format::Yaml)
+        } else if lower.ends_with(".json") {
+            Some(Format::Json)
+        } else {
+            None
+        }
+    }
+
+    /// The names sops accepts for `--input-type` / `--output-type`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "yaml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+        }
+    }
+
+    /// The store implementing this format.
+    pub fn store(self) -> &'static dyn Store {
+        match self {
+            Format::Yaml => &yaml::YamlStore,
+            Format::Json => &json::JsonStore,
+        }
+    }
+}
+
+/// A scalar value typed the way sops types it (sops-format-spec §1.5).
+///
+/// Strings are zeroizing: a document parsed from a plaintext file holds secrets.
+#[derive(Clone, PartialEq)]
+pub enum Scalar {
+    Str(Zeroizing<String>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A YAML timestamp, already in Go's RFC3339Nano form (what sops encrypts).
+    Time(String),
+    Null,
+}
+
+impl fmt::Debug for Scalar {
+    // Never print values: they may be secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Scalar::Str(_) => "Str",
+            Scalar::Int(_) => "Int",
+            Scalar::Float(_) => "Float",
+            Scalar::Bool(_) => "Bool",
+            Scalar::Time(_) => "Time",
+            Scalar::Null => "Null",
+        };
+        write!(f, "Scalar::{kind}(..)")
+    }
+}
+
+/// How a scalar was written in the source, so replacement text can keep that style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+/// A scalar leaf of the tree.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub value: Scalar,
+    /// The bytes to replace when this value is encrypted or decrypted: the scalar's
+    /// text including its quotes or block header (not its tag or anchor).
+    pub span: Span,
+    pub style: Style,
+    /// 1-based line and column of the span start, for error messages.
+    pub line: usize,
+    pub column: usize,
+    /// Format-specific context the store needs when rendering replacement text
+    /// (e.g. YAML: inside a flow collection; the indentation of block content).
+    pub context: LeafContext,
+}
+
+/// Where a leaf sits, as far as rendering replacement text is concerned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeafContext {
+    /// Inside a flow collection (`[...]`, `{...}`): a plain `ENC[...]` is not allowed there.
+    pub in_flow: bool,
+    /// Column (0-based, in bytes) of the block-scalar content lines, or of the
+    /// parent block's items: used to indent multi-line replacement text.
+    pub indent: usize,
+    /// The leaf is an item of a list (sops stores encrypted list comments as items).
+    pub in_list: bool,
+}
+
+/// A comment. `text` is what follows the comment marker (`#`), as sops takes it:
+/// `# top` has the text `" top"`.
+#[derive(Clone)]
+pub struct Comment {
+    pub text: Zeroizing<String>,
+    /// The bytes of `text` in the source (after the marker, up to the line end).
+    pub span: Span,
+    pub line: usize,
+}
+
+impl fmt::Debug for Comment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Comment(line {})", self.line)
+    }
+}
+
+/// A node of the tree.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Map(Map),
+    List(List),
+    Leaf(Leaf),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Map {
+    pub items: Vec<MapItem>,
+    /// Written as a flow mapping (`{...}`).
+    pub flow: bool,
+    /// The whole mapping's text.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum MapItem {
+    Entry(Entry),
+    Comment(Comment),
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: Node,
+    /// From the first byte of the key (or of its quote) to the end of the value.
+    pub span: Span,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct List {
+    pub items: Vec<ListItem>,
+    pub flow: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum ListItem {
+    Node(Node),
+    Comment(Comment),
+}
+
+/// A parsed file: one tree per document (YAML may hold several; JSON holds one).
+/// Each tree's root is a map (sops refuses anything else).
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub docs: Vec<Map>,
+    /// The line ending the file uses (`"\n"` or `"\r\n"`), for text the store adds.
+    pub newline: &'static str,
+}
+
+/// Errors found while reading a file. `line`/`column` are 1-based; 0 means unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("line {line}, column {column}: {message}")]
+    Unsupported {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("the file is empty; sops cannot encrypt an empty {format} file")]
+    Empty { format: &'static str },
+}
+
+/// What a store does. All text is UTF-8 (`&str`); the binary store wraps bytes elsewhere.
+pub trait Store: Sync {
+    /// Parse a whole file. The `sops` metadata entry, if present, is part of the tree
+    /// like any other entry (the sops layer finds and interprets it).
+    fn parse(&self, src: &str) -> Result<Document, FormatError>;
+
+    /// Replacement text for `leaf` when its value becomes the string `enc`
+    /// (an `ENC[...]` value, which needs no escaping but may need quotes).
+    fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String;
+
+    /// Replacement text for an encrypted `leaf` when it is decrypted to `value`.
+    /// `spelling` is the decrypted plaintext as sops stores it (e.g. `1.50` for a
+    /// float); the store writes it verbatim when it reads back as the same typed
+    /// value in this context, and otherwise renders `value` canonically.
+    fn plain_leaf(&self, leaf: &Leaf, value: &Scalar, spelling: &str) -> String;
+
+    /// An edit that turns an encrypted comment stored as a list item (sops writes
+    /// `- ENC[...,type:comment]` in YAML lists) into a comment with `text`.
+    /// `None` when the format has no comments.
+    fn list_comment(&self, src: &str, leaf: &Leaf, text: &str) -> Option<Edit>;
+
+    /// Edits that add the metadata block `meta` (a map) as a top-level `sops` entry to
+    /// every document of `doc`, in the file's own layout.
+    fn insert_metadata(&self, src: &str, doc: &Document, meta: &Value) -> Vec<Edit>;
+
+    /// Edits that remove the top-level `sops` entry from every document of `doc`,
+    /// undoing exactly what [`Store::insert_metadata`] added for files it wrote.
+    fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit>;
+}
+
+/// Find the top-level entry `key` in a map.
+pub fn find_entry<'a>(map: &'a Map, key: &str) -> Option<&'a Entry> {
+    map.items.iter().find_map(|item| match item {
+        MapItem::Entry(e) if e.key == key => Some(e),
+        _ => None,
+    })
+}
