@@ -14,13 +14,14 @@ pub mod json;
 pub mod splice;
 pub mod value;
 pub mod yaml;
+pub mod yaml_value;
 
 use std::fmt;
 use std::ops::Range;
 
 use zeroize::Zeroizing;
 
-pub use splice::{apply_edits, Edit};
+pub use splice::{apply_edits, Edit, SpliceError};
 pub use value::Value;
 
 /// Byte range into the source text.

@@ -1,1 +1,71 @@
+//! SOPS semantics on top of the format layer: which leaves to encrypt, their AAD
+//! paths and typed plaintext, the MAC, the metadata block, key groups and
+//! `.sops.yaml` creation rules. Everything here is pure computation over a parsed
+//! [`Document`](crate::formats::Document) and its source text.
 
+pub mod cipher;
+pub mod config;
+pub mod datakey;
+pub mod decrypt;
+pub mod encrypt;
+pub mod keygroups;
+pub mod mac;
+pub mod metadata;
+pub mod plaintext;
+pub mod selectors;
+pub mod shamir;
+pub mod walk;
+
+use crate::formats::{FormatError, SpliceError};
+
+/// A key path for messages, in sops' `--extract` syntax: `["db"]["password"]`.
+pub fn display_path<S: AsRef<str>>(path: &[S]) -> String {
+    if path.is_empty() {
+        return "the top level".to_string();
+    }
+    path.iter().map(|k| format!("[{:?}]", k.as_ref())).collect()
+}
+
+/// Everything that can go wrong encrypting or decrypting a document.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("the file is already encrypted: it has a top-level `sops` metadata entry")]
+    AlreadyEncrypted,
+    #[error("the file is not encrypted: it has no top-level `sops` metadata entry")]
+    NotEncrypted,
+    #[error(transparent)]
+    Metadata(#[from] metadata::MetadataError),
+    #[error(transparent)]
+    Keys(#[from] keygroups::KeyGroupError),
+    #[error("line {line}: the value at {path} cannot be decrypted: {source}")]
+    Value {
+        path: String,
+        line: usize,
+        source: cipher::CipherError,
+    },
+    #[error("line {line}: the value at {path} should be encrypted under this file's rules but is plaintext")]
+    Plaintext { path: String, line: usize },
+    #[error("line {line}: the value at {path}: {source}")]
+    BadPlaintext {
+        path: String,
+        line: usize,
+        source: plaintext::BadPlaintext,
+    },
+    #[error(
+        "line {line}: the value at {path} is an integer outside the 64-bit range sops supports"
+    )]
+    OutOfRange { path: String, line: usize },
+    #[error("MAC mismatch: the file has {}, but its values give {computed}; a value was changed, added, removed or reordered outside sops", stored.as_deref().map(|s| format!("MAC {s}")).unwrap_or_else(|| "no MAC".into()))]
+    MacMismatch {
+        stored: Option<String>,
+        computed: String,
+    },
+    #[error("the file's MAC cannot be opened: {0}")]
+    MacUnreadable(cipher::CipherError),
+    #[error("an encrypted comment would match unencrypted_comment_regex, so the file could not be decrypted; change the regex")]
+    CommentMatchesUnencryptedRegex,
+    #[error(transparent)]
+    Splice(#[from] SpliceError),
+}

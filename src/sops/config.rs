@@ -1,0 +1,367 @@
+//! `.sops.yaml`: finding the nearest config and choosing the creation rule for a
+//! file, as sops 3.11 does (sops-format-spec §6). The search starts at the current
+//! directory and walks up; `path_regex` is searched in the file's path relative to
+//! the config's directory; the first matching rule wins.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use super::keygroups::Recipient;
+use super::selectors::Selector;
+use crate::formats::{yaml_value, Value};
+
+/// A problem with `.sops.yaml`.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+/// What a creation rule says about a new file.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub key_groups: Vec<Vec<Recipient>>,
+    pub shamir_threshold: usize,
+    pub selector: Option<Selector>,
+    pub mac_only_encrypted: bool,
+}
+
+pub struct Config {
+    pub path: PathBuf,
+    rules: Vec<Value>,
+}
+
+/// The nearest `.sops.yaml` from `start` upwards (at most 100 levels, as sops).
+pub fn find(start: &Path) -> Option<PathBuf> {
+    let mut dir = Some(start);
+    for _ in 0..100 {
+        let d = dir?;
+        let candidate = d.join(".sops.yaml");
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// The config sops would use: `SOPS_CONFIG`, else the nearest `.sops.yaml` from the
+/// current directory.
+pub fn discover(explicit: Option<&Path>) -> Result<Option<Config>, ConfigError> {
+    let path = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => match std::env::var_os("SOPS_CONFIG").filter(|v| !v.is_empty()) {
+            Some(p) => Some(PathBuf::from(p)),
+            None => std::env::current_dir().ok().and_then(|cwd| find(&cwd)),
+        },
+    };
+    match path {
+        Some(p) => Config::load(&p),
+        None => Ok(None),
+    }
+}
+
+impl Config {
+    /// Load a config; `None` when it has no `creation_rules` (sops treats that as no config).
+    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+        let value = yaml_value::parse(&text).map_err(|e| err(e.to_string()))?;
+        let rules = match value.get("creation_rules") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::List(rules)) => rules.clone(),
+            Some(_) => return Err(err("`creation_rules` must be a list".into())),
+        };
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(Some(Config { path, rules }))
+    }
+
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    /// The first rule whose `path_regex` matches `file`.
+    pub fn rule_for(&self, file: &str) -> Result<Rule, ConfigError> {
+        let relative = self.relative_path(file);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let regex = match rule.get("path_regex") {
+                None | Some(Value::Null) => None,
+                Some(Value::Str(s)) if s.is_empty() => None,
+                Some(Value::Str(s)) => Some(s.as_str()),
+                Some(_) => {
+                    return Err(self.error(format!(
+                        "creation rule {}: `path_regex` must be a string",
+                        i + 1
+                    )))
+                }
+            };
+            let matches = match regex {
+                None => true,
+                Some(re) => Regex::new(re)
+                    .map_err(|e| {
+                        self.error(format!(
+                            "creation rule {}: invalid path_regex {re:?}: {e}",
+                            i + 1
+                        ))
+                    })?
+                    .is_match(&relative),
+            };
+            if matches {
+                return self
+                    .parse_rule(rule)
+                    .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)));
+            }
+        }
+        Err(self.error(format!(
+            "no creation rule matches {relative:?}; add a rule whose path_regex matches it, or pass --age"
+        )))
+    }
+
+    /// The path sops matches: absolute, then relative to the config's directory.
+    fn relative_path(&self, file: &str) -> String {
+        let absolute = std::path::absolute(file).unwrap_or_else(|_| PathBuf::from(file));
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        match absolute.strip_prefix(dir) {
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => absolute.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn parse_rule(&self, rule: &Value) -> Result<Rule, String> {
+        let mut selector = None;
+        for name in Selector::FIELDS {
+            if let Some(Value::Str(pattern)) = rule.get(name) {
+                if pattern.is_empty() {
+                    continue;
+                }
+                if selector.is_some() {
+                    return Err(format!(
+                        "more than one selector is set; sops allows one of {}",
+                        Selector::FIELDS.join(", ")
+                    ));
+                }
+                selector =
+                    Some(Selector::new(name, pattern).map_err(|e| format!("invalid {name}: {e}"))?);
+            }
+        }
+        let key_groups = match rule.get("key_groups") {
+            Some(Value::List(groups)) if !groups.is_empty() => groups
+                .iter()
+                .map(|g| group_recipients(g, true))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![group_recipients(rule, false)?],
+        };
+        let shamir_threshold = match rule.get("shamir_threshold") {
+            None | Some(Value::Null) => 0,
+            Some(Value::Int(n)) if *n >= 0 => *n as usize,
+            Some(_) => return Err("`shamir_threshold` must be a non-negative integer".into()),
+        };
+        let mac_only_encrypted = matches!(rule.get("mac_only_encrypted"), Some(Value::Bool(true)));
+        Ok(Rule {
+            key_groups,
+            shamir_threshold,
+            selector,
+            mac_only_encrypted,
+        })
+    }
+}
+
+/// Strings from a field that may be a comma-separated string or a list of strings.
+fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut push = |s: &str| {
+        for part in s.split(',') {
+            let part = part.trim();
+            if !part.is_empty() && !out.iter().any(|o: &String| o == part) {
+                out.push(part.to_string());
+            }
+        }
+    };
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Str(s)) => push(s),
+        Some(Value::List(items)) => {
+            for item in items {
+                match item {
+                    Value::Str(s) => push(s),
+                    _ => return Err(format!("`{field}` entries must be strings")),
+                }
+            }
+        }
+        Some(_) => return Err(format!("`{field}` must be a string or a list of strings")),
+    }
+    Ok(out)
+}
+
+/// sops' `ARN+ROLE_ARN` syntax.
+pub fn parse_kms_arn(entry: &str, aws_profile: &str) -> Recipient {
+    let entry: String = entry.chars().filter(|c| !c.is_whitespace()).collect();
+    let (arn, role) = match entry.find("+arn:aws:iam::") {
+        Some(i) => (entry[..i].to_string(), entry[i + 1..].to_string()),
+        None => (entry, String::new()),
+    };
+    Recipient::Kms {
+        arn,
+        role,
+        context: Vec::new(),
+        aws_profile: aws_profile.to_string(),
+    }
+}
+
+/// The recipients of a rule (flat fields) or of one `key_groups` entry.
+fn group_recipients(g: &Value, in_key_groups: bool) -> Result<Vec<Recipient>, String> {
+    let mut out = Vec::new();
+    for r in string_list(g.get("age"), "age")? {
+        out.push(Recipient::Age(r));
+    }
+    for fp in string_list(g.get("pgp"), "pgp")? {
+        out.push(Recipient::Unsupported {
+            kind: "pgp".into(),
+            id: fp,
+        });
+    }
+    let profile = g.get("aws_profile").and_then(Value::as_str).unwrap_or("");
+    match g.get("kms") {
+        Some(Value::List(entries)) if in_key_groups => {
+            for e in entries {
+                let arn = e
+                    .get("arn")
+                    .and_then(Value::as_str)
+                    .ok_or("each `kms` entry of a key group needs an `arn`")?;
+                let mut context: Vec<(String, String)> = match e.get("context") {
+                    Some(Value::Map(m)) => m
+                        .iter()
+                        .map(|(k, v)| match v {
+                            Value::Str(s) => Ok((k.clone(), s.clone())),
+                            _ => Err("`context` values must be strings".to_string()),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => Vec::new(),
+                };
+                context.sort();
+                out.push(Recipient::Kms {
+                    arn: arn.to_string(),
+                    role: e
+                        .get("role")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    context,
+                    aws_profile: e
+                        .get("aws_profile")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                });
+            }
+        }
+        other => {
+            for arn in string_list(other, "kms")? {
+                out.push(parse_kms_arn(&arn, profile));
+            }
+        }
+    }
+    for (field, kind) in [
+        ("gcp_kms", "gcp_kms"),
+        ("azure_keyvault", "azure_kv"),
+        ("hc_vault_transit_uri", "hc_vault"),
+        ("hc_vault", "hc_vault"),
+    ] {
+        if let Some(v) = g.get(field) {
+            let ids = match v {
+                Value::List(items) if items.iter().all(|i| matches!(i, Value::Map(_))) => {
+                    items.iter().map(|i| format!("{i:?}")).collect()
+                }
+                _ => string_list(Some(v), field)?,
+            };
+            for id in ids {
+                out.push(Recipient::Unsupported {
+                    kind: kind.into(),
+                    id,
+                });
+            }
+        }
+    }
+    if let Some(Value::List(merged)) = g.get("merge") {
+        for m in merged {
+            for r in group_recipients(m, true)? {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".sops.yaml");
+        std::fs::write(&path, text).unwrap();
+        let c = Config::load(&path).unwrap().unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn first_matching_rule_wins_relative_to_the_config_dir() {
+        let (dir, c) = config(
+            "creation_rules:\n  - path_regex: ^prod/\n    age: age1prod\n  - age: age1a, age1b\n    encrypted_regex: ^pw$\n",
+        );
+        let prod = c
+            .rule_for(dir.path().join("prod/x.yaml").to_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            prod.key_groups,
+            vec![vec![Recipient::Age("age1prod".into())]]
+        );
+        let other = c
+            .rule_for(dir.path().join("dev/prod/x.yaml").to_str().unwrap())
+            .unwrap();
+        assert_eq!(other.key_groups[0].len(), 2);
+        assert_eq!(other.selector.unwrap().field_name(), "encrypted_regex");
+    }
+
+    #[test]
+    fn key_groups_and_kms_roles() {
+        let (dir, c) = config(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [age1a]\n        kms:\n          - arn: arn:aws:kms:eu-west-1:1:key/k\n            context: {b: '2', a: '1'}\n      - age: [age1b]\n  - kms: arn:aws:kms:eu-west-1:1:key/k+arn:aws:iam::2:role/r\n",
+        );
+        let r = c.rule_for(dir.path().join("x").to_str().unwrap()).unwrap();
+        assert_eq!(r.key_groups.len(), 2);
+        assert_eq!(r.shamir_threshold, 2);
+        assert!(
+            matches!(&r.key_groups[0][1], Recipient::Kms { context, .. } if context[0].0 == "a")
+        );
+        assert_eq!(
+            parse_kms_arn("arn:aws:kms:eu-west-1:1:key/k+arn:aws:iam::2:role/r", ""),
+            Recipient::Kms {
+                arn: "arn:aws:kms:eu-west-1:1:key/k".into(),
+                role: "arn:aws:iam::2:role/r".into(),
+                context: vec![],
+                aws_profile: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn no_match_is_an_error() {
+        let (dir, c) = config("creation_rules:\n  - path_regex: ^only/\n    age: age1x\n");
+        let e = c
+            .rule_for(dir.path().join("else.yaml").to_str().unwrap())
+            .unwrap_err();
+        assert!(e.message.contains("no creation rule matches"));
+    }
+}

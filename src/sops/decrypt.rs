@@ -1,0 +1,170 @@
+//! Decryption: recover the data key, open every encrypted value and comment in
+//! place, recompute the MAC over the plaintexts exactly as encryption did and
+//! compare it with the sealed one, then drop the metadata block.
+
+use zeroize::Zeroizing;
+
+use super::cipher::{self, EncValue, TypeTag};
+use super::datakey::DataKey;
+use super::keygroups::{self, Keyring};
+use super::mac::{self, MacHasher};
+use super::metadata::{mac_aad, Metadata, MetadataError};
+use super::plaintext::{canonical_bytes, decode};
+use super::walk::{walk, Visit};
+use super::{display_path, Error};
+use crate::formats::{apply_edits, find_entry, Document, Edit, Scalar, Store, Value};
+
+/// A decrypted file.
+pub struct Opened {
+    pub text: Zeroizing<String>,
+    /// Things sops would also only warn about (e.g. a comment that is not encrypted).
+    pub warnings: Vec<String>,
+}
+
+/// Parse an encrypted file and read its metadata (from the first document, as sops).
+pub fn load(store: &dyn Store, src: &str) -> Result<(Document, Metadata), Error> {
+    let doc = store.parse(src)?;
+    let entry = doc
+        .docs
+        .first()
+        .and_then(|root| find_entry(root, "sops"))
+        .ok_or(Error::NotEncrypted)?;
+    let meta = Metadata::from_value(&Value::from_node(&entry.value))?;
+    Ok((doc, meta))
+}
+
+/// Decrypt a whole file with the keys this process can use.
+pub fn decrypt(
+    store: &dyn Store,
+    src: &str,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened, Error> {
+    let (doc, meta) = load(store, src)?;
+    let key = keygroups::recover(&meta, keyring)?;
+    open(store, src, &doc, &meta, &key, ignore_mac)
+}
+
+/// Decrypt a loaded document with its data key.
+pub fn open(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    meta: &Metadata,
+    key: &DataKey,
+    ignore_mac: bool,
+) -> Result<Opened, Error> {
+    let selector = meta.effective_selector();
+    let mut hasher = MacHasher::new(meta.mac_only_encrypted);
+    let mut edits = Vec::new();
+    let mut warnings = Vec::new();
+    walk(doc, &mut |visit, pos| {
+        match visit {
+            Visit::Leaf(leaf) => {
+                if leaf.value == Scalar::Null {
+                    return Ok(());
+                }
+                if !selector.should_encrypt(&pos.path, &pos.comments, false) {
+                    hasher.leaf(&canonical_bytes(&leaf.value), false);
+                    return Ok(());
+                }
+                let path = || display_path(&pos.path);
+                let text = match &leaf.value {
+                    Scalar::Str(s) if s.is_empty() => return Ok(()),
+                    Scalar::Str(s) if cipher::is_enc(s) => s,
+                    _ => {
+                        return Err(Error::Plaintext {
+                            path: path(),
+                            line: leaf.line,
+                        })
+                    }
+                };
+                let value_err = |source| Error::Value {
+                    path: path(),
+                    line: leaf.line,
+                    source,
+                };
+                let enc = EncValue::parse(text).map_err(value_err)?;
+                let bytes = cipher::decrypt(key, &enc, &pos.aad()).map_err(value_err)?;
+                let spelling = std::str::from_utf8(&bytes).map_err(|_| Error::BadPlaintext {
+                    path: path(),
+                    line: leaf.line,
+                    source: super::plaintext::BadPlaintext("UTF-8 string"),
+                })?;
+                if enc.type_tag == TypeTag::Comment {
+                    // sops stores encrypted comments inside lists as list items; they
+                    // are comments again once decrypted and the MAC skips them.
+                    match store.list_comment(src, leaf, spelling) {
+                        Some(edit) => edits.push(edit),
+                        None => warnings.push(format!(
+                            "line {}: a comment stored as a value at {} was left encrypted",
+                            leaf.line,
+                            path()
+                        )),
+                    }
+                    return Ok(());
+                }
+                let value = decode(enc.type_tag, &bytes).map_err(|source| Error::BadPlaintext {
+                    path: path(),
+                    line: leaf.line,
+                    source,
+                })?;
+                hasher.leaf(&canonical_bytes(&value), true);
+                edits.push(Edit::replace(
+                    leaf.span.clone(),
+                    store.plain_leaf(leaf, &value, spelling),
+                ));
+            }
+            Visit::Comment(comment) => {
+                if !cipher::is_enc(&comment.text) {
+                    if selector.should_encrypt(&pos.path, &pos.comments, true)
+                        && !comment.text.trim().is_empty()
+                    {
+                        warnings.push(format!(
+                            "line {}: found a comment that is not encrypted",
+                            comment.line
+                        ));
+                    }
+                    return Ok(());
+                }
+                match open_comment(key, &comment.text, &pos.path) {
+                    Some(plain) => edits.push(Edit::replace(comment.span.clone(), plain)),
+                    None => warnings.push(format!(
+                        "line {}: an encrypted comment could not be decrypted and was left as it is",
+                        comment.line
+                    )),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let computed = hasher.finish();
+    if !ignore_mac {
+        let aad = mac_aad(&meta.lastmodified).ok_or_else(|| {
+            Error::Metadata(MetadataError::Malformed {
+                field: "lastmodified".into(),
+                why: "not an RFC3339 time".into(),
+            })
+        })?;
+        let stored = mac::open(key, &meta.mac, &aad).map_err(Error::MacUnreadable)?;
+        if stored.as_deref() != Some(computed.as_str()) {
+            return Err(Error::MacMismatch { stored, computed });
+        }
+    }
+    edits.extend(store.remove_metadata(src, doc));
+    Ok(Opened {
+        text: apply_edits(src, edits)?,
+        warnings,
+    })
+}
+
+/// Open an encrypted comment. Its AAD is the path of the collection holding it;
+/// where YAML comment placement is ambiguous between a collection and its
+/// ancestors, the enclosing paths are tried too (the GCM tag decides).
+fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<String> {
+    let enc = EncValue::parse(text).ok()?;
+    (0..=path.len()).rev().find_map(|depth| {
+        let bytes = cipher::decrypt(key, &enc, &super::walk::aad(&path[..depth])).ok()?;
+        String::from_utf8(bytes.to_vec()).ok()
+    })
+}

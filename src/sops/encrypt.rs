@@ -1,0 +1,128 @@
+//! Encryption: every leaf the selector picks is replaced, in place, by its
+//! `ENC[...]` value; comments are encrypted the same way; the MAC is computed over
+//! the canonical plaintexts in walk order and sealed into a new metadata block.
+
+use super::cipher::{self, TypeTag};
+use super::datakey::DataKey;
+use super::keygroups::{self, Recipient};
+use super::mac::{self, MacHasher};
+use super::metadata::{now_rfc3339, Metadata, SOPS_VERSION};
+use super::plaintext::{canonical_bytes, encrypted_bytes, type_tag};
+use super::selectors::Selector;
+use super::walk::{walk, Visit};
+use super::Error;
+use crate::formats::{apply_edits, find_entry, Document, Edit, Store};
+
+/// What a new file is encrypted for and how (from the command line or a creation rule).
+#[derive(Clone, Debug)]
+pub struct EncryptSpec {
+    pub key_groups: Vec<Vec<Recipient>>,
+    pub shamir_threshold: usize,
+    /// `None`: sops' default, `unencrypted_suffix: _unencrypted` (and it is written).
+    pub selector: Option<Selector>,
+    pub mac_only_encrypted: bool,
+}
+
+/// Chooses the IV for each encrypted value. A fresh random IV for every value is
+/// the default; the clean filter reuses the IVs of unchanged values instead.
+pub trait Ivs {
+    fn iv(&mut self, aad: &str, tag: TypeTag, plaintext: &[u8]) -> [u8; 32];
+}
+
+pub struct FreshIvs;
+
+impl Ivs for FreshIvs {
+    fn iv(&mut self, _aad: &str, _tag: TypeTag, _plaintext: &[u8]) -> [u8; 32] {
+        cipher::random_iv()
+    }
+}
+
+/// Encrypt a plaintext file for `spec` under a new data key.
+pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<String, Error> {
+    let doc = store.parse(src)?;
+    if doc
+        .docs
+        .iter()
+        .any(|root| find_entry(root, "sops").is_some())
+    {
+        return Err(Error::AlreadyEncrypted);
+    }
+    let (key, key_groups, shamir_threshold) =
+        keygroups::wrap_new(&spec.key_groups, spec.shamir_threshold)?;
+    let mut meta = Metadata {
+        key_groups,
+        shamir_threshold,
+        lastmodified: String::new(),
+        mac: String::new(),
+        selector: Some(
+            spec.selector
+                .clone()
+                .unwrap_or_else(Selector::default_suffix),
+        ),
+        mac_only_encrypted: spec.mac_only_encrypted,
+        version: SOPS_VERSION.to_string(),
+    };
+    seal(store, src, &doc, &key, &mut meta, &mut FreshIvs)
+}
+
+/// Encrypt the parsed plaintext `doc` of `src` with `key`, filling in
+/// `lastmodified` and the MAC of `meta`, and append the metadata block.
+pub fn seal(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    key: &DataKey,
+    meta: &mut Metadata,
+    ivs: &mut dyn Ivs,
+) -> Result<String, Error> {
+    let selector = meta.effective_selector();
+    let mut hasher = MacHasher::new(meta.mac_only_encrypted);
+    let mut edits = Vec::new();
+    walk(doc, &mut |visit, pos| {
+        match visit {
+            Visit::Leaf(leaf) => {
+                let Some(tag) = type_tag(&leaf.value) else {
+                    return Ok(()); // null: neither encrypted nor hashed
+                };
+                let encrypt = selector.should_encrypt(&pos.path, &pos.comments, false);
+                let canonical = canonical_bytes(&leaf.value);
+                hasher.leaf(&canonical, encrypt);
+                // Empty strings stay "" (sops cannot represent an empty ENC value).
+                if encrypt && !canonical.is_empty() {
+                    let bytes = encrypted_bytes(&leaf.value, &src[leaf.span.clone()]);
+                    let aad = pos.aad();
+                    let iv = ivs.iv(&aad, tag, &bytes);
+                    let enc = cipher::encrypt(key, &bytes, &aad, tag, &iv);
+                    edits.push(Edit::replace(
+                        leaf.span.clone(),
+                        store.encrypted_leaf(leaf, &enc),
+                    ));
+                }
+            }
+            Visit::Comment(comment) => {
+                if comment.text.is_empty()
+                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
+                {
+                    return Ok(());
+                }
+                let aad = pos.aad();
+                let iv = ivs.iv(&aad, TypeTag::Comment, comment.text.as_bytes());
+                let enc =
+                    cipher::encrypt(key, comment.text.as_bytes(), &aad, TypeTag::Comment, &iv);
+                if let Selector::UnencryptedCommentRegex(re) = &selector {
+                    if re.is_match(&enc) {
+                        return Err(Error::CommentMatchesUnencryptedRegex);
+                    }
+                }
+                edits.push(Edit::replace(comment.span.clone(), enc));
+            }
+        }
+        Ok(())
+    })?;
+    meta.lastmodified = now_rfc3339();
+    // Written as whole-second UTC, so it is its own RFC3339 re-formatting (the MAC's AAD).
+    meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
+    edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
+    let mut out = apply_edits(src, edits)?;
+    Ok(std::mem::take(&mut *out))
+}
