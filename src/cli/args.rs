@@ -1,0 +1,94 @@
+//! Command-line arguments, named as sops names them so scripts carry over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-sops",
+    version,
+    about = "SOPS-encrypted secrets that feel like ordinary files inside git",
+    long_about = "git-sops reads and writes SOPS 3.11 files (YAML, JSON) with age keys, \
+                  keeping each file's comments, order and layout."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Encrypt a file (sops-compatible flags); prints the result unless -i or --output
+    Encrypt(EncryptArgs),
+    /// Decrypt a file; prints the plaintext unless -i or --output
+    Decrypt(DecryptArgs),
+    /// Create an age identity in sops' default key file and print its recipient
+    Keygen,
+}
+
+#[derive(Args, Debug)]
+pub struct IoArgs {
+    /// The file to read; `-` or nothing reads standard input
+    pub file: Option<PathBuf>,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json")]
+    pub input_type: Option<String>,
+    /// Output format (default: the input format)
+    #[arg(long, value_name = "yaml|json")]
+    pub output_type: Option<String>,
+    /// Use this name to pick the format and the .sops.yaml rule (e.g. for stdin)
+    #[arg(long, value_name = "NAME")]
+    pub filename_override: Option<String>,
+    /// Replace the file with the result (atomically)
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Write the result to this file (atomically) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// age recipients (repeatable or comma-separated); replaces .sops.yaml's keys
+    #[arg(long, value_name = "RECIPIENT", env = "SOPS_AGE_RECIPIENTS")]
+    pub age: Vec<String>,
+    /// Use this .sops.yaml instead of searching from the current directory
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Leave values under keys ending with this suffix unencrypted
+    #[arg(long, value_name = "SUFFIX", group = "selector")]
+    pub unencrypted_suffix: Option<String>,
+    /// Encrypt only values under keys ending with this suffix
+    #[arg(long, value_name = "SUFFIX", group = "selector")]
+    pub encrypted_suffix: Option<String>,
+    /// Leave values under keys matching this regex unencrypted
+    #[arg(long, value_name = "REGEX", group = "selector")]
+    pub unencrypted_regex: Option<String>,
+    /// Encrypt only values under keys matching this regex
+    #[arg(long, value_name = "REGEX", group = "selector")]
+    pub encrypted_regex: Option<String>,
+    /// Leave values after a comment matching this regex unencrypted
+    #[arg(long, value_name = "REGEX", group = "selector")]
+    pub unencrypted_comment_regex: Option<String>,
+    /// Encrypt only values after a comment matching this regex
+    #[arg(long, value_name = "REGEX", group = "selector")]
+    pub encrypted_comment_regex: Option<String>,
+    /// Compute the MAC over encrypted values only
+    #[arg(long)]
+    pub mac_only_encrypted: bool,
+    /// Number of key groups needed to decrypt (with several key groups)
+    #[arg(long, value_name = "N")]
+    pub shamir_secret_sharing_threshold: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct DecryptArgs {
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Do not verify the MAC (for files changed outside sops that you trust)
+    #[arg(long)]
+    pub ignore_mac: bool,
+}

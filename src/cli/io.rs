@@ -1,0 +1,129 @@
+//! Reading the input and writing the result. Results go to standard output, or
+//! replace a file atomically (a temp file in the same directory, then a rename),
+//! so a failure never leaves a half-written or truncated file behind.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::args::IoArgs;
+use super::report::Failure;
+use crate::formats::Format;
+
+/// The input of a command: its text, a display name and the formats in play.
+pub struct Input {
+    pub text: Zeroizing<String>,
+    /// For messages: the path, or `<stdin>`.
+    pub name: String,
+    /// The path that selects the format and the `.sops.yaml` rule.
+    pub rule_path: String,
+    pub format: Format,
+    pub output_format: Format,
+    pub path: Option<PathBuf>,
+}
+
+fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
+    Format::from_name(name).ok_or_else(|| {
+        Failure::usage(format!(
+            "{flag} {name:?} is not supported; git-sops reads and writes yaml and json (dotenv, ini and binary are not implemented yet)"
+        ))
+    })
+}
+
+pub fn read_input(args: &IoArgs) -> Result<Input, Failure> {
+    let path = args.file.as_ref().filter(|p| p.as_os_str() != "-").cloned();
+    if args.in_place && path.is_none() {
+        return Err(Failure::usage(
+            "--in-place needs a file, not standard input".into(),
+        ));
+    }
+    let name = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<stdin>".to_string());
+    let rule_path = args
+        .filename_override
+        .clone()
+        .or_else(|| path.as_ref().map(|p| p.display().to_string()))
+        .unwrap_or_default();
+    let format = match &args.input_type {
+        Some(t) => format_named(t, "--input-type")?,
+        None => Format::from_path(&rule_path).ok_or_else(|| {
+            Failure::usage(if rule_path.is_empty() {
+                "cannot tell the format of standard input: pass --input-type yaml|json or --filename-override NAME".to_string()
+            } else {
+                format!(
+                    "{rule_path}: cannot tell the format from the extension (sops would treat it as binary, which git-sops does not support yet); pass --input-type yaml|json"
+                )
+            })
+        })?,
+    };
+    let output_format = match &args.output_type {
+        Some(t) => format_named(t, "--output-type")?,
+        None => format,
+    };
+    let mut bytes = Vec::new();
+    let read = match &path {
+        Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut bytes)),
+        None => std::io::stdin().read_to_end(&mut bytes),
+    };
+    read.map_err(|e| Failure::io(format!("{name}: cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Failure::input(format!(
+            "{name}: not UTF-8 text (invalid byte at offset {at}); YAML and JSON files must be UTF-8"
+        ))
+    })?;
+    Ok(Input {
+        text: Zeroizing::new(text),
+        name,
+        rule_path,
+        format,
+        output_format,
+        path,
+    })
+}
+
+/// Write the result where the arguments say: in place, `--output`, or stdout.
+pub fn write_output(args: &IoArgs, input: &Input, data: &str) -> Result<(), Failure> {
+    let target = if args.in_place {
+        input.path.clone()
+    } else {
+        args.output.clone()
+    };
+    match target {
+        Some(path) => write_atomically(&path, data.as_bytes()).map_err(|e| {
+            Failure::io(format!(
+                "{}: cannot write it: {e}; nothing was changed",
+                path.display()
+            ))
+        }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))
+        }
+    }
+}
+
+/// Replace `path` with `data`: write a temp file beside it (keeping the old file's
+/// permissions), flush it to disk and rename it over the target.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".git-sops-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `git sops keygen`: a new age identity in sops' default key file.
+
+use std::io::Write;
+
+use super::report::Failure;
+use crate::keys::age;
+use crate::sops::metadata::now_rfc3339;
+
+pub fn run() -> Result<(), Failure> {
+    let path = age::default_key_file().ok_or_else(|| {
+        Failure::io("cannot find the user's config directory (is HOME set?)".into())
+    })?;
+    if path.exists() {
+        let existing = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| age::Identities::from_text("", &t).ok())
+            .map(|ids| ids.recipients().join(", "))
+            .unwrap_or_default();
+        return Err(Failure::input(format!(
+            "{}: an age key file already exists{}; git-sops will not overwrite it. \
+             Use that key, or move the file away first",
+            path.display(),
+            if existing.is_empty() {
+                String::new()
+            } else {
+                format!(" (recipients: {existing})")
+            }
+        )));
+    }
+    let (text, recipient) = age::generate(&now_rfc3339());
+    let fail =
+        |e: std::io::Error| Failure::io(format!("{}: cannot create it: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(fail)?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(fail)?;
+    eprintln!("git-sops: created an age identity in {}", path.display());
+    println!("{recipient}");
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! How failures reach the user: one paragraph on stderr that names the file, says
+//! what is wrong and what to do, and an exit code (sops' codes where sops has one,
+//! so scripts written against sops keep working).
+
+use std::fmt;
+
+use crate::formats::FormatError;
+use crate::sops::keygroups::KeyGroupError;
+use crate::sops::Error;
+
+/// sops' exit codes (cmd/sops/codes).
+pub mod code {
+    pub const GENERIC: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const ERROR_DECRYPTING_TREE: i32 = 25;
+    pub const MAC_MISMATCH: i32 = 51;
+    pub const EMPTY_FILE: i32 = 92;
+    pub const COULD_NOT_RETRIEVE_KEY: i32 = 128;
+    pub const FILE_ALREADY_ENCRYPTED: i32 = 203;
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub exit_code: i32,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "git-sops: error: {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Failure {
+    fn new(message: String, exit_code: i32) -> Failure {
+        Failure {
+            message,
+            hint: None,
+            exit_code,
+        }
+    }
+
+    pub fn usage(message: String) -> Failure {
+        Failure::new(message, code::USAGE)
+    }
+
+    pub fn io(message: String) -> Failure {
+        Failure::new(message, code::GENERIC)
+    }
+
+    pub fn input(message: String) -> Failure {
+        Failure::new(message, code::GENERIC)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A library error about the file `name`.
+    pub fn from_sops(name: &str, err: Error) -> Failure {
+        let (exit_code, hint) = match &err {
+            Error::Format(FormatError::Empty { .. }) => (code::EMPTY_FILE, None),
+            Error::Format(FormatError::Syntax { .. }) => {
+                (code::GENERIC, Some("fix the syntax at that position; nothing was written"))
+            }
+            Error::Format(FormatError::Unsupported { .. }) => (code::GENERIC, None),
+            Error::AlreadyEncrypted => (
+                code::FILE_ALREADY_ENCRYPTED,
+                Some("decrypt it first if you meant to re-encrypt it"),
+            ),
+            Error::NotEncrypted => (
+                code::GENERIC,
+                Some("this looks like a plaintext file; encrypt it with `git sops encrypt`"),
+            ),
+            Error::Metadata(_) => (
+                code::GENERIC,
+                Some("the `sops` block was damaged or hand-edited; restore it from version control"),
+            ),
+            Error::Keys(KeyGroupError::Recover { .. }) => (
+                code::COULD_NOT_RETRIEVE_KEY,
+                Some("make one of the file's keys available (for age: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD or sops' default key file), or ask someone who can decrypt it to add your recipient"),
+            ),
+            Error::Keys(_) => (code::GENERIC, None),
+            Error::Value { .. } | Error::Plaintext { .. } | Error::BadPlaintext { .. } => (
+                code::ERROR_DECRYPTING_TREE,
+                Some("the value was changed or moved outside sops; restore it from version control"),
+            ),
+            Error::MacMismatch { .. } | Error::MacUnreadable(_) => (
+                code::MAC_MISMATCH,
+                Some("the file was changed outside sops; if you trust the change, decrypt with --ignore-mac and encrypt again"),
+            ),
+            Error::OutOfRange { .. } | Error::CommentMatchesUnencryptedRegex | Error::Splice(_) => (code::GENERIC, None),
+        };
+        Failure {
+            message: format!("{name}: {err}"),
+            hint: hint.map(str::to_string),
+            exit_code,
+        }
+    }
+}
