@@ -75,6 +75,10 @@ mod tests {
 
     #[test]
     fn refuses_overlap() {
-        assert!(apply_edits("abcdef", vec![Edit::replace(1..4, ""), Edit::replace(2..3, "")]).is_err());
+        assert!(apply_edits(
+            "abcdef",
+            vec![Edit::replace(1..4, ""), Edit::replace(2..3, "")]
+        )
+        .is_err());
     }
 }

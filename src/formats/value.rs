@@ -2,7 +2,7 @@
 //! block and `.sops.yaml`. Secret documents never become a `Value`; they stay in
 //! the span-carrying [`Node`] tree with zeroizing strings.
 
-use super::{ListItem, MapItem, Map, Node, Scalar};
+use super::{ListItem, Map, MapItem, Node, Scalar};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
