@@ -25,7 +25,18 @@ pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
     same_format(&input)?;
     let spec = encrypt_spec(args, &input)?;
-    let out = encrypt::encrypt(input.format.store(), &input.text, &spec)
+    let mut text: &str = &input.text;
+    if !input.format.sops_accepts_bom() {
+        if let Some(rest) = text.strip_prefix('\u{feff}') {
+            eprintln!(
+                "git-sops: warning: {}: dropped the UTF-8 byte order mark, which sops cannot read in {} files",
+                input.name,
+                input.format.name()
+            );
+            text = rest;
+        }
+    }
+    let out = encrypt::encrypt(input.format.store(), text, &spec)
         .map_err(|e| Failure::from_sops(&input.name, e))?;
     write_output(&args.io, &input, &out)
 }

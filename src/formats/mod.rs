@@ -57,6 +57,12 @@ impl Format {
         }
     }
 
+    /// Whether sops 3.11 can read a file of this format that starts with a UTF-8
+    /// BOM: go-yaml skips it, Go's `encoding/json` rejects it.
+    pub fn sops_accepts_bom(self) -> bool {
+        self != Format::Json
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Yaml => "yaml",
