@@ -25,6 +25,8 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Create an age identity in sops' default key file and print its recipient
     Keygen,
+    #[command(flatten)]
+    Repo(super::repo::RepoCommand),
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod crypt;
 mod io;
 mod keygen;
 mod report;
+mod repo;
 
 use clap::Parser;
 
@@ -25,6 +26,7 @@ pub fn main() -> i32 {
         args::Command::Encrypt(a) => crypt::encrypt(&a),
         args::Command::Decrypt(a) => crypt::decrypt(&a),
         args::Command::Keygen => keygen::run(),
+        args::Command::Repo(c) => repo::run(c),
     };
     match result {
         Ok(()) => 0,

@@ -47,15 +47,23 @@ pub fn find(start: &Path) -> Option<PathBuf> {
     None
 }
 
-/// The config sops would use: `SOPS_CONFIG`, else the nearest `.sops.yaml` from the
-/// current directory.
+/// The config sops would use: `explicit` (`--config`), else `SOPS_CONFIG`, else the
+/// nearest `.sops.yaml` from the current directory.
 pub fn discover(explicit: Option<&Path>) -> Result<Option<Config>, ConfigError> {
-    let path = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => match std::env::var_os("SOPS_CONFIG").filter(|v| !v.is_empty()) {
-            Some(p) => Some(PathBuf::from(p)),
-            None => std::env::current_dir().ok().and_then(|cwd| find(&cwd)),
+    match explicit {
+        Some(p) => Config::load(p),
+        None => match std::env::current_dir() {
+            Ok(cwd) => discover_from(&cwd),
+            Err(_) => Ok(None),
         },
+    }
+}
+
+/// `SOPS_CONFIG`, else the nearest `.sops.yaml` from `start` upwards.
+pub fn discover_from(start: &Path) -> Result<Option<Config>, ConfigError> {
+    let path = match std::env::var_os("SOPS_CONFIG").filter(|v| !v.is_empty()) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => find(start),
     };
     match path {
         Some(p) => Config::load(&p),

@@ -10,6 +10,7 @@ use super::keygroups::{self, Keyring};
 use super::mac::{self, MacHasher};
 use super::metadata::{mac_aad, Metadata, MetadataError};
 use super::plaintext::{canonical_bytes, decode};
+use super::stash::IvStash;
 use super::walk::{walk, Visit};
 use super::{display_path, Error};
 use crate::formats::{apply_edits, find_entry, Document, Edit, Scalar, Store, Value};
@@ -19,6 +20,8 @@ pub struct Opened {
     pub text: Zeroizing<String>,
     /// Things sops would also only warn about (e.g. a comment that is not encrypted).
     pub warnings: Vec<String>,
+    /// The IV of every value, for re-encrypting unchanged values byte for byte.
+    pub ivs: IvStash,
 }
 
 /// Parse an encrypted file and read its metadata (from the first document, as sops).
@@ -58,6 +61,7 @@ pub fn open(
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
     let mut edits = Vec::new();
     let mut warnings = Vec::new();
+    let mut ivs = IvStash::default();
     walk(doc, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
@@ -85,7 +89,9 @@ pub fn open(
                     source,
                 };
                 let enc = EncValue::parse(text).map_err(value_err)?;
-                let bytes = cipher::decrypt(key, &enc, &pos.aad()).map_err(value_err)?;
+                let aad = pos.aad();
+                let bytes = cipher::decrypt(key, &enc, &aad).map_err(value_err)?;
+                ivs.record(&aad, enc.type_tag, &bytes, &enc.iv);
                 let spelling = std::str::from_utf8(&bytes).map_err(|_| Error::BadPlaintext {
                     path: path(),
                     line: leaf.line,
@@ -128,7 +134,10 @@ pub fn open(
                     return Ok(());
                 }
                 match open_comment(key, &comment.text, &pos.path) {
-                    Some(plain) => edits.push(Edit::replace(comment.span.clone(), plain)),
+                    Some((plain, aad, iv)) => {
+                        ivs.record(&aad, TypeTag::Comment, plain.as_bytes(), &iv);
+                        edits.push(Edit::replace(comment.span.clone(), plain));
+                    }
                     None => warnings.push(format!(
                         "line {}: an encrypted comment could not be decrypted and was left as it is",
                         comment.line
@@ -155,16 +164,20 @@ pub fn open(
     Ok(Opened {
         text: apply_edits(src, edits)?,
         warnings,
+        ivs,
     })
 }
 
 /// Open an encrypted comment. Its AAD is the path of the collection holding it;
 /// where YAML comment placement is ambiguous between a collection and its
 /// ancestors, the enclosing paths are tried too (the GCM tag decides).
-fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<String> {
+/// Returns the plaintext, the AAD that opened it and its IV.
+fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, String, Vec<u8>)> {
     let enc = EncValue::parse(text).ok()?;
     (0..=path.len()).rev().find_map(|depth| {
-        let bytes = cipher::decrypt(key, &enc, &super::walk::aad(&path[..depth])).ok()?;
-        String::from_utf8(bytes.to_vec()).ok()
+        let aad = super::walk::aad(&path[..depth]);
+        let bytes = cipher::decrypt(key, &enc, &aad).ok()?;
+        let plain = String::from_utf8(bytes.to_vec()).ok()?;
+        Some((plain, aad, enc.iv.clone()))
     })
 }

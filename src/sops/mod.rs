@@ -8,12 +8,14 @@ pub mod config;
 pub mod datakey;
 pub mod decrypt;
 pub mod encrypt;
+pub mod keycache;
 pub mod keygroups;
 pub mod mac;
 pub mod metadata;
 pub mod plaintext;
 pub mod selectors;
 pub mod shamir;
+pub mod stash;
 pub mod walk;
 
 use crate::formats::{FormatError, SpliceError};

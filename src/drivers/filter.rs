@@ -1,0 +1,233 @@
+//! The clean and smudge filters, shared by the long-running `filter-process` and
+//! the one-shot `clean %f` / `smudge %f` commands.
+//!
+//! Clean turns the working-tree plaintext into the blob git stores. It never
+//! passes plaintext through: what it cannot encrypt is an error. It is
+//! byte-stable: when the plaintext equals the decryption of the staged blob
+//! (fallback `HEAD:path`) it returns that blob unchanged, and otherwise it keeps
+//! that blob's data key and recipients and re-uses the IV of every unchanged value
+//! (DESIGN.md invariant 2).
+//!
+//! Smudge decrypts; without a usable key it returns the ciphertext unchanged with
+//! one warning (a locked clone must still check out), and anything that is not a
+//! SOPS file passes through. A MAC failure or a tampered value is an error.
+
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+use super::keystore::DiskKeys;
+use super::DriverError;
+use crate::formats::{find_entry, Format};
+use crate::git::cat_file::BlobReader;
+use crate::git::Git;
+use crate::sops::keycache::{KeyCache, PersistentKeys};
+use crate::sops::keygroups::{self, Keyring};
+use crate::sops::{config, decrypt, encrypt, metadata::Metadata, Error};
+
+/// What smudge produced.
+pub enum Smudged {
+    Plaintext(Zeroizing<String>),
+    /// The input is returned unchanged (not a SOPS file, or no key to open it).
+    Unchanged,
+}
+
+pub struct Filter {
+    git: Git,
+    top: PathBuf,
+    blobs: Option<BlobReader>,
+    keyring: Keyring,
+    keys: KeyCache,
+    warned_locked: bool,
+}
+
+impl Filter {
+    /// A filter for the repository containing `dir` (git runs filters at the top
+    /// of the working tree).
+    pub fn new(dir: impl Into<PathBuf>) -> Filter {
+        let git = Git::new(dir);
+        let top = git.toplevel().unwrap_or_else(|_| git.dir.clone());
+        let persistent = DiskKeys::for_repo(&git).map(|d| Box::new(d) as Box<dyn PersistentKeys>);
+        Filter {
+            git,
+            top,
+            blobs: None,
+            keyring: Keyring::new(),
+            keys: KeyCache::new(persistent),
+            warned_locked: false,
+        }
+    }
+
+    /// How many data keys this process unwrapped through a master key.
+    pub fn unwraps(&self) -> usize {
+        self.keys.unwraps()
+    }
+
+    /// The blob to use as the template for `path`: staged, else at HEAD.
+    fn template(&mut self, path: &str) -> Option<Vec<u8>> {
+        if self.blobs.is_none() {
+            self.blobs = BlobReader::spawn(&self.git).ok();
+        }
+        let blobs = self.blobs.as_mut()?;
+        for spec in [format!(":{path}"), format!("HEAD:{path}")] {
+            match blobs.read(&spec) {
+                Ok(Some(blob)) => return Some(blob),
+                Ok(None) => {}
+                Err(_) => {
+                    self.blobs = None;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
+        let format = format_of(path)?;
+        let store = format.store();
+        let text = std::str::from_utf8(input).map_err(|_| {
+            DriverError::new(path, "not UTF-8 text, so it cannot be encrypted as YAML or JSON; nothing was staged")
+        })?;
+        let doc = store.parse(text).map_err(|e| {
+            DriverError::new(path, format!("cannot encrypt it: {e}"))
+                .hint("fix the file and run the git command again; git-sops never stores plaintext")
+        })?;
+        if doc.docs.iter().any(|root| find_entry(root, "sops").is_some()) {
+            // Already SOPS (a locked clone's working tree, or a file committed as
+            // ciphertext): store it exactly as it is.
+            return Ok(input.to_vec());
+        }
+        if !format.sops_accepts_bom() && text.starts_with('\u{feff}') {
+            return Err(DriverError::new(path, "starts with a UTF-8 byte order mark, which sops cannot read in JSON files")
+                .hint("remove the byte order mark and add the file again"));
+        }
+        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
+        if let Some(template) = self.template(path) {
+            if let Some(out) = self.clean_with_template(path, format, text, &doc, &template)? {
+                return Ok(out);
+            }
+        }
+        // A new file: keys and selector from the creation rule for its path.
+        let cfg = config::discover_from(&self.top)
+            .map_err(|e| DriverError::new(path, format!("cannot encrypt a new protected file: {e}")))?
+            .ok_or_else(|| {
+                DriverError::new(path, "cannot encrypt a new protected file: there is no .sops.yaml with creation_rules")
+                    .hint("create a .sops.yaml with a creation rule for this path (`git sops init` writes one)")
+            })?;
+        let rule = cfg
+            .rule_for(&self.top.join(path).to_string_lossy())
+            .map_err(|e| DriverError::new(path, format!("cannot encrypt a new protected file: {e}")))?;
+        let spec = encrypt::EncryptSpec {
+            key_groups: rule.key_groups,
+            shamir_threshold: rule.shamir_threshold,
+            selector: rule.selector,
+            mac_only_encrypted: rule.mac_only_encrypted,
+        };
+        let (key, mut meta) = encrypt::new_metadata(&spec).map_err(fail)?;
+        let out = encrypt::seal(store, text, &doc, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        self.keys.remember(&meta, &key);
+        Ok(out.into_bytes())
+    }
+
+    /// Clean against the previous blob. `None` when the template is not a usable
+    /// SOPS file (then the file is treated as new).
+    fn clean_with_template(
+        &mut self,
+        path: &str,
+        format: Format,
+        text: &str,
+        doc: &crate::formats::Document,
+        template: &[u8],
+    ) -> Result<Option<Vec<u8>>, DriverError> {
+        let store = format.store();
+        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
+        let Ok(ttext) = std::str::from_utf8(template) else {
+            return Ok(None);
+        };
+        let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else {
+            return Ok(None);
+        };
+        match self.keys.recover(&tmeta, &self.keyring) {
+            Ok(key) => {
+                let opened = match decrypt::open(store, ttext, &tdoc, &tmeta, &key, false) {
+                    Ok(o) => o,
+                    // A damaged previous version: encrypt afresh for its recipients.
+                    Err(_) => return self.reencrypt_for(path, store, text, doc, &tmeta).map(Some),
+                };
+                if opened.text.as_bytes() == text.as_bytes() {
+                    return Ok(Some(template.to_vec()));
+                }
+                let mut meta = tmeta.clone();
+                let mut ivs = opened.ivs;
+                let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs).map_err(fail)?;
+                Ok(Some(out.into_bytes()))
+            }
+            // No key for the previous version (a locked clone that replaced the
+            // file with plaintext): a new data key for the same recipients.
+            Err(_) => self.reencrypt_for(path, store, text, doc, &tmeta).map(Some),
+        }
+    }
+
+    fn reencrypt_for(
+        &mut self,
+        path: &str,
+        store: &dyn crate::formats::Store,
+        text: &str,
+        doc: &crate::formats::Document,
+        previous: &Metadata,
+    ) -> Result<Vec<u8>, DriverError> {
+        let groups: Vec<_> = previous
+            .key_groups
+            .iter()
+            .map(|g| g.iter().map(|k| k.recipient()).collect())
+            .collect();
+        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"));
+        let (key, key_groups, threshold) =
+            keygroups::wrap_new(&groups, previous.shamir_threshold).map_err(|e| fail(e.into()))?;
+        let mut meta = Metadata {
+            key_groups,
+            shamir_threshold: threshold,
+            ..previous.clone()
+        };
+        let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        self.keys.remember(&meta, &key);
+        Ok(out.into_bytes())
+    }
+
+    pub fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
+        let Some(format) = Format::from_path(path) else {
+            return Ok(Smudged::Unchanged);
+        };
+        let store = format.store();
+        let Ok(text) = std::str::from_utf8(input) else {
+            return Ok(Smudged::Unchanged);
+        };
+        let Ok((doc, meta)) = decrypt::load(store, text) else {
+            return Ok(Smudged::Unchanged);
+        };
+        let key = match self.keys.recover(&meta, &self.keyring) {
+            Ok(key) => key,
+            Err(_) => {
+                if !self.warned_locked {
+                    self.warned_locked = true;
+                    eprintln!(
+                        "git-sops: warning: no key to decrypt {path}; it (and any other such file) stays encrypted in the working tree. `git sops status` shows which key opens it"
+                    );
+                }
+                return Ok(Smudged::Unchanged);
+            }
+        };
+        let opened = decrypt::open(store, text, &doc, &meta, &key, false).map_err(|e| {
+            DriverError::new(path, format!("refusing to check out: {e}"))
+                .hint("the committed file was modified outside git-sops/sops; inspect it with `git show`")
+        })?;
+        Ok(Smudged::Plaintext(opened.text))
+    }
+}
+
+fn format_of(path: &str) -> Result<Format, DriverError> {
+    Format::from_path(path).ok_or_else(|| {
+        DriverError::new(path, "git-sops can only encrypt YAML (.yaml, .yml) and JSON (.json) files so far")
+            .hint("remove `filter=sops` for this path in .gitattributes")
+    })
+}

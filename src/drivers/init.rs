@@ -1,0 +1,208 @@
+//! `git sops init [PATTERN...]`: everything a repository needs, idempotently —
+//! the driver config (`install --local`), an age identity when the user has no
+//! key at all, a `.sops.yaml` creation rule for the patterns when there is none,
+//! the `.gitattributes` lines, and a re-checkout of protected files that are
+//! still ciphertext in the working tree so an existing clone unlocks.
+
+use std::path::Path;
+
+use super::install::{self, Scope};
+use super::status::protected_paths;
+use super::DriverError;
+use crate::formats::Format;
+use crate::git::cat_file::BlobReader;
+use crate::git::Git;
+use crate::keys::age;
+use crate::sops::{config, decrypt, metadata::now_rfc3339};
+
+pub const DEFAULT_PATTERN: &str = "secrets/**";
+
+fn err(message: impl Into<String>) -> DriverError {
+    DriverError::new("git sops init", message)
+}
+
+pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> {
+    let top = git
+        .toplevel()
+        .map_err(|e| err(e.to_string()).hint("run it inside a git repository"))?;
+    let top_git = Git::new(&top);
+    let patterns: Vec<String> = if patterns.is_empty() {
+        vec![DEFAULT_PATTERN.to_string()]
+    } else {
+        patterns.to_vec()
+    };
+    let mut changes = install::install(&top_git, Scope::Local).map_err(|e| err(e.to_string()))?;
+
+    let config_path = top.join(".sops.yaml");
+    if config::find(&top).is_none() {
+        let recipient = ensure_identity(&mut changes)?;
+        let text = format!(
+            "# Written by `git sops init`. The first rule whose path_regex matches a file decides\n\
+             # who can decrypt it. Add your team's recipients here, then run\n\
+             # `git sops updatekeys FILE...` so existing files follow.\n\
+             creation_rules:\n  - path_regex: {}\n    age: {recipient}\n",
+            yaml_single_quoted(&patterns_regex(&patterns))
+        );
+        std::fs::write(&config_path, text).map_err(|e| err(format!("cannot write {}: {e}", config_path.display())))?;
+        changes.push(format!("wrote .sops.yaml: new files matching {} are encrypted for {recipient}", patterns.join(" ")));
+    }
+
+    changes.extend(add_attributes(&top, &patterns)?);
+    changes.extend(unlock_checkout(&top_git)?);
+    Ok(changes)
+}
+
+/// The user's first age recipient, creating an identity when there is none.
+fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
+    let ids = age::Identities::discover().map_err(|e| err(e.to_string()))?;
+    if let Some(r) = ids.recipients().into_iter().next() {
+        return Ok(r);
+    }
+    let path = age::default_key_file().ok_or_else(|| err("cannot find the user's config directory (is HOME set?)"))?;
+    let (text, recipient) = age::generate(&now_rfc3339());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| err(format!("cannot create {}: {e}", path.display())))?;
+    changes.push(format!("created an age identity in {} (back it up: it decrypts your secrets)", path.display()));
+    Ok(recipient)
+}
+
+fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, DriverError> {
+    let path = top.join(".gitattributes");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut changes = Vec::new();
+    for pattern in patterns {
+        let present = text.lines().any(|l| {
+            let mut fields = l.split_whitespace();
+            fields.next() == Some(pattern.as_str()) && fields.any(|f| f == "filter=sops")
+        });
+        if !present {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{pattern} filter=sops diff=sops -text\n"));
+            changes.push(format!("added `{pattern} filter=sops diff=sops -text` to .gitattributes"));
+        }
+    }
+    if !changes.is_empty() {
+        std::fs::write(&path, text).map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
+    }
+    Ok(changes)
+}
+
+/// Re-check-out protected files whose working-tree copy is still ciphertext and
+/// identical to the index (an unchanged locked file): git does not re-smudge a
+/// file it considers up to date, so it is removed and checked out again.
+fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
+    let top = git.toplevel().map_err(|e| err(e.to_string()))?;
+    let paths = protected_paths(git).map_err(|e| err(e.to_string()))?;
+    let mut blobs = BlobReader::spawn(git).map_err(|e| err(e.to_string()))?;
+    let mut unlocked = Vec::new();
+    let mut plaintext_in_index = Vec::new();
+    for path in paths {
+        let Some(store) = Format::from_path(&path).map(|f| f.store()) else { continue };
+        let Ok(Some(staged)) = blobs.read(&format!(":{path}")) else { continue };
+        let staged_is_sops = std::str::from_utf8(&staged).is_ok_and(|t| decrypt::load(store, t).is_ok());
+        if !staged_is_sops {
+            plaintext_in_index.push(path);
+            continue;
+        }
+        let file = top.join(&path);
+        if std::fs::read(&file).ok().as_deref() == Some(&staged[..]) {
+            std::fs::remove_file(&file).map_err(|e| err(format!("{path}: {e}")))?;
+            git.run(&["checkout", "--", &path]).map_err(|e| err(e.to_string()))?;
+            let now_plain = std::fs::read(&file).ok().as_deref() != Some(&staged[..]);
+            if now_plain {
+                unlocked.push(path);
+            }
+        }
+    }
+    let mut changes = Vec::new();
+    if !unlocked.is_empty() {
+        changes.push(format!("decrypted {} file(s) in the working tree: {}", unlocked.len(), unlocked.join(", ")));
+    }
+    if !plaintext_in_index.is_empty() {
+        changes.push(format!(
+            "{} protected file(s) are committed as plaintext: {}. Run `git add --renormalize -- {}` and commit to encrypt them; earlier commits still hold the plaintext",
+            plaintext_in_index.len(),
+            plaintext_in_index.join(", "),
+            plaintext_in_index.join(" ")
+        ));
+    }
+    Ok(changes)
+}
+
+fn yaml_single_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// One `path_regex` matching any of the gitattributes patterns.
+pub fn patterns_regex(patterns: &[String]) -> String {
+    let parts: Vec<String> = patterns.iter().map(|p| glob_regex(p)).collect();
+    if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        format!("({})", parts.join("|"))
+    }
+}
+
+/// A gitattributes pattern as a regex over repository-relative paths: a pattern
+/// without `/` matches the basename at any depth, one with `/` is anchored at the
+/// root; `**` spans folders, `*` and `?` stay within one.
+pub fn glob_regex(pattern: &str) -> String {
+    let anchored = pattern.trim_start_matches('/').contains('/');
+    let p = pattern.trim_start_matches('/');
+    let mut re = String::from(if anchored { "^" } else { "(^|/)" });
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                if chars.get(i + 2) == Some(&'/') {
+                    re.push_str("(.*/)?");
+                    i += 3;
+                } else {
+                    re.push_str(".*");
+                    i += 2;
+                }
+                continue;
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            c if "\\.+()|[]{}^$".contains(c) => {
+                re.push('\\');
+                re.push(c);
+            }
+            c => re.push(c),
+        }
+        i += 1;
+    }
+    re.push('$');
+    re
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_path_regexes() {
+        let re = |p: &str| regex::Regex::new(&glob_regex(p)).unwrap();
+        assert!(re("secrets/**").is_match("secrets/a/b.yaml"));
+        assert!(!re("secrets/**").is_match("x/secrets/a.yaml"));
+        assert!(re("*.secret.yaml").is_match("deep/dir/db.secret.yaml"));
+        assert!(!re("*.secret.yaml").is_match("db.secretXyaml"));
+        assert!(re("charts/*/secrets.*.yaml").is_match("charts/api/secrets.prod.yaml"));
+        assert!(!re("charts/*/secrets.*.yaml").is_match("charts/a/b/secrets.prod.yaml"));
+        assert!(re("**/creds.json").is_match("creds.json"));
+    }
+}

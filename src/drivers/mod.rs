@@ -1,0 +1,36 @@
+//! The entry points git calls (the filter, textconv) and the commands that wire
+//! git-sops into a repository (install, init, status). They own DESIGN.md's
+//! invariants: no plaintext reaches the object store, clean is byte-stable,
+//! locked clones keep working.
+
+pub mod filter;
+pub mod init;
+pub mod install;
+pub mod keystore;
+pub mod process;
+pub mod status;
+pub mod textconv;
+
+/// A driver failure: what went wrong for which path, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct DriverError {
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl DriverError {
+    pub fn new(path: &str, message: impl Into<String>) -> DriverError {
+        DriverError {
+            path: path.to_string(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> DriverError {
+        self.hint = Some(hint.into());
+        self
+    }
+}

@@ -1,0 +1,173 @@
+//! git's long-running filter protocol, version 2 (`filter.sops.process`): the
+//! handshake, then one clean or smudge request after another until git closes
+//! the pipe. Only the literal statuses `success` and `error` are sent (any other
+//! status makes git kill the process); `delay` is not advertised. stdout belongs
+//! to the protocol: every diagnostic goes to stderr.
+
+use std::io::{self, Read, Write};
+
+use super::filter::{Filter, Smudged};
+use super::DriverError;
+use crate::git::pktline::{PktReader, PktWriter};
+
+/// What the protocol loop asks of a filter (a seam for in-memory tests).
+pub trait FilterOps {
+    fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError>;
+    /// `None`: return the input unchanged.
+    fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError>;
+}
+
+impl FilterOps for Filter {
+    fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
+        Filter::clean(self, path, input)
+    }
+
+    fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError> {
+        Ok(match Filter::smudge(self, path, input)? {
+            Smudged::Plaintext(text) => Some(text.as_bytes().to_vec()),
+            Smudged::Unchanged => None,
+        })
+    }
+}
+
+fn protocol_error(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Print a driver error the way every git-sops command does.
+pub fn report(err: &DriverError) {
+    eprintln!("git-sops: error: {err}");
+    if let Some(hint) = &err.hint {
+        eprintln!("  hint: {hint}");
+    }
+}
+
+/// Serve git until it closes our stdin.
+pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps) -> io::Result<()> {
+    let mut rd = PktReader::new(input);
+    let mut wr = PktWriter::new(output);
+
+    let welcome = rd.read_lines()?.ok_or_else(|| protocol_error("git closed the pipe before the handshake"))?;
+    if welcome.first().map(String::as_str) != Some("git-filter-client") || !welcome.iter().any(|l| l == "version=2") {
+        return Err(protocol_error(format!("unexpected handshake from git: {welcome:?}")));
+    }
+    wr.line("git-filter-server")?;
+    wr.line("version=2")?;
+    wr.flush_packet()?;
+    wr.flush()?;
+    let offered = rd.read_lines()?.ok_or_else(|| protocol_error("git closed the pipe during the handshake"))?;
+    for cap in ["clean", "smudge"] {
+        if offered.iter().any(|l| l == &format!("capability={cap}")) {
+            wr.line(&format!("capability={cap}"))?;
+        }
+    }
+    wr.flush_packet()?;
+    wr.flush()?;
+
+    while let Some(headers) = rd.read_lines()? {
+        let mut command = "";
+        let mut pathname = "";
+        for line in &headers {
+            if let Some((key, value)) = line.split_once('=') {
+                match key {
+                    "command" => command = value,
+                    "pathname" => pathname = value,
+                    _ => {}
+                }
+            }
+        }
+        let mut content = Vec::new();
+        // `list_available_blobs` (delay) carries no content; we never delay, so it
+        // is answered with an error like any other unknown command.
+        if command == "clean" || command == "smudge" {
+            rd.read_content(&mut content)?;
+        }
+        let result = match command {
+            "clean" => filter.clean(pathname, &content).map(Some),
+            "smudge" => filter.smudge(pathname, &content),
+            other => Err(DriverError::new(pathname, format!("unsupported filter command {other:?}"))),
+        };
+        match result {
+            Ok(out) => {
+                wr.line("status=success")?;
+                wr.flush_packet()?;
+                wr.content(out.as_deref().unwrap_or(&content))?;
+                wr.flush_packet()?;
+                // An empty second status list: "unchanged, still success".
+                wr.flush_packet()?;
+            }
+            Err(e) => {
+                report(&e);
+                wr.line("status=error")?;
+                wr.flush_packet()?;
+            }
+        }
+        wr.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Upper;
+
+    impl FilterOps for Upper {
+        fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
+            if path == "bad" {
+                return Err(DriverError::new(path, "refused"));
+            }
+            Ok(input.to_ascii_uppercase())
+        }
+        fn smudge(&mut self, _path: &str, _input: &[u8]) -> Result<Option<Vec<u8>>, DriverError> {
+            Ok(None)
+        }
+    }
+
+    fn transcript(requests: &[(&str, &str, &[u8])]) -> Vec<u8> {
+        let mut w = PktWriter::new(Vec::new());
+        w.line("git-filter-client").unwrap();
+        w.line("version=2").unwrap();
+        w.flush_packet().unwrap();
+        for cap in ["clean", "smudge", "delay"] {
+            w.line(&format!("capability={cap}")).unwrap();
+        }
+        w.flush_packet().unwrap();
+        for (cmd, path, content) in requests {
+            w.line(&format!("command={cmd}")).unwrap();
+            w.line(&format!("pathname={path}")).unwrap();
+            w.flush_packet().unwrap();
+            w.content(content).unwrap();
+            w.flush_packet().unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn serves_a_recorded_session() {
+        let input = transcript(&[("clean", "a.yaml", b"a: x\n"), ("smudge", "a.yaml", b"A: X\n"), ("clean", "bad", b"")]);
+        let mut out = Vec::new();
+        serve(&input[..], &mut out, &mut Upper).unwrap();
+        let mut r = PktReader::new(&out[..]);
+        assert_eq!(r.read_lines().unwrap().unwrap(), ["git-filter-server", "version=2"]);
+        assert_eq!(r.read_lines().unwrap().unwrap(), ["capability=clean", "capability=smudge"]);
+        for expected in [&b"A: X\n"[..], b"A: X\n"] {
+            assert_eq!(r.read_lines().unwrap().unwrap(), ["status=success"]);
+            let mut content = Vec::new();
+            r.read_content(&mut content).unwrap();
+            assert_eq!(content, expected);
+            assert!(r.read_lines().unwrap().unwrap().is_empty());
+        }
+        assert_eq!(r.read_lines().unwrap().unwrap(), ["status=error"]);
+        assert_eq!(r.read_packet().unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_a_foreign_handshake() {
+        let mut w = PktWriter::new(Vec::new());
+        w.line("git-foo-client").unwrap();
+        w.flush_packet().unwrap();
+        assert!(serve(&w.into_inner()[..], Vec::new(), &mut Upper).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! `git sops status`: for every protected path (`filter=sops`), whether the
+//! index holds SOPS ciphertext, whether the working tree is decrypted (unlocked)
+//! or still ciphertext (locked), and which of the file's keys this machine holds.
+
+use crate::formats::Format;
+use crate::git::cat_file::BlobReader;
+use crate::git::{Git, GitError};
+use crate::sops::decrypt;
+use crate::sops::keycache::KeyCache;
+use crate::sops::keygroups::Keyring;
+
+pub struct PathStatus {
+    pub path: String,
+    /// `Some(true)`: a SOPS file in the index; `Some(false)`: plaintext in the index.
+    pub index_encrypted: Option<bool>,
+    pub worktree: &'static str,
+    pub keys: String,
+}
+
+/// Protected paths among the tracked files.
+pub fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
+    let paths = git.ls_files()?;
+    let filters = git.check_attr("filter", &paths)?;
+    Ok(paths
+        .into_iter()
+        .zip(filters)
+        .filter(|(_, f)| f == "sops")
+        .map(|(p, _)| p)
+        .collect())
+}
+
+pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
+    let top = git.toplevel()?;
+    let mut blobs = BlobReader::spawn(git)?;
+    let keys = KeyCache::new(None);
+    let keyring = Keyring::new();
+    let mut out = Vec::new();
+    for path in protected_paths(git)? {
+        let store = Format::from_path(&path).map(|f| f.store());
+        let blob = blobs.read(&format!(":{path}")).ok().flatten();
+        let loaded = match (store, &blob) {
+            (Some(store), Some(b)) => std::str::from_utf8(b).ok().and_then(|t| decrypt::load(store, t).ok()),
+            _ => None,
+        };
+        let index_encrypted = blob.as_ref().map(|_| loaded.is_some());
+        let worktree = match std::fs::read(top.join(&path)) {
+            Err(_) => "missing",
+            Ok(bytes) => match (store, std::str::from_utf8(&bytes)) {
+                (Some(store), Ok(t)) if decrypt::load(store, t).is_ok() => "locked (ciphertext)",
+                (Some(_), Ok(_)) => "unlocked (plaintext)",
+                _ => "not text",
+            },
+        };
+        let keys_text = match &loaded {
+            None => "-".to_string(),
+            Some((_, meta)) => match keys.recover(meta, &keyring) {
+                Ok(_) => format!("opens with a local key ({})", describe(meta)),
+                Err(_) => format!("no local key; needs one of: {}", describe(meta)),
+            },
+        };
+        out.push(PathStatus {
+            path,
+            index_encrypted,
+            worktree,
+            keys: keys_text,
+        });
+    }
+    Ok(out)
+}
+
+fn describe(meta: &crate::sops::metadata::Metadata) -> String {
+    meta.all_keys()
+        .map(|k| format!("{} {}", k.kind(), k.identifier()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

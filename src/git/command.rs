@@ -1,0 +1,148 @@
+//! Running git commands and reading the answers that git-sops needs.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0} (is git installed and on PATH?)")]
+    Spawn(std::io::Error),
+    #[error("`git {args}` failed: {stderr}")]
+    Failed { args: String, stderr: String },
+    #[error("not inside a git repository: {0}")]
+    NotARepository(String),
+}
+
+/// git, run in one directory.
+#[derive(Clone, Debug)]
+pub struct Git {
+    pub dir: PathBuf,
+}
+
+impl Git {
+    pub fn new(dir: impl Into<PathBuf>) -> Git {
+        Git { dir: dir.into() }
+    }
+
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&self.dir).args(args);
+        cmd
+    }
+
+    /// Run git; stdout on success, an error carrying stderr otherwise.
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Vec<u8>, GitError> {
+        self.run_with_input(args, None)
+    }
+
+    pub fn run_with_input<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Vec<u8>, GitError> {
+        let mut cmd = self.command(args);
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(GitError::Spawn)?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Write on a thread: git may fill its stdout pipe before reading all input.
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let out = child.wait_with_output().map_err(GitError::Spawn)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(GitError::Failed {
+                args: args
+                    .iter()
+                    .map(|a| a.as_ref().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    fn run_text(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.run(args)?;
+        Ok(String::from_utf8_lossy(&out).trim_end_matches('\n').to_string())
+    }
+
+    /// The top of the working tree.
+    pub fn toplevel(&self) -> Result<PathBuf, GitError> {
+        self.run_text(&["rev-parse", "--show-toplevel"])
+            .map(PathBuf::from)
+            .map_err(|e| GitError::NotARepository(e.to_string()))
+    }
+
+    /// The common git directory (shared by all worktrees), absolute.
+    pub fn common_dir(&self) -> Result<PathBuf, GitError> {
+        let dir = self
+            .run_text(&["rev-parse", "--path-format=absolute", "--git-common-dir"])
+            .map_err(|e| GitError::NotARepository(e.to_string()))?;
+        Ok(PathBuf::from(dir))
+    }
+
+    /// `git config --get KEY`; `None` when unset.
+    pub fn config_get(&self, key: &str) -> Result<Option<String>, GitError> {
+        match self.run_text(&["config", "--get", key]) {
+            Ok(v) => Ok(Some(v)),
+            // Exit code 1 means "not set".
+            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `git config --type=bool --get KEY`.
+    pub fn config_bool(&self, key: &str) -> Result<Option<bool>, GitError> {
+        match self.run_text(&["config", "--type=bool", "--get", key]) {
+            Ok(v) => Ok(Some(v == "true")),
+            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The value of attribute `attr` for each path (`git check-attr`), in order.
+    pub fn check_attr(&self, attr: &str, paths: &[String]) -> Result<Vec<String>, GitError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = Vec::new();
+        for p in paths {
+            input.extend_from_slice(p.as_bytes());
+            input.push(0);
+        }
+        let out = self.run_with_input(&["check-attr", "--stdin", "-z", attr], Some(&input))?;
+        // -z output: path NUL attr NUL value NUL, per path.
+        let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
+        Ok(fields
+            .chunks(3)
+            .filter(|c| c.len() == 3)
+            .map(|c| String::from_utf8_lossy(c[2]).into_owned())
+            .collect())
+    }
+
+    /// Paths in the index (stage 0 and conflicted alike, each once).
+    pub fn ls_files(&self) -> Result<Vec<String>, GitError> {
+        let out = self.run(&["ls-files", "-z"])?;
+        let mut paths: Vec<String> = out
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        paths.dedup();
+        Ok(paths)
+    }
+}
+
+/// Is `path` (relative to the repository) inside `dir`?
+pub fn repo_relative(top: &Path, path: &Path) -> Option<String> {
+    let abs = std::path::absolute(path).ok()?;
+    abs.strip_prefix(top).ok().map(|p| p.to_string_lossy().into_owned())
+}

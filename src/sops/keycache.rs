@@ -1,0 +1,90 @@
+//! A cache of unwrapped data keys, so that one git command unwraps each distinct
+//! data key at most once (a KMS round trip or an age decryption per file would
+//! dominate `git status` and checkout), and — with a persistent store — later
+//! commands make none. Entries are keyed by a fingerprint of the file's wrapped
+//! keys: the same wrapped keys always unwrap to the same data key.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::datakey::DataKey;
+use super::keygroups::{self, KeyGroupError, Keyring};
+use super::metadata::Metadata;
+
+/// Where cached data keys persist between processes (git-sops keeps them under
+/// the git common dir; see `drivers::keystore`).
+pub trait PersistentKeys {
+    fn get(&self, fingerprint: &[u8; 32]) -> Option<DataKey>;
+    fn put(&self, fingerprint: &[u8; 32], key: &DataKey);
+}
+
+/// The fingerprint of a file's key material: every wrapped key, in order.
+pub fn fingerprint(meta: &Metadata) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(meta.shamir_threshold.to_le_bytes());
+    for (gi, group) in meta.key_groups.iter().enumerate() {
+        h.update(gi.to_le_bytes());
+        for key in group {
+            let enc = match key {
+                super::metadata::MasterKey::Age(k) => k.enc.as_str(),
+                super::metadata::MasterKey::Kms(k) => k.enc.as_str(),
+                super::metadata::MasterKey::Other { .. } => "",
+            };
+            h.update(key.kind().as_bytes());
+            h.update([0]);
+            h.update(key.identifier().as_bytes());
+            h.update([0]);
+            h.update(enc.as_bytes());
+            h.update([0]);
+        }
+    }
+    h.finalize().into()
+}
+
+#[derive(Default)]
+pub struct KeyCache {
+    memory: RefCell<HashMap<[u8; 32], DataKey>>,
+    persistent: Option<Box<dyn PersistentKeys>>,
+    /// How many data keys were unwrapped through a master key (for tests and benchmarks).
+    unwraps: RefCell<usize>,
+}
+
+impl KeyCache {
+    pub fn new(persistent: Option<Box<dyn PersistentKeys>>) -> KeyCache {
+        KeyCache {
+            persistent,
+            ..KeyCache::default()
+        }
+    }
+
+    /// The data key of `meta`: from the cache, else unwrapped and remembered.
+    pub fn recover(&self, meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
+        let fp = fingerprint(meta);
+        if let Some(key) = self.memory.borrow().get(&fp) {
+            return Ok(key.clone());
+        }
+        if let Some(key) = self.persistent.as_ref().and_then(|p| p.get(&fp)) {
+            self.memory.borrow_mut().insert(fp, key.clone());
+            return Ok(key);
+        }
+        let key = keygroups::recover(meta, keyring)?;
+        *self.unwraps.borrow_mut() += 1;
+        self.remember(meta, &key);
+        Ok(key)
+    }
+
+    /// Remember the data key of a file this process just wrote.
+    pub fn remember(&self, meta: &Metadata, key: &DataKey) {
+        let fp = fingerprint(meta);
+        if let Some(p) = &self.persistent {
+            p.put(&fp, key);
+        }
+        self.memory.borrow_mut().insert(fp, key.clone());
+    }
+
+    pub fn unwraps(&self) -> usize {
+        *self.unwraps.borrow()
+    }
+}
