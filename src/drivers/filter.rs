@@ -16,12 +16,12 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::keystore::DiskKeys;
+use super::keystore::key_cache;
 use super::DriverError;
 use crate::formats::{find_entry, Format};
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
-use crate::sops::keycache::{KeyCache, PersistentKeys};
+use crate::sops::keycache::KeyCache;
 use crate::sops::keygroups::{self, Keyring};
 use crate::sops::{config, decrypt, encrypt, metadata::Metadata, Error};
 
@@ -47,13 +47,13 @@ impl Filter {
     pub fn new(dir: impl Into<PathBuf>) -> Filter {
         let git = Git::new(dir);
         let top = git.toplevel().unwrap_or_else(|_| git.dir.clone());
-        let persistent = DiskKeys::for_repo(&git).map(|d| Box::new(d) as Box<dyn PersistentKeys>);
+        let keys = key_cache(&git);
         Filter {
             git,
             top,
             blobs: None,
             keyring: Keyring::new(),
-            keys: KeyCache::new(persistent),
+            keys,
             warned_locked: false,
         }
     }
@@ -86,20 +86,30 @@ impl Filter {
         let format = format_of(path)?;
         let store = format.store();
         let text = std::str::from_utf8(input).map_err(|_| {
-            DriverError::new(path, "not UTF-8 text, so it cannot be encrypted as YAML or JSON; nothing was staged")
+            DriverError::new(
+                path,
+                "not UTF-8 text, so it cannot be encrypted as YAML or JSON; nothing was staged",
+            )
         })?;
         let doc = store.parse(text).map_err(|e| {
             DriverError::new(path, format!("cannot encrypt it: {e}"))
                 .hint("fix the file and run the git command again; git-sops never stores plaintext")
         })?;
-        if doc.docs.iter().any(|root| find_entry(root, "sops").is_some()) {
+        if doc
+            .docs
+            .iter()
+            .any(|root| find_entry(root, "sops").is_some())
+        {
             // Already SOPS (a locked clone's working tree, or a file committed as
             // ciphertext): store it exactly as it is.
             return Ok(input.to_vec());
         }
         if !format.sops_accepts_bom() && text.starts_with('\u{feff}') {
-            return Err(DriverError::new(path, "starts with a UTF-8 byte order mark, which sops cannot read in JSON files")
-                .hint("remove the byte order mark and add the file again"));
+            return Err(DriverError::new(
+                path,
+                "starts with a UTF-8 byte order mark, which sops cannot read in JSON files",
+            )
+            .hint("remove the byte order mark and add the file again"));
         }
         let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
         if let Some(template) = self.template(path) {
@@ -116,7 +126,9 @@ impl Filter {
             })?;
         let rule = cfg
             .rule_for(&self.top.join(path).to_string_lossy())
-            .map_err(|e| DriverError::new(path, format!("cannot encrypt a new protected file: {e}")))?;
+            .map_err(|e| {
+                DriverError::new(path, format!("cannot encrypt a new protected file: {e}"))
+            })?;
         let spec = encrypt::EncryptSpec {
             key_groups: rule.key_groups,
             shamir_threshold: rule.shamir_threshold,
@@ -124,7 +136,8 @@ impl Filter {
             mac_only_encrypted: rule.mac_only_encrypted,
         };
         let (key, mut meta) = encrypt::new_metadata(&spec).map_err(fail)?;
-        let out = encrypt::seal(store, text, &doc, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        let out = encrypt::seal(store, text, &doc, &key, &mut meta, &mut encrypt::FreshIvs)
+            .map_err(fail)?;
         self.keys.remember(&meta, &key);
         Ok(out.into_bytes())
     }
@@ -159,7 +172,8 @@ impl Filter {
                 }
                 let mut meta = tmeta.clone();
                 let mut ivs = opened.ivs;
-                let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs).map_err(fail)?;
+                let out =
+                    encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs).map_err(fail)?;
                 Ok(Some(out.into_bytes()))
             }
             // No key for the previous version (a locked clone that replaced the
@@ -181,7 +195,8 @@ impl Filter {
             .iter()
             .map(|g| g.iter().map(|k| k.recipient()).collect())
             .collect();
-        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"));
+        let fail =
+            |e: Error| DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"));
         let (key, key_groups, threshold) =
             keygroups::wrap_new(&groups, previous.shamir_threshold).map_err(|e| fail(e.into()))?;
         let mut meta = Metadata {
@@ -189,7 +204,8 @@ impl Filter {
             shamir_threshold: threshold,
             ..previous.clone()
         };
-        let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut encrypt::FreshIvs)
+            .map_err(fail)?;
         self.keys.remember(&meta, &key);
         Ok(out.into_bytes())
     }
@@ -218,8 +234,9 @@ impl Filter {
             }
         };
         let opened = decrypt::open(store, text, &doc, &meta, &key, false).map_err(|e| {
-            DriverError::new(path, format!("refusing to check out: {e}"))
-                .hint("the committed file was modified outside git-sops/sops; inspect it with `git show`")
+            DriverError::new(path, format!("refusing to check out: {e}")).hint(
+                "the committed file was modified outside git-sops/sops; inspect it with `git show`",
+            )
         })?;
         Ok(Smudged::Plaintext(opened.text))
     }
@@ -227,7 +244,10 @@ impl Filter {
 
 fn format_of(path: &str) -> Result<Format, DriverError> {
     Format::from_path(path).ok_or_else(|| {
-        DriverError::new(path, "git-sops can only encrypt YAML (.yaml, .yml) and JSON (.json) files so far")
-            .hint("remove `filter=sops` for this path in .gitattributes")
+        DriverError::new(
+            path,
+            "git-sops can only encrypt YAML (.yaml, .yml) and JSON (.json) files so far",
+        )
+        .hint("remove `filter=sops` for this path in .gitattributes")
     })
 }

@@ -9,7 +9,13 @@ use std::path::PathBuf;
 
 use crate::git::Git;
 use crate::sops::datakey::DataKey;
-use crate::sops::keycache::PersistentKeys;
+use crate::sops::keycache::{KeyCache, PersistentKeys};
+
+/// The data-key cache for commands run in `git`'s repository: in memory, backed
+/// by the disk store unless it is switched off.
+pub fn key_cache(git: &Git) -> KeyCache {
+    KeyCache::new(DiskKeys::for_repo(git).map(|d| Box::new(d) as Box<dyn PersistentKeys>))
+}
 
 pub struct DiskKeys {
     dir: PathBuf,

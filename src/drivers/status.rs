@@ -6,7 +6,6 @@ use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::{Git, GitError};
 use crate::sops::decrypt;
-use crate::sops::keycache::KeyCache;
 use crate::sops::keygroups::Keyring;
 
 pub struct PathStatus {
@@ -32,14 +31,16 @@ pub fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
 pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let top = git.toplevel()?;
     let mut blobs = BlobReader::spawn(git)?;
-    let keys = KeyCache::new(None);
+    let keys = super::keystore::key_cache(git);
     let keyring = Keyring::new();
     let mut out = Vec::new();
     for path in protected_paths(git)? {
         let store = Format::from_path(&path).map(|f| f.store());
         let blob = blobs.read(&format!(":{path}")).ok().flatten();
         let loaded = match (store, &blob) {
-            (Some(store), Some(b)) => std::str::from_utf8(b).ok().and_then(|t| decrypt::load(store, t).ok()),
+            (Some(store), Some(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|t| decrypt::load(store, t).ok()),
             _ => None,
         };
         let index_encrypted = blob.as_ref().map(|_| loaded.is_some());

@@ -392,9 +392,8 @@ impl Builder<'_> {
 
     fn node(&mut self, value: ast::Value<'_>, in_list: bool) -> Result<Node, FormatError> {
         let context = LeafContext {
-            in_flow: false,
-            indent: 0,
             in_list,
+            ..LeafContext::default()
         };
         let (scalar, range, style) = match value {
             ast::Value::Object(object) => return Ok(Node::Map(self.object(object)?)),

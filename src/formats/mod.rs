@@ -144,6 +144,11 @@ pub struct LeafContext {
     pub indent: usize,
     /// The leaf is an item of a list (sops stores encrypted list comments as items).
     pub in_list: bool,
+    /// YAML: the indentation of the innermost enclosing block collection (for
+    /// explicit indentation indicators on block scalars).
+    pub block_parent: usize,
+    /// The file uses CRLF line endings (for multi-line replacement text).
+    pub crlf: bool,
 }
 
 /// A comment. `text` is what follows the comment marker (`#`), as sops takes it:

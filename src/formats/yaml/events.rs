@@ -1,0 +1,125 @@
+//! Running saphyr-parser and turning its events into owned records with byte spans.
+//!
+//! saphyr is the authority on YAML syntax; this module only collects its event
+//! stream (values, styles, tags, anchors) and converts its character-index markers
+//! into byte offsets. A parse error becomes a [`FormatError::Syntax`] with saphyr's
+//! message and position. saphyr is guarded with `catch_unwind` so that no input can
+//! make `parse` panic.
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+use super::scan::Source;
+use crate::formats::FormatError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvKind {
+    DocStart,
+    DocEnd,
+    Alias,
+    Scalar {
+        value: String,
+        style: ScalarStyle,
+        anchor: bool,
+        /// (handle, suffix); handle `tag:yaml.org,2002:` for `!!x`.
+        tag: Option<(String, String)>,
+    },
+    SeqStart {
+        anchor: bool,
+        tag: Option<(String, String)>,
+    },
+    SeqEnd,
+    MapStart {
+        anchor: bool,
+        tag: Option<(String, String)>,
+    },
+    MapEnd,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ev {
+    pub kind: EvKind,
+    /// Byte offsets (saphyr's span, converted; not yet fixed up).
+    pub start: usize,
+    pub end: usize,
+    /// 0-based column in characters of the start.
+    pub col: usize,
+}
+
+/// All events of the stream (StreamStart/StreamEnd dropped).
+pub fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
+    let text = src.text;
+    let raw = std::panic::catch_unwind(|| collect(text));
+    let raw = match raw {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(FormatError::Syntax {
+                line: 0,
+                column: 0,
+                message: "the YAML parser failed on this input; check the file is valid YAML"
+                    .to_string(),
+            })
+        }
+    };
+    match raw {
+        Ok(evs) => Ok(evs
+            .into_iter()
+            .map(|(kind, s, e, col)| Ev {
+                kind,
+                start: src.byte(s),
+                end: src.byte(e),
+                col,
+            })
+            .collect()),
+        Err((index, line, col, info)) => {
+            let _ = index;
+            Err(FormatError::Syntax {
+                line,
+                column: col + 1,
+                message: format!("invalid YAML: {info}"),
+            })
+        }
+    }
+}
+
+type RawEv = (EvKind, usize, usize, usize);
+type RawErr = (usize, usize, usize, String);
+
+fn tag_of(tag: Option<&saphyr_parser::Tag>) -> Option<(String, String)> {
+    tag.map(|t| (t.handle.clone(), t.suffix.clone()))
+}
+
+fn collect(text: &str) -> Result<Vec<RawEv>, RawErr> {
+    let mut parser = Parser::new_from_str(text);
+    let mut out = Vec::new();
+    while let Some(next) = parser.next_event() {
+        let (ev, span) = next.map_err(|e| {
+            let m = e.marker();
+            (m.index(), m.line(), m.col(), e.info().to_string())
+        })?;
+        let kind = match ev {
+            Event::StreamStart | Event::Nothing => continue,
+            Event::StreamEnd => break,
+            Event::DocumentStart(_) => EvKind::DocStart,
+            Event::DocumentEnd => EvKind::DocEnd,
+            Event::Alias(_) => EvKind::Alias,
+            Event::Scalar(v, style, anchor, tag) => EvKind::Scalar {
+                value: v.into_owned(),
+                style,
+                anchor: anchor != 0,
+                tag: tag_of(tag.as_deref()),
+            },
+            Event::SequenceStart(anchor, tag) => EvKind::SeqStart {
+                anchor: anchor != 0,
+                tag: tag_of(tag.as_deref()),
+            },
+            Event::SequenceEnd => EvKind::SeqEnd,
+            Event::MappingStart(anchor, tag) => EvKind::MapStart {
+                anchor: anchor != 0,
+                tag: tag_of(tag.as_deref()),
+            },
+            Event::MappingEnd => EvKind::MapEnd,
+        };
+        out.push((kind, span.start.index(), span.end.index(), span.start.col()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,341 @@
+//! The YAML store: sops' YAML semantics (go-yaml v3 typing, comments as leaves,
+//! multi-document streams) on top of saphyr-parser, with exact byte spans so that
+//! encryption and decryption only ever replace scalar texts.
+//!
+//! Submodules: [`events`] runs saphyr; [`tree`] builds the span-carrying tree and
+//! refuses what sops cannot round-trip; [`scan`] fixes up spans and finds comments;
+//! [`comments`] decides which collection each comment belongs to (its AAD);
+//! [`resolve`] types plain scalars like go-yaml v3; [`render`] produces replacement
+//! text; [`metadata`] adds and removes the `sops:` entry.
+//!
+//! # Round trip and its normalizations
+//!
+//! Encrypted leaves keep their style as a marker (plain → `ENC[..]`, or `'ENC[..]'`
+//! inside flow collections; `'..'`/`".."` stay quoted; block scalars become
+//! `|-`/`>-` blocks), so `decrypt(encrypt(x)) == x` byte for byte, except for these
+//! spellings, which come back normalized (each has a unit test, `normalizes_*`):
+//!
+//! * **Integers** not in plain decimal form whose text sops cannot carry: sops
+//!   stores an int as decimal, so `0x1F` → `31`, `0o17`/`017` → `15`, `0b101` → `5`,
+//!   `1_000` → `1000`, `+1` → `1` (when decrypting a file written by sops; our own
+//!   files carry the spelling, see below).
+//! * **Floats**: sops stores Go `'f',-1` text: `1.50` → `1.5`, `1e3` → `1000.0`,
+//!   `2.0` → `2.0` (kept float by appending `.0`), `.Inf`/`+.inf` → `.inf`,
+//!   `-.INF` → `-.inf`, `.NaN` → `.nan`.
+//! * **Bools**: `True`/`TRUE` → `true`, `False`/`FALSE` → `false`.
+//! * **Timestamps**: sops stores RFC3339Nano: `2001-12-14t21:59:43.10-05:00` →
+//!   `2001-12-14T21:59:43.1-05:00`, `2001-12-14 21:59:43.10` →
+//!   `2001-12-14T21:59:43.1Z`; a date at midnight UTC (`2023-01-02`,
+//!   `2023-1-2`) → `2023-01-02`.
+//!
+//!   The spelling passed to `plain_leaf` is whatever the sops layer kept; when it
+//!   is the original text (which still reads back as the same value) it is written
+//!   verbatim and none of the above applies.
+//! * **Double-quoted strings** are re-escaped minimally: `"\x41"` → `"A"`,
+//!   `"\u00e9"` → `"é"`, `"\/"` → `"/"`; escapes of printable characters are lost.
+//! * **Multi-line plain and quoted scalars** come back on one line (the folding
+//!   is lost): a plain scalar as plain text if it can be, a quoted one with the same
+//!   quotes; a single-quoted string containing a line break comes back
+//!   double-quoted with `\n`.
+//! * **Folded blocks** (`>`) are re-folded with one paragraph per line: wrapped
+//!   lines are joined; lines starting with whitespace fall back to a literal block.
+//! * **Block scalars**: `|+`/`>+` whose value ends in exactly one line break
+//!   become `|`/`>`; whitespace-only lines inside a block are written empty
+//!   (they must be empty by value anyway) and trailing blank lines that are not part
+//!   of the value keep their bytes, but blank lines written with spaces inside a
+//!   block's value come back without those spaces.
+//! * **Plain strings that need quotes** after decryption (only possible with sops
+//!   files or changed values) are double-quoted, or single-quoted in flow context.
+//!
+//! # Refused input
+//!
+//! Anchors, aliases and merge keys (sops expands them, so each copy would get its own
+//! AAD and a file written with them would not decrypt with sops), custom tags,
+//! non-string and duplicate keys, integers in the uint64 range, an empty document in
+//! a stream, a non-mapping document root, `!!binary` that is not UTF-8, and a
+//! comment on a block scalar's header line.
+
+mod comments;
+mod events;
+mod metadata;
+mod render;
+mod resolve;
+mod scan;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use zeroize::Zeroizing;
+
+use super::{
+    Comment, Document, Edit, Entry, FormatError, Leaf, List, ListItem, Map, MapItem, Node, Scalar,
+    Store, Style, Value,
+};
+use scan::Source;
+use tree::{Built, SkNode};
+
+pub use render::canonical_float;
+pub use resolve::{canonical_spelling, go_format_float};
+
+pub struct YamlStore;
+
+impl Store for YamlStore {
+    fn parse(&self, src: &str) -> Result<Document, FormatError> {
+        parse(src)
+    }
+
+    fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String {
+        render::encrypted(leaf, enc)
+    }
+
+    fn plain_leaf(&self, leaf: &Leaf, value: &Scalar, spelling: &str) -> String {
+        render::plain(leaf, value, spelling)
+    }
+
+    fn list_comment(&self, src: &str, leaf: &Leaf, text: &str) -> Option<Edit> {
+        if !leaf.context.in_list || leaf.context.in_flow {
+            return None;
+        }
+        let b = src.as_bytes();
+        let mut i = leaf.span.start.min(b.len());
+        while i > 0 && matches!(b[i - 1], b' ' | b'\t') {
+            i -= 1;
+        }
+        if i == 0 || b[i - 1] != b'-' {
+            return None;
+        }
+        Some(Edit::replace(i - 1..leaf.span.end, format!("#{text}")))
+    }
+
+    fn insert_metadata(&self, src: &str, doc: &Document, meta: &Value) -> Vec<Edit> {
+        let step = indent_step(src, doc);
+        let ends = doc_ends(src, doc);
+        metadata::insert(src, doc, meta, step, &ends)
+    }
+
+    fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit> {
+        metadata::remove(src, doc)
+    }
+}
+
+/// Parse a YAML stream into one tree per document.
+pub fn parse(text: &str) -> Result<Document, FormatError> {
+    let src = Source::new(text);
+    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+        return Err(FormatError::Empty { format: "yaml" });
+    }
+    let evs = events::events(&src)?;
+    let built = tree::build(&src, evs)?;
+    let raw = scan::find_comments(&src, &built.opaque);
+    let placements = comments::place(&src, &built, &raw);
+    let mut built = built;
+    for (c, p) in raw.iter().zip(placements) {
+        let comment = Comment {
+            text: Zeroizing::new(text.get(c.text.clone()).unwrap_or("").to_string()),
+            span: c.text.clone(),
+            line: src.line_of(c.hash) + 1,
+        };
+        if let Some(coll) = built.colls.get_mut(p.coll) {
+            coll.comments.push((p.sort, comment));
+        }
+    }
+    let crlf = uses_crlf(text);
+    let step = detect_step(&built);
+    let mut conv = Convert {
+        built: &mut built,
+        crlf,
+        step,
+    };
+    let roots = conv.built.roots.clone();
+    let docs = roots.iter().map(|&r| conv.map(r)).collect();
+    Ok(Document {
+        docs,
+        newline: if crlf { "\r\n" } else { "\n" },
+    })
+}
+
+fn uses_crlf(text: &str) -> bool {
+    text.find('\n')
+        .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
+}
+
+/// The indentation step of the first nested block collection under a block map.
+fn detect_step(built: &Built) -> usize {
+    let mut colls: Vec<&tree::Coll> = built.colls.iter().collect();
+    colls.sort_by_key(|c| c.start);
+    for c in colls {
+        if c.flow || c.items.is_empty() {
+            continue;
+        }
+        let Some(p) = c.parent.map(|p| &built.colls[p]) else {
+            continue;
+        };
+        if p.flow || !p.is_map {
+            continue;
+        }
+        if c.indent > p.indent {
+            return c.indent - p.indent;
+        }
+    }
+    4
+}
+
+struct Convert<'b> {
+    built: &'b mut Built,
+    crlf: bool,
+    step: usize,
+}
+
+impl Convert<'_> {
+    fn leaf(&self, coll: usize, mut leaf: Leaf) -> Leaf {
+        let c = &self.built.colls[coll];
+        let block_parent = c.byte_indent;
+        let child = if c.is_map {
+            block_parent + self.step
+        } else {
+            block_parent + 2
+        };
+        let indent = match leaf.style {
+            Style::Literal | Style::Folded if leaf.context.indent > 0 => leaf.context.indent,
+            _ => child,
+        };
+        leaf.context.indent = indent;
+        leaf.context.block_parent = block_parent;
+        leaf.context.crlf = self.crlf;
+        leaf
+    }
+
+    fn node(&mut self, coll: usize, node: SkNode) -> Node {
+        match node {
+            SkNode::Leaf(l) => Node::Leaf(self.leaf(coll, *l)),
+            SkNode::Coll(id) => {
+                if self.built.colls[id].is_map {
+                    Node::Map(self.map(id))
+                } else {
+                    Node::List(self.list(id))
+                }
+            }
+        }
+    }
+
+    fn map(&mut self, id: usize) -> Map {
+        let items = std::mem::take(&mut self.built.colls[id].items);
+        let mut comments = std::mem::take(&mut self.built.colls[id].comments);
+        comments.sort_by_key(|(s, _)| *s);
+        let (flow, start, end) = {
+            let c = &self.built.colls[id];
+            (c.flow, c.start, c.end)
+        };
+        let mut out = Vec::with_capacity(items.len() + comments.len());
+        let mut comments = comments.into_iter().peekable();
+        for item in items {
+            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= item.start) {
+                out.push(MapItem::Comment(c));
+            }
+            let (key, key_span) = item.key.unwrap_or_default();
+            let value = self.node(id, item.node);
+            out.push(MapItem::Entry(Entry {
+                key,
+                key_span,
+                value,
+                span: item.start..item.end,
+                line: item.line,
+            }));
+        }
+        out.extend(comments.map(|(_, c)| MapItem::Comment(c)));
+        Map {
+            items: out,
+            flow,
+            span: start..end,
+        }
+    }
+
+    fn list(&mut self, id: usize) -> List {
+        let items = std::mem::take(&mut self.built.colls[id].items);
+        let mut comments = std::mem::take(&mut self.built.colls[id].comments);
+        comments.sort_by_key(|(s, _)| *s);
+        let (flow, start, end) = {
+            let c = &self.built.colls[id];
+            (c.flow, c.start, c.end)
+        };
+        let mut out = Vec::with_capacity(items.len() + comments.len());
+        let mut comments = comments.into_iter().peekable();
+        for item in items {
+            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= item.start) {
+                out.push(ListItem::Comment(c));
+            }
+            out.push(ListItem::Node(self.node(id, item.node)));
+        }
+        out.extend(comments.map(|(_, c)| ListItem::Comment(c)));
+        List {
+            items: out,
+            flow,
+            span: start..end,
+        }
+    }
+}
+
+/// The indentation step for inserted metadata: from the first nested block map.
+fn indent_step(src: &str, doc: &Document) -> usize {
+    fn col(src: &str, at: usize) -> usize {
+        at - src[..at.min(src.len())].rfind('\n').map_or(0, |i| i + 1)
+    }
+    fn find(src: &str, map: &Map) -> Option<usize> {
+        if map.flow {
+            return None;
+        }
+        for item in &map.items {
+            if let MapItem::Entry(e) = item {
+                match &e.value {
+                    Node::Map(m) if !m.flow => {
+                        if let Some(MapItem::Entry(first)) =
+                            m.items.iter().find(|i| matches!(i, MapItem::Entry(_)))
+                        {
+                            let d = col(src, first.key_span.start) as i64
+                                - col(src, e.key_span.start) as i64;
+                            if d > 0 {
+                                return Some(d as usize);
+                            }
+                        }
+                    }
+                    Node::List(l) if !l.flow => {
+                        let d = col(src, l.span.start) as i64 - col(src, e.key_span.start) as i64;
+                        if d > 0 {
+                            return Some(d as usize);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+    doc.docs.iter().find_map(|m| find(src, m)).unwrap_or(4)
+}
+
+/// For each document: the offset where its content ends (the line of the `...` or
+/// next `---` marker after its root, or the end of the text).
+fn doc_ends(src: &str, doc: &Document) -> Vec<usize> {
+    let mut out = Vec::new();
+    for root in &doc.docs {
+        let from = root.span.end.min(src.len());
+        let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
+        let mut end = src.len();
+        while pos < src.len() {
+            let rest = &src[pos..];
+            let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
+                && rest[3..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
+            if is_marker {
+                end = pos;
+                break;
+            }
+            pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
+        }
+        out.push(end);
+    }
+    out
+}

@@ -1,0 +1,329 @@
+//! Byte-level helpers over the source text: position conversion and span fix-ups.
+//!
+//! saphyr-parser reports positions as *character* indices and its scalar spans do
+//! not always cover exactly the scalar's text (quoted scalars run on through a
+//! trailing comment, block scalars start at their content instead of the `|`/`>`
+//! header and end after trailing blank lines, properties like `!!str` are included).
+//! Splicing needs exact byte ranges, so this module maps character indices to bytes
+//! and re-scans the source around each scalar to find its true extent. It also finds
+//! the comments, which saphyr does not report at all.
+
+use std::ops::Range;
+
+/// Character index → byte offset table, plus line starts, for one source text.
+pub struct Source<'a> {
+    pub text: &'a str,
+    /// Byte offset of every char (and `text.len()` at the end).
+    char_bytes: Vec<usize>,
+    /// Byte offsets of line starts (after `\n`).
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(text: &'a str) -> Source<'a> {
+        let mut char_bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        char_bytes.push(text.len());
+        let mut line_starts = vec![0];
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                line_starts.push(i + 1);
+            }
+        }
+        Source {
+            text,
+            char_bytes,
+            line_starts,
+        }
+    }
+
+    /// Byte offset of a saphyr character index (clamped to the text).
+    pub fn byte(&self, char_index: usize) -> usize {
+        self.char_bytes
+            .get(char_index)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// 0-based line index of a byte offset.
+    pub fn line_of(&self, at: usize) -> usize {
+        match self.line_starts.binary_search(&at) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    pub fn line_start(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// End of the line containing `at`, before its `\r\n` or `\n`.
+    pub fn line_end(&self, at: usize) -> usize {
+        let b = self.text.as_bytes();
+        let mut i = at.min(b.len());
+        while i < b.len() && b[i] != b'\n' {
+            i += 1;
+        }
+        if i > 0 && i <= b.len() && i > at && b[i - 1] == b'\r' {
+            i - 1
+        } else {
+            i
+        }
+    }
+
+    /// 0-based column in characters of a byte offset.
+    pub fn col(&self, at: usize) -> usize {
+        let ls = self.line_start(self.line_of(at));
+        self.text
+            .get(ls..at.min(self.text.len()))
+            .map_or(0, |s| s.chars().count())
+    }
+
+    /// 0-based column in bytes of a byte offset.
+    pub fn byte_col(&self, at: usize) -> usize {
+        at - self.line_start(self.line_of(at))
+    }
+
+    /// (1-based line, 1-based column in characters).
+    pub fn line_col(&self, at: usize) -> (usize, usize) {
+        (self.line_of(at) + 1, self.col(at) + 1)
+    }
+
+    /// Text of the line containing `at` (without line break).
+    pub fn line_text(&self, line: usize) -> &'a str {
+        let s = self.line_start(line);
+        let e = self.line_end(s);
+        self.text.get(s..e).unwrap_or("")
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Skip node properties (`!tag`, `&anchor`) and the whitespace and comments after
+/// them, starting at `at`. Returns the offset of the node's own text.
+pub fn skip_properties(src: &str, mut at: usize, limit: usize) -> usize {
+    let b = src.as_bytes();
+    loop {
+        while at < limit && (is_ws(b[at]) || b[at] == b'\n' || b[at] == b'\r') {
+            at += 1;
+        }
+        if at < limit && b[at] == b'#' {
+            while at < limit && b[at] != b'\n' {
+                at += 1;
+            }
+            continue;
+        }
+        if at < limit && (b[at] == b'!' || b[at] == b'&') {
+            if b[at] == b'!' && b.get(at + 1) == Some(&b'<') {
+                while at < limit && b[at] != b'>' {
+                    at += 1;
+                }
+                at += 1;
+            } else {
+                while at < limit && !is_ws(b[at]) && b[at] != b'\n' && b[at] != b'\r' {
+                    at += 1;
+                }
+            }
+            continue;
+        }
+        return at.min(b.len());
+    }
+}
+
+/// End (exclusive) of a quoted scalar starting with its quote at `start`.
+pub fn quoted_end(src: &str, start: usize) -> usize {
+    let b = src.as_bytes();
+    let Some(&q) = b.get(start) else {
+        return start;
+    };
+    let mut i = start + 1;
+    while i < b.len() {
+        if q == b'"' && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            if q == b'\'' && b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// A block scalar header: `|` or `>` with its indicators.
+pub struct BlockHeader {
+    /// Offset of the `|`/`>`.
+    pub start: usize,
+    /// End of the indicators (`|-2` → after `2`).
+    pub end: usize,
+    pub keep: bool,
+    /// A comment follows the header on its line.
+    pub has_comment: bool,
+}
+
+/// Find the header of a block scalar: the last `|`/`>` before `content_start`
+/// (saphyr's span start for the scalar) that is not inside a comment, scanning
+/// forward from `from` (the end of the previous event).
+pub fn block_header(src: &str, from: usize, content_start: usize) -> Option<BlockHeader> {
+    let b = src.as_bytes();
+    let mut i = from;
+    let mut found = None;
+    let limit = content_start.min(b.len());
+    while i < limit {
+        let c = b[i];
+        if c == b'#' && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
+            while i < limit && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if (c == b'|' || c == b'>') && found.is_none() {
+            found = Some(i);
+            break;
+        }
+        if c == b'!' || c == b'&' {
+            while i < limit && !is_ws(b[i]) && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    let start = found?;
+    let mut e = start + 1;
+    let mut keep = false;
+    while e < b.len() {
+        match b[e] {
+            b'+' => keep = true,
+            b'-' => {}
+            b'1'..=b'9' => {}
+            _ => break,
+        }
+        e += 1;
+    }
+    let mut j = e;
+    while j < b.len() && is_ws(b[j]) {
+        j += 1;
+    }
+    let has_comment = j < b.len() && b[j] == b'#';
+    Some(BlockHeader {
+        start,
+        end: e,
+        keep,
+        has_comment,
+    })
+}
+
+/// The extent of a block scalar's text: from the header to the end of its last
+/// content line, given its content indentation. `trailing_newlines` is the number of
+/// line breaks at the end of the decoded value; with keep chomping the blank lines
+/// they stand for are included (up to, not including, the last line break).
+pub fn block_end(
+    src: &Source<'_>,
+    header: &BlockHeader,
+    content_indent: usize,
+    trailing_newlines: usize,
+) -> usize {
+    let text = src.text;
+    let header_line = src.line_of(header.start);
+    let mut end = src.line_end(header.end);
+    let mut line = header_line + 1;
+    let mut last_content_line = header_line;
+    while line < src.line_count() {
+        let ls = src.line_start(line);
+        if ls >= text.len() {
+            break;
+        }
+        let t = src.line_text(line);
+        let spaces = t.bytes().take_while(|&c| c == b' ').count();
+        let rest = &t[spaces..];
+        if rest.is_empty() {
+            if spaces > content_indent {
+                last_content_line = line;
+            }
+        } else if spaces < content_indent {
+            break;
+        } else {
+            last_content_line = line;
+        }
+        line += 1;
+    }
+    if last_content_line > header_line {
+        end = src.line_end(src.line_start(last_content_line));
+    }
+    // With keep chomping, include the blank lines of the value, all but the final
+    // line break (with no content line, the header's break counts as the first).
+    let extra = if last_content_line == header_line {
+        trailing_newlines
+    } else {
+        trailing_newlines.saturating_sub(1)
+    };
+    if header.keep && extra > 0 {
+        let mut l = last_content_line + extra;
+        if l >= src.line_count() {
+            l = src.line_count() - 1;
+        }
+        end = src.line_end(src.line_start(l));
+    }
+    end
+}
+
+/// A comment found in the source: the `#` offset and the text range after it.
+#[derive(Clone, Debug)]
+pub struct RawComment {
+    pub hash: usize,
+    pub text: Range<usize>,
+    /// Nothing but whitespace precedes it on its line.
+    pub own_line: bool,
+}
+
+/// Find every comment outside the `opaque` ranges (scalar texts, sorted by start):
+/// a `#` at a line start or after whitespace, running to the end of its line.
+pub fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawComment> {
+    let b = src.text.as_bytes();
+    let mut out = Vec::new();
+    let mut k = 0;
+    let mut i = 0;
+    while i < b.len() {
+        while k < opaque.len() && opaque[k].end <= i {
+            k += 1;
+        }
+        if k < opaque.len() && opaque[k].start <= i && i < opaque[k].end {
+            i = opaque[k].end;
+            continue;
+        }
+        if b[i] == b'#'
+            && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') || is_bom_before(b, i))
+        {
+            let end = src.line_end(i);
+            let ls = src.line_start(src.line_of(i));
+            let before = &src.text[ls..i];
+            let own_line = before.trim_start_matches('\u{feff}').trim().is_empty();
+            out.push(RawComment {
+                hash: i,
+                text: i + 1..end,
+                own_line,
+            });
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn is_bom_before(b: &[u8], i: usize) -> bool {
+    i == 3 && b.starts_with(&[0xEF, 0xBB, 0xBF])
+}

@@ -1,0 +1,802 @@
+//! Building the span-carrying tree from saphyr's events, and refusing what sops
+//! cannot round-trip.
+//!
+//! The builder walks the event stream once and fills an arena of collections
+//! ([`Coll`]) whose items hold leaves with exact byte spans (fixed up with [`scan`]).
+//! It also records [`Mark`]s — keys, sequence dashes, leaves and flow brackets in
+//! source order — which stand in for go-yaml's tokens when comments are placed
+//! ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
+//! non-string or duplicate keys, uint64 integers, comments after block headers)
+//! happen here because this is where each construct is first seen with a position.
+
+use saphyr_parser::ScalarStyle;
+use zeroize::Zeroizing;
+
+use super::events::{Ev, EvKind};
+use super::resolve::{self, ResolveError};
+use super::scan::{self, Source};
+use crate::formats::{Comment, FormatError, Leaf, LeafContext, Scalar, Span, Style};
+
+/// A collection under construction.
+#[derive(Debug)]
+pub struct Coll {
+    pub is_map: bool,
+    pub flow: bool,
+    pub parent: Option<usize>,
+    pub doc: usize,
+    pub start: usize,
+    pub end: usize,
+    /// Column (chars) of the first key (maps) or first dash (lists); for flow
+    /// collections the column of the opening bracket.
+    pub indent: usize,
+    /// Byte column of the line start of keys/dashes (the same for block collections).
+    pub byte_indent: usize,
+    /// A block sequence whose dashes sit at its parent key's column.
+    pub indentless: bool,
+    pub items: Vec<Item>,
+    pub comments: Vec<(usize, Comment)>,
+}
+
+#[derive(Debug)]
+pub enum SkNode {
+    Coll(usize),
+    Leaf(Box<Leaf>),
+}
+
+#[derive(Debug)]
+pub struct Item {
+    pub key: Option<(String, Span)>,
+    pub node: SkNode,
+    /// From the key (or the item's first byte) to the end of the value.
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+}
+
+/// Token-like positions used for comment placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkKind {
+    /// A mapping key (its map, item index).
+    Key {
+        coll: usize,
+        item: usize,
+    },
+    /// A value leaf; `empty` for an implicit null (`key:` with nothing).
+    Leaf {
+        coll: usize,
+        item: usize,
+        empty: bool,
+    },
+    /// A block sequence entry indicator.
+    Dash {
+        coll: usize,
+        item: usize,
+    },
+    FlowStart {
+        coll: usize,
+    },
+    FlowEnd {
+        coll: usize,
+    },
+    /// `---`, `...` or the end of a document's content.
+    DocBoundary {
+        doc: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    pub kind: MarkKind,
+    pub start: usize,
+    pub end: usize,
+    pub col: usize,
+}
+
+pub struct Built {
+    pub colls: Vec<Coll>,
+    /// Root collection of each document.
+    pub roots: Vec<usize>,
+    pub marks: Vec<Mark>,
+    /// Byte ranges no comment can start in (scalars, keys).
+    pub opaque: Vec<Span>,
+}
+
+fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> FormatError {
+    let (line, column) = src.line_col(at);
+    FormatError::Unsupported {
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+struct Builder<'s, 'a> {
+    src: &'s Source<'a>,
+    evs: Vec<Ev>,
+    pos: usize,
+    /// Exact end of the previous event's text (scan start for block headers).
+    prev_end: usize,
+    colls: Vec<Coll>,
+    marks: Vec<Mark>,
+    opaque: Vec<Span>,
+}
+
+pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
+    let mut b = Builder {
+        src,
+        evs,
+        pos: 0,
+        prev_end: 0,
+        colls: Vec::new(),
+        marks: Vec::new(),
+        opaque: Vec::new(),
+    };
+    let mut roots = Vec::new();
+    let mut empty_doc_at = None;
+    while b.pos < b.evs.len() {
+        let ev = b.evs[b.pos].clone();
+        match ev.kind {
+            EvKind::DocStart => {
+                b.pos += 1;
+                if ev.end > ev.start {
+                    b.prev_end = ev.end;
+                    b.marks.push(Mark {
+                        kind: MarkKind::DocBoundary { doc: roots.len() },
+                        start: ev.start,
+                        end: ev.end,
+                        col: 0,
+                    });
+                }
+                let doc = roots.len();
+                let root_ev = b.evs.get(b.pos).cloned();
+                match root_ev.map(|e| (e.kind.clone(), e)) {
+                    Some((EvKind::MapStart { .. }, _)) => {
+                        let id = b.collection(None, doc)?;
+                        roots.push(id);
+                    }
+                    Some((
+                        EvKind::Scalar {
+                            value,
+                            tag: None,
+                            style: ScalarStyle::Plain,
+                            anchor: false,
+                        },
+                        e,
+                    )) if value.is_empty() => {
+                        empty_doc_at.get_or_insert(e.start);
+                        b.pos += 1;
+                    }
+                    Some((_, e)) => {
+                        return Err(unsupported(
+                            src,
+                            e.start,
+                            "the document's top level is not a mapping; sops only encrypts \
+                             YAML documents whose root is a mapping (key: value)",
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            EvKind::DocEnd => {
+                b.pos += 1;
+                let doc = roots.len().saturating_sub(1);
+                b.marks.push(Mark {
+                    kind: MarkKind::DocBoundary { doc },
+                    start: ev.start.max(b.prev_end),
+                    end: ev.end.max(b.prev_end),
+                    col: 0,
+                });
+                if ev.end > ev.start {
+                    b.prev_end = ev.end;
+                }
+            }
+            _ => b.pos += 1,
+        }
+    }
+    if roots.is_empty() {
+        return Err(FormatError::Empty { format: "yaml" });
+    }
+    if let Some(at) = empty_doc_at {
+        return Err(unsupported(
+            src,
+            at,
+            "this document of the YAML stream is empty; sops needs a mapping in every \
+             document: remove the empty document or give it content",
+        ));
+    }
+    b.opaque.sort_by_key(|r| (r.start, r.end));
+    b.marks.sort_by_key(|m| (m.start, m.end));
+    Ok(Built {
+        colls: b.colls,
+        roots,
+        marks: b.marks,
+        opaque: b.opaque,
+    })
+}
+
+fn check_tag_collection(
+    src: &Source<'_>,
+    at: usize,
+    tag: &Option<(String, String)>,
+    want: &str,
+) -> Result<(), FormatError> {
+    if let Some((h, s)) = tag {
+        if !(h == "tag:yaml.org,2002:" && s == want) {
+            return Err(unsupported(
+                src,
+                at,
+                format!(
+                    "the tag {} is not supported: sops cannot keep custom tags; remove it",
+                    tag_text(h, s)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn tag_text(h: &str, s: &str) -> String {
+    if h == "tag:yaml.org,2002:" {
+        format!("!!{s}")
+    } else if h == "!" {
+        format!("!{s}")
+    } else {
+        format!("{h}{s}")
+    }
+}
+
+const ANCHOR_MSG: &str = "anchors, aliases and merge keys (&x, *x, <<) are not supported: sops \
+     expands them, so a file written with them would not decrypt with sops; write the values \
+     out in full";
+
+impl Builder<'_, '_> {
+    fn next(&mut self) -> Option<Ev> {
+        let e = self.evs.get(self.pos).cloned();
+        self.pos += 1;
+        e
+    }
+
+    /// Build the collection whose start event is at `self.pos`.
+    fn collection(&mut self, parent: Option<usize>, doc: usize) -> Result<usize, FormatError> {
+        let Some(ev) = self.next() else {
+            return Err(unsupported(self.src, self.src.text.len(), "unexpected end"));
+        };
+        let (is_map, anchor, tag) = match &ev.kind {
+            EvKind::MapStart { anchor, tag } => (true, *anchor, tag.clone()),
+            EvKind::SeqStart { anchor, tag } => (false, *anchor, tag.clone()),
+            _ => return Err(unsupported(self.src, ev.start, "expected a collection")),
+        };
+        let src = self.src;
+        if anchor {
+            return Err(unsupported(src, ev.start, ANCHOR_MSG));
+        }
+        check_tag_collection(src, ev.start, &tag, if is_map { "map" } else { "seq" })?;
+        let text = src.text.as_bytes();
+        // Flow collections' start event covers the bracket.
+        let mut start = scan::skip_properties(src.text, ev.start, src.text.len());
+        let flow = ev.end > ev.start && matches!(text.get(start), Some(b'{') | Some(b'['));
+        if !flow && ev.end > ev.start {
+            // A tagged block collection: its start may be the tag.
+            start = ev.start;
+        }
+        let id = self.colls.len();
+        let indent = src.col(start);
+        let parent_indent = parent.map(|p| self.colls[p].indent);
+        self.colls.push(Coll {
+            is_map,
+            flow,
+            parent,
+            doc,
+            start,
+            end: start,
+            indent,
+            byte_indent: src.byte_col(start),
+            indentless: false,
+            items: Vec::new(),
+            comments: Vec::new(),
+        });
+        if flow {
+            self.marks.push(Mark {
+                kind: MarkKind::FlowStart { coll: id },
+                start,
+                end: start + 1,
+                col: indent,
+            });
+            self.prev_end = start + 1;
+        }
+        let mut first = true;
+        loop {
+            let Some(peek) = self.evs.get(self.pos).cloned() else {
+                return Err(unsupported(src, src.text.len(), "unexpected end of input"));
+            };
+            match peek.kind {
+                EvKind::MapEnd | EvKind::SeqEnd => {
+                    self.pos += 1;
+                    if flow {
+                        // The closing bracket: the event span covers it.
+                        let close = if peek.end > peek.start {
+                            peek.start
+                        } else {
+                            self.prev_end
+                        };
+                        let close =
+                            find_byte(src.text, self.prev_end, if is_map { b'}' } else { b']' })
+                                .unwrap_or(close);
+                        self.marks.push(Mark {
+                            kind: MarkKind::FlowEnd { coll: id },
+                            start: close,
+                            end: close + 1,
+                            col: src.col(close),
+                        });
+                        self.colls[id].end = close + 1;
+                        self.prev_end = close + 1;
+                    } else {
+                        let end = self.colls[id].items.last().map_or(start, |i| i.end);
+                        self.colls[id].end = end;
+                    }
+                    return Ok(id);
+                }
+                _ => {}
+            }
+            if is_map {
+                self.entry(id, doc, flow)?;
+            } else {
+                self.list_item(id, doc, flow, first, parent_indent)?;
+            }
+            first = false;
+        }
+    }
+
+    fn entry(&mut self, id: usize, doc: usize, flow: bool) -> Result<(), FormatError> {
+        let src = self.src;
+        let Some(kev) = self.next() else {
+            return Err(unsupported(src, src.text.len(), "unexpected end of input"));
+        };
+        let (key, kstart, kend) = match &kev.kind {
+            EvKind::Scalar {
+                value,
+                style,
+                anchor,
+                tag,
+            } => {
+                if *anchor {
+                    return Err(unsupported(src, kev.start, ANCHOR_MSG));
+                }
+                let start = scan::skip_properties(src.text, kev.start, kev.end.max(kev.start));
+                let start = if start >= kev.end { kev.start } else { start };
+                let end = match style {
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                        scan::quoted_end(src.text, start)
+                    }
+                    _ => kev.end.max(start),
+                };
+                let is_plain = *style == ScalarStyle::Plain;
+                match tag {
+                    Some((h, s)) if h == "tag:yaml.org,2002:" && s == "str" => {}
+                    Some((h, s)) => {
+                        return Err(unsupported(
+                            src,
+                            kev.start,
+                            format!(
+                                "the key tag {} is not supported: sops only accepts string keys",
+                                tag_text(h, s)
+                            ),
+                        ))
+                    }
+                    None if is_plain => {
+                        if value == "<<" {
+                            return Err(unsupported(src, start, ANCHOR_MSG));
+                        }
+                        match resolve::resolve_plain(value) {
+                            Ok(Scalar::Str(_)) => {}
+                            _ => {
+                                let shown = if value.is_empty() { "(empty)" } else { value };
+                                return Err(unsupported(
+                                    src,
+                                    start,
+                                    format!(
+                                        "the key {shown} is not a string (YAML reads it as a \
+                                         number, bool, null or date) and sops refuses non-string \
+                                         keys; quote it"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                (value.clone(), start, end)
+            }
+            EvKind::Alias => return Err(unsupported(src, kev.start, ANCHOR_MSG)),
+            _ => {
+                return Err(unsupported(
+                    src,
+                    kev.start,
+                    "complex keys (a mapping or sequence used as a key) are not supported by \
+                     sops; use string keys",
+                ))
+            }
+        };
+        if self.colls[id].items.iter().any(|i| {
+            i.key
+                .as_ref()
+                .is_some_and(|(k, _)| k.as_str() == key.as_str())
+        }) {
+            return Err(unsupported(
+                src,
+                kstart,
+                format!("duplicate key {key:?} in this mapping; sops refuses duplicate keys"),
+            ));
+        }
+        if self.colls[id].items.is_empty() && !flow {
+            self.colls[id].indent = src.col(kstart);
+            self.colls[id].byte_indent = src.byte_col(kstart);
+            self.colls[id].start = kstart;
+        }
+        let item_index = self.colls[id].items.len();
+        self.marks.push(Mark {
+            kind: MarkKind::Key {
+                coll: id,
+                item: item_index,
+            },
+            start: kstart,
+            end: kend,
+            col: src.col(kstart),
+        });
+        self.opaque.push(kstart..kend);
+        self.prev_end = kend;
+        let line = src.line_of(kstart) + 1;
+        let (node, end) = self.value(id, doc, flow, item_index, true)?;
+        self.colls[id].items.push(Item {
+            key: Some((key, kstart..kend)),
+            node,
+            start: kstart,
+            end: end.max(kend),
+            line,
+        });
+        Ok(())
+    }
+
+    fn list_item(
+        &mut self,
+        id: usize,
+        doc: usize,
+        flow: bool,
+        first: bool,
+        parent_indent: Option<usize>,
+    ) -> Result<(), FormatError> {
+        let src = self.src;
+        let item_index = self.colls[id].items.len();
+        let mut item_start = None;
+        if !flow {
+            // Find the `-` indicator: the first `-` after the previous event, outside comments.
+            if let Some(d) = find_dash(src.text, self.prev_end) {
+                if first {
+                    let col = src.col(d);
+                    self.colls[id].indent = col;
+                    self.colls[id].byte_indent = src.byte_col(d);
+                    self.colls[id].start = d;
+                    // Indentless: the sequence is a mapping value with dashes at the key column.
+                    if let Some(p) = self.colls[id].parent {
+                        let pc = &self.colls[p];
+                        if pc.is_map && !pc.flow && parent_indent == Some(col) {
+                            self.colls[id].indentless = true;
+                        }
+                    }
+                }
+                self.marks.push(Mark {
+                    kind: MarkKind::Dash {
+                        coll: id,
+                        item: item_index,
+                    },
+                    start: d,
+                    end: d + 1,
+                    col: src.col(d),
+                });
+                self.prev_end = d + 1;
+                item_start = Some(d);
+            }
+        }
+        let (node, end) = self.value(id, doc, flow, item_index, false)?;
+        let start = item_start.unwrap_or(match &node {
+            SkNode::Leaf(l) => l.span.start,
+            SkNode::Coll(c) => self.colls[*c].start,
+        });
+        self.colls[id].items.push(Item {
+            key: None,
+            node,
+            start,
+            end: end.max(start),
+            line: src.line_of(start) + 1,
+        });
+        Ok(())
+    }
+
+    /// Build a value node (map value or list item); returns it and its end.
+    fn value(
+        &mut self,
+        parent: usize,
+        doc: usize,
+        in_flow: bool,
+        item: usize,
+        in_map: bool,
+    ) -> Result<(SkNode, usize), FormatError> {
+        let src = self.src;
+        let Some(ev) = self.evs.get(self.pos).cloned() else {
+            return Err(unsupported(src, src.text.len(), "unexpected end of input"));
+        };
+        match &ev.kind {
+            EvKind::MapStart { .. } | EvKind::SeqStart { .. } => {
+                let id = self.collection(Some(parent), doc)?;
+                let end = self.colls[id].end;
+                Ok((SkNode::Coll(id), end))
+            }
+            EvKind::Alias => Err(unsupported(src, ev.start, ANCHOR_MSG)),
+            EvKind::Scalar { .. } => {
+                self.pos += 1;
+                let leaf = self.leaf(&ev, parent, in_flow, in_map)?;
+                let empty = leaf.span.is_empty();
+                self.marks.push(Mark {
+                    kind: MarkKind::Leaf {
+                        coll: parent,
+                        item,
+                        empty,
+                    },
+                    start: leaf.span.start,
+                    end: leaf.span.end,
+                    col: src.col(leaf.span.start),
+                });
+                if !empty {
+                    self.opaque.push(leaf.span.clone());
+                    self.prev_end = leaf.span.end;
+                }
+                let end = leaf.span.end;
+                Ok((SkNode::Leaf(Box::new(leaf)), end))
+            }
+            _ => Err(unsupported(src, ev.start, "unexpected YAML structure")),
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        ev: &Ev,
+        parent: usize,
+        in_flow: bool,
+        in_map: bool,
+    ) -> Result<Leaf, FormatError> {
+        let src = self.src;
+        let EvKind::Scalar {
+            value,
+            style,
+            anchor,
+            tag,
+        } = &ev.kind
+        else {
+            return Err(unsupported(src, ev.start, "expected a scalar"));
+        };
+        if *anchor {
+            return Err(unsupported(src, ev.start, ANCHOR_MSG));
+        }
+        let pc = &self.colls[parent];
+        // Where a block child of this leaf's parent item would start (set in finish()).
+        let item_col = if in_map {
+            pc.items.last().map_or(pc.byte_indent, |_| pc.byte_indent)
+        } else {
+            pc.byte_indent
+        };
+        let _ = item_col;
+        let (span, st, indent) = match style {
+            ScalarStyle::Plain => {
+                if ev.end <= ev.start || value.is_empty() && tag.is_none() {
+                    // Implicit null: an empty span right after the previous text.
+                    let at = if ev.end <= ev.start {
+                        ev.start
+                    } else {
+                        self.prev_end
+                    };
+                    let at = at.max(self.prev_end).min(src.text.len());
+                    (at..at, Style::Plain, 0)
+                } else {
+                    let s = scan::skip_properties(src.text, ev.start, ev.end);
+                    let s = if s >= ev.end { ev.start } else { s };
+                    (s..ev.end, Style::Plain, 0)
+                }
+            }
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                let s = scan::skip_properties(src.text, ev.start, src.text.len());
+                let st = if *style == ScalarStyle::SingleQuoted {
+                    Style::SingleQuoted
+                } else {
+                    Style::DoubleQuoted
+                };
+                (s..scan::quoted_end(src.text, s), st, 0)
+            }
+            ScalarStyle::Literal | ScalarStyle::Folded => {
+                let Some(h) =
+                    scan::block_header(src.text, self.prev_end, ev.start.max(self.prev_end))
+                else {
+                    return Err(unsupported(
+                        src,
+                        ev.start,
+                        "could not locate this block scalar's header",
+                    ));
+                };
+                if h.has_comment {
+                    return Err(unsupported(
+                        src,
+                        h.start,
+                        "a comment after a block scalar header (`key: | # comment`) cannot be \
+                         kept when the value is encrypted; move the comment to its own line",
+                    ));
+                }
+                let has_content = value.chars().any(|c| c != '\n');
+                let content_indent = if has_content { ev.col } else { usize::MAX };
+                let trailing = value.len() - value.trim_end_matches('\n').len();
+                let end = scan::block_end(src, &h, content_indent, trailing);
+                let st = if *style == ScalarStyle::Literal {
+                    Style::Literal
+                } else {
+                    Style::Folded
+                };
+                let indent = if has_content {
+                    // Content columns are spaces only: chars == bytes.
+                    ev.col
+                } else {
+                    0
+                };
+                (h.start..end.max(h.end), st, indent)
+            }
+        };
+        let value = self.typed(src, span.start, value, *style, tag)?;
+        let (line, column) = src.line_col(span.start);
+        Ok(Leaf {
+            value,
+            span,
+            style: st,
+            line,
+            column,
+            context: LeafContext {
+                in_flow,
+                indent,
+                in_list: !in_map,
+                ..LeafContext::default()
+            },
+        })
+    }
+
+    fn typed(
+        &self,
+        src: &Source<'_>,
+        at: usize,
+        value: &str,
+        style: ScalarStyle,
+        tag: &Option<(String, String)>,
+    ) -> Result<Scalar, FormatError> {
+        let plain = style == ScalarStyle::Plain;
+        let str_value = || Scalar::Str(Zeroizing::new(value.to_string()));
+        let Some((h, s)) = tag else {
+            if !plain {
+                return Ok(str_value());
+            }
+            return match resolve::resolve_plain(value) {
+                Ok(v) => Ok(v),
+                Err(ResolveError::Uint64) => Err(uint_error(src, at)),
+            };
+        };
+        if h == "!" && s.is_empty() {
+            return Ok(str_value());
+        }
+        if h != "tag:yaml.org,2002:" {
+            return Err(unsupported(
+                src,
+                at,
+                format!(
+                    "the tag {} is not supported: sops cannot keep custom tags; remove it",
+                    tag_text(h, s)
+                ),
+            ));
+        }
+        let bad = |what: &str| {
+            unsupported(
+                src,
+                at,
+                format!("this value cannot be read as !!{what}; fix the value or remove the tag"),
+            )
+        };
+        match s.as_str() {
+            "str" => Ok(str_value()),
+            "binary" => {
+                use base64::Engine;
+                let cleaned: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(cleaned.as_bytes())
+                    .map_err(|_| bad("binary"))?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    unsupported(
+                        src,
+                        at,
+                        "this !!binary value is not UTF-8 text; sops cannot carry binary \
+                         values in YAML, store it as a base64 string instead",
+                    )
+                })?;
+                Ok(Scalar::Str(Zeroizing::new(text)))
+            }
+            "null" => match resolve::resolve_plain(value) {
+                Ok(Scalar::Null) => Ok(Scalar::Null),
+                _ => Err(bad("null")),
+            },
+            "bool" => match resolve::resolve_plain(value) {
+                Ok(Scalar::Bool(b)) => Ok(Scalar::Bool(b)),
+                _ => Err(bad("bool")),
+            },
+            "int" => match resolve::resolve_plain(value) {
+                Ok(Scalar::Int(i)) => Ok(Scalar::Int(i)),
+                Err(ResolveError::Uint64) => Err(uint_error(src, at)),
+                _ => Err(bad("int")),
+            },
+            "float" => match resolve::resolve_plain(value) {
+                Ok(Scalar::Float(f)) => Ok(Scalar::Float(f)),
+                Ok(Scalar::Int(i)) => Ok(Scalar::Float(i as f64)),
+                _ => Err(bad("float")),
+            },
+            "timestamp" => match resolve::parse_timestamp(value) {
+                Some(t) => Ok(Scalar::Time(t)),
+                None => Err(bad("timestamp")),
+            },
+            other => Err(unsupported(
+                src,
+                at,
+                format!("the tag !!{other} is not supported on a scalar; remove it"),
+            )),
+        }
+    }
+}
+
+fn uint_error(src: &Source<'_>, at: usize) -> FormatError {
+    unsupported(
+        src,
+        at,
+        "this integer is larger than a signed 64-bit integer; sops cannot encrypt it \
+         (\"unknown type: uint64\"): quote it to keep it as a string",
+    )
+}
+
+/// The first `-` entry indicator at or after `from`, skipping whitespace and comments.
+fn find_dash(text: &str, from: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b':' | b'?' => i += 1,
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'-' => return Some(i),
+            // A BOM at the start.
+            0xEF if i == 0 => i += 3,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The first `c` at or after `from`, skipping whitespace, commas and comments.
+fn find_byte(text: &str, from: usize, c: u8) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            x if x == c => return Some(i),
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
