@@ -12,6 +12,7 @@
 //! one warning (a locked clone must still check out), and anything that is not a
 //! SOPS file passes through. A MAC failure or a tampered value is an error.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
@@ -39,6 +40,8 @@ pub struct Filter {
     keyring: Keyring,
     keys: KeyCache,
     warned_locked: bool,
+    /// The ciphertext each path was last smudged from (see `templates`).
+    smudged: HashMap<String, Vec<u8>>,
 }
 
 impl Filter {
@@ -55,6 +58,7 @@ impl Filter {
             keyring: Keyring::new(),
             keys,
             warned_locked: false,
+            smudged: HashMap::new(),
         }
     }
 
@@ -63,23 +67,32 @@ impl Filter {
         self.keys.unwraps()
     }
 
-    /// The blob to use as the template for `path`: staged, else at HEAD.
-    fn template(&mut self, path: &str) -> Option<Vec<u8>> {
+    /// The blobs `path` may have been checked out from, most authoritative first:
+    /// staged (the on-disk index), `HEAD:path`, and the blob this process last
+    /// smudged for it. git compares with its in-memory index, which during a
+    /// rebase or merge can be ahead of the on-disk one; the smudged blob covers that.
+    fn templates(&mut self, path: &str) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
         if self.blobs.is_none() {
             self.blobs = BlobReader::spawn(&self.git).ok();
         }
-        let blobs = self.blobs.as_mut()?;
-        for spec in [format!(":{path}"), format!("HEAD:{path}")] {
-            match blobs.read(&spec) {
-                Ok(Some(blob)) => return Some(blob),
-                Ok(None) => {}
-                Err(_) => {
-                    self.blobs = None;
-                    return None;
+        if let Some(blobs) = self.blobs.as_mut() {
+            for spec in [format!(":{path}"), format!("HEAD:{path}")] {
+                match blobs.read(&spec) {
+                    Ok(Some(blob)) => out.push(blob),
+                    Ok(None) => {}
+                    Err(_) => {
+                        self.blobs = None;
+                        break;
+                    }
                 }
             }
         }
-        None
+        if let Some(blob) = self.smudged.get(path) {
+            out.push(blob.clone());
+        }
+        out.dedup();
+        out
     }
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
@@ -112,10 +125,8 @@ impl Filter {
             .hint("remove the byte order mark and add the file again"));
         }
         let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
-        if let Some(template) = self.template(path) {
-            if let Some(out) = self.clean_with_template(path, format, text, &doc, &template)? {
-                return Ok(out);
-            }
+        if let Some(out) = self.clean_with_templates(path, format, text, &doc)? {
+            return Ok(out);
         }
         // A new file: keys and selector from the creation rule for its path.
         let cfg = config::discover_from(&self.top)
@@ -142,43 +153,46 @@ impl Filter {
         Ok(out.into_bytes())
     }
 
-    /// Clean against the previous blob. `None` when the template is not a usable
-    /// SOPS file (then the file is treated as new).
-    fn clean_with_template(
+    /// Clean against the previous versions of the file. `None` when none of them
+    /// is a usable SOPS file (then the file is treated as new).
+    fn clean_with_templates(
         &mut self,
         path: &str,
         format: Format,
         text: &str,
         doc: &crate::formats::Document,
-        template: &[u8],
     ) -> Result<Option<Vec<u8>>, DriverError> {
         let store = format.store();
-        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
-        let Ok(ttext) = std::str::from_utf8(template) else {
-            return Ok(None);
-        };
-        let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else {
-            return Ok(None);
-        };
-        match self.keys.recover(&tmeta, &self.keyring) {
-            Ok(key) => {
-                let opened = match decrypt::open(store, ttext, &tdoc, &tmeta, &key, false) {
-                    Ok(o) => o,
-                    // A damaged previous version: encrypt afresh for its recipients.
-                    Err(_) => return self.reencrypt_for(path, store, text, doc, &tmeta).map(Some),
-                };
-                if opened.text.as_bytes() == text.as_bytes() {
-                    return Ok(Some(template.to_vec()));
-                }
-                let mut meta = tmeta.clone();
-                let mut ivs = opened.ivs;
-                let out =
-                    encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs).map_err(fail)?;
-                Ok(Some(out.into_bytes()))
+        let mut usable = None;
+        let mut locked = None;
+        for template in self.templates(path) {
+            let Ok(ttext) = std::str::from_utf8(&template) else { continue };
+            let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else { continue };
+            let Ok(key) = self.keys.recover(&tmeta, &self.keyring) else {
+                locked.get_or_insert(tmeta);
+                continue;
+            };
+            // A damaged previous version is no template (its recipients still are).
+            let Ok(opened) = decrypt::open(store, ttext, &tdoc, &tmeta, &key, false) else {
+                locked.get_or_insert(tmeta);
+                continue;
+            };
+            if opened.text.as_bytes() == text.as_bytes() {
+                return Ok(Some(template));
             }
-            // No key for the previous version (a locked clone that replaced the
-            // file with plaintext): a new data key for the same recipients.
-            Err(_) => self.reencrypt_for(path, store, text, doc, &tmeta).map(Some),
+            usable.get_or_insert((tmeta, key, opened.ivs));
+        }
+        if let Some((mut meta, key, mut ivs)) = usable {
+            // Same data key and recipients; unchanged values keep their IVs.
+            let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs)
+                .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+            return Ok(Some(out.into_bytes()));
+        }
+        // No key for the previous version (a locked clone that replaced the file
+        // with plaintext): a new data key for the same recipients.
+        match locked {
+            Some(meta) => self.reencrypt_for(path, store, text, doc, &meta).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -238,6 +252,7 @@ impl Filter {
                 "the committed file was modified outside git-sops/sops; inspect it with `git show`",
             )
         })?;
+        self.smudged.insert(path.to_string(), input.to_vec());
         Ok(Smudged::Plaintext(opened.text))
     }
 }
