@@ -25,6 +25,10 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Create an age identity in sops' default key file and print its recipient
     Keygen,
+    /// Re-wrap each file's data key for the keys its .sops.yaml rule names now (values untouched)
+    Updatekeys(UpdateKeysArgs),
+    /// Give each file a new data key and re-encrypt every value; optionally add or remove keys
+    Rotate(RotateArgs),
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
 }
@@ -57,6 +61,15 @@ pub struct EncryptArgs {
     /// age recipients (repeatable or comma-separated); replaces .sops.yaml's keys
     #[arg(long, value_name = "RECIPIENT", env = "SOPS_AGE_RECIPIENTS")]
     pub age: Vec<String>,
+    /// AWS KMS key ARNs (repeatable or comma-separated; ARN+ROLE_ARN assumes that role); replaces .sops.yaml's keys
+    #[arg(long, value_name = "ARN", env = "SOPS_KMS_ARN")]
+    pub kms: Vec<String>,
+    /// KMS encryption context for the KMS keys: key:value,key2:value2
+    #[arg(long, value_name = "K:V,...")]
+    pub encryption_context: Option<String>,
+    /// AWS shared-config profile for the --kms keys
+    #[arg(long, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
     /// Use this .sops.yaml instead of searching from the current directory
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -93,4 +106,57 @@ pub struct DecryptArgs {
     /// Do not verify the MAC (for files changed outside sops that you trust)
     #[arg(long)]
     pub ignore_mac: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateKeysArgs {
+    /// The encrypted files to update (in place)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Use this .sops.yaml instead of searching from the current directory
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json")]
+    pub input_type: Option<String>,
+    /// Number of key groups needed to decrypt (with several key groups)
+    #[arg(long, value_name = "N")]
+    pub shamir_secret_sharing_threshold: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// The encrypted files to rotate
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Replace each file with the result (atomically); needed for more than one file
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Write the result to this file (atomically) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json")]
+    pub input_type: Option<String>,
+    /// Add these AWS KMS key ARNs (comma-separated; ARN+ROLE_ARN) to the first key group
+    #[arg(long, value_name = "ARN")]
+    pub add_kms: Vec<String>,
+    /// Remove these AWS KMS keys (comma-separated; with the same --encryption-context / --aws-profile they were added with)
+    #[arg(long, value_name = "ARN")]
+    pub rm_kms: Vec<String>,
+    /// Add these age recipients (comma-separated) to the first key group
+    #[arg(long, value_name = "RECIPIENT")]
+    pub add_age: Vec<String>,
+    /// Remove these age recipients (comma-separated) from every key group
+    #[arg(long, value_name = "RECIPIENT")]
+    pub rm_age: Vec<String>,
+    /// KMS encryption context for --add-kms / --rm-kms: key:value,key2:value2
+    #[arg(long, value_name = "K:V,...")]
+    pub encryption_context: Option<String>,
+    /// AWS shared-config profile for --add-kms / --rm-kms
+    #[arg(long, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
 }

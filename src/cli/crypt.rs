@@ -2,7 +2,7 @@
 
 use super::args::{DecryptArgs, EncryptArgs};
 use super::io::{read_input, write_output, Input};
-use super::report::Failure;
+use super::report::{code, Failure};
 use crate::sops::config;
 use crate::sops::decrypt;
 use crate::sops::encrypt::{self, EncryptSpec};
@@ -60,14 +60,11 @@ pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
 /// Keys and selectors for a new file: key flags replace `.sops.yaml`'s keys
 /// completely; a selector flag overrides the rule's selector (sops' precedence).
 fn encrypt_spec(args: &EncryptArgs, input: &Input) -> Result<EncryptSpec, Failure> {
-    let flag_recipients: Vec<Recipient> = args
-        .age
-        .iter()
-        .flat_map(|a| a.split(','))
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| Recipient::Age(a.to_string()))
-        .collect();
+    let context = parse_encryption_context(args.encryption_context.as_deref())?;
+    let profile = args.aws_profile.as_deref().unwrap_or("");
+    // sops' order for keys from the command line: kms, then age.
+    let mut flag_recipients = kms_recipients(&args.kms, &context, profile);
+    flag_recipients.extend(age_recipients(&args.age));
     let flag_selector = selector_flag(args)?;
     let mut spec = if flag_recipients.is_empty() {
         let cfg = config::discover(args.config.as_deref())
@@ -79,9 +76,20 @@ fn encrypt_spec(args: &EncryptArgs, input: &Input) -> Result<EncryptSpec, Failur
                 ))
                 .with_hint("`git sops keygen` creates an age identity and prints its recipient")
             })?;
-        let rule = cfg
+        let mut rule = cfg
             .rule_for(&input.rule_path)
             .map_err(|e| Failure::input(format!("{}: {e}", input.name)))?;
+        // sops applies --encryption-context to the rule's `kms` keys (a key
+        // group's `kms` entries carry their own `context`).
+        if !context.is_empty() {
+            for r in rule.key_groups.iter_mut().flatten() {
+                if let Recipient::Kms { context: c, .. } = r {
+                    if c.is_empty() {
+                        c.clone_from(&context);
+                    }
+                }
+            }
+        }
         EncryptSpec {
             key_groups: rule.key_groups,
             shamir_threshold: rule.shamir_threshold,
@@ -106,6 +114,62 @@ fn encrypt_spec(args: &EncryptArgs, input: &Input) -> Result<EncryptSpec, Failur
         spec.shamir_threshold = t;
     }
     Ok(spec)
+}
+
+/// age recipients from repeatable, comma-separated flags.
+pub(super) fn age_recipients(flags: &[String]) -> Vec<Recipient> {
+    flags
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| Recipient::Age(a.to_string()))
+        .collect()
+}
+
+/// KMS recipients from repeatable, comma-separated `ARN[+ROLE_ARN]` flags; as in
+/// sops, the encryption context and the profile apply to every one of them.
+pub(super) fn kms_recipients(
+    flags: &[String],
+    context: &[(String, String)],
+    profile: &str,
+) -> Vec<Recipient> {
+    flags
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| {
+            let mut r = config::parse_kms_arn(a, profile);
+            if let Recipient::Kms { context: c, .. } = &mut r {
+                *c = context.to_vec();
+            }
+            r
+        })
+        .collect()
+}
+
+/// `--encryption-context key:value,key2:value2`, parsed as sops parses it (each
+/// pair must split on `:` into exactly two parts), sorted by key.
+pub(super) fn parse_encryption_context(
+    flag: Option<&str>,
+) -> Result<Vec<(String, String)>, Failure> {
+    let Some(text) = flag.filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in text.split(',') {
+        let parts: Vec<&str> = pair.split(':').collect();
+        let [k, v] = parts.as_slice() else {
+            return Err(Failure::new(
+                format!("--encryption-context: {pair:?} is not a key:value pair; expected key:value,key2:value2 (a value cannot contain ':' or ',')"),
+                code::INVALID_KMS_ENCRYPTION_CONTEXT,
+            ));
+        };
+        out.retain(|(existing, _)| existing != k);
+        out.push((k.to_string(), v.to_string()));
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn selector_flag(args: &EncryptArgs) -> Result<Option<Selector>, Failure> {

@@ -6,8 +6,9 @@ mod args;
 mod crypt;
 mod io;
 mod keygen;
-mod report;
+mod keys_cmd;
 mod repo;
+mod report;
 
 use clap::Parser;
 
@@ -26,6 +27,8 @@ pub fn main() -> i32 {
         args::Command::Encrypt(a) => crypt::encrypt(&a),
         args::Command::Decrypt(a) => crypt::decrypt(&a),
         args::Command::Keygen => keygen::run(),
+        args::Command::Updatekeys(a) => keys_cmd::updatekeys(&a),
+        args::Command::Rotate(a) => keys_cmd::rotate(&a),
         args::Command::Repo(c) => repo::run(c),
     };
     match result {

@@ -12,6 +12,7 @@ use crate::sops::Error;
 pub mod code {
     pub const GENERIC: i32 = 1;
     pub const USAGE: i32 = 2;
+    pub const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub const ERROR_DECRYPTING_TREE: i32 = 25;
     pub const MAC_MISMATCH: i32 = 51;
     pub const EMPTY_FILE: i32 = 92;
@@ -37,7 +38,7 @@ impl fmt::Display for Failure {
 }
 
 impl Failure {
-    fn new(message: String, exit_code: i32) -> Failure {
+    pub fn new(message: String, exit_code: i32) -> Failure {
         Failure {
             message,
             hint: None,
@@ -84,7 +85,15 @@ impl Failure {
             ),
             Error::Keys(KeyGroupError::Recover { .. }) => (
                 code::COULD_NOT_RETRIEVE_KEY,
-                Some("make one of the file's keys available (for age: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD or sops' default key file), or ask someone who can decrypt it to add your recipient"),
+                Some("make one of the file's keys available (age: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD or sops' default key file; AWS KMS: credentials allowed kms:Decrypt on the key, e.g. AWS_PROFILE or `aws sso login`), or ask someone who can decrypt it to add your key to .sops.yaml and run `git sops updatekeys`"),
+            ),
+            Error::Keys(KeyGroupError::Wrap { .. }) => (
+                code::GENERIC,
+                Some("nothing was written; fix the key or its access (the reason is above) and run the command again"),
+            ),
+            Error::Keys(KeyGroupError::BadRecipient { .. }) => (
+                code::GENERIC,
+                Some("fix the key in .sops.yaml or on the command line; nothing was written"),
             ),
             Error::Keys(_) => (code::GENERIC, None),
             Error::Value { .. } | Error::Plaintext { .. } | Error::BadPlaintext { .. } => (

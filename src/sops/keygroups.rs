@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use zeroize::Zeroizing;
 
 use super::datakey::DataKey;
-use super::metadata::{AgeKey, KeyGroup, MasterKey, Metadata};
+use super::metadata::{now_rfc3339, AgeKey, KeyGroup, KmsKey, MasterKey, Metadata};
 use super::shamir;
+use crate::formats::Value;
+use crate::keys::kms::{self, KmsKeyRef};
 use crate::keys::{age, KeyError};
 
 /// A recipient named by the command line or `.sops.yaml`, before wrapping.
@@ -34,9 +36,74 @@ impl Recipient {
     pub fn describe(&self) -> String {
         match self {
             Recipient::Age(r) => format!("age {r}"),
-            Recipient::Kms { arn, .. } => format!("kms {arn}"),
+            Recipient::Kms { .. } => format!("kms {}", self.string_form()),
             Recipient::Unsupported { kind, id } => format!("{kind} {id}"),
         }
+    }
+
+    /// The key's type, as the metadata names it (`age`, `kms`, `pgp`, ...).
+    pub fn kind(&self) -> &str {
+        match self {
+            Recipient::Age(_) => "age",
+            Recipient::Kms { .. } => "kms",
+            Recipient::Unsupported { kind, .. } => kind,
+        }
+    }
+
+    /// sops' `ToString()` of the master key, which `updatekeys` diffs by: the age
+    /// recipient; for KMS `ARN[+ROLE]`, then `|k:v,...` (context, sorted) when
+    /// there is a context or a profile, then `|PROFILE` when there is a profile.
+    pub fn string_form(&self) -> String {
+        match self {
+            Recipient::Age(r) => r.clone(),
+            Recipient::Kms {
+                arn,
+                role,
+                context,
+                aws_profile,
+            } => {
+                let mut s = arn.clone();
+                if !role.is_empty() {
+                    s.push('+');
+                    s.push_str(role);
+                }
+                let mut sorted = context.clone();
+                sorted.sort();
+                let ctx: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                let ctx = ctx.join(",");
+                if !aws_profile.is_empty() {
+                    format!("{s}|{ctx}|{aws_profile}")
+                } else if !ctx.is_empty() {
+                    format!("{s}|{ctx}")
+                } else {
+                    s
+                }
+            }
+            Recipient::Unsupported { id, .. } => id.clone(),
+        }
+    }
+}
+
+/// sops' string form of a master key from a file (see [`Recipient::string_form`]).
+pub fn key_string_form(key: &MasterKey) -> String {
+    match key {
+        MasterKey::Other { kind, entry } => {
+            let f = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("");
+            match kind.as_str() {
+                "pgp" => f("fp").to_string(),
+                "gcp_kms" => f("resource_id").to_string(),
+                "hckms" => f("key_id").to_string(),
+                "azure_kv" => format!("{}/keys/{}/{}", f("vault_url"), f("name"), f("version")),
+                "hc_vault" => format!(
+                    "{}/v1/{}/keys/{}",
+                    f("vault_address"),
+                    f("engine_path"),
+                    f("key_name")
+                ),
+                _ => key.identifier(),
+            }
+        }
+        _ => key.recipient().string_form(),
     }
 }
 
@@ -53,8 +120,12 @@ pub enum KeyGroupError {
         "no recipients: give --age (or --kms), or add a creation rule with keys to .sops.yaml"
     )]
     NoRecipients,
-    #[error("could not decrypt the data key with any of this file's master keys.\n{report}")]
+    #[error(
+        "could not decrypt the data key with this file's master keys. Tried, in order:\n{report}"
+    )]
     Recover { report: String },
+    #[error("{recipient}: {source}")]
+    BadRecipient { recipient: String, source: KeyError },
 }
 
 /// The master keys this process can use, loaded on first need (so a file with
@@ -85,7 +156,17 @@ impl Keyring {
                 Ok(ids) => ids.unwrap(&k.enc).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
-            MasterKey::Kms(_) => Err("AWS KMS keys are not supported by this build of git-sops yet".into()),
+            // The network key: tried after local age identities (see `recover`).
+            MasterKey::Kms(k) => kms::decrypt(
+                &KmsKeyRef {
+                    arn: &k.arn,
+                    role: &k.role,
+                    context: &k.context,
+                    aws_profile: &k.aws_profile,
+                },
+                &k.enc,
+            )
+            .map_err(|e| e.to_string()),
             MasterKey::Other { kind, .. } => Err(format!(
                 "git-sops cannot use {kind} keys; decrypt with `sops`, or add an age or KMS recipient with `sops updatekeys`"
             )),
@@ -112,6 +193,10 @@ pub fn wrap(
     let groups: Vec<&Vec<Recipient>> = groups.iter().filter(|g| !g.is_empty()).collect();
     if groups.is_empty() {
         return Err(KeyGroupError::NoRecipients);
+    }
+    // Everything that can be checked locally is checked before any network call.
+    for r in groups.iter().flat_map(|g| g.iter()) {
+        check_recipient(r)?;
     }
     let threshold = if groups.len() > 1 {
         let t = if threshold == 0 {
@@ -146,8 +231,35 @@ pub fn wrap(
                         source,
                     })?,
                 }),
-                Recipient::Kms { .. } => {
-                    return Err(KeyGroupError::UnsupportedRecipient("AWS KMS".into()))
+                Recipient::Kms {
+                    arn,
+                    role,
+                    context,
+                    aws_profile,
+                } => {
+                    let mut context = context.clone();
+                    context.sort();
+                    let enc = kms::encrypt(
+                        &KmsKeyRef {
+                            arn,
+                            role,
+                            context: &context,
+                            aws_profile,
+                        },
+                        secret,
+                    )
+                    .map_err(|source| KeyGroupError::Wrap {
+                        recipient: r.describe(),
+                        source,
+                    })?;
+                    MasterKey::Kms(KmsKey {
+                        arn: arn.clone(),
+                        role: role.clone(),
+                        context,
+                        created_at: now_rfc3339(),
+                        enc,
+                        aws_profile: aws_profile.clone(),
+                    })
                 }
                 Recipient::Unsupported { kind, .. } => {
                     return Err(KeyGroupError::UnsupportedRecipient(kind.clone()))
@@ -159,29 +271,90 @@ pub fn wrap(
     Ok((out, threshold))
 }
 
-/// Recover the data key from the metadata's key groups.
+/// Check a recipient without using the network: a malformed age recipient, KMS
+/// ARN or role is refused before anything is wrapped.
+pub fn check_recipient(r: &Recipient) -> Result<(), KeyGroupError> {
+    let bad = |source| KeyGroupError::BadRecipient {
+        recipient: r.describe(),
+        source,
+    };
+    match r {
+        Recipient::Age(recipient) => {
+            <::age::x25519::Recipient as std::str::FromStr>::from_str(recipient.trim())
+                .map(|_| ())
+                .map_err(|_| KeyError::BadAgeRecipient(recipient.clone()))
+                .map_err(bad)
+        }
+        Recipient::Kms {
+            arn,
+            role,
+            context,
+            aws_profile,
+        } => kms::check(&KmsKeyRef {
+            arn,
+            role,
+            context,
+            aws_profile,
+        })
+        .map_err(bad),
+        Recipient::Unsupported { kind, .. } => {
+            Err(KeyGroupError::UnsupportedRecipient(kind.clone()))
+        }
+    }
+}
+
+/// Recover the data key from the metadata's key groups. In each group the keys
+/// are tried in sops' order — age (local, free) first, then pgp, then the rest
+/// (AWS KMS, a network call) in file order — stopping at the first that opens
+/// it; with several groups, trying stops once `shamir_threshold` groups are open.
+/// On failure the error lists every key tried and what each attempt said.
 pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let mut report = String::new();
     let mut secrets = Vec::new();
+    let several = meta.key_groups.len() > 1;
+    let threshold = if several {
+        meta.shamir_threshold.max(2)
+    } else {
+        1
+    };
     for (gi, group) in meta.key_groups.iter().enumerate() {
-        // Local age keys first: they cost nothing and need no network.
+        if secrets.len() >= threshold {
+            break;
+        }
         let mut order: Vec<&MasterKey> = group.iter().collect();
         order.sort_by_key(|k| match k {
             MasterKey::Age(_) => 0,
             MasterKey::Other { kind, .. } if kind == "pgp" => 1,
             _ => 2,
         });
+        let indent = if several {
+            let _ = writeln!(
+                report,
+                "  key group {} of {}:",
+                gi + 1,
+                meta.key_groups.len()
+            );
+            "    "
+        } else {
+            "  "
+        };
         let mut opened = None;
         for key in order {
             match keyring.unwrap(key) {
                 Ok(secret) => {
+                    let _ = writeln!(
+                        report,
+                        "{indent}{} {}: opened",
+                        key.kind(),
+                        key.identifier()
+                    );
                     opened = Some(secret);
                     break;
                 }
                 Err(why) => {
                     let _ = writeln!(
                         report,
-                        "  group {gi}: {} {}: {why}",
+                        "{indent}{} {}: FAILED: {why}",
                         key.kind(),
                         key.identifier()
                     );
@@ -193,19 +366,27 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
         }
     }
     let failed = |extra: &str| KeyGroupError::Recover {
-        report: format!("{report}{extra}"),
+        report: format!("{report}{extra}").trim_end().to_string(),
     };
-    let key = if meta.key_groups.len() <= 1 {
-        secrets.pop().and_then(|s| DataKey::from_slice(&s))
+    let key = if !several {
+        match secrets.pop() {
+            Some(s) => DataKey::from_slice(&s).ok_or_else(|| {
+                failed("  the unwrapped data key is not 32 bytes: the key entry is damaged")
+            })?,
+            None => return Err(failed("")),
+        }
     } else {
-        let threshold = meta.shamir_threshold.max(2);
         if secrets.len() < threshold {
             return Err(failed(&format!(
-                "  only {} of the {threshold} key groups needed could be opened",
+                "  only {} of the {threshold} key groups needed (shamir_threshold) could be opened",
                 secrets.len()
             )));
         }
-        shamir::combine(&secrets).and_then(|s| DataKey::from_slice(&s))
+        shamir::combine(&secrets)
+            .and_then(|s| DataKey::from_slice(&s))
+            .ok_or_else(|| {
+                failed("  the Shamir shares do not combine into a data key: a key entry is damaged")
+            })?
     };
-    key.ok_or_else(|| failed(""))
+    Ok(key)
 }

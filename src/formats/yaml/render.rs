@@ -53,6 +53,9 @@ pub fn plain(leaf: &Leaf, value: &Scalar, spelling: &str) -> String {
     match value {
         Scalar::Str(s) => string(leaf, s),
         Scalar::Null => "null".to_string(),
+        // `True`/`False` is how sops itself stores every bool, so in files sops
+        // wrote it carries no spelling; render YAML's usual lowercase.
+        Scalar::Bool(b) if matches!(spelling, "True" | "False") => canonical(&Scalar::Bool(*b)),
         typed => {
             if plain_safe(spelling, flow) && same_value(spelling, typed) {
                 spelling.to_string()

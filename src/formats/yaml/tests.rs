@@ -552,7 +552,8 @@ fn normalizes_sops_spellings() {
     );
     assert_eq!(dec("a: .NaN\n", Scalar::Float(f64::NAN), "NaN"), ".nan");
     assert_eq!(dec("a: -0.0\n", Scalar::Float(-0.0), "-0"), "-0.0");
-    assert_eq!(dec("a: TRUE\n", Scalar::Bool(true), "True"), "True");
+    assert_eq!(dec("a: TRUE\n", Scalar::Bool(true), "True"), "true");
+    assert_eq!(dec("a: TRUE\n", Scalar::Bool(true), "TRUE"), "TRUE");
     assert_eq!(dec("a: true\n", Scalar::Bool(false), "0"), "false");
     assert_eq!(
         dec(
