@@ -1,18 +1,18 @@
 //! The commands that live inside a git repository: the drivers git calls
-//! (`filter-process`, `clean`, `smudge`, `textconv`; hidden) and the ones users
-//! run (`install`, `init`, `status`).
+//! (`filter-process`, `clean`, `smudge`, `textconv`, `pre-commit`; hidden) and
+//! the ones users run (`install`, `init`, `status`, `check`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 
 use super::report::Failure;
 use crate::drivers::filter::{Filter, Smudged};
+use crate::drivers::guard::{self, finding::Kind, Report, Scope as CheckScope, SnapshotError};
 use crate::drivers::install::{self, Scope};
 use crate::drivers::{init, process, status, textconv, DriverError};
 use crate::git::Git;
-use crate::sops::keycache::{KeyCache, PersistentKeys};
 use crate::sops::keygroups::Keyring;
 
 #[derive(Subcommand, Debug)]
@@ -33,6 +33,32 @@ pub enum RepoCommand {
     },
     /// Show, for each protected path, whether it is encrypted and who can open it
     Status,
+    /// Refuse plaintext in protected paths (needs no keys): exit 0 clean, 1 findings, 2 error
+    #[command(
+        long_about = "Check that every protected path (filter=sops in .gitattributes, or matched by a \
+                      path_regex of .sops.yaml) holds a valid SOPS document whose values and comments are \
+                      encrypted as the file's own rules require, and that no decrypted SOPS output is \
+                      tracked. Reads blobs from the object store; needs no keys.\n\n\
+                      Exit status: 0 clean, 1 findings, 2 usage or repository error."
+    )]
+    Check {
+        /// Check the index, i.e. what the next commit would hold (the default)
+        #[arg(long, conflicts_with_all = ["all", "history"])]
+        staged: bool,
+        /// Check every tracked file at HEAD
+        #[arg(long, conflicts_with = "history")]
+        all: bool,
+        /// Check every blob of every commit in REVRANGE (git rev-list arguments,
+        /// e.g. origin/main..HEAD; several separated by spaces: "NEW --not --all")
+        #[arg(long, value_name = "REVRANGE", allow_hyphen_values = true)]
+        history: Option<String>,
+        /// Output format: text lines, or a JSON array of findings
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Only report these files or folders
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// (called by git) the long-running filter process
     #[command(hide = true)]
     FilterProcess,
@@ -45,6 +71,19 @@ pub enum RepoCommand {
     /// (called by git) print a file for `git diff`
     #[command(hide = true)]
     Textconv { file: PathBuf },
+    /// (called by the pre-commit hook) `check --staged`, with advice on what to run
+    #[command(hide = true)]
+    PreCommit {
+        /// Ignored: git passes none to pre-commit hooks
+        #[arg(hide = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 fn driver_failure(e: DriverError) -> Failure {
@@ -67,7 +106,10 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
                 Scope::Local
             };
             let changes = install::install(&git, scope).map_err(|e| Failure::io(e.to_string()))?;
-            report_changes(&changes, "git-sops driver configuration is already installed");
+            report_changes(
+                &changes,
+                "git-sops driver configuration is already installed",
+            );
             Ok(())
         }
         RepoCommand::Init { patterns } => {
@@ -87,9 +129,30 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
                     Some(false) => "PLAINTEXT",
                     None => "not staged",
                 };
-                let _ = writeln!(out, "{}\n  index: {index}; working tree: {}; {}", r.path, r.worktree, r.keys);
+                let _ = writeln!(
+                    out,
+                    "{}\n  index: {index}; working tree: {}; {}",
+                    r.path, r.worktree, r.keys
+                );
             }
             Ok(())
+        }
+        RepoCommand::Check {
+            staged: _,
+            all,
+            history,
+            format,
+            paths,
+        } => {
+            let scope = match (all, history) {
+                (_, Some(range)) => CheckScope::History(range),
+                (true, None) => CheckScope::All,
+                (false, None) => CheckScope::Staged,
+            };
+            run_check(&scope, &paths, format, false)
+        }
+        RepoCommand::PreCommit { args: _ } => {
+            run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
         }
         RepoCommand::FilterProcess => {
             let mut filter = Filter::new(".");
@@ -100,12 +163,17 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         }
         RepoCommand::Clean { path } => {
             let input = read_stdin()?;
-            let out = Filter::new(".").clean(&path, &input).map_err(driver_failure)?;
+            let out = Filter::new(".")
+                .clean(&path, &input)
+                .map_err(driver_failure)?;
             write_stdout(&out)
         }
         RepoCommand::Smudge { path } => {
             let input = read_stdin()?;
-            match Filter::new(".").smudge(&path, &input).map_err(driver_failure)? {
+            match Filter::new(".")
+                .smudge(&path, &input)
+                .map_err(driver_failure)?
+            {
                 Smudged::Plaintext(text) => write_stdout(text.as_bytes()),
                 Smudged::Unchanged => write_stdout(&input),
             }
@@ -114,9 +182,12 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let content = std::fs::read(&file)
                 .map_err(|e| Failure::io(format!("{}: cannot read it: {e}", file.display())))?;
             let git = here();
-            let persistent = crate::drivers::keystore::DiskKeys::for_repo(&git)
-                .map(|d| Box::new(d) as Box<dyn PersistentKeys>);
-            let out = textconv::render(&file.to_string_lossy(), &content, &KeyCache::new(persistent), &Keyring::new());
+            let out = textconv::render(
+                &file.to_string_lossy(),
+                &content,
+                &crate::drivers::keystore::key_cache(&git),
+                &Keyring::new(),
+            );
             write_stdout(&out)
         }
     }
@@ -144,4 +215,182 @@ fn write_stdout(data: &[u8]) -> Result<(), Failure> {
     out.write_all(data)
         .and_then(|_| out.flush())
         .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))
+}
+
+fn snapshot_failure(e: SnapshotError) -> Failure {
+    Failure::usage(e.to_string())
+}
+
+/// `git sops check` and the pre-commit hook: findings on stdout (text lines or a
+/// JSON array), a summary and advice on stderr; exit 1 with findings, 2 when the
+/// repository cannot be read.
+fn run_check(
+    scope: &CheckScope,
+    paths: &[PathBuf],
+    format: OutputFormat,
+    hook: bool,
+) -> Result<(), Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let relative = repo_paths(&cwd, paths)?;
+    let report = guard::check(&cwd, scope, &relative).map_err(snapshot_failure)?;
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        OutputFormat::Json => writeln!(out, "{}", guard::finding::to_json_array(&report.findings)),
+        OutputFormat::Text => report
+            .findings
+            .iter()
+            .try_for_each(|f| writeln!(out, "{}", f.to_text())),
+    };
+    written.and_then(|_| out.flush()).map_err(|e| {
+        // Not "findings" (1): the caller cannot tell what was checked.
+        Failure::new(format!("cannot write to standard output: {e}"), 2)
+    })?;
+    let place = match scope {
+        CheckScope::Staged => "in the index".to_string(),
+        CheckScope::All => "at HEAD".to_string(),
+        CheckScope::History(_) => format!("in {} commit(s)", report.commits),
+    };
+    if report.findings.is_empty() {
+        if !hook {
+            eprintln!(
+                "git-sops: checked {} protected file(s) {place}: no plaintext found",
+                report.protected_blobs
+            );
+        }
+        return Ok(());
+    }
+    let files = report.paths().len();
+    if hook {
+        return Err(Failure::io(format!(
+            "commit refused: {} problem(s) in {files} file(s) (listed above) would put plaintext or broken SOPS files into protected paths",
+            report.findings.len()
+        ))
+        .with_hint(hook_advice(&report)));
+    }
+    Err(Failure::io(format!(
+        "{} problem(s) in {files} file(s) {place} (checked {} protected file(s))",
+        report.findings.len(),
+        report.protected_blobs
+    )))
+}
+
+/// PATH arguments (relative to the current directory) as repository-relative paths.
+fn repo_paths(cwd: &std::path::Path, paths: &[PathBuf]) -> Result<Vec<String>, Failure> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let git = here();
+    let top = match git.toplevel() {
+        Ok(top) => top,
+        // A bare repository (a server-side hook): paths are repository-relative.
+        Err(_) if git.config_bool("core.bare").ok().flatten() == Some(true) => {
+            return Ok(paths
+                .iter()
+                .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
+                .collect());
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "PATH arguments need a repository: {e}"
+            )))
+        }
+    };
+    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    paths
+        .iter()
+        .map(|p| {
+            let joined = cwd.join(p);
+            let mut clean = PathBuf::new();
+            for part in joined.components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        clean.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => clean.push(other),
+                }
+            }
+            clean
+                .strip_prefix(&top)
+                .map(|r| r.to_string_lossy().into_owned())
+                .map_err(|_| Failure::usage(format!("{}: outside the repository", p.display())))
+        })
+        .collect()
+}
+
+/// A path as a shell word.
+fn shell_word(path: &str) -> String {
+    if !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/+@=:,".contains(&b))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
+/// What the pre-commit hook tells the user to do, by kind of problem.
+fn hook_advice(report: &Report) -> String {
+    let mut encrypt = Vec::new();
+    let mut attributes = Vec::new();
+    let mut decrypted = Vec::new();
+    let mut config = false;
+    for f in &report.findings {
+        let list = match f.kind {
+            Kind::MissingAttribute => &mut attributes,
+            Kind::DecryptedFile => &mut decrypted,
+            Kind::BadConfig => {
+                config = true;
+                continue;
+            }
+            _ => &mut encrypt,
+        };
+        let word = shell_word(&f.path);
+        if !list.contains(&word) {
+            list.push(word);
+        }
+    }
+    let filter_configured = here()
+        .config_get("filter.sops.process")
+        .ok()
+        .flatten()
+        .or_else(|| here().config_get("filter.sops.clean").ok().flatten())
+        .is_some_and(|v| !v.is_empty());
+    let mut text = String::new();
+    if !encrypt.is_empty() {
+        let files = encrypt.join(" ");
+        if !filter_configured {
+            text.push_str("this clone has no git-sops filter configured: run `git sops init` first, then encrypt them:\n");
+        } else {
+            text.push_str("encrypt them from your working-tree copies:\n");
+        }
+        text.push_str(&format!("      git add --renormalize -- {files}\n"));
+        text.push_str(&format!(
+            "  or take them out of this commit:\n      git rm --cached -- {files}\n"
+        ));
+    }
+    if !attributes.is_empty() {
+        text.push_str(&format!(
+            "{}add a `filter=sops diff=sops -text` line to .gitattributes for: {}\n  then `git add .gitattributes` and `git add --renormalize -- <those paths>`\n",
+            if text.is_empty() { "" } else { "  " },
+            attributes.join(" ")
+        ));
+    }
+    if !decrypted.is_empty() {
+        let files = decrypted.join(" ");
+        text.push_str(&format!(
+            "{}decrypted copies must not be committed: `git rm --cached -- {files}` and list them in .gitignore\n",
+            if text.is_empty() { "" } else { "  " },
+        ));
+    }
+    if config {
+        text.push_str(if text.is_empty() { "" } else { "  " });
+        text.push_str("fix .sops.yaml so its creation rules can be read\n");
+    }
+    text.push_str("  `git sops check --staged` checks again; `git commit --no-verify` would commit the plaintext");
+    text
 }

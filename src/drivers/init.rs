@@ -1,5 +1,6 @@
 //! `git sops init [PATTERN...]`: everything a repository needs, idempotently —
-//! the driver config (`install --local`), an age identity when the user has no
+//! the driver config (`install --local`), the pre-commit hook (the plaintext
+//! guard, chained with an existing hook), an age identity when the user has no
 //! key at all, a `.sops.yaml` creation rule for the patterns when there is none,
 //! the `.gitattributes` lines, and a re-checkout of protected files that are
 //! still ciphertext in the working tree so an existing clone unlocks.
@@ -32,6 +33,7 @@ pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> 
         patterns.to_vec()
     };
     let mut changes = install::install(&top_git, Scope::Local).map_err(|e| err(e.to_string()))?;
+    changes.extend(super::guard::hook::install(&top_git)?);
 
     let config_path = top.join(".sops.yaml");
     if config::find(&top).is_none() {
@@ -43,8 +45,12 @@ pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> 
              creation_rules:\n  - path_regex: {}\n    age: {recipient}\n",
             yaml_single_quoted(&patterns_regex(&patterns))
         );
-        std::fs::write(&config_path, text).map_err(|e| err(format!("cannot write {}: {e}", config_path.display())))?;
-        changes.push(format!("wrote .sops.yaml: new files matching {} are encrypted for {recipient}", patterns.join(" ")));
+        std::fs::write(&config_path, text)
+            .map_err(|e| err(format!("cannot write {}: {e}", config_path.display())))?;
+        changes.push(format!(
+            "wrote .sops.yaml: new files matching {} are encrypted for {recipient}",
+            patterns.join(" ")
+        ));
     }
 
     changes.extend(add_attributes(&top, &patterns)?);
@@ -58,10 +64,12 @@ fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
     if let Some(r) = ids.recipients().into_iter().next() {
         return Ok(r);
     }
-    let path = age::default_key_file().ok_or_else(|| err("cannot find the user's config directory (is HOME set?)"))?;
+    let path = age::default_key_file()
+        .ok_or_else(|| err("cannot find the user's config directory (is HOME set?)"))?;
     let (text, recipient) = age::generate(&now_rfc3339());
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -72,7 +80,10 @@ fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
         .open(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| err(format!("cannot create {}: {e}", path.display())))?;
-    changes.push(format!("created an age identity in {} (back it up: it decrypts your secrets)", path.display()));
+    changes.push(format!(
+        "created an age identity in {} (back it up: it decrypts your secrets)",
+        path.display()
+    ));
     Ok(recipient)
 }
 
@@ -90,11 +101,14 @@ fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, Driver
                 text.push('\n');
             }
             text.push_str(&format!("{pattern} filter=sops diff=sops -text\n"));
-            changes.push(format!("added `{pattern} filter=sops diff=sops -text` to .gitattributes"));
+            changes.push(format!(
+                "added `{pattern} filter=sops diff=sops -text` to .gitattributes"
+            ));
         }
     }
     if !changes.is_empty() {
-        std::fs::write(&path, text).map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
+        std::fs::write(&path, text)
+            .map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
     }
     Ok(changes)
 }
@@ -109,9 +123,14 @@ fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
     let mut unlocked = Vec::new();
     let mut plaintext_in_index = Vec::new();
     for path in paths {
-        let Some(store) = Format::from_path(&path).map(|f| f.store()) else { continue };
-        let Ok(Some(staged)) = blobs.read(&format!(":{path}")) else { continue };
-        let staged_is_sops = std::str::from_utf8(&staged).is_ok_and(|t| decrypt::load(store, t).is_ok());
+        let Some(store) = Format::from_path(&path).map(|f| f.store()) else {
+            continue;
+        };
+        let Ok(Some(staged)) = blobs.read(&format!(":{path}")) else {
+            continue;
+        };
+        let staged_is_sops =
+            std::str::from_utf8(&staged).is_ok_and(|t| decrypt::load(store, t).is_ok());
         if !staged_is_sops {
             plaintext_in_index.push(path);
             continue;
@@ -119,7 +138,8 @@ fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
         let file = top.join(&path);
         if std::fs::read(&file).ok().as_deref() == Some(&staged[..]) {
             std::fs::remove_file(&file).map_err(|e| err(format!("{path}: {e}")))?;
-            git.run(&["checkout", "--", &path]).map_err(|e| err(e.to_string()))?;
+            git.run(&["checkout", "--", &path])
+                .map_err(|e| err(e.to_string()))?;
             let now_plain = std::fs::read(&file).ok().as_deref() != Some(&staged[..]);
             if now_plain {
                 unlocked.push(path);
@@ -128,7 +148,11 @@ fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
     }
     let mut changes = Vec::new();
     if !unlocked.is_empty() {
-        changes.push(format!("decrypted {} file(s) in the working tree: {}", unlocked.len(), unlocked.join(", ")));
+        changes.push(format!(
+            "decrypted {} file(s) in the working tree: {}",
+            unlocked.len(),
+            unlocked.join(", ")
+        ));
     }
     if !plaintext_in_index.is_empty() {
         changes.push(format!(

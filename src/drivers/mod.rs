@@ -4,6 +4,7 @@
 //! locked clones keep working.
 
 pub mod filter;
+pub mod guard;
 pub mod init;
 pub mod install;
 pub mod keystore;

@@ -1,0 +1,154 @@
+//! Installing the pre-commit hook (`git sops init`): the shim shipped as
+//! `hooks/pre-commit`, written into the directory git runs hooks from
+//! (`git rev-parse --git-path hooks`, which honours `core.hooksPath`).
+//! Idempotent, and it never overwrites someone else's hook: an existing hook is
+//! renamed to `pre-commit.local`, which the shim runs first (its failure still
+//! stops the commit). A hook that already calls git-sops is left alone; an older
+//! copy of the shim is updated.
+
+use std::path::{Path, PathBuf};
+
+use crate::drivers::DriverError;
+use crate::git::Git;
+
+/// The shim, as shipped in `hooks/pre-commit`.
+pub const PRE_COMMIT: &str = include_str!("../../../hooks/pre-commit");
+
+/// The first comment line of every version of the shim.
+const MARKER: &str = "# git-sops pre-commit hook";
+
+fn err(message: impl Into<String>) -> DriverError {
+    DriverError::new("git sops init", message)
+}
+
+/// The directory git runs this repository's hooks from.
+pub fn hooks_dir(git: &Git) -> Result<PathBuf, DriverError> {
+    let out = git
+        .run(&["rev-parse", "--path-format=absolute", "--git-path", "hooks"])
+        .map_err(|e| err(e.to_string()))?;
+    let dir = String::from_utf8_lossy(&out)
+        .trim_end_matches('\n')
+        .to_string();
+    if dir.is_empty() {
+        return Err(err("git did not say where its hooks live"));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+/// Install the pre-commit hook; returns what was done (nothing when it is in place).
+pub fn install(git: &Git) -> Result<Vec<String>, DriverError> {
+    let dir = hooks_dir(git)?;
+    install_into(&dir)
+}
+
+/// Install the hook into `dir` (see the module documentation).
+pub fn install_into(dir: &Path) -> Result<Vec<String>, DriverError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    let hook = dir.join("pre-commit");
+    let shown = hook.display().to_string();
+    let existing = match std::fs::read(&hook) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(err(format!("cannot read {shown}: {e}"))),
+    };
+    let Some(existing) = existing else {
+        write_hook(&hook)?;
+        return Ok(vec![format!("installed the pre-commit hook ({shown}): commits that would add plaintext to protected paths are refused")]);
+    };
+    if existing == PRE_COMMIT.as_bytes() {
+        return Ok(if make_executable(&hook)? {
+            vec![format!("made the pre-commit hook executable ({shown})")]
+        } else {
+            Vec::new()
+        });
+    }
+    let text = String::from_utf8_lossy(&existing);
+    if text.contains(MARKER) {
+        write_hook(&hook)?;
+        return Ok(vec![format!(
+            "updated the git-sops pre-commit hook ({shown})"
+        )]);
+    }
+    if text.contains("git-sops pre-commit")
+        || text.contains("git sops pre-commit")
+        || text.contains("sops check")
+    {
+        // Wired up by hand (or by the pre-commit framework's git-sops-check hook).
+        return Ok(Vec::new());
+    }
+    let local = dir.join("pre-commit.local");
+    if std::fs::symlink_metadata(&local).is_ok() {
+        return Ok(vec![format!(
+            "did not install the pre-commit hook: {shown} and {} both exist already; add `git-sops pre-commit || exit 1` to your hook to refuse plaintext commits",
+            local.display()
+        )]);
+    }
+    std::fs::rename(&hook, &local)
+        .map_err(|e| err(format!("cannot rename {shown} to {}: {e}", local.display())))?;
+    write_hook(&hook)?;
+    Ok(vec![format!(
+        "installed the pre-commit hook ({shown}); your previous hook is now {} and still runs first",
+        local.display()
+    )])
+}
+
+/// Write the shim through a temporary file, executable.
+fn write_hook(hook: &Path) -> Result<(), DriverError> {
+    let tmp = hook.with_file_name(".pre-commit.git-sops.tmp");
+    std::fs::write(&tmp, PRE_COMMIT)
+        .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+    make_executable(&tmp)?;
+    std::fs::rename(&tmp, hook).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(format!("cannot write {}: {e}", hook.display()))
+    })
+}
+
+/// Set the executable bits; true when they were missing.
+fn make_executable(path: &Path) -> Result<bool, DriverError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o111 == 0o111 {
+            return Ok(false);
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o755))
+            .map_err(|e| err(format!("cannot make {} executable: {e}", path.display())))?;
+        Ok(true)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_chains_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = dir.path().join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        std::fs::write(hooks.join("pre-commit"), "#!/bin/sh\necho mine\n").unwrap();
+        let first = install_into(&hooks).unwrap();
+        assert!(first[0].contains("pre-commit.local"), "{first:?}");
+        assert_eq!(
+            std::fs::read_to_string(hooks.join("pre-commit")).unwrap(),
+            PRE_COMMIT
+        );
+        assert_eq!(
+            std::fs::read_to_string(hooks.join("pre-commit.local")).unwrap(),
+            "#!/bin/sh\necho mine\n"
+        );
+        assert!(install_into(&hooks).unwrap().is_empty());
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(install_into(fresh.path()).unwrap().len(), 1);
+        assert!(PRE_COMMIT.starts_with("#!/bin/sh\n") && PRE_COMMIT.contains(MARKER));
+    }
+}

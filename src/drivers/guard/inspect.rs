@@ -1,0 +1,435 @@
+//! The check of one blob, with no keys and no decryption: pure computation over
+//! its bytes, its path (for the format) and whether it is protected.
+//!
+//! A protected blob must be a SOPS document: parseable by its format's store (a
+//! file of another extension by sops' binary store, which is JSON; dotenv and
+//! INI cannot be verified yet), with a `sops` block that sops would load
+//! (version, `lastmodified`, at least one master key, at most one selector), a
+//! MAC that is an `ENC[...]` value, and every leaf and comment that the file's
+//! *own recorded* selector encrypts in `ENC[...]` form. Nulls, empty strings and
+//! blank comments are never encrypted by sops and so never findings; an empty
+//! blob holds nothing to leak and passes.
+//!
+//! Comment policy: a non-empty plaintext comment where the selector encrypts
+//! comments is a finding, like a plaintext value. sops only warns when it
+//! decrypts such a file, but neither sops nor git-sops ever writes one: it was
+//! pasted into the ciphertext by hand or through a bypass, and a pasted secret in
+//! a comment leaks as surely as one in a value.
+//!
+//! An unprotected blob is only looked at for signs of decrypted SOPS output: a
+//! `sops` block over plaintext values (reported per key), or a `*.dec.*` /
+//! `*.decrypted.*` name on something that is not a fully encrypted SOPS file.
+
+use std::convert::Infallible;
+
+use super::finding::{mask, Finding, Kind};
+use super::rules::looks_decrypted_name;
+use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar, Store};
+use crate::formats::{json::JsonStore, Value};
+use crate::sops::cipher::{self, EncValue, TypeTag};
+use crate::sops::display_path;
+use crate::sops::metadata::Metadata;
+use crate::sops::selectors::Selector;
+use crate::sops::walk::{walk, Visit};
+
+/// The findings for one blob (paths left empty: the caller knows where the blob is).
+pub fn inspect(path: &str, content: &[u8], protected: bool) -> Vec<Finding> {
+    if protected {
+        inspect_protected(path, content)
+    } else {
+        inspect_unprotected(path, content)
+    }
+}
+
+/// Does the path need its content read at all when it is not protected?
+pub fn worth_reading_unprotected(path: &str) -> bool {
+    looks_decrypted_name(path) || Format::from_path(path).is_some()
+}
+
+/// The store for a protected path: its format's, sops' binary store (JSON) for
+/// unknown extensions, `None` for the formats the guard cannot verify yet.
+fn store_for(path: &str) -> Result<(&'static dyn Store, &'static str), &'static str> {
+    if let Some(f) = Format::from_path(path) {
+        return Ok((f.store(), f.name()));
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".env") {
+        Err("dotenv")
+    } else if lower.ends_with(".ini") {
+        Err("INI")
+    } else {
+        Ok((&JsonStore, "binary"))
+    }
+}
+
+fn inspect_protected(path: &str, content: &[u8]) -> Vec<Finding> {
+    let (store, format) = match store_for(path) {
+        Ok(s) => s,
+        Err(name) => {
+            return vec![Finding::new(
+                Kind::UnsupportedFormat,
+                format!("this path is protected, but git-sops check cannot verify {name} files yet; make sure it was written by sops"),
+            )]
+        }
+    };
+    let binary = format == "binary";
+    let Ok(text) = std::str::from_utf8(content) else {
+        return vec![Finding::new(
+            Kind::NotEncrypted,
+            "the file is not text, so it is not a SOPS file: it is committed as plaintext",
+        )];
+    };
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    let doc = match store.parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            use crate::formats::FormatError;
+            // Syntax messages may quote the offending text, so only its position is shown.
+            let (line, why) = match &e {
+                FormatError::Syntax { line, column, .. } => {
+                    (*line, format!("it is not valid {format} (column {column})"))
+                }
+                FormatError::Unsupported { line, message, .. } => {
+                    (*line, format!("sops cannot read it: {message}"))
+                }
+                FormatError::Empty { .. } => (0, "it holds no data, only comments".to_string()),
+            };
+            let f = if binary {
+                Finding::new(
+                    Kind::NotEncrypted,
+                    "the file is not in sops' binary format (a JSON document with `data` and `sops`): it is committed as plaintext",
+                )
+            } else {
+                Finding::new(
+                    Kind::Unparseable,
+                    format!("{why}, so it is not a SOPS file"),
+                )
+            };
+            return vec![f.at(line)];
+        }
+    };
+    let Some(entry) = sops_entry(&doc) else {
+        // No metadata: every value sops would encrypt by default is a leaked secret.
+        let leaks = check_tree(&doc, &Selector::default_suffix(), &Rules::plaintext_file());
+        if leaks.is_empty() {
+            return vec![Finding::new(
+                Kind::NotEncrypted,
+                "the file has no `sops` metadata: it is committed as plaintext",
+            )];
+        }
+        return leaks;
+    };
+    let meta = match Metadata::from_value(&Value::from_node(&entry.value)) {
+        Ok(meta) => meta,
+        Err(e) => {
+            return vec![Finding::new(
+                Kind::BadMetadata,
+                format!("{e}; sops cannot load this file"),
+            )
+            .at(entry.line)]
+        }
+    };
+    let mut findings = Vec::new();
+    let mac_line = match &entry.value {
+        Node::Map(m) => find_entry(m, "mac").map_or(entry.line, |e| e.line),
+        _ => entry.line,
+    };
+    if meta.mac.is_empty() {
+        findings.push(Finding::new(Kind::BadMac, "the `sops` block has no MAC").at(mac_line));
+    } else {
+        match EncValue::parse(&meta.mac) {
+            Err(e) => findings.push(
+                Finding::new(
+                    Kind::BadMac,
+                    format!("the MAC is not a valid ENC[...] value: {e}"),
+                )
+                .at(mac_line),
+            ),
+            Ok(enc) if enc.type_tag != TypeTag::Str => findings.push(
+                Finding::new(
+                    Kind::BadMac,
+                    format!(
+                        "the MAC has type:{}; sops seals it as type:str",
+                        enc.type_tag.as_str()
+                    ),
+                )
+                .at(mac_line),
+            ),
+            Ok(_) => {}
+        }
+    }
+    findings.extend(check_tree(
+        &doc,
+        &meta.effective_selector(),
+        &Rules::recorded(&meta, false),
+    ));
+    findings
+}
+
+fn inspect_unprotected(path: &str, content: &[u8]) -> Vec<Finding> {
+    let by_name = looks_decrypted_name(path);
+    let name_finding = || {
+        vec![Finding::new(
+            Kind::DecryptedFile,
+            "the name looks like decrypted SOPS output and the content is not an encrypted SOPS file; keep decrypted files out of git",
+        )]
+    };
+    let Ok(text) = std::str::from_utf8(content) else {
+        return if by_name { name_finding() } else { Vec::new() };
+    };
+    if let Some(format) = Format::from_path(path) {
+        // Cheap test first: most YAML/JSON in a repository has nothing to do with sops.
+        if text.contains("sops") && text.contains("lastmodified") {
+            let loaded = format.store().parse(text).ok().and_then(|doc| {
+                let meta = sops_entry(&doc)
+                    .and_then(|e| Metadata::from_value(&Value::from_node(&e.value)).ok())?;
+                Some((doc, meta))
+            });
+            if let Some((doc, meta)) = loaded {
+                // A SOPS file outside the protected paths: fine while it is encrypted.
+                return check_tree(
+                    &doc,
+                    &meta.effective_selector(),
+                    &Rules::recorded(&meta, true),
+                );
+            }
+        }
+    }
+    if by_name && !text.trim().is_empty() {
+        name_finding()
+    } else {
+        Vec::new()
+    }
+}
+
+fn sops_entry(doc: &Document) -> Option<&Entry> {
+    doc.docs.first().and_then(|root| find_entry(root, "sops"))
+}
+
+/// The rule in force, for messages: `encrypted_regex "^password$"`.
+fn describe_selector(meta: &Metadata) -> String {
+    match &meta.selector {
+        Some(s) => format!("{} {:?}", s.field_name(), s.pattern()),
+        None => "sops' default unencrypted_suffix \"_unencrypted\"".to_string(),
+    }
+}
+
+fn scalar_kind(value: &Scalar) -> Option<&'static str> {
+    Some(match value {
+        Scalar::Int(_) => "an integer",
+        Scalar::Float(_) => "a number",
+        Scalar::Bool(_) => "a boolean",
+        Scalar::Time(_) => "a timestamp",
+        Scalar::Str(_) | Scalar::Null => return None,
+    })
+}
+
+/// How [`check_tree`] reports what it finds.
+struct Rules {
+    value_kind: Kind,
+    comment_kind: Kind,
+    /// Why the entry should be encrypted, completing "the value (..) is plaintext, but ...".
+    why: String,
+}
+
+impl Rules {
+    /// Under the selector recorded in the file. `decrypted`: the file is not
+    /// protected, so plaintext means decrypted or hand-edited output.
+    fn recorded(meta: &Metadata, decrypted: bool) -> Rules {
+        let rule = describe_selector(meta);
+        if decrypted {
+            Rules {
+                value_kind: Kind::DecryptedFile,
+                comment_kind: Kind::DecryptedFile,
+                why: format!("this file's rule ({rule}) says it must be encrypted; the file is not protected, but its `sops` block marks it as SOPS output: it looks decrypted or hand-edited"),
+            }
+        } else {
+            Rules {
+                value_kind: Kind::PlaintextValue,
+                comment_kind: Kind::PlaintextComment,
+                why: format!("this file's rule ({rule}) says it must be encrypted"),
+            }
+        }
+    }
+
+    /// A protected file without any `sops` metadata.
+    fn plaintext_file() -> Rules {
+        Rules {
+            value_kind: Kind::NotEncrypted,
+            comment_kind: Kind::NotEncrypted,
+            why: "the file has no `sops` metadata: the whole file is committed as plaintext".into(),
+        }
+    }
+}
+
+/// Every leaf and comment `selector` encrypts must be `ENC[...]`.
+fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding> {
+    let why = &rules.why;
+    let mut findings = Vec::new();
+    let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
+        match visit {
+            Visit::Leaf(leaf) => {
+                if leaf.value == Scalar::Null
+                    || !selector.should_encrypt(&pos.path, &pos.comments, false)
+                {
+                    return Ok(());
+                }
+                let key = display_path(&pos.path);
+                let shown = match &leaf.value {
+                    Scalar::Str(s) if s.is_empty() => return Ok(()),
+                    Scalar::Str(s) if cipher::is_enc(s) => {
+                        if let Err(e) = EncValue::parse(s) {
+                            findings.push(
+                                Finding::new(Kind::MalformedValue, format!("the value starts like ENC[...] but sops cannot read it: {e}"))
+                                    .at(leaf.line)
+                                    .key(key),
+                            );
+                        }
+                        return Ok(());
+                    }
+                    Scalar::Str(s) => mask(s),
+                    other => scalar_kind(other).unwrap_or("a value").to_string(),
+                };
+                findings.push(
+                    Finding::new(
+                        rules.value_kind,
+                        format!("the value ({shown}) is plaintext, but {why}"),
+                    )
+                    .at(leaf.line)
+                    .key(key),
+                );
+            }
+            Visit::Comment(comment) => {
+                if cipher::is_enc(&comment.text)
+                    || comment.text.trim().is_empty()
+                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
+                {
+                    return Ok(());
+                }
+                let mut f = Finding::new(
+                    rules.comment_kind,
+                    format!(
+                        "a comment ({}) is plaintext, but {why}",
+                        mask(comment.text.trim())
+                    ),
+                )
+                .at(comment.line);
+                if !pos.path.is_empty() {
+                    f = f.key(display_path(&pos.path));
+                }
+                findings.push(f);
+            }
+        }
+        Ok(())
+    });
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENC: &str = "ENC[AES256_GCM,data:AAAA,iv:AAAAAAAAAAAAAAAAAAAAAA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]";
+
+    fn sops_block(extra: &str) -> String {
+        format!(
+            "\"sops\": {{\"age\": [{{\"recipient\": \"age1x\", \"enc\": \"x\"}}], \"lastmodified\": \"2024-01-01T00:00:00Z\", \"mac\": \"{ENC}\", {extra}\"version\": \"3.11.0\"}}"
+        )
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<Kind> {
+        f.iter().map(|f| f.kind).collect()
+    }
+
+    #[test]
+    fn encrypted_json_passes_and_plaintext_is_found_without_the_value() {
+        let good = format!(
+            "{{\"db\": {{\"password\": \"{ENC}\", \"empty\": \"\", \"none\": null}}, {}}}",
+            sops_block("")
+        );
+        assert!(inspect("s.json", good.as_bytes(), true).is_empty());
+        let bad = format!(
+            "{{\"db\": {{\"password\": \"correct-horse-battery\", \"port\": 5432}}, {}}}",
+            sops_block("")
+        );
+        let f = inspect("s.json", bad.as_bytes(), true);
+        assert_eq!(kinds(&f), vec![Kind::PlaintextValue, Kind::PlaintextValue]);
+        assert_eq!(f[0].key_path.as_deref(), Some("[\"db\"][\"password\"]"));
+        assert!(f[0].message.contains("co****"), "{}", f[0].message);
+        assert!(!f[0].message.contains("correct-horse"));
+        assert!(f[1].message.contains("(a number)"), "{}", f[1].message); // JSON numbers are floats in sops 3.11
+    }
+
+    #[test]
+    fn the_files_own_selector_decides() {
+        let text = format!(
+            "{{\"password\": \"{ENC}\", \"user\": \"admin\", {}}}",
+            sops_block("\"encrypted_regex\": \"^password$\", ")
+        );
+        assert!(inspect("s.json", text.as_bytes(), true).is_empty());
+        let text = format!(
+            "{{\"user_unencrypted\": \"admin\", \"pw\": \"{ENC}\", {}}}",
+            sops_block("")
+        );
+        assert!(inspect("s.json", text.as_bytes(), true).is_empty());
+    }
+
+    #[test]
+    fn metadata_and_mac_problems() {
+        let none = "{\"password\": \"x\"}";
+        assert_eq!(
+            kinds(&inspect("s.json", none.as_bytes(), true)),
+            vec![Kind::NotEncrypted]
+        );
+        let bad_mac = format!("{{\"a\": \"{ENC}\", {}}}", sops_block("")).replace(
+            &format!("\"mac\": \"{ENC}\""),
+            "\"mac\": \"ENC[AES256_GCM,data:zz]\"",
+        );
+        assert_eq!(
+            kinds(&inspect("s.json", bad_mac.as_bytes(), true)),
+            vec![Kind::BadMac]
+        );
+        let no_keys = format!("{{\"a\": \"{ENC}\", {}}}", sops_block("")).replace(
+            "\"age\": [{\"recipient\": \"age1x\", \"enc\": \"x\"}], ",
+            "",
+        );
+        assert_eq!(
+            kinds(&inspect("s.json", no_keys.as_bytes(), true)),
+            vec![Kind::BadMetadata]
+        );
+        assert_eq!(
+            kinds(&inspect("s.json", b"{not json", true)),
+            vec![Kind::Unparseable]
+        );
+        assert_eq!(
+            kinds(&inspect("s.json", &[0xff, 0xfe], true)),
+            vec![Kind::NotEncrypted]
+        );
+        assert_eq!(
+            kinds(&inspect("s.env", b"A=b\n", true)),
+            vec![Kind::UnsupportedFormat]
+        );
+        assert_eq!(
+            kinds(&inspect("key.pem", b"-----BEGIN", true)),
+            vec![Kind::NotEncrypted]
+        );
+        assert!(inspect("s.json", b"", true).is_empty());
+    }
+
+    #[test]
+    fn unprotected_files_only_when_they_look_decrypted() {
+        assert!(inspect("config.json", b"{\"password\": \"x\"}", false).is_empty());
+        assert_eq!(
+            kinds(&inspect("db.dec.json", b"{\"password\": \"x\"}", false)),
+            vec![Kind::DecryptedFile]
+        );
+        let enc = format!("{{\"a\": \"{ENC}\", {}}}", sops_block(""));
+        assert!(inspect("db.dec.json", enc.as_bytes(), false).is_empty());
+        let plain = format!("{{\"a\": \"plaintext-secret\", {}}}", sops_block(""));
+        let f = inspect("config.json", plain.as_bytes(), false);
+        assert_eq!(kinds(&f), vec![Kind::DecryptedFile]);
+        assert_eq!(f[0].key_path.as_deref(), Some("[\"a\"]"));
+    }
+}

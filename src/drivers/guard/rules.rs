@@ -1,0 +1,140 @@
+//! Which paths the guard treats as protected, besides `filter=sops` (which git
+//! resolves): the `path_regex` of the `.sops.yaml` creation rules at the top of
+//! the snapshot being checked (the index, HEAD or a commit), read from the object
+//! store like every other blob. A rule declares protected paths only when it has
+//! a `path_regex` that does not match the empty string: a rule without one, or
+//! with a catch-all such as `.*`, matches every file in the repository and only
+//! says which keys a new file would get. The `.sops.yaml` itself and
+//! `.gitattributes` files are never protected. Also here: the file-name
+//! heuristic for decrypted SOPS output (`*.dec.*`, `*.decrypted.*`).
+
+use regex::Regex;
+
+use crate::formats::{yaml_value, Value};
+
+/// The `path_regex` rules of one `.sops.yaml`.
+#[derive(Default)]
+pub struct SopsRules {
+    /// (1-based rule number, pattern, compiled regex)
+    rules: Vec<(usize, String, Regex)>,
+}
+
+impl SopsRules {
+    /// No `.sops.yaml`: nothing is protected by rules.
+    pub fn none() -> SopsRules {
+        SopsRules::default()
+    }
+
+    /// Read the rules from the text of a `.sops.yaml`. The error says what is
+    /// wrong (without quoting file content beyond the offending regex).
+    pub fn parse(text: &str) -> Result<SopsRules, String> {
+        let value = yaml_value::parse(text).map_err(|e| format!("it is not valid YAML ({e})"))?;
+        let rules = match value.get("creation_rules") {
+            None | Some(Value::Null) => return Ok(SopsRules::none()),
+            Some(Value::List(rules)) => rules,
+            Some(_) => return Err("`creation_rules` must be a list".into()),
+        };
+        let mut out = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let pattern = match rule.get("path_regex") {
+                None | Some(Value::Null) => continue,
+                Some(Value::Str(s)) if s.is_empty() => continue,
+                Some(Value::Str(s)) => s,
+                Some(_) => {
+                    return Err(format!(
+                        "creation rule {}: `path_regex` must be a string",
+                        i + 1
+                    ))
+                }
+            };
+            let regex = Regex::new(pattern).map_err(|e| {
+                format!(
+                    "creation rule {}: invalid path_regex {pattern:?}: {e}",
+                    i + 1
+                )
+            })?;
+            if regex.is_match("") {
+                // A catch-all (`.*`, `^`): says which keys new files get, not which are secret.
+                continue;
+            }
+            out.push((i + 1, pattern.clone(), regex));
+        }
+        Ok(SopsRules { rules: out })
+    }
+
+    /// The first rule whose `path_regex` matches the repository-relative `path`:
+    /// its number and pattern.
+    pub fn matching(&self, path: &str) -> Option<(usize, &str)> {
+        if never_protected(path) {
+            return None;
+        }
+        self.rules
+            .iter()
+            .find(|(_, _, re)| re.is_match(path))
+            .map(|(n, p, _)| (*n, p.as_str()))
+    }
+
+    /// Add another config's rules (the working tree's beside the index's).
+    pub fn extend(&mut self, other: SopsRules) {
+        self.rules.extend(other.rules);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Files that configure protection and so can never be protected themselves.
+pub fn never_protected(path: &str) -> bool {
+    path == ".sops.yaml" || basename(path) == ".gitattributes"
+}
+
+/// Does the name say "decrypted"? A dot-separated component after the first one
+/// that is `dec` or `decrypted`: `db.dec.yaml`, `app.decrypted.json`, `x.yaml.dec`.
+pub fn looks_decrypted_name(path: &str) -> bool {
+    basename(path)
+        .split('.')
+        .skip(1)
+        .any(|part| part.eq_ignore_ascii_case("dec") || part.eq_ignore_ascii_case("decrypted"))
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rules_with_a_specific_path_regex_protect() {
+        let rules = SopsRules::parse(
+            "creation_rules:\n  - path_regex: ^secrets/\n    age: a\n  - path_regex: .*\n    age: b\n  - age: c\n  - path_regex: \\.enc\\.json$\n",
+        )
+        .unwrap();
+        assert_eq!(rules.matching("secrets/a.yaml"), Some((1, "^secrets/")));
+        assert_eq!(rules.matching("x/y.enc.json"), Some((4, "\\.enc\\.json$")));
+        assert_eq!(rules.matching("README.md"), None);
+        assert_eq!(rules.matching(".sops.yaml"), None);
+        assert!(SopsRules::parse("stores: {}\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_rules_are_errors() {
+        assert!(SopsRules::parse("creation_rules: 3\n").is_err());
+        let e = SopsRules::parse("creation_rules:\n  - path_regex: '('\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("creation rule 1"), "{e}");
+    }
+
+    #[test]
+    fn decrypted_names() {
+        assert!(looks_decrypted_name("a/db.dec.yaml"));
+        assert!(looks_decrypted_name("app.decrypted.json"));
+        assert!(looks_decrypted_name("x.yaml.dec"));
+        assert!(!looks_decrypted_name("dec.yaml"));
+        assert!(!looks_decrypted_name("decimal.json"));
+        assert!(!looks_decrypted_name("deco/x.yaml"));
+    }
+}

@@ -1,0 +1,409 @@
+//! Reading what the guard checks out of git, in a fixed, small number of git
+//! processes however many files there are: one listing (`ls-files -s` for the
+//! index, `ls-tree -r` for a commit, `rev-list` + one `diff-tree --stdin` for a
+//! history range), one `check-attr` per attribute source, and one persistent
+//! `cat-file --batch` for every blob. Everything comes from the object store and
+//! the index; the working tree is never read.
+//!
+//! `GIT_INDEX_FILE` (set by git for every pre-commit hook, pointing at a
+//! temporary index for `git commit -a` / `git commit PATH`) is honoured: git
+//! commands inherit it, and a relative value is made absolute first because the
+//! commands run at the top of the working tree.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::git::cat_file::BlobReader;
+use crate::git::Git;
+
+/// Why the repository could not be read (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not inside a git repository ({0})")]
+    NotARepository(String),
+    #[error("`git {args}` failed: {stderr}")]
+    Git { args: String, stderr: String },
+    #[error("cannot run git: {0}")]
+    Spawn(std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One blob at one path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    pub path: String,
+    pub oid: String,
+}
+
+/// Where `.gitattributes` are read from.
+#[derive(Clone, Copy, Debug)]
+pub enum AttrSource<'a> {
+    /// The index (`check-attr --cached`).
+    Index,
+    /// The working tree's `.gitattributes`, falling back to the index's.
+    WorkTree,
+    /// A commit's tree (`check-attr --source=REV`, git ≥ 2.40).
+    Tree(&'a str),
+}
+
+/// A commit of a history range and the blobs to check for it.
+pub struct CommitBlobs {
+    pub commit: String,
+    /// The commit whose `.gitattributes` / `.sops.yaml` are the same as this one's
+    /// (itself when they may have changed): attributes are looked up once per source.
+    pub attr_source: String,
+    pub entries: Vec<Entry>,
+}
+
+/// The repository being checked.
+pub struct Repo {
+    git: Git,
+    index_file: Option<OsString>,
+    pub bare: bool,
+}
+
+const GITLINK: &str = "160000";
+const SYMLINK: &str = "120000";
+
+impl Repo {
+    /// The repository containing `dir`: its working-tree top, or the repository
+    /// itself when it is bare (a server running the check in a pre-receive hook).
+    pub fn open(dir: &Path) -> Result<Repo, SnapshotError> {
+        let here = Git::new(dir);
+        let index_file = std::env::var_os("GIT_INDEX_FILE")
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let p = PathBuf::from(&v);
+                if p.is_absolute() {
+                    v
+                } else {
+                    std::path::absolute(dir.join(p))
+                        .map(OsString::from)
+                        .unwrap_or(v)
+                }
+            });
+        let probe = Repo {
+            git: here.clone(),
+            index_file: index_file.clone(),
+            bare: false,
+        };
+        let bare = probe
+            .run(&["rev-parse", "--is-bare-repository"], None)
+            .map_err(|e| SnapshotError::NotARepository(e.to_string()))?;
+        if String::from_utf8_lossy(&bare).trim() == "true" {
+            return Ok(Repo {
+                bare: true,
+                ..probe
+            });
+        }
+        let top = probe
+            .run(&["rev-parse", "--show-toplevel"], None)
+            .map_err(|e| SnapshotError::NotARepository(e.to_string()))?;
+        let top = String::from_utf8_lossy(&top)
+            .trim_end_matches('\n')
+            .to_string();
+        Ok(Repo {
+            git: Git::new(top),
+            index_file,
+            bare: false,
+        })
+    }
+
+    pub fn git(&self) -> &Git {
+        &self.git
+    }
+
+    /// Run git at the top of the repository; stdout on success.
+    fn run(&self, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, SnapshotError> {
+        let mut cmd = self.git.command(args);
+        if let Some(index) = &self.index_file {
+            cmd.env("GIT_INDEX_FILE", index);
+        }
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(SnapshotError::Spawn)?;
+        let writer = match (input, child.stdin.take()) {
+            // On a thread: git may fill its stdout pipe before it has read all input.
+            (Some(data), Some(mut stdin)) => Some(std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            })),
+            _ => None,
+        };
+        let out = child.wait_with_output().map_err(SnapshotError::Spawn)?;
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(SnapshotError::Git {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// A file at the top of the working tree, if there is one.
+    pub fn worktree_file(&self, name: &str) -> Option<Vec<u8>> {
+        if self.bare {
+            return None;
+        }
+        std::fs::read(self.git.dir.join(name)).ok()
+    }
+
+    /// One `git cat-file --batch` for all the blobs of a check.
+    pub fn blobs(&self) -> Result<BlobReader, SnapshotError> {
+        BlobReader::spawn(&self.git).map_err(|e| SnapshotError::Git {
+            args: "cat-file --batch".into(),
+            stderr: e.to_string(),
+        })
+    }
+
+    /// The blobs in the index (every stage; gitlinks and symlinks skipped).
+    pub fn index_entries(&self) -> Result<Vec<Entry>, SnapshotError> {
+        if self.bare {
+            return Err(SnapshotError::Usage(
+                "a bare repository has no index; use --all or --history".into(),
+            ));
+        }
+        let out = self.run(&["ls-files", "-s", "-z", "--full-name"], None)?;
+        let mut seen = HashSet::new();
+        let mut entries = Vec::new();
+        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            // "<mode> <oid> <stage>\t<path>"
+            let record = String::from_utf8_lossy(record);
+            let Some((meta, path)) = record.split_once('\t') else {
+                continue;
+            };
+            let mut fields = meta.split(' ');
+            let (Some(mode), Some(oid)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if mode == GITLINK || mode == SYMLINK {
+                continue;
+            }
+            let entry = Entry {
+                path: path.to_string(),
+                oid: oid.to_string(),
+            };
+            if seen.insert(entry.clone()) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Resolve a revision to a commit id; a usage error when it names none.
+    pub fn commit_id(&self, rev: &str) -> Result<String, SnapshotError> {
+        let spec = format!("{rev}^{{commit}}");
+        self.run(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+            None,
+        )
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            SnapshotError::Usage(format!(
+                "`{rev}` does not name a commit (is the branch still empty?)"
+            ))
+        })
+    }
+
+    /// The blobs of a commit's tree.
+    pub fn tree_entries(&self, commit: &str) -> Result<Vec<Entry>, SnapshotError> {
+        let out = self.run(&["ls-tree", "-r", "-z", "--full-tree", commit], None)?;
+        let mut entries = Vec::new();
+        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            // "<mode> <type> <oid>\t<path>"
+            let record = String::from_utf8_lossy(record);
+            let Some((meta, path)) = record.split_once('\t') else {
+                continue;
+            };
+            let fields: Vec<&str> = meta.split(' ').collect();
+            if let [mode, "blob", oid] = fields[..] {
+                if mode != SYMLINK {
+                    entries.push(Entry {
+                        path: path.to_string(),
+                        oid: oid.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The `filter` attribute of each path, in order ("sops", "unspecified", ...).
+    pub fn filter_attributes(
+        &self,
+        source: AttrSource<'_>,
+        paths: &[&str],
+    ) -> Result<Vec<String>, SnapshotError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let source_arg;
+        let mut args = vec!["check-attr", "--stdin", "-z"];
+        match source {
+            AttrSource::Index => args.push("--cached"),
+            AttrSource::WorkTree => {}
+            AttrSource::Tree(rev) => {
+                source_arg = format!("--source={rev}");
+                args.push(&source_arg);
+            }
+        }
+        args.push("filter");
+        let mut input = Vec::new();
+        for p in paths {
+            input.extend_from_slice(p.as_bytes());
+            input.push(0);
+        }
+        let out = self.run(&args, Some(input))?;
+        // -z output: path NUL attribute NUL value NUL, per path, in input order.
+        let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
+        let values: Vec<String> = fields
+            .chunks(3)
+            .filter(|c| c.len() == 3)
+            .map(|c| String::from_utf8_lossy(c[2]).into_owned())
+            .collect();
+        if values.len() != paths.len() {
+            return Err(SnapshotError::Git {
+                args: args.join(" "),
+                stderr: format!("expected {} answers, got {}", paths.len(), values.len()),
+            });
+        }
+        Ok(values)
+    }
+
+    /// The blobs a history range brings: for each commit (parents first), the
+    /// blobs it adds or changes relative to each of its parents in the range, or
+    /// its whole tree when no parent is in the range (a root commit, or the first
+    /// commit after the range's base) or when it changes `.gitattributes` or
+    /// `.sops.yaml` (which can protect files that did not change). Every blob of
+    /// every commit in the range is thereby covered: a blob not listed for a
+    /// commit is identical, at the same path and under the same rules, to one
+    /// listed for an ancestor in the range.
+    pub fn history(&self, range: &str) -> Result<Vec<CommitBlobs>, SnapshotError> {
+        let mut args = vec!["rev-list", "--topo-order", "--reverse", "--parents"];
+        let words: Vec<&str> = range.split_whitespace().collect();
+        if words.is_empty() {
+            return Err(SnapshotError::Usage(
+                "--history needs a revision range, e.g. origin/main..HEAD".into(),
+            ));
+        }
+        args.extend(&words);
+        args.push("--");
+        let out = self.run(&args, None).map_err(|e| match e {
+            SnapshotError::Git { stderr, .. } => {
+                SnapshotError::Usage(format!("bad revision range `{range}`: {stderr}"))
+            }
+            other => other,
+        })?;
+        let commits: Vec<Vec<String>> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let in_range: HashSet<&str> = commits.iter().map(|c| c[0].as_str()).collect();
+
+        // One diff-tree for every (commit, parent in range) pair.
+        let mut pairs = String::new();
+        for c in &commits {
+            for p in c[1..].iter().filter(|p| in_range.contains(p.as_str())) {
+                pairs.push_str(&format!("{} {}\n", c[0], p));
+            }
+        }
+        let mut changed: HashMap<String, (Vec<Entry>, bool)> = HashMap::new();
+        if !pairs.is_empty() {
+            let out = self.run(
+                &[
+                    "diff-tree",
+                    "--stdin",
+                    "-r",
+                    "-z",
+                    "--no-renames",
+                    "--no-abbrev",
+                ],
+                Some(pairs.into_bytes()),
+            )?;
+            let mut tokens = out.split(|b| *b == 0).filter(|t| !t.is_empty());
+            let mut current: Option<String> = None;
+            while let Some(tok) = tokens.next() {
+                let tok = String::from_utf8_lossy(tok);
+                if let Some(raw) = tok.strip_prefix(':') {
+                    let Some(path) = tokens.next() else { break };
+                    let path = String::from_utf8_lossy(path).into_owned();
+                    let Some(commit) = &current else { continue };
+                    let slot = changed.entry(commit.clone()).or_default();
+                    if is_rules_file(&path) {
+                        slot.1 = true;
+                    }
+                    // ":<old mode> <new mode> <old oid> <new oid> <status>"
+                    let f: Vec<&str> = raw.split(' ').collect();
+                    if let [_, new_mode, _, new_oid, _] = f[..] {
+                        let deleted = new_oid.bytes().all(|b| b == b'0');
+                        if !deleted && new_mode != GITLINK && new_mode != SYMLINK {
+                            slot.0.push(Entry {
+                                path,
+                                oid: new_oid.to_string(),
+                            });
+                        }
+                    }
+                } else {
+                    current = Some(tok.into_owned());
+                }
+            }
+        }
+
+        let mut result = Vec::new();
+        let mut sources: HashMap<String, String> = HashMap::new();
+        for c in &commits {
+            let id = &c[0];
+            let parents_in_range: Vec<&String> = c[1..]
+                .iter()
+                .filter(|p| in_range.contains(p.as_str()))
+                .collect();
+            let (entries, rules_changed) = changed.remove(id).unwrap_or_default();
+            let whole_tree = parents_in_range.is_empty() || rules_changed;
+            let entries = if whole_tree {
+                self.tree_entries(id)?
+            } else {
+                entries
+            };
+            let attr_source = match parents_in_range[..] {
+                [parent] if !whole_tree => sources
+                    .get(parent.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| id.clone()),
+                _ => id.clone(),
+            };
+            sources.insert(id.clone(), attr_source.clone());
+            result.push(CommitBlobs {
+                commit: id.clone(),
+                attr_source,
+                entries,
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// Files whose change can change which paths are protected.
+fn is_rules_file(path: &str) -> bool {
+    super::rules::never_protected(path)
+}
