@@ -53,7 +53,10 @@ pub fn remove_cachetextconv(git: &Git, scope: Scope) -> Result<Vec<String>, GitE
         scopes.push(Scope::Local);
     }
     for s in scopes {
-        if git.run(&["config", s.flag(), "--get", "diff.sops.cachetextconv"]).is_ok() {
+        if git
+            .run(&["config", s.flag(), "--get", "diff.sops.cachetextconv"])
+            .is_ok()
+        {
             git.run(&["config", s.flag(), "--unset-all", "diff.sops.cachetextconv"])?;
             changes.push(format!(
                 "removed diff.sops.cachetextconv ({}): git would store decrypted diffs under refs/notes/textconv",

@@ -47,15 +47,23 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
     let mut rd = PktReader::new(input);
     let mut wr = PktWriter::new(output);
 
-    let welcome = rd.read_lines()?.ok_or_else(|| protocol_error("git closed the pipe before the handshake"))?;
-    if welcome.first().map(String::as_str) != Some("git-filter-client") || !welcome.iter().any(|l| l == "version=2") {
-        return Err(protocol_error(format!("unexpected handshake from git: {welcome:?}")));
+    let welcome = rd
+        .read_lines()?
+        .ok_or_else(|| protocol_error("git closed the pipe before the handshake"))?;
+    if welcome.first().map(String::as_str) != Some("git-filter-client")
+        || !welcome.iter().any(|l| l == "version=2")
+    {
+        return Err(protocol_error(format!(
+            "unexpected handshake from git: {welcome:?}"
+        )));
     }
     wr.line("git-filter-server")?;
     wr.line("version=2")?;
     wr.flush_packet()?;
     wr.flush()?;
-    let offered = rd.read_lines()?.ok_or_else(|| protocol_error("git closed the pipe during the handshake"))?;
+    let offered = rd
+        .read_lines()?
+        .ok_or_else(|| protocol_error("git closed the pipe during the handshake"))?;
     for cap in ["clean", "smudge"] {
         if offered.iter().any(|l| l == &format!("capability={cap}")) {
             wr.line(&format!("capability={cap}"))?;
@@ -85,7 +93,10 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
         let result = match command {
             "clean" => filter.clean(pathname, &content).map(Some),
             "smudge" => filter.smudge(pathname, &content),
-            other => Err(DriverError::new(pathname, format!("unsupported filter command {other:?}"))),
+            other => Err(DriverError::new(
+                pathname,
+                format!("unsupported filter command {other:?}"),
+            )),
         };
         match result {
             Ok(out) => {
@@ -146,12 +157,22 @@ mod tests {
 
     #[test]
     fn serves_a_recorded_session() {
-        let input = transcript(&[("clean", "a.yaml", b"a: x\n"), ("smudge", "a.yaml", b"A: X\n"), ("clean", "bad", b"")]);
+        let input = transcript(&[
+            ("clean", "a.yaml", b"a: x\n"),
+            ("smudge", "a.yaml", b"A: X\n"),
+            ("clean", "bad", b""),
+        ]);
         let mut out = Vec::new();
         serve(&input[..], &mut out, &mut Upper).unwrap();
         let mut r = PktReader::new(&out[..]);
-        assert_eq!(r.read_lines().unwrap().unwrap(), ["git-filter-server", "version=2"]);
-        assert_eq!(r.read_lines().unwrap().unwrap(), ["capability=clean", "capability=smudge"]);
+        assert_eq!(
+            r.read_lines().unwrap().unwrap(),
+            ["git-filter-server", "version=2"]
+        );
+        assert_eq!(
+            r.read_lines().unwrap().unwrap(),
+            ["capability=clean", "capability=smudge"]
+        );
         for expected in [&b"A: X\n"[..], b"A: X\n"] {
             assert_eq!(r.read_lines().unwrap().unwrap(), ["status=success"]);
             let mut content = Vec::new();

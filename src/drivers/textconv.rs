@@ -38,12 +38,18 @@ pub fn render(path: &str, content: &[u8], keys: &KeyCache, keyring: &Keyring) ->
             Visit::Leaf(leaf) => {
                 if let Scalar::Str(s) = &leaf.value {
                     if cipher::is_enc(s) {
-                        edits.push(Edit::replace(leaf.span.clone(), format!("<encrypted {}>", fingerprint(s))));
+                        edits.push(Edit::replace(
+                            leaf.span.clone(),
+                            format!("<encrypted {}>", fingerprint(s)),
+                        ));
                     }
                 }
             }
             Visit::Comment(c) if cipher::is_enc(&c.text) => {
-                edits.push(Edit::replace(c.span.clone(), format!(" <encrypted comment {}>", fingerprint(&c.text))));
+                edits.push(Edit::replace(
+                    c.span.clone(),
+                    format!(" <encrypted comment {}>", fingerprint(&c.text)),
+                ));
             }
             Visit::Comment(_) => {}
         }

@@ -22,8 +22,14 @@ impl BlobReader {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(GitError::Spawn)?;
-        let stdin = child.stdin.take().ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdin")))?;
-        let stdout = child.stdout.take().ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdin")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
         Ok(BlobReader {
             child,
             stdin,
@@ -43,7 +49,10 @@ impl BlobReader {
         let mut header = Vec::new();
         self.stdout.read_until(b'\n', &mut header)?;
         if header.is_empty() {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "git cat-file exited"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "git cat-file exited",
+            ));
         }
         let header = String::from_utf8_lossy(&header).trim_end().to_string();
         // "<oid> <type> <size>", or "<spec> missing" / "<spec> ambiguous".

@@ -41,11 +41,19 @@ impl Git {
         self.run_with_input(args, None)
     }
 
-    pub fn run_with_input<S: AsRef<OsStr>>(&self, args: &[S], input: Option<&[u8]>) -> Result<Vec<u8>, GitError> {
+    pub fn run_with_input<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>, GitError> {
         let mut cmd = self.command(args);
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(GitError::Spawn)?;
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
             // Write on a thread: git may fill its stdout pipe before reading all input.
@@ -71,7 +79,9 @@ impl Git {
 
     fn run_text(&self, args: &[&str]) -> Result<String, GitError> {
         let out = self.run(args)?;
-        Ok(String::from_utf8_lossy(&out).trim_end_matches('\n').to_string())
+        Ok(String::from_utf8_lossy(&out)
+            .trim_end_matches('\n')
+            .to_string())
     }
 
     /// The top of the working tree.
@@ -144,5 +154,7 @@ impl Git {
 /// Is `path` (relative to the repository) inside `dir`?
 pub fn repo_relative(top: &Path, path: &Path) -> Option<String> {
     let abs = std::path::absolute(path).ok()?;
-    abs.strip_prefix(top).ok().map(|p| p.to_string_lossy().into_owned())
+    abs.strip_prefix(top)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }

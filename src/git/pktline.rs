@@ -31,7 +31,12 @@ impl<R: Read> PktReader<R> {
         while got < 4 {
             match self.inner.read(&mut header[got..]) {
                 Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated pkt-line header")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated pkt-line header",
+                    ))
+                }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -40,7 +45,12 @@ impl<R: Read> PktReader<R> {
         let len = std::str::from_utf8(&header)
             .ok()
             .and_then(|h| usize::from_str_radix(h, 16).ok())
-            .ok_or_else(|| invalid(format!("bad pkt-line length {:?}", String::from_utf8_lossy(&header))))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "bad pkt-line length {:?}",
+                    String::from_utf8_lossy(&header)
+                ))
+            })?;
         match len {
             0 => Ok(Some(Packet::Flush)),
             1..=4 => Err(invalid(format!("unexpected pkt-line length {len}"))),
@@ -60,10 +70,16 @@ impl<R: Read> PktReader<R> {
         loop {
             match self.read_packet()? {
                 None if lines.is_empty() => return Ok(None),
-                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "missing flush packet")),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "missing flush packet",
+                    ))
+                }
                 Some(Packet::Flush) => return Ok(Some(lines)),
                 Some(Packet::Data(d)) => {
-                    let mut line = String::from_utf8(d).map_err(|_| invalid("non-UTF-8 header line".into()))?;
+                    let mut line = String::from_utf8(d)
+                        .map_err(|_| invalid("non-UTF-8 header line".into()))?;
                     if line.ends_with('\n') {
                         line.pop();
                     }
@@ -77,7 +93,12 @@ impl<R: Read> PktReader<R> {
     pub fn read_content(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         loop {
             match self.read_packet()? {
-                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ended without a flush")),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "content ended without a flush",
+                    ))
+                }
                 Some(Packet::Flush) => return Ok(()),
                 Some(Packet::Data(d)) => out.extend_from_slice(&d),
             }

@@ -53,13 +53,18 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
 pub fn new_metadata(spec: &EncryptSpec) -> Result<(DataKey, Metadata), Error> {
-    let (key, key_groups, shamir_threshold) = keygroups::wrap_new(&spec.key_groups, spec.shamir_threshold)?;
+    let (key, key_groups, shamir_threshold) =
+        keygroups::wrap_new(&spec.key_groups, spec.shamir_threshold)?;
     let meta = Metadata {
         key_groups,
         shamir_threshold,
         lastmodified: String::new(),
         mac: String::new(),
-        selector: Some(spec.selector.clone().unwrap_or_else(Selector::default_suffix)),
+        selector: Some(
+            spec.selector
+                .clone()
+                .unwrap_or_else(Selector::default_suffix),
+        ),
         mac_only_encrypted: spec.mac_only_encrypted,
         version: SOPS_VERSION.to_string(),
     };
