@@ -3,27 +3,33 @@
 use super::args::{DecryptArgs, EncryptArgs};
 use super::io::{read_input, write_output, Input};
 use super::report::{code, Failure};
+use zeroize::Zeroizing;
+
+use crate::formats::convert::convert;
 use crate::sops::config;
 use crate::sops::decrypt;
 use crate::sops::encrypt::{self, EncryptSpec};
 use crate::sops::keygroups::{Keyring, Recipient};
 use crate::sops::selectors::Selector;
 
-fn same_format(input: &Input) -> Result<(), Failure> {
-    if input.format != input.output_format {
-        return Err(Failure::usage(format!(
-            "{}: converting {} to {} is not supported; git-sops keeps each file in its own format",
-            input.name,
-            input.format.name(),
-            input.output_format.name()
-        )));
+/// A plaintext in the input format, re-written in the output format when
+/// `--output-type` differs (layout and comments do not carry over).
+fn converted(input: &Input, plaintext: &str) -> Result<Option<Zeroizing<String>>, Failure> {
+    if input.format == input.output_format {
+        return Ok(None);
     }
-    Ok(())
+    let doc = input
+        .format
+        .store()
+        .parse(plaintext)
+        .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
+    convert(&doc, input.output_format)
+        .map(Some)
+        .map_err(|e| Failure::input(format!("{}: {e}", input.name)))
 }
 
 pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
-    same_format(&input)?;
     let spec = encrypt_spec(args, &input)?;
     let mut text: &str = &input.text;
     if !input.format.sops_accepts_bom() {
@@ -36,14 +42,18 @@ pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
             text = rest;
         }
     }
-    let out = encrypt::encrypt(input.format.store(), text, &spec)
-        .map_err(|e| Failure::from_sops(&input.name, e))?;
+    let plaintext = converted(&input, text)?;
+    let out = encrypt::encrypt(
+        input.output_format.store(),
+        plaintext.as_deref().map_or(text, |p| p.as_str()),
+        &spec,
+    )
+    .map_err(|e| Failure::from_sops(&input.name, e))?;
     write_output(&args.io, &input, &out)
 }
 
 pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
-    same_format(&input)?;
     let opened = decrypt::decrypt(
         input.format.store(),
         &input.text,
@@ -54,7 +64,10 @@ pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
     for w in &opened.warnings {
         eprintln!("git-sops: warning: {}: {w}", input.name);
     }
-    write_output(&args.io, &input, &opened.text)
+    match converted(&input, &opened.text)? {
+        Some(text) => write_output(&args.io, &input, &text),
+        None => write_output(&args.io, &input, &opened.text),
+    }
 }
 
 /// Keys and selectors for a new file: key flags replace `.sops.yaml`'s keys

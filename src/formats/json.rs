@@ -462,7 +462,7 @@ fn node_span(node: &Node) -> &Span {
 
 /// A JSON string literal with minimal escaping: `\"`, `\\`, the short escapes for
 /// control characters that have one, `\u00XX` for the others; everything else verbatim.
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -528,7 +528,7 @@ fn is_json_number(s: &str) -> bool {
 /// zero. JSON has no infinities or NaN (Go refuses to marshal them); they are written
 /// as the string sops would decrypt them from (`"+Inf"`, `"-Inf"`, `"NaN"`) so the
 /// file stays valid JSON.
-fn json_float(f: f64) -> String {
+pub(crate) fn json_float(f: f64) -> String {
     if f.is_nan() {
         return json_string("NaN");
     }

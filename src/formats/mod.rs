@@ -10,6 +10,7 @@
 //! Formats know nothing about keys, ciphers or git; the `sops` layer decides what
 //! to encrypt and hands the format opaque strings (`ENC[...]` or plaintext).
 
+pub mod convert;
 pub mod json;
 pub mod splice;
 pub mod value;

@@ -58,7 +58,7 @@
 mod comments;
 mod events;
 mod metadata;
-mod render;
+pub(crate) mod render;
 mod resolve;
 mod scan;
 mod tree;
