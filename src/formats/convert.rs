@@ -10,7 +10,9 @@ use super::yaml::render;
 use super::{Document, Format, List, ListItem, Map, MapItem, Node, Scalar};
 
 #[derive(Debug, thiserror::Error)]
-#[error("a YAML file with {0} documents cannot be written as JSON, which holds one; split it first")]
+#[error(
+    "a YAML file with {0} documents cannot be written as JSON, which holds one; split it first"
+)]
 pub struct ConvertError(usize);
 
 /// `doc` (a plaintext document) written in format `to`.
@@ -188,7 +190,11 @@ fn yaml_list(out: &mut String, list: &List, col: usize) {
             Node::Map(_) => nested = format!("{}{{}}\n", " ".repeat(col + 2)),
             Node::List(_) => nested = format!("{}[]\n", " ".repeat(col + 2)),
             Node::Leaf(leaf) => {
-                nested = format!("{}{}\n", " ".repeat(col + 2), yaml_scalar(&leaf.value, col + 2));
+                nested = format!(
+                    "{}{}\n",
+                    " ".repeat(col + 2),
+                    yaml_scalar(&leaf.value, col + 2)
+                );
             }
         }
         pad(out, col);
@@ -220,13 +226,20 @@ mod tests {
         );
         let from_json = Format::Json.store().parse(&json).unwrap();
         let yaml2 = convert(&from_json, Format::Yaml).unwrap();
-        assert!(Format::Yaml.store().parse(&yaml2).is_ok(), "{}", yaml2.as_str());
+        assert!(
+            Format::Yaml.store().parse(&yaml2).is_ok(),
+            "{}",
+            yaml2.as_str()
+        );
     }
 
     #[test]
     fn several_documents_do_not_fit_json() {
         let doc = Format::Yaml.store().parse("a: 1\n---\nb: 2\n").unwrap();
         assert!(convert(&doc, Format::Json).is_err());
-        assert_eq!(convert(&doc, Format::Yaml).unwrap().as_str(), "a: 1\n---\nb: 2\n");
+        assert_eq!(
+            convert(&doc, Format::Yaml).unwrap().as_str(),
+            "a: 1\n---\nb: 2\n"
+        );
     }
 }

@@ -1,0 +1,694 @@
+//! The git integration against real git: `git sops init`, the clean/smudge filter
+//! in both the long-running (`filter.sops.process`) and the one-shot
+//! (`clean %f` / `smudge %f`) modes, textconv, locked clones, and the everyday
+//! commands on protected files. Each repository lives in an isolated HOME with
+//! its own global git config; the unused filter mode's commands are set to
+//! `false` so a test proves which mode ran.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{AgeKey, Env, Output};
+
+const YAML: &str = r#"# database settings
+db:
+  user: admin
+  password: hunter2 # rotate quarterly
+  port: 5432
+api_tokens:
+  - name: ci
+    token: tok-ci-7f3a
+  - name: deploy
+    token: "tok-deploy-91bc"
+public_unencrypted: visible
+"#;
+
+const JSON: &str = "{\n  \"stripe\": {\"secret_key\": \"sk_live_51Habc\", \"webhook\": \"whsec_9zz\"},\n  \"retries\": 3\n}\n";
+
+const SECRETS: [&str; 6] = [
+    "hunter2",
+    "tok-ci-7f3a",
+    "tok-deploy-91bc",
+    "sk_live_51Habc",
+    "whsec_9zz",
+    "rotate quarterly",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Process,
+    OneShot,
+}
+
+struct Repo {
+    env: Env,
+    dir: PathBuf,
+    key: AgeKey,
+}
+
+fn bin_dir() -> PathBuf {
+    common::git_sops_path()
+        .parent()
+        .expect("binary dir")
+        .to_path_buf()
+}
+
+fn setup_env(env: &mut Env) {
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir())
+            .chain(std::iter::once(common::tools_bin_dir()))
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
+    .expect("PATH");
+    env.set("PATH", path.to_string_lossy().into_owned());
+    env.set(
+        "GIT_CONFIG_GLOBAL",
+        env.home.join(".gitconfig").display().to_string(),
+    );
+    env.set("GIT_CONFIG_NOSYSTEM", "1");
+    env.set("GIT_AUTHOR_NAME", "Test");
+    env.set("GIT_AUTHOR_EMAIL", "test@example.com");
+    env.set("GIT_COMMITTER_NAME", "Test");
+    env.set("GIT_COMMITTER_EMAIL", "test@example.com");
+}
+
+impl Repo {
+    /// A repository set up with `git sops init`, in the given filter mode.
+    fn new(mode: Mode) -> Repo {
+        let key = AgeKey::generate();
+        let mut env = Env::with_keys(&[&key]);
+        setup_env(&mut env);
+        let dir = env.work.join("repo");
+        std::fs::create_dir_all(&dir).expect("repo dir");
+        let repo = Repo { env, dir, key };
+        repo.git(&["init", "-q", "-b", "main"]).ok();
+        repo.run_sops(&["init", "secrets/**"]).ok();
+        repo.set_mode(mode);
+        repo
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        match mode {
+            Mode::Process => {
+                self.git(&["config", "filter.sops.clean", "false"]).ok();
+                self.git(&["config", "filter.sops.smudge", "false"]).ok();
+            }
+            Mode::OneShot => {
+                // Without a process command git runs clean/smudge once per file.
+                self.git(&["config", "--unset", "filter.sops.process"]).ok();
+            }
+        }
+    }
+
+    fn git(&self, args: &[&str]) -> Output {
+        self.env.tool("git").current_dir(&self.dir).args(args).run()
+    }
+
+    fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.env.tool("git").current_dir(dir).args(args).run()
+    }
+
+    fn run_sops(&self, args: &[&str]) -> Output {
+        self.env.git_sops().current_dir(&self.dir).args(args).run()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    fn read(&self, rel: &str) -> String {
+        String::from_utf8(std::fs::read(self.dir.join(rel)).expect("read")).expect("utf8")
+    }
+
+    fn commit_secrets(&self) {
+        self.write("secrets/app.yaml", YAML);
+        self.write("secrets/payments.json", JSON);
+        self.write("README", "not a secret\n");
+        self.git(&["add", "-A"]).ok();
+        self.git(&["commit", "-q", "-m", "secrets"]).ok();
+    }
+
+    fn status(&self) -> String {
+        self.git(&["status", "--porcelain"]).ok().stdout_str()
+    }
+
+    fn blob(&self, spec: &str) -> String {
+        self.git(&["cat-file", "-p", spec]).ok().stdout_str()
+    }
+}
+
+fn all_objects(repo: &Repo, dir: &Path) -> String {
+    let out = repo
+        .git_in(dir, &["cat-file", "--batch-all-objects", "--batch"])
+        .ok();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_no_secret_in_objects(repo: &Repo, dir: &Path) {
+    let objects = all_objects(repo, dir);
+    for s in SECRETS {
+        assert!(
+            !objects.contains(s),
+            "plaintext {s:?} reached the object store"
+        );
+    }
+    let notes = repo
+        .git_in(dir, &["for-each-ref", "refs/notes"])
+        .ok()
+        .stdout_str();
+    assert!(notes.trim().is_empty(), "unexpected notes refs: {notes}");
+}
+
+fn both_modes(test: impl Fn(Mode)) {
+    for mode in [Mode::Process, Mode::OneShot] {
+        test(mode);
+    }
+}
+
+#[test]
+fn commit_stores_only_sops_ciphertext_that_sops_decrypts() {
+    both_modes(|mode| {
+        let repo = Repo::new(mode);
+        repo.commit_secrets();
+        assert_no_secret_in_objects(&repo, &repo.dir);
+        for (path, plain) in [("secrets/app.yaml", YAML), ("secrets/payments.json", JSON)] {
+            let blob = repo.blob(&format!("HEAD:{path}"));
+            assert!(
+                blob.contains("ENC[AES256_GCM,"),
+                "{mode:?}: {path} is not encrypted:\n{blob}"
+            );
+            let ext = if path.ends_with(".json") {
+                "json"
+            } else {
+                "yaml"
+            };
+            let out = repo
+                .env
+                .sops()
+                .args([
+                    "decrypt",
+                    "--input-type",
+                    ext,
+                    "--output-type",
+                    ext,
+                    "/dev/stdin",
+                ])
+                .stdin(blob.as_bytes())
+                .run()
+                .ok();
+            let ours = repo
+                .env
+                .git_sops()
+                .args(["decrypt", "--input-type", ext])
+                .stdin(blob.as_bytes())
+                .run()
+                .ok();
+            assert_eq!(
+                ours.stdout_str(),
+                plain,
+                "{mode:?}: git-sops decrypt of the blob"
+            );
+            assert!(
+                out.stdout_str().contains("hunter2") || out.stdout_str().contains("sk_live_51Habc")
+            );
+            // The working tree holds the plaintext exactly.
+            assert_eq!(repo.read(path), plain);
+        }
+        // The .sops.yaml and .gitattributes that init wrote are committed as plain files.
+        assert!(repo
+            .blob("HEAD:.gitattributes")
+            .contains("secrets/** filter=sops diff=sops -text"));
+    });
+}
+
+#[test]
+fn status_stays_clean_after_touch_renormalize_and_branch_switches() {
+    both_modes(|mode| {
+        let repo = Repo::new(mode);
+        repo.commit_secrets();
+        assert_eq!(repo.status(), "", "{mode:?}: right after commit");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        for f in ["secrets/app.yaml", "secrets/payments.json"] {
+            let p = repo.dir.join(f);
+            let text = std::fs::read(&p).expect("read");
+            std::fs::write(&p, text).expect("rewrite"); // same bytes, new mtime
+        }
+        assert_eq!(repo.status(), "", "{mode:?}: after touch");
+        repo.git(&["add", "--renormalize", "."]).ok();
+        assert_eq!(repo.status(), "", "{mode:?}: after add --renormalize");
+        repo.git(&["checkout", "-q", "-b", "other"]).ok();
+        repo.write("secrets/other.yaml", "k: v\n");
+        repo.git(&["add", "-A"]).ok();
+        repo.git(&["commit", "-q", "-m", "other"]).ok();
+        repo.git(&["checkout", "-q", "main"]).ok();
+        assert_eq!(repo.status(), "", "{mode:?}: after checkout main");
+        repo.git(&["checkout", "-q", "other"]).ok();
+        assert_eq!(repo.status(), "", "{mode:?}: after checkout other");
+        assert_eq!(repo.read("secrets/app.yaml"), YAML);
+        assert_eq!(repo.read("secrets/other.yaml"), "k: v\n");
+    });
+}
+
+#[test]
+fn a_one_value_edit_is_a_one_value_diff() {
+    both_modes(|mode| {
+        let repo = Repo::new(mode);
+        repo.commit_secrets();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        repo.write("secrets/app.yaml", &YAML.replace("hunter2", "hunter3"));
+        let diff = repo.git(&["diff"]).ok().stdout_str();
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|l| {
+                (l.starts_with('+') || l.starts_with('-'))
+                    && !l.starts_with("+++")
+                    && !l.starts_with("---")
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                "-  password: hunter2 # rotate quarterly",
+                "+  password: hunter3 # rotate quarterly"
+            ],
+            "{mode:?}: textconv diff:\n{diff}"
+        );
+        repo.git(&["commit", "-q", "-am", "rotate"]).ok();
+        let raw = repo
+            .git(&["show", "--no-textconv", "--format=", "HEAD"])
+            .ok()
+            .stdout_str();
+        let raw_changed: Vec<&str> = raw
+            .lines()
+            .filter(|l| {
+                (l.starts_with('+') || l.starts_with('-'))
+                    && !l.starts_with("+++")
+                    && !l.starts_with("---")
+            })
+            .collect();
+        assert_eq!(
+            raw_changed.len(),
+            6,
+            "{mode:?}: raw diff should touch 3 lines:\n{raw}"
+        );
+        for l in &raw_changed {
+            assert!(
+                l.contains("password:") || l.contains("mac:") || l.contains("lastmodified:"),
+                "{mode:?}: unexpected raw change {l:?}"
+            );
+        }
+        assert_no_secret_in_objects(&repo, &repo.dir);
+    });
+}
+
+#[test]
+fn clones_with_and_without_a_key() {
+    let repo = Repo::new(Mode::Process);
+    repo.commit_secrets();
+    // With the key: the clone's working tree equals the original bytes. The
+    // clone gets the driver from the (isolated) global config.
+    repo.run_sops(&["install", "--global"]).ok();
+    let unlocked = repo.env.work.join("unlocked");
+    let out = repo.git(&[
+        "clone",
+        "-q",
+        repo.dir.to_str().expect("utf8"),
+        unlocked.to_str().expect("utf8"),
+    ]);
+    out.ok();
+    assert_eq!(
+        std::fs::read_to_string(unlocked.join("secrets/app.yaml")).expect("read"),
+        YAML
+    );
+    assert_eq!(
+        std::fs::read_to_string(unlocked.join("secrets/payments.json")).expect("read"),
+        JSON
+    );
+    assert_eq!(
+        repo.git_in(&unlocked, &["status", "--porcelain"])
+            .ok()
+            .stdout_str(),
+        ""
+    );
+
+    // Without a key: clone succeeds, ciphertext stays, status is clean, one warning.
+    let mut locked_env = Env::new();
+    setup_env(&mut locked_env);
+    locked_env.env_git_sops_install();
+    let locked = locked_env.work.join("locked");
+    let out = locked_env
+        .tool("git")
+        .args([
+            "clone",
+            "-q",
+            repo.dir.to_str().expect("utf8"),
+            locked.to_str().expect("utf8"),
+        ])
+        .run();
+    let out = out.ok();
+    assert_eq!(
+        out.stderr.matches("no key to decrypt").count(),
+        1,
+        "one warning line:\n{}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(locked.join("secrets/app.yaml")).expect("read");
+    assert!(text.contains("ENC[AES256_GCM,") && !text.contains("hunter2"));
+    let status = locked_env
+        .tool("git")
+        .current_dir(&locked)
+        .args(["status", "--porcelain"])
+        .run()
+        .ok();
+    assert_eq!(status.stdout_str(), "");
+    // textconv shows fingerprints: which keys changed, never values.
+    let log = locked_env
+        .tool("git")
+        .current_dir(&locked)
+        .args(["log", "-p", "-1"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(log.contains("password: <encrypted "), "{log}");
+    assert!(log.contains("# sops: encrypted for age"), "{log}");
+    assert!(!log.contains("hunter2"));
+    // A locked clone can commit other files.
+    std::fs::write(locked.join("README"), "changed\n").expect("write");
+    locked_env
+        .tool("git")
+        .current_dir(&locked)
+        .args(["commit", "-q", "-am", "docs"])
+        .run()
+        .ok();
+    let files = locked_env
+        .tool("git")
+        .current_dir(&locked)
+        .args(["show", "--name-only", "--format=", "HEAD"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert_eq!(files.trim(), "README");
+}
+
+trait EnvExt {
+    fn env_git_sops_install(&self);
+}
+
+impl EnvExt for Env {
+    fn env_git_sops_install(&self) {
+        self.git_sops().args(["install", "--global"]).run().ok();
+    }
+}
+
+#[test]
+fn everyday_commands_behave_as_on_plain_files() {
+    both_modes(|mode| {
+        let repo = Repo::new(mode);
+        repo.commit_secrets();
+        // stash
+        repo.write("secrets/app.yaml", &YAML.replace("5432", "6543"));
+        repo.git(&["stash", "-q"]).ok();
+        assert_eq!(repo.read("secrets/app.yaml"), YAML, "{mode:?}: stash");
+        repo.git(&["stash", "pop", "-q"]).ok();
+        assert!(repo.read("secrets/app.yaml").contains("6543"));
+        // checkout -- path
+        repo.git(&["checkout", "--", "secrets/app.yaml"]).ok();
+        assert_eq!(
+            repo.read("secrets/app.yaml"),
+            YAML,
+            "{mode:?}: checkout -- path"
+        );
+        // reset --hard
+        repo.write("secrets/app.yaml", "db: {}\n");
+        repo.git(&["reset", "-q", "--hard"]).ok();
+        assert_eq!(
+            repo.read("secrets/app.yaml"),
+            YAML,
+            "{mode:?}: reset --hard"
+        );
+        // cherry-pick and rebase of a commit that edits a secret
+        repo.git(&["checkout", "-q", "-b", "feature"]).ok();
+        repo.write("secrets/app.yaml", &YAML.replace("admin", "root"));
+        repo.git(&["commit", "-q", "-am", "user"]).ok();
+        repo.git(&["checkout", "-q", "main"]).ok();
+        repo.write("README", "main moved\n");
+        repo.git(&["commit", "-q", "-am", "readme"]).ok();
+        repo.git(&["cherry-pick", "feature"]).ok();
+        assert!(
+            repo.read("secrets/app.yaml").contains("user: root"),
+            "{mode:?}: cherry-pick"
+        );
+        repo.git(&["reset", "-q", "--hard", "HEAD~1"]).ok();
+        repo.git(&["checkout", "-q", "feature"]).ok();
+        repo.git(&["rebase", "-q", "main"]).ok();
+        assert!(
+            repo.read("secrets/app.yaml").contains("user: root"),
+            "{mode:?}: rebase"
+        );
+        assert_eq!(repo.status(), "", "{mode:?}: after rebase");
+        // log -p, show, blame read plaintext through textconv
+        let log = repo.git(&["log", "-p", "-1"]).ok().stdout_str();
+        assert!(
+            log.contains("-  user: admin") && log.contains("+  user: root"),
+            "{mode:?}: log -p:\n{log}"
+        );
+        let show = repo
+            .git(&["show", "HEAD:secrets/app.yaml"])
+            .ok()
+            .stdout_str();
+        assert!(
+            show.contains("ENC["),
+            "git show of a blob is the stored form"
+        );
+        // `git blame FILE` runs the working tree through textconv and then the
+        // clean filter (a git quirk shared with git-crypt), so it shows
+        // ciphertext; blaming a revision shows plaintext with per-line history.
+        let blame = repo
+            .git(&["blame", "HEAD", "--", "secrets/app.yaml"])
+            .ok()
+            .stdout_str();
+        let user_line = blame
+            .lines()
+            .find(|l| l.contains("user: root"))
+            .expect("user line");
+        let port_line = blame
+            .lines()
+            .find(|l| l.contains("port: 5432"))
+            .expect("port line");
+        assert_ne!(
+            user_line[..8],
+            port_line[..8],
+            "{mode:?}: lines come from different commits:\n{blame}"
+        );
+        assert!(
+            blame.contains("user: root") && blame.contains("hunter2"),
+            "{mode:?}: blame:\n{blame}"
+        );
+        assert_no_secret_in_objects(&repo, &repo.dir);
+    });
+}
+
+#[test]
+fn a_file_that_cannot_be_encrypted_fails_add_and_leaves_the_index_alone() {
+    both_modes(|mode| {
+        let repo = Repo::new(mode);
+        repo.commit_secrets();
+        let before = repo.git(&["ls-files", "-s"]).ok().stdout_str();
+        // A new protected file whose rule names a recipient that cannot be used.
+        std::fs::write(
+            repo.dir.join(".sops.yaml"),
+            "creation_rules:\n  - path_regex: ^secrets/broken\n    age: age1notarecipient\n  - age: x\n",
+        )
+        .expect("write");
+        repo.write("secrets/broken.yaml", "token: plaintext-must-not-leak\n");
+        let out = repo.git(&["add", "secrets/broken.yaml"]).fails();
+        assert!(
+            out.stderr.contains("secrets/broken.yaml"),
+            "{mode:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("age1notarecipient"),
+            "{mode:?}: names the bad recipient: {}",
+            out.stderr
+        );
+        assert_eq!(
+            repo.git(&["ls-files", "-s"]).ok().stdout_str(),
+            before,
+            "{mode:?}: index unchanged"
+        );
+        // Broken YAML is refused too: never stored as plaintext.
+        repo.write("secrets/app.yaml", "db: [unclosed\n");
+        let out = repo.git(&["add", "secrets/app.yaml"]).fails();
+        assert!(
+            out.stderr.contains("secrets/app.yaml") && out.stderr.contains("line"),
+            "{mode:?}: {}",
+            out.stderr
+        );
+        assert_eq!(repo.git(&["ls-files", "-s"]).ok().stdout_str(), before);
+        let objects = all_objects(&repo, &repo.dir);
+        assert!(!objects.contains("plaintext-must-not-leak"));
+    });
+}
+
+#[test]
+fn init_is_idempotent_and_unlocks_an_existing_locked_clone() {
+    let repo = Repo::new(Mode::Process);
+    repo.commit_secrets();
+    // The test set the process-mode overrides; the first re-run restores them,
+    // the second has nothing left to do.
+    repo.run_sops(&["init", "secrets/**"]).ok();
+    let again = repo.run_sops(&["init", "secrets/**"]).ok();
+    assert!(again.stderr.contains("already set up"), "{}", again.stderr);
+    // A clone made without the driver holds ciphertext; init decrypts it in place.
+    let mut env2 = Env::with_keys(&[&repo.key]);
+    setup_env(&mut env2);
+    let clone = env2.work.join("c");
+    env2.tool("git")
+        .args([
+            "clone",
+            "-q",
+            repo.dir.to_str().expect("utf8"),
+            clone.to_str().expect("utf8"),
+        ])
+        .run()
+        .ok();
+    assert!(std::fs::read_to_string(clone.join("secrets/app.yaml"))
+        .expect("read")
+        .contains("ENC["));
+    let out = env2
+        .git_sops()
+        .current_dir(&clone)
+        .args(["init"])
+        .run()
+        .ok();
+    assert!(out.stderr.contains("decrypted 2 file(s)"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(clone.join("secrets/app.yaml")).expect("read"),
+        YAML
+    );
+    assert_eq!(
+        env2.tool("git")
+            .current_dir(&clone)
+            .args(["status", "--porcelain"])
+            .run()
+            .ok()
+            .stdout_str(),
+        ""
+    );
+    // cachetextconv is removed wherever init finds it.
+    env2.tool("git")
+        .current_dir(&clone)
+        .args(["config", "diff.sops.cachetextconv", "true"])
+        .run()
+        .ok();
+    let out = env2
+        .git_sops()
+        .current_dir(&clone)
+        .args(["init"])
+        .run()
+        .ok();
+    assert!(
+        out.stderr.contains("removed diff.sops.cachetextconv"),
+        "{}",
+        out.stderr
+    );
+    let status = env2
+        .git_sops()
+        .current_dir(&clone)
+        .args(["status"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(
+        status.contains("secrets/app.yaml") && status.contains("index: encrypted"),
+        "{status}"
+    );
+    assert!(status.contains("working tree: unlocked"), "{status}");
+}
+
+#[test]
+fn worktrees_share_the_key_cache_under_the_common_dir() {
+    let repo = Repo::new(Mode::Process);
+    repo.commit_secrets();
+    let wt = repo.env.work.join("wt");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        wt.to_str().expect("utf8"),
+        "-b",
+        "wt",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(wt.join("secrets/app.yaml")).expect("read"),
+        YAML
+    );
+    assert_eq!(
+        repo.git_in(&wt, &["status", "--porcelain"])
+            .ok()
+            .stdout_str(),
+        ""
+    );
+    let cache = repo.dir.join(".git/git-sops/datakeys");
+    let entries: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
+    assert!(!entries.is_empty());
+    use std::os::unix::fs::PermissionsExt;
+    for e in entries {
+        let mode = e
+            .expect("entry")
+            .metadata()
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "cached data keys must be private");
+    }
+}
+
+#[test]
+fn a_kms_key_that_cannot_be_reached_fails_add_and_leaves_the_index_alone() {
+    both_modes(|mode| {
+        let mut repo = Repo::new(mode);
+        // A KMS endpoint that refuses connections (a stopped server).
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        repo.env
+            .set("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+        repo.env.set("AWS_ACCESS_KEY_ID", "test");
+        repo.env.set("AWS_SECRET_ACCESS_KEY", "test");
+        repo.env.set("AWS_EC2_METADATA_DISABLED", "true");
+        std::fs::write(
+            repo.dir.join(".sops.yaml"),
+            "creation_rules:\n  - path_regex: ^secrets/\n    kms: arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000\n",
+        )
+        .expect("write");
+        repo.write("secrets/kms.yaml", "token: kms-plaintext-must-not-leak\n");
+        let before = repo.git(&["ls-files", "-s"]).ok().stdout_str();
+        let out = repo.git(&["add", "secrets/kms.yaml"]).fails();
+        assert!(
+            out.stderr.contains("secrets/kms.yaml"),
+            "{mode:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("127.0.0.1"),
+            "{mode:?}: names the endpoint: {}",
+            out.stderr
+        );
+        assert_eq!(
+            repo.git(&["ls-files", "-s"]).ok().stdout_str(),
+            before,
+            "{mode:?}: index unchanged"
+        );
+        assert!(!all_objects(&repo, &repo.dir).contains("kms-plaintext-must-not-leak"));
+    });
+}
