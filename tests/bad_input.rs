@@ -254,6 +254,7 @@ bad_cases! {
     no_keys => "no-keys.yaml",
     tampered_data_key => "tampered-data-key.yaml",
     no_matching_key => "no-matching-key.yaml",
+    flow_closing_bracket_column_0 => "flow-closing-bracket-column-0.yaml",
 }
 
 #[test]

@@ -122,13 +122,9 @@ corpus! {
     corpus_yaml_block_scalars => "yaml-block-scalars.yaml",
     corpus_yaml_typed_scalars => "yaml-typed-scalars.yaml",
     corpus_yaml_float_specials => "yaml-float-specials.yaml",
-    corpus_yaml_float_plus_inf => "yaml-float-plus-inf.yaml",
-    corpus_yaml_bool_title_case => "yaml-bool-title-case.yaml",
     corpus_yaml_unicode => "yaml-unicode.yaml",
     corpus_yaml_multi_document => "yaml-multi-document.yaml",
     corpus_yaml_flow_collections => "yaml-flow-collections.yaml",
-    corpus_yaml_flow_single_quoted => "yaml-flow-single-quoted.yaml",
-    corpus_yaml_flow_closing_bracket_column_0 => "yaml-flow-closing-bracket-column-0.yaml",
     corpus_yaml_nested_lists_of_maps => "yaml-nested-lists-of-maps.yaml",
     corpus_yaml_indent_2 => "yaml-indent-2.yaml",
     corpus_yaml_indent_4 => "yaml-indent-4.yaml",
@@ -140,7 +136,6 @@ corpus! {
     corpus_yaml_bom => "yaml-bom.yaml",
     corpus_yaml_no_final_newline => "yaml-no-final-newline.yaml",
     corpus_yaml_no_final_newline_comment => "yaml-no-final-newline-comment.yaml",
-    corpus_yaml_literal_block_no_final_newline => "yaml-literal-block-no-final-newline.yaml",
     corpus_yaml_no_final_newline_nested_comment => "yaml-no-final-newline-nested-comment.yaml",
     corpus_yaml_comment_after_unindented_list => "yaml-comment-after-unindented-list.yaml",
     corpus_yaml_comment_after_unindented_list_at_eof => "yaml-comment-after-unindented-list-at-eof.yaml",
@@ -204,6 +199,10 @@ normalizations! {
     normalize_yaml_multi_line_scalars => ("yaml-multi-line-scalars", "yaml"),
     normalize_yaml_folded => ("yaml-folded", "yaml"),
     normalize_json_escapes => ("json-escapes", "json"),
+    normalize_yaml_flow_single_quoted => ("yaml-flow-single-quoted", "yaml"),
+    normalize_yaml_bool_title_case => ("yaml-bool-title-case", "yaml"),
+    normalize_yaml_float_plus_inf => ("yaml-float-plus-inf", "yaml"),
+    normalize_yaml_literal_block_no_final_newline => ("yaml-literal-block-no-final-newline", "yaml"),
 }
 
 #[test]

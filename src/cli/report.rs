@@ -104,7 +104,10 @@ impl Failure {
                 code::MAC_MISMATCH,
                 Some("the file was changed outside sops; if you trust the change, decrypt with --ignore-mac and encrypt again"),
             ),
-            Error::OutOfRange { .. } | Error::CommentMatchesUnencryptedRegex | Error::Splice(_) => (code::GENERIC, None),
+            Error::OutOfRange { .. }
+            | Error::CommentMatchesUnencryptedRegex
+            | Error::Unreadable(_)
+            | Error::Splice(_) => (code::GENERIC, None),
         };
         Failure {
             message: format!("{name}: {err}"),

@@ -130,5 +130,8 @@ pub fn seal(
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
     let mut out = apply_edits(src, edits)?;
+    // Never hand out a file that cannot be read back: quoting an `ENC[...]` can
+    // turn a layout the parser tolerated into one it rejects.
+    store.parse(&out).map_err(Error::Unreadable)?;
     Ok(std::mem::take(&mut *out))
 }

@@ -68,6 +68,8 @@ pub enum Error {
     MacUnreadable(cipher::CipherError),
     #[error("an encrypted comment would match unencrypted_comment_regex, so the file could not be decrypted; change the regex")]
     CommentMatchesUnencryptedRegex,
+    #[error("the encrypted result could not be read back ({0}), so nothing was written; reformat that part of the file (for example, indent the closing bracket of a multi-line flow collection) and try again")]
+    Unreadable(FormatError),
     #[error(transparent)]
     Splice(#[from] SpliceError),
 }

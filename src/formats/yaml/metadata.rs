@@ -82,7 +82,18 @@ pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
                 start -= 1;
             }
         }
-        edits.push(Edit::replace(start..end, ""));
+        // A document that held nothing but the metadata (sops' encryption of `{}`)
+        // is an empty map again, not an empty file.
+        let only_entry = !root
+            .items
+            .iter()
+            .any(|i| matches!(i, MapItem::Entry(e) if e.key != "sops"));
+        let text = if only_entry {
+            format!("{{}}{}", doc.newline)
+        } else {
+            String::new()
+        };
+        edits.push(Edit::replace(start..end, text));
     }
     edits
 }

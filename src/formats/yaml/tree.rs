@@ -647,6 +647,16 @@ impl Builder<'_, '_> {
                 (h.start..end.max(h.end), st, indent)
             }
         };
+        // A block scalar that ends the file without a line break has no final
+        // line break to clip or keep (go-yaml agrees); the parser adds one.
+        let value: &str = if matches!(st, Style::Literal | Style::Folded)
+            && span.end >= src.text.len()
+            && !src.text.ends_with('\n')
+        {
+            value.strip_suffix('\n').unwrap_or(value)
+        } else {
+            value
+        };
         let value = self.typed(src, span.start, value, *style, tag)?;
         let (line, column) = src.line_col(span.start);
         Ok(Leaf {

@@ -1,0 +1,125 @@
+//! A small HTTP/1.1 proxy on loopback in front of moto that adds a fixed delay
+//! to every request (a simulated KMS round trip) and counts requests by their
+//! `X-Amz-Target` (`TrentService.Decrypt`, `TrentService.Encrypt`, ...).
+//! The client sends plain HTTP to it (`AWS_ENDPOINT_URL`); each connection is
+//! forwarded to moto on its own connection, requests parsed (headers and
+//! `Content-Length` body), responses streamed back untouched.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct DelayProxy {
+    pub port: u16,
+    delay_ms: Arc<AtomicU64>,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl DelayProxy {
+    /// A proxy to `upstream_port` on 127.0.0.1, initially without delay.
+    pub fn start(upstream_port: u16) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let (d, c) = (delay_ms.clone(), counts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (d, c) = (d.clone(), c.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(client, upstream_port, &d, &c);
+                });
+            }
+        });
+        DelayProxy {
+            port,
+            delay_ms,
+            counts,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Requests seen with this `X-Amz-Target` suffix (e.g. `Decrypt`).
+    pub fn count(&self, operation: &str) -> usize {
+        let counts = self.counts.lock().expect("counts");
+        counts
+            .iter()
+            .filter(|(k, _)| k.rsplit('.').next() == Some(operation))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().expect("counts").clear();
+    }
+}
+
+fn serve(
+    client: TcpStream,
+    upstream_port: u16,
+    delay_ms: &AtomicU64,
+    counts: &Mutex<HashMap<String, usize>>,
+) -> std::io::Result<()> {
+    let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    let mut up_read = upstream.try_clone()?;
+    let mut client_write = client.try_clone()?;
+    // Responses: streamed back as they come.
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_read, &mut client_write);
+        let _ = client_write.shutdown(Shutdown::Write);
+    });
+    let mut reader = BufReader::new(client);
+    let mut upstream_w = upstream;
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                let _ = upstream_w.shutdown(Shutdown::Write);
+                let _ = back.join();
+                return Ok(());
+            }
+            let end = line == b"\r\n" || line == b"\n";
+            head.extend_from_slice(&line);
+            if end {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let header = |name: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let len: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        let target = header("x-amz-target").unwrap_or_else(|| "other".into());
+        *counts.lock().expect("counts").entry(target).or_default() += 1;
+        let ms = delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        upstream_w.write_all(&head)?;
+        upstream_w.write_all(&body)?;
+        upstream_w.flush()?;
+    }
+}
