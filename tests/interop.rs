@@ -136,7 +136,6 @@ corpus! {
     corpus_yaml_bom => "yaml-bom.yaml",
     corpus_yaml_no_final_newline => "yaml-no-final-newline.yaml",
     corpus_yaml_no_final_newline_comment => "yaml-no-final-newline-comment.yaml",
-    corpus_yaml_no_final_newline_nested_comment => "yaml-no-final-newline-nested-comment.yaml",
     corpus_yaml_comment_after_unindented_list => "yaml-comment-after-unindented-list.yaml",
     corpus_yaml_comment_after_unindented_list_at_eof => "yaml-comment-after-unindented-list-at-eof.yaml",
     corpus_json_nested => "json-nested.json",

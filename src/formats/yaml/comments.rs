@@ -209,6 +209,13 @@ fn n_placement(built: &Built, p: Option<usize>, n: Option<usize>) -> usize {
     }
 }
 
+/// The offset of the start of the line holding `at` (the text before it holds
+/// only complete lines).
+fn line_start_before(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
 fn gap(
     src: &Source<'_>,
     built: &Built,
@@ -273,7 +280,21 @@ fn gap(
     } else {
         -1
     };
-    let mut first_empty = newlines <= 1;
+    // go-yaml ends an indentless sequence (`key:` then `- item` at the key's
+    // column) at the next key of its map; a comment at that column right before
+    // such a key is that key's head comment, not the sequence's foot.
+    let indentless_head = !built.colls[container].is_map
+        && built.colls[container].indentless
+        && n.is_some_and(|n| {
+            let m = built.marks[n];
+            matches!(m.kind, MarkKind::Key { .. })
+                && m.col == src.col(first.hash)
+                // A blank line in between keeps it the sequence's foot comment.
+                && !text[first.hash..line_start_before(text, m.start)]
+                    .lines()
+                    .any(|l| l.trim().is_empty())
+        });
+    let mut first_empty = newlines <= 1 && !indentless_head;
     let mut scan_mark = pm.end;
     let mut token_mark = TokenMark::Prev;
     let mut group: Vec<usize> = Vec::new();

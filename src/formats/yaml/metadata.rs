@@ -41,10 +41,15 @@ pub fn insert(
         emit_value(&mut block, meta, 0, step, nl, false);
         let before = &src[..at];
         let ends_with_break = before.is_empty() || before.ends_with('\n');
+        // go-yaml makes comments right above `sops:` its head comments (so sops
+        // would open them with the root's AAD); a blank line keeps them where
+        // they were encrypted. Added whenever the document ends in a comment, so
+        // removal knows to take exactly one blank line away again.
+        let gap = if last_is_comment(root, at) { nl } else { "" };
         let text = if ends_with_break {
-            format!("{block}{nl}")
+            format!("{gap}{block}{nl}")
         } else {
-            format!("{nl}{block}")
+            format!("{nl}{gap}{block}")
         };
         edits.push(Edit::insert(at, text));
     }
@@ -73,6 +78,14 @@ pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
         while end < b.len() && b[end] != b'\n' {
             end += 1;
         }
+        if last_is_comment(root, start) {
+            for blank in ["\r\n", "\n"] {
+                if src[..start].ends_with(&format!("\n{blank}")) {
+                    start -= blank.len();
+                    break;
+                }
+            }
+        }
         if end < b.len() {
             end += 1;
         } else if start > 0 {
@@ -96,6 +109,47 @@ pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
         edits.push(Edit::replace(start..end, text));
     }
     edits
+}
+
+/// Whether the last thing in `root` before byte `before` (other than a `sops`
+/// entry) is a comment rather than a value.
+fn last_is_comment(root: &Map, before: usize) -> bool {
+    fn visit(node_items: &[MapItem], before: usize, best: &mut (usize, bool), top: bool) {
+        for item in node_items {
+            match item {
+                MapItem::Comment(c) => consider(c.span.end, true, before, best),
+                MapItem::Entry(e) if top && e.key == "sops" => {}
+                MapItem::Entry(e) => {
+                    consider(e.key_span.end, false, before, best);
+                    visit_node(&e.value, before, best);
+                }
+            }
+        }
+    }
+    fn visit_node(node: &Node, before: usize, best: &mut (usize, bool)) {
+        match node {
+            Node::Map(m) => visit(&m.items, before, best, false),
+            Node::List(l) => {
+                for item in &l.items {
+                    match item {
+                        crate::formats::ListItem::Comment(c) => {
+                            consider(c.span.end, true, before, best)
+                        }
+                        crate::formats::ListItem::Node(n) => visit_node(n, before, best),
+                    }
+                }
+            }
+            Node::Leaf(leaf) => consider(leaf.span.end, false, before, best),
+        }
+    }
+    fn consider(end: usize, is_comment: bool, before: usize, best: &mut (usize, bool)) {
+        if end <= before && end >= best.0 {
+            *best = (end, is_comment);
+        }
+    }
+    let mut best = (0, false);
+    visit(&root.items, before, &mut best, true);
+    best.1
 }
 
 fn value_end(entry: &crate::formats::Entry) -> usize {
