@@ -272,6 +272,22 @@ pub trait Store: Sync {
     fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit>;
 }
 
+/// Go `strconv.FormatFloat(f, 'f', -1, 64)`, the text sops gives every float
+/// (in the MAC and as the canonical plaintext): shortest round-trip digits, never
+/// an exponent, infinities as `+Inf`/`-Inf`. Rust's `Display` for `f64` prints the
+/// same digits for finite values.
+pub fn go_format_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".to_string()
+    } else if f == f64::INFINITY {
+        "+Inf".to_string()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{f}")
+    }
+}
+
 /// Find the top-level entry `key` in a map.
 pub fn find_entry<'a>(map: &'a Map, key: &str) -> Option<&'a Entry> {
     map.items.iter().find_map(|item| match item {

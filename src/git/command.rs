@@ -19,11 +19,17 @@ pub enum GitError {
 #[derive(Clone, Debug)]
 pub struct Git {
     pub dir: PathBuf,
+    /// `GIT_INDEX_FILE` for every command (git resolves a relative one against
+    /// its own working directory, so callers pass it absolute).
+    pub index_file: Option<std::ffi::OsString>,
 }
 
 impl Git {
     pub fn new(dir: impl Into<PathBuf>) -> Git {
-        Git { dir: dir.into() }
+        Git {
+            dir: dir.into(),
+            index_file: None,
+        }
     }
 
     pub fn command<I, S>(&self, args: I) -> Command
@@ -33,6 +39,9 @@ impl Git {
     {
         let mut cmd = Command::new("git");
         cmd.current_dir(&self.dir).args(args);
+        if let Some(index) = &self.index_file {
+            cmd.env("GIT_INDEX_FILE", index);
+        }
         cmd
     }
 

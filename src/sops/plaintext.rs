@@ -81,20 +81,7 @@ fn same_float(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-/// Go `strconv.FormatFloat(f, 'f', -1, 64)`: shortest round-trip digits, never an
-/// exponent; infinities as `+Inf`/`-Inf`.
-pub fn go_format_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".to_string()
-    } else if f == f64::INFINITY {
-        "+Inf".to_string()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        // Rust's Display is also shortest-round-trip without an exponent.
-        format!("{f}")
-    }
-}
+pub use crate::formats::go_format_float;
 
 /// Go `strconv.Atoi`: optional sign, decimal digits, within 64 bits.
 pub fn go_atoi(s: &str) -> Option<i64> {

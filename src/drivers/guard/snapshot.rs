@@ -12,12 +12,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use crate::git::cat_file::BlobReader;
-use crate::git::Git;
+use crate::git::{Git, GitError};
 
 /// Why the repository could not be read (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +60,6 @@ pub struct CommitBlobs {
 /// The repository being checked.
 pub struct Repo {
     git: Git,
-    index_file: Option<OsString>,
     pub bare: bool,
 }
 
@@ -73,7 +70,6 @@ impl Repo {
     /// The repository containing `dir`: its working-tree top, or the repository
     /// itself when it is bare (a server running the check in a pre-receive hook).
     pub fn open(dir: &Path) -> Result<Repo, SnapshotError> {
-        let here = Git::new(dir);
         let index_file = std::env::var_os("GIT_INDEX_FILE")
             .filter(|v| !v.is_empty())
             .map(|v| {
@@ -87,8 +83,10 @@ impl Repo {
                 }
             });
         let probe = Repo {
-            git: here.clone(),
-            index_file: index_file.clone(),
+            git: Git {
+                index_file: index_file.clone(),
+                ..Git::new(dir)
+            },
             bare: false,
         };
         let bare = probe
@@ -107,8 +105,10 @@ impl Repo {
             .trim_end_matches('\n')
             .to_string();
         Ok(Repo {
-            git: Git::new(top),
-            index_file,
+            git: Git {
+                index_file,
+                ..Git::new(top)
+            },
             bare: false,
         })
     }
@@ -119,37 +119,13 @@ impl Repo {
 
     /// Run git at the top of the repository; stdout on success.
     fn run(&self, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, SnapshotError> {
-        let mut cmd = self.git.command(args);
-        if let Some(index) = &self.index_file {
-            cmd.env("GIT_INDEX_FILE", index);
-        }
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(SnapshotError::Spawn)?;
-        let writer = match (input, child.stdin.take()) {
-            // On a thread: git may fill its stdout pipe before it has read all input.
-            (Some(data), Some(mut stdin)) => Some(std::thread::spawn(move || {
-                let _ = stdin.write_all(&data);
-            })),
-            _ => None,
-        };
-        let out = child.wait_with_output().map_err(SnapshotError::Spawn)?;
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
-        if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(SnapshotError::Git {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        self.git
+            .run_with_input(args, input.as_deref())
+            .map_err(|e| match e {
+                GitError::Spawn(e) => SnapshotError::Spawn(e),
+                GitError::Failed { args, stderr } => SnapshotError::Git { args, stderr },
+                GitError::NotARepository(m) => SnapshotError::NotARepository(m),
             })
-        }
     }
 
     /// A file at the top of the working tree, if there is one.

@@ -409,18 +409,7 @@ pub fn is_midnight_utc_date(t: &str) -> Option<&str> {
     }
 }
 
-/// Go `strconv.FormatFloat(f, 'f', -1, 64)`.
-pub fn go_format_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".to_string()
-    } else if f == f64::INFINITY {
-        "+Inf".to_string()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{f}")
-    }
-}
+pub use crate::formats::go_format_float;
 
 /// The sops plaintext of a scalar (what `plain_leaf` gets as `spelling` for files
 /// sops wrote).
