@@ -38,10 +38,10 @@ pub struct IoArgs {
     /// The file to read; `-` or nothing reads standard input
     pub file: Option<PathBuf>,
     /// Input format (default: from the file extension)
-    #[arg(long, value_name = "yaml|json")]
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
     pub input_type: Option<String>,
     /// Output format (default: the input format)
-    #[arg(long, value_name = "yaml|json")]
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
     pub output_type: Option<String>,
     /// Use this name to pick the format and the .sops.yaml rule (e.g. for stdin)
     #[arg(long, value_name = "NAME")]
@@ -120,7 +120,7 @@ pub struct UpdateKeysArgs {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Input format (default: from the file extension)
-    #[arg(long, value_name = "yaml|json")]
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
     pub input_type: Option<String>,
     /// Number of key groups needed to decrypt (with several key groups)
     #[arg(long, value_name = "N")]
@@ -139,7 +139,7 @@ pub struct RotateArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Input format (default: from the file extension)
-    #[arg(long, value_name = "yaml|json")]
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
     pub input_type: Option<String>,
     /// Add these AWS KMS key ARNs (comma-separated; ARN+ROLE_ARN) to the first key group
     #[arg(long, value_name = "ARN")]

@@ -1,11 +1,13 @@
 //! `git sops encrypt` and `git sops decrypt`.
 
 use super::args::{DecryptArgs, EncryptArgs};
-use super::io::{read_input, write_output, Input};
+use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
 use zeroize::Zeroizing;
 
 use crate::formats::convert::convert;
+use crate::formats::Format;
+use crate::sops::binary;
 use crate::sops::config;
 use crate::sops::decrypt;
 use crate::sops::encrypt::{self, EncryptSpec};
@@ -28,9 +30,31 @@ fn converted(input: &Input, plaintext: &str) -> Result<Option<Zeroizing<String>>
         .map_err(|e| Failure::input(format!("{}: {e}", input.name)))
 }
 
+/// Binary files are bytes in a JSON envelope: they convert to nothing else.
+fn binary_only(input: &Input) -> Result<bool, Failure> {
+    match (input.format, input.output_format) {
+        (Format::Binary, Format::Binary) => Ok(true),
+        (Format::Binary, _) | (_, Format::Binary) => Err(Failure::usage(format!(
+            "{}: converting between binary and {} is not supported",
+            input.name,
+            if input.format == Format::Binary {
+                input.output_format.name()
+            } else {
+                input.format.name()
+            }
+        ))),
+        _ => Ok(false),
+    }
+}
+
 pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
     let spec = encrypt_spec(args, &input)?;
+    if binary_only(&input)? {
+        let out =
+            binary::encrypt(&input.bytes, &spec).map_err(|e| Failure::from_sops(&input.name, e))?;
+        return write_output(&args.io, &input, &out);
+    }
     let mut text: &str = &input.text;
     if !input.format.sops_accepts_bom() {
         if let Some(rest) = text.strip_prefix('\u{feff}') {
@@ -54,6 +78,11 @@ pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
 
 pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
+    if binary_only(&input)? {
+        let bytes = binary::decrypt(&input.bytes, &Keyring::new(), args.ignore_mac)
+            .map_err(|e| Failure::from_sops(&input.name, e))?;
+        return write_output_bytes(&args.io, &input, &bytes);
+    }
     let opened = decrypt::decrypt(
         input.format.store(),
         &input.text,

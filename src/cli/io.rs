@@ -13,7 +13,10 @@ use crate::formats::Format;
 
 /// The input of a command: its text, a display name and the formats in play.
 pub struct Input {
+    /// The input as text; empty for a binary file (see `bytes`).
     pub text: Zeroizing<String>,
+    /// The input bytes of a binary file (plaintext or envelope); empty otherwise.
+    pub bytes: Zeroizing<Vec<u8>>,
     /// For messages: the path, or `<stdin>`.
     pub name: String,
     /// The path that selects the format and the `.sops.yaml` rule.
@@ -26,7 +29,7 @@ pub struct Input {
 fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
     Format::from_name(name).ok_or_else(|| {
         Failure::usage(format!(
-            "{flag} {name:?} is not supported; git-sops reads and writes yaml and json (dotenv, ini and binary are not implemented yet)"
+            "{flag} {name:?} is not supported; git-sops reads and writes yaml, json, dotenv, ini and binary"
         ))
     })
 }
@@ -49,34 +52,44 @@ pub fn read_input(args: &IoArgs) -> Result<Input, Failure> {
         .unwrap_or_default();
     let format = match &args.input_type {
         Some(t) => format_named(t, "--input-type")?,
-        None => Format::from_path(&rule_path).ok_or_else(|| {
-            Failure::usage(if rule_path.is_empty() {
-                "cannot tell the format of standard input: pass --input-type yaml|json or --filename-override NAME".to_string()
-            } else {
-                format!(
-                    "{rule_path}: cannot tell the format from the extension (sops would treat it as binary, which git-sops does not support yet); pass --input-type yaml|json"
-                )
-            })
-        })?,
+        None if rule_path.is_empty() => {
+            return Err(Failure::usage(
+                "cannot tell the format of standard input: pass --input-type yaml|json|dotenv|ini|binary or --filename-override NAME".to_string(),
+            ))
+        }
+        // As sops: anything that is not .yaml/.yml/.json/.env/.ini is binary.
+        None => Format::detect(&rule_path),
     };
     let output_format = match &args.output_type {
         Some(t) => format_named(t, "--output-type")?,
         None => format,
     };
-    let mut bytes = Vec::new();
+    let mut bytes = Zeroizing::new(Vec::new());
     let read = match &path {
         Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut bytes)),
         None => std::io::stdin().read_to_end(&mut bytes),
     };
     read.map_err(|e| Failure::io(format!("{name}: cannot read it: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    if format == Format::Binary {
+        return Ok(Input {
+            text: Zeroizing::new(String::new()),
+            bytes,
+            name,
+            rule_path,
+            format,
+            output_format,
+            path,
+        });
+    }
+    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         Failure::input(format!(
-            "{name}: not UTF-8 text (invalid byte at offset {at}); YAML and JSON files must be UTF-8"
+            "{name}: not UTF-8 text (invalid byte at offset {at}); YAML, JSON, dotenv and INI files must be UTF-8"
         ))
     })?;
     Ok(Input {
         text: Zeroizing::new(text),
+        bytes: Zeroizing::new(Vec::new()),
         name,
         rule_path,
         format,
@@ -87,13 +100,18 @@ pub fn read_input(args: &IoArgs) -> Result<Input, Failure> {
 
 /// Write the result where the arguments say: in place, `--output`, or stdout.
 pub fn write_output(args: &IoArgs, input: &Input, data: &str) -> Result<(), Failure> {
+    write_output_bytes(args, input, data.as_bytes())
+}
+
+/// [`write_output`] for raw bytes (a decrypted binary file).
+pub fn write_output_bytes(args: &IoArgs, input: &Input, data: &[u8]) -> Result<(), Failure> {
     let target = if args.in_place {
         input.path.clone()
     } else {
         args.output.clone()
     };
     match target {
-        Some(path) => write_atomically(&path, data.as_bytes()).map_err(|e| {
+        Some(path) => write_atomically(&path, data).map_err(|e| {
             Failure::io(format!(
                 "{}: cannot write it: {e}; nothing was changed",
                 path.display()
@@ -101,7 +119,7 @@ pub fn write_output(args: &IoArgs, input: &Input, data: &str) -> Result<(), Fail
         }),
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(data.as_bytes())
+            out.write_all(data)
                 .and_then(|_| out.flush())
                 .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))
         }

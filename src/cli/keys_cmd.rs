@@ -118,12 +118,12 @@ fn format_for(input_type: Option<&str>, name: &str) -> Result<Format, Failure> {
     match input_type {
         Some(t) => Format::from_name(t).ok_or_else(|| {
             Failure::usage(format!(
-                "--input-type {t:?} is not supported; git-sops reads and writes yaml and json"
+                "--input-type {t:?} is not supported; git-sops reads and writes yaml, json, dotenv, ini and binary"
             ))
         }),
         None => Format::from_path(name).ok_or_else(|| {
             Failure::usage(format!(
-                "{name}: cannot tell the format from the extension; pass --input-type yaml|json"
+                "{name}: cannot tell the format from the extension; pass --input-type yaml|json|dotenv|ini|binary"
             ))
         }),
     }

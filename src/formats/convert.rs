@@ -10,18 +10,27 @@ use super::yaml::render;
 use super::{Document, Format, List, ListItem, Map, MapItem, Node, Scalar};
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "a YAML file with {0} documents cannot be written as JSON, which holds one; split it first"
-)]
-pub struct ConvertError(usize);
+pub enum ConvertError {
+    #[error(
+        "a YAML file with {0} documents cannot be written as JSON, which holds one; split it first"
+    )]
+    Documents(usize),
+    #[error(
+        "converting to or from {0} is not supported; git-sops converts only between YAML and JSON"
+    )]
+    Unsupported(&'static str),
+}
 
 /// `doc` (a plaintext document) written in format `to`.
 pub fn convert(doc: &Document, to: Format) -> Result<Zeroizing<String>, ConvertError> {
     let mut out = Zeroizing::new(String::new());
     match to {
+        Format::Dotenv | Format::Ini | Format::Binary => {
+            return Err(ConvertError::Unsupported(to.name()))
+        }
         Format::Json => {
             let [root] = &doc.docs[..] else {
-                return Err(ConvertError(doc.docs.len()));
+                return Err(ConvertError::Documents(doc.docs.len()));
             };
             json_map(&mut out, root, 0);
             out.push('\n');

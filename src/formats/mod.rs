@@ -11,6 +11,9 @@
 //! to encrypt and hands the format opaque strings (`ENC[...]` or plaintext).
 
 pub mod convert;
+pub mod dotenv;
+pub mod flat;
+pub mod ini;
 pub mod json;
 pub mod splice;
 pub mod value;
@@ -33,17 +36,32 @@ pub type Span = Range<usize>;
 pub enum Format {
     Yaml,
     Json,
+    Dotenv,
+    Ini,
+    /// Any other file: its bytes are one encrypted value in a JSON envelope
+    /// (`crate::sops::binary`); it has no [`Store`] of its own.
+    Binary,
 }
 
 impl Format {
-    /// sops' rule: `.yaml`/`.yml` → YAML, `.json` → JSON, anything else binary.
-    /// Binary, dotenv and INI are not implemented yet, so those return `None`.
+    /// sops' rule for the command line: `.yaml`/`.yml` → YAML, `.json` → JSON,
+    /// `.env` → dotenv, `.ini` → INI, anything else binary.
+    pub fn detect(path: &str) -> Format {
+        Format::from_path(path).unwrap_or(Format::Binary)
+    }
+
+    /// The structured formats by extension (see [`Format::detect`]); `None` for
+    /// anything else, which the git drivers do not treat as a SOPS file.
     pub fn from_path(path: &str) -> Option<Format> {
         let lower = path.to_ascii_lowercase();
         if lower.ends_with(".yaml") || lower.ends_with(".yml") {
             Some(Format::Yaml)
         } else if lower.ends_with(".json") {
             Some(Format::Json)
+        } else if lower.ends_with(".env") {
+            Some(Format::Dotenv)
+        } else if lower.ends_with(".ini") {
+            Some(Format::Ini)
         } else {
             None
         }
@@ -54,12 +72,16 @@ impl Format {
         match name {
             "yaml" => Some(Format::Yaml),
             "json" => Some(Format::Json),
+            "dotenv" => Some(Format::Dotenv),
+            "ini" => Some(Format::Ini),
+            "binary" => Some(Format::Binary),
             _ => None,
         }
     }
 
     /// Whether sops 3.11 can read a file of this format that starts with a UTF-8
-    /// BOM: go-yaml skips it, Go's `encoding/json` rejects it.
+    /// BOM: go-yaml skips it, Go's `encoding/json` rejects it; dotenv and INI
+    /// take it as part of the first line.
     pub fn sops_accepts_bom(self) -> bool {
         self != Format::Json
     }
@@ -68,14 +90,22 @@ impl Format {
         match self {
             Format::Yaml => "yaml",
             Format::Json => "json",
+            Format::Dotenv => "dotenv",
+            Format::Ini => "ini",
+            Format::Binary => "binary",
         }
     }
 
-    /// The store implementing this format.
+    /// The store implementing this format. A binary file's plaintext is raw bytes
+    /// (see `crate::sops::binary`); its encrypted envelope is JSON, so that is the
+    /// store given for it.
     pub fn store(self) -> &'static dyn Store {
         match self {
+            Format::Binary => &json::JsonStore,
             Format::Yaml => &yaml::YamlStore,
             Format::Json => &json::JsonStore,
+            Format::Dotenv => &dotenv::DotenvStore,
+            Format::Ini => &ini::IniStore,
         }
     }
 }

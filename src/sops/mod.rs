@@ -3,6 +3,7 @@
 //! `.sops.yaml` creation rules. Everything here is pure computation over a parsed
 //! [`Document`](crate::formats::Document) and its source text.
 
+pub mod binary;
 pub mod cipher;
 pub mod config;
 pub mod datakey;

@@ -3,7 +3,8 @@
 //!
 //! A protected blob must be a SOPS document: parseable by its format's store (a
 //! file of another extension by sops' binary store, which is JSON; dotenv and
-//! INI cannot be verified yet), with a `sops` block that sops would load
+//! INI through their stores, which present the flattened metadata as a `sops`
+//! map), with a `sops` block that sops would load
 //! (version, `lastmodified`, at least one master key, at most one selector), a
 //! MAC that is an `ENC[...]` value, and every leaf and comment that the file's
 //! *own recorded* selector encrypts in `ENC[...]` form. Nulls, empty strings and
@@ -47,18 +48,12 @@ pub fn worth_reading_unprotected(path: &str) -> bool {
 }
 
 /// The store for a protected path: its format's, sops' binary store (JSON) for
-/// unknown extensions, `None` for the formats the guard cannot verify yet.
+/// unknown extensions. (Every format can be verified now; the `Err` case stays
+/// for formats added later that cannot.)
 fn store_for(path: &str) -> Result<(&'static dyn Store, &'static str), &'static str> {
-    if let Some(f) = Format::from_path(path) {
-        return Ok((f.store(), f.name()));
-    }
-    let lower = path.to_ascii_lowercase();
-    if lower.ends_with(".env") {
-        Err("dotenv")
-    } else if lower.ends_with(".ini") {
-        Err("INI")
-    } else {
-        Ok((&JsonStore, "binary"))
+    match Format::from_path(path) {
+        Some(f) => Ok((f.store(), f.name())),
+        None => Ok((&JsonStore, "binary")),
     }
 }
 
@@ -409,7 +404,11 @@ mod tests {
         );
         assert_eq!(
             kinds(&inspect("s.env", b"A=b\n", true)),
-            vec![Kind::UnsupportedFormat]
+            vec![Kind::NotEncrypted]
+        );
+        assert_eq!(
+            kinds(&inspect("s.ini", b"[s]\nk = v\n", true)),
+            vec![Kind::NotEncrypted]
         );
         assert_eq!(
             kinds(&inspect("key.pem", b"-----BEGIN", true)),

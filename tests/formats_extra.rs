@@ -1,0 +1,623 @@
+//! dotenv, INI and binary files: interop with the real sops 3.11 both ways (age),
+//! byte-identical round trips of our own files, and bad inputs that must fail
+//! clearly without writing anything.
+//!
+//! For text formats sops normalizes on decrypt (dotenv drops blank lines, INI is
+//! re-laid out by go-ini), so "the same tree" is checked as "sops' decryption is
+//! the same text": sops' decryption of our encryption equals sops' decryption of
+//! its own encryption of the same plaintext.
+
+mod common;
+mod kms_support;
+
+use common::*;
+
+/// sops' file type name for a file extension.
+fn sops_type(ext: &str) -> &'static str {
+    match ext {
+        "env" => "dotenv",
+        "ini" => "ini",
+        _ => "binary",
+    }
+}
+
+fn sops_decrypt(env: &Env, name: &str, ext: &str) -> Vec<u8> {
+    let t = sops_type(ext);
+    env.sops()
+        .args(["decrypt", "--input-type", t, "--output-type", t, name])
+        .run()
+        .ok()
+        .stdout
+}
+
+fn ours_decrypt(env: &Env, name: &str) -> Vec<u8> {
+    env.git_sops().args(["decrypt", name]).run().ok().stdout
+}
+
+/// The four interop checks for one plaintext.
+fn check_interop(what: &str, plaintext: &[u8], ext: &str) {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    let t = sops_type(ext);
+
+    // sops' own view of the plaintext.
+    let sops_enc = sops_encrypt(&env, plaintext, t, &key.recipient, &[]);
+    env.write(format!("sops.enc.{ext}"), &sops_enc);
+    let reference = sops_decrypt(&env, &format!("sops.enc.{ext}"), ext);
+
+    // Ours, read by sops.
+    env.write(format!("plain.{ext}"), plaintext);
+    let ours = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, &format!("plain.{ext}")])
+        .run()
+        .ok()
+        .stdout;
+    env.write(format!("ours.enc.{ext}"), &ours);
+    assert_bytes_eq(
+        &reference,
+        &sops_decrypt(&env, &format!("ours.enc.{ext}"), ext),
+        &format!("{what}: sops' decryption of ours vs of its own"),
+    );
+    // Sops', read by us: the same text sops itself gives.
+    assert_bytes_eq(
+        &reference,
+        &ours_decrypt(&env, &format!("sops.enc.{ext}")),
+        &format!("{what}: our decryption of sops' file vs sops'"),
+    );
+    // Ours, read by us: byte for byte.
+    assert_bytes_eq(
+        plaintext,
+        &ours_decrypt(&env, &format!("ours.enc.{ext}")),
+        &format!("{what}: our round trip"),
+    );
+}
+
+#[test]
+fn dotenv_interop_both_ways() {
+    let cases: &[(&str, &str)] = &[
+        ("simple", "A=1\nB=two words\n"),
+        (
+            "comments, blank lines, empty values",
+            "# top comment\nA=1\n\n#\nEMPTY=\n# another\nB=2\n",
+        ),
+        (
+            "export, padding, quotes and = in values",
+            "export TOKEN=abc\nSPACED = x \nQ=\"quoted value\"\nS='single'\nURL=a=b=c\n",
+        ),
+        (
+            "unicode",
+            "NAME=héllo wörld ✓\n# ünïcode comment\nKEY_ü=日本\n",
+        ),
+        ("escaped newlines", "PEM=line1\\nline2\\n\nLIT=a\\\\nb\n"),
+        ("CRLF", "A=1\r\n# c\r\nB=2\r\n"),
+        ("no final newline", "A=1\nB=2"),
+        ("only comments", "# just a comment\n"),
+        ("empty file", ""),
+    ];
+    for (what, src) in cases {
+        check_interop(what, src.as_bytes(), "env");
+    }
+}
+
+#[test]
+fn ini_interop_both_ways() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "sections",
+            "[db]\nuser = admin\npassword = s3cret\n\n[api]\ntoken = abc\n",
+        ),
+        (
+            "keys before any section are in DEFAULT",
+            "top = 1\nother = 2\n\n[s]\nk = v\n",
+        ),
+        (
+            "comments",
+            "; file comment\n[s]\n# key comment\nk = v\n; before next\n[t]\nx = y\n",
+        ),
+        (
+            "empty values and padding",
+            "[s]\nempty =\nk=v\nlong_key   =   spaced value\n",
+        ),
+        ("unicode", "[sëction]\nkey = välue ✓\n"),
+        ("CRLF", "[s]\r\nk = v\r\n; c\r\nj = w\r\n"),
+        ("no final newline", "[s]\nk = v"),
+        ("byte order mark", "\u{feff}[s]\nk = v\n"),
+    ];
+    for (what, src) in cases {
+        check_interop(what, src.as_bytes(), "ini");
+    }
+}
+
+#[test]
+fn binary_interop_both_ways() {
+    let big: Vec<u8> = {
+        // 10 MB of varied bytes (a cheap deterministic generator).
+        let mut x: u32 = 0x1234_5678;
+        (0..10 * 1024 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("text", b"hello\nworld\n".to_vec()),
+        (
+            "non-UTF-8 bytes",
+            vec![0xff, 0xfe, 0x00, b'a', 0x80, b'\n', 0xc3],
+        ),
+        ("empty", Vec::new()),
+        ("10 MB", big),
+    ];
+    for (what, data) in &cases {
+        check_interop(what, data, "bin");
+    }
+}
+
+#[test]
+fn binary_envelope_is_laid_out_like_sops() {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    env.write("f.bin", b"x");
+    let ours = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "f.bin"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(
+        ours.starts_with("{\n\t\"data\": \"ENC[AES256_GCM,data:"),
+        "{ours}"
+    );
+    assert!(ours.contains(",type:str]\",\n\t\"sops\": {\n"), "{ours}");
+    assert!(!ours.contains("unencrypted_suffix"), "{ours}");
+    env.write("empty.bin", b"");
+    let empty = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "empty.bin"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(empty.starts_with("{\n\t\"data\": \"\",\n"), "{empty}");
+}
+
+#[test]
+fn dotenv_metadata_is_flattened_like_sops() {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    env.write("a.env", "A=1\n");
+    let ours = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "a.env"])
+        .run()
+        .ok()
+        .stdout_str();
+    let sops = String::from_utf8(sops_encrypt(&env, b"A=1\n", "dotenv", &key.recipient, &[]))
+        .expect("UTF-8");
+    let keys = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    assert_eq!(keys(&ours), keys(&sops));
+    let enc_line = ours
+        .lines()
+        .find(|l| l.starts_with("sops_age__list_0__map_enc="))
+        .expect("age enc line");
+    assert!(enc_line.contains("-----BEGIN AGE ENCRYPTED FILE-----\\n"));
+}
+
+#[test]
+fn dotenv_duplicate_keys_from_sops_decrypt_as_sops() {
+    // sops keeps both; our reading of its file gives what sops gives.
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    let enc = sops_encrypt(&env, b"A=1\nA=2\n", "dotenv", &key.recipient, &[]);
+    env.write("dup.enc.env", &enc);
+    assert_bytes_eq(
+        &sops_decrypt(&env, "dup.enc.env", "env"),
+        &ours_decrypt(&env, "dup.enc.env"),
+        "duplicate keys",
+    );
+}
+
+/// Encrypt (or decrypt) `src` in place and with --output; it must fail with a
+/// message containing `expect`, leave the input untouched and write nothing.
+fn check_refused(name: &str, src: &[u8], command: &str, expect: &str) {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    check_refused_in(&env, &key, name, src, command, expect);
+}
+
+fn check_refused_in(env: &Env, key: &AgeKey, name: &str, src: &[u8], command: &str, expect: &str) {
+    env.write(name, src);
+    let mut args = vec![command.to_string()];
+    if command == "encrypt" {
+        args.extend(["--age".to_string(), key.recipient.clone()]);
+    }
+    let out = env
+        .git_sops()
+        .args(&args)
+        .args(["--output", "out.file", name])
+        .run()
+        .fails();
+    assert!(
+        out.stderr.contains(expect),
+        "{name}: expected {expect:?} in the error: {}",
+        out.describe()
+    );
+    assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
+    assert!(
+        !env.exists("out.file"),
+        "{name}: an output file was written"
+    );
+    let out = env
+        .git_sops()
+        .args(&args)
+        .args(["--in-place", name])
+        .run()
+        .fails();
+    assert!(out.stderr.contains(expect), "{}", out.describe());
+    assert_eq!(env.read(name), src, "{name}: the input was changed");
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_write_nothing() {
+    check_refused("noeq.env", b"A=1\nNOEQUALS\n", "encrypt", "line 2");
+    check_refused("noeq.env", b"A=1\nNOEQUALS\n", "encrypt", "no `=`");
+    check_refused(
+        "dup.env",
+        b"A=1\nB=2\nA=3\n",
+        "encrypt",
+        "duplicate key \"A\"",
+    );
+    check_refused("meta.env", b"sops_x=1\n", "encrypt", "already encrypted");
+    check_refused(
+        "dup.ini",
+        b"[s]\nk = 1\nk = 2\n",
+        "encrypt",
+        "duplicate key \"k\"",
+    );
+    check_refused("quoted.ini", b"[s]\nk = \"a;b\"\n", "encrypt", "line 2");
+    check_refused(
+        "inline.ini",
+        b"[s]\nk = a ; c\n",
+        "encrypt",
+        "inline comments",
+    );
+    check_refused("nodelim.ini", b"[s]\nkey\n", "encrypt", "no `=`");
+    check_refused(
+        "trailing.ini",
+        b"[s]\nk = v\n; dropped\n",
+        "encrypt",
+        "line 3",
+    );
+    check_refused(
+        "late-default.ini",
+        b"a = 1\n[DEFAULT]\nb = 2\n",
+        "encrypt",
+        "[DEFAULT]",
+    );
+    check_refused(
+        "damaged.bin",
+        b"{\"data\": \"ENC[AES256_GCM,data:x",
+        "decrypt",
+        "not a sops binary file",
+    );
+    check_refused("notjson.bin", b"\xff\xfe\x00", "decrypt", "not UTF-8 JSON");
+    check_refused(
+        "nodata.bin",
+        b"{\n\t\"other\": 1\n}\n",
+        "decrypt",
+        "not encrypted",
+    );
+    check_refused("plain.env", b"A=1\n", "decrypt", "not encrypted");
+}
+
+#[test]
+fn binary_without_data_entry_is_refused() {
+    // A real envelope with `data` renamed: the metadata is fine, the wrapper is not.
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    let enc = sops_encrypt(&env, b"secret", "binary", &key.recipient, &[]);
+    let damaged = String::from_utf8(enc)
+        .expect("UTF-8")
+        .replacen("\"data\"", "\"dat\"", 1);
+    check_refused_in(
+        &env,
+        &key,
+        "renamed.bin",
+        damaged.as_bytes(),
+        "decrypt",
+        "no `data` entry",
+    );
+}
+
+#[test]
+fn tampered_binary_fails_the_mac() {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    let a = String::from_utf8(sops_encrypt(&env, b"one", "binary", &key.recipient, &[])).unwrap();
+    // Swap in a value encrypted under another data key: AES-GCM refuses it.
+    let b = String::from_utf8(sops_encrypt(&env, b"two", "binary", &key.recipient, &[])).unwrap();
+    let data_line = |s: &str| s.lines().nth(1).unwrap().to_string();
+    let mixed = a.replacen(&data_line(&a), &data_line(&b), 1);
+    check_refused_in(
+        &env,
+        &key,
+        "mixed.bin",
+        mixed.as_bytes(),
+        "decrypt",
+        "cannot be decrypted",
+    );
+}
+
+#[test]
+fn conversion_to_the_new_formats_is_refused() {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    // dotenv → YAML is a flat map of strings, as sops converts it.
+    env.write("a.env", "A=1\n");
+    let yaml = env
+        .git_sops()
+        .args([
+            "encrypt",
+            "--age",
+            &key.recipient,
+            "--output-type",
+            "yaml",
+            "a.env",
+        ])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(
+        yaml.starts_with("A: ENC[AES256_GCM,") && yaml.contains("type:str]"),
+        "{yaml}"
+    );
+    env.write("a.yaml", "a: 1\n");
+    for (to, expect) in [
+        ("dotenv", "not supported"),
+        ("ini", "not supported"),
+        ("binary", "binary"),
+    ] {
+        let out = env
+            .git_sops()
+            .args([
+                "encrypt",
+                "--age",
+                &key.recipient,
+                "--output-type",
+                to,
+                "a.yaml",
+            ])
+            .run()
+            .fails();
+        assert!(out.stderr.contains(expect), "{}", out.describe());
+    }
+}
+
+#[test]
+fn input_type_overrides_the_extension() {
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    env.write("settings.conf", "A=1\n");
+    let enc = env
+        .git_sops()
+        .args([
+            "encrypt",
+            "--age",
+            &key.recipient,
+            "--input-type",
+            "dotenv",
+            "settings.conf",
+        ])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(enc.starts_with("A=ENC[AES256_GCM,"), "{enc}");
+    // Without the flag the same name is binary, as in sops.
+    let enc = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "settings.conf"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(enc.starts_with("{\n\t\"data\": \"ENC["), "{enc}");
+}
+
+// ---------------------------------------------------------------------------------
+// The git filter on dotenv and INI files
+// ---------------------------------------------------------------------------------
+
+const DOTENV: &str =
+    "# service credentials\nexport DB_PASSWORD=hunter2\nAPI_TOKEN=tok-ci-7f3a\n\nEMPTY=\n";
+const INI: &str =
+    "top = sk_live_51Habc\n\n[db]\n; the admin account\nuser = admin\npassword = whsec_9zz\n";
+
+fn git_env(key: &AgeKey) -> Env {
+    let mut env = Env::with_keys(&[key]);
+    let bin = git_sops_path().parent().expect("binary dir").to_path_buf();
+    let path = std::env::join_paths([bin, tools_bin_dir()].into_iter().chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    env.set("PATH", path.to_string_lossy().into_owned());
+    env.set(
+        "GIT_CONFIG_GLOBAL",
+        env.home.join(".gitconfig").display().to_string(),
+    );
+    env.set("GIT_CONFIG_NOSYSTEM", "1");
+    for (k, v) in [
+        ("GIT_AUTHOR_NAME", "Test"),
+        ("GIT_AUTHOR_EMAIL", "test@example.com"),
+        ("GIT_COMMITTER_NAME", "Test"),
+        ("GIT_COMMITTER_EMAIL", "test@example.com"),
+    ] {
+        env.set(k, v);
+    }
+    env
+}
+
+#[test]
+fn git_filter_encrypts_dotenv_and_ini_and_refuses_binary() {
+    let key = AgeKey::generate();
+    let env = git_env(&key);
+    // The repository is a subdirectory, so the reference sops runs in `work`
+    // never see its .sops.yaml.
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    let git = |args: &[&str]| env.tool("git").current_dir(&repo).args(args).run();
+    git(&["init", "-q", "-b", "main"]).ok();
+    env.git_sops()
+        .current_dir(&repo)
+        .args(["init", "secrets/**"])
+        .run()
+        .ok();
+    env.write("repo/secrets/app.env", DOTENV);
+    env.write("repo/secrets/app.ini", INI);
+    git(&[
+        "add",
+        "secrets/app.env",
+        "secrets/app.ini",
+        ".gitattributes",
+        ".sops.yaml",
+    ])
+    .ok();
+    git(&["commit", "-q", "-m", "secrets"]).ok();
+    for (path, plain, ext) in [
+        ("secrets/app.env", DOTENV, "env"),
+        ("secrets/app.ini", INI, "ini"),
+    ] {
+        let blob = git(&["cat-file", "-p", &format!("HEAD:{path}")])
+            .ok()
+            .stdout_str();
+        for secret in [
+            "hunter2",
+            "tok-ci-7f3a",
+            "sk_live_51Habc",
+            "whsec_9zz",
+            "admin account",
+        ] {
+            assert!(
+                !blob.contains(secret),
+                "{path}: {secret} reached the object store:\n{blob}"
+            );
+        }
+        env.write(format!("blob.{ext}"), &blob);
+        let sops_view = sops_decrypt(&env, &format!("blob.{ext}"), ext);
+        let sops_of_plain = {
+            let enc = sops_encrypt(&env, plain.as_bytes(), sops_type(ext), &key.recipient, &[]);
+            env.write(format!("ref.{ext}"), enc);
+            sops_decrypt(&env, &format!("ref.{ext}"), ext)
+        };
+        assert_bytes_eq(
+            &sops_of_plain,
+            &sops_view,
+            &format!("{path}: sops reads the blob"),
+        );
+        // The working tree holds the plaintext exactly, and nothing looks modified.
+        assert_eq!(env.read(format!("repo/{path}")), plain.as_bytes());
+    }
+    let status = git(&["status", "--porcelain"]).ok().stdout_str();
+    assert!(!status.contains("secrets/"), "status: {status}");
+
+    // A one-value edit changes one line of the stored ciphertext.
+    env.write("repo/secrets/app.env", DOTENV.replace("hunter2", "hunter3"));
+    git(&["add", "secrets/app.env"]).ok();
+    let diff = git(&[
+        "diff",
+        "--cached",
+        "--no-textconv",
+        "--unified=0",
+        "--",
+        "secrets/app.env",
+    ])
+    .ok()
+    .stdout_str();
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .filter(|l| !l.contains("sops_lastmodified") && !l.contains("sops_mac"))
+        .collect();
+    assert_eq!(changed.len(), 2, "{diff}");
+
+    // Binary files are not filtered (yet): a clear error, nothing staged.
+    env.write("repo/secrets/blob.bin", b"\x00\x01binary");
+    let out = git(&["add", "secrets/blob.bin"]).fails();
+    assert!(
+        out.stderr.contains("binary files are not supported"),
+        "{}",
+        out.describe()
+    );
+    let staged = git(&["diff", "--cached", "--name-only"]).ok().stdout_str();
+    assert!(!staged.contains("blob.bin"), "{staged}");
+}
+
+// ---------------------------------------------------------------------------------
+// AWS KMS (moto): the flattened `kms` entries (context map, empty aws_profile)
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn kms_interop_both_ways() {
+    let (moto, keys) = kms_support::shared();
+    let sb = kms_support::Sandbox::new(&moto.endpoint());
+    let kms = [
+        "--kms",
+        keys.a.as_str(),
+        "--encryption-context",
+        "Env:prod,App:web",
+    ];
+    for (name, plain) in [
+        ("k.env", "# c\nexport A=1\nB=two\n"),
+        ("k.ini", "top = 1\n[s]\n; c\nk = v\n"),
+        ("k.bin", "any bytes\n"),
+    ] {
+        sb.write(name, plain);
+        let mut args = vec!["encrypt"];
+        args.extend(kms);
+        args.push(name);
+        let ours = sb.git_sops(&args).ok().stdout.clone();
+        let theirs = sb.sops(&args).ok().stdout.clone();
+        if name.ends_with(".env") {
+            assert!(
+                ours.contains("sops_kms__list_0__map_context__map_Env=prod\n")
+                    && ours.contains("sops_kms__list_0__map_aws_profile=\n"),
+                "{ours}"
+            );
+        }
+        let ext = name.rsplit('.').next().unwrap_or("");
+        sb.write(&format!("ours.{ext}"), &ours);
+        sb.write(&format!("theirs.{ext}"), &theirs);
+        let reference = sb
+            .sops(&["decrypt", &format!("theirs.{ext}")])
+            .ok()
+            .stdout
+            .clone();
+        let sops_of_ours = sb
+            .sops(&["decrypt", &format!("ours.{ext}")])
+            .ok()
+            .stdout
+            .clone();
+        assert_eq!(sops_of_ours, reference, "{name}: sops reads ours");
+        let ours_of_theirs = sb
+            .git_sops(&["decrypt", &format!("theirs.{ext}")])
+            .ok()
+            .stdout
+            .clone();
+        assert_eq!(ours_of_theirs, reference, "{name}: we read sops'");
+        let back = sb
+            .git_sops(&["decrypt", &format!("ours.{ext}")])
+            .ok()
+            .stdout
+            .clone();
+        assert_eq!(back, plain, "{name}: our round trip");
+    }
+}
