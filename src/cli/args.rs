@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
     name = "git-sops",
     version,
     about = "SOPS-encrypted secrets that feel like ordinary files inside git",
-    long_about = "git-sops reads and writes SOPS 3.11 files (YAML, JSON) with age keys, \
+    long_about = "git-sops reads and writes SOPS 3.11 files (YAML, JSON, dotenv, INI, binary) with age and AWS KMS keys, \
                   keeping each file's comments, order and layout."
 )]
 pub struct Cli {
