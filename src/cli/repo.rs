@@ -185,7 +185,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let out = textconv::render(
                 &file.to_string_lossy(),
                 &content,
-                &crate::drivers::keystore::key_cache(&git),
+                || crate::drivers::keystore::key_cache(&git),
                 &Keyring::new(),
             );
             write_stdout(&out)

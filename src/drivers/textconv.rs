@@ -13,7 +13,14 @@ use crate::sops::walk::{walk, Visit};
 use crate::sops::{cipher, decrypt, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
 
 /// The text to show for `content` of a file named `path`.
-pub fn render(path: &str, content: &[u8], keys: &KeyCache, keyring: &Keyring) -> Vec<u8> {
+/// `keys` is only built for ciphertext input: git runs textconv once per blob per
+/// side, and smudged plaintext (the usual input) needs no keys and no git calls.
+pub fn render(
+    path: &str,
+    content: &[u8],
+    keys: impl FnOnce() -> KeyCache,
+    keyring: &Keyring,
+) -> Vec<u8> {
     let Some(format) = Format::from_path(path) else {
         return content.to_vec();
     };
@@ -25,7 +32,7 @@ pub fn render(path: &str, content: &[u8], keys: &KeyCache, keyring: &Keyring) ->
         return content.to_vec(); // plaintext (smudged) or not SOPS at all
     };
     let summary = summary_line(&meta);
-    if let Ok(key) = keys.recover(&meta, keyring) {
+    if let Ok(key) = keys().recover(&meta, keyring) {
         if let Ok(opened) = decrypt::open(store, text, &doc, &meta, &key, false) {
             let mut out = opened.text.as_bytes().to_vec();
             push_line(&mut out, &summary, doc.newline);
