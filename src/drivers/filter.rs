@@ -12,7 +12,7 @@
 //! one warning (a locked clone must still check out), and anything that is not a
 //! SOPS file passes through. A MAC failure or a tampered value is an error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
@@ -42,6 +42,9 @@ pub struct Filter {
     warned_locked: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
+    /// Trees whose data keys were prefetched, and how many keys that unwrapped.
+    prefetched_trees: HashSet<String>,
+    prefetched: usize,
 }
 
 impl Filter {
@@ -59,12 +62,22 @@ impl Filter {
             keys,
             warned_locked: false,
             smudged: HashMap::new(),
+            prefetched_trees: HashSet::new(),
+            prefetched: 0,
         }
     }
 
     /// How many data keys this process unwrapped through a master key.
     pub fn unwraps(&self) -> usize {
-        self.keys.unwraps()
+        self.keys.unwraps() + self.prefetched
+    }
+
+    /// Before the smudges of a checkout of `treeish`: unwrap the data keys it
+    /// will need concurrently (once per tree; best effort, see `prefetch`).
+    pub fn prefetch(&mut self, treeish: &str) {
+        if self.prefetched_trees.insert(treeish.to_string()) {
+            self.prefetched += super::prefetch::tree(&self.git, treeish, &self.keys).unwrapped;
+        }
     }
 
     /// The blobs `path` may have been checked out from, most authoritative first:
@@ -166,8 +179,12 @@ impl Filter {
         let mut usable = None;
         let mut locked = None;
         for template in self.templates(path) {
-            let Ok(ttext) = std::str::from_utf8(&template) else { continue };
-            let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else { continue };
+            let Ok(ttext) = std::str::from_utf8(&template) else {
+                continue;
+            };
+            let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else {
+                continue;
+            };
             let Ok(key) = self.keys.recover(&tmeta, &self.keyring) else {
                 locked.get_or_insert(tmeta);
                 continue;
@@ -261,7 +278,7 @@ fn format_of(path: &str) -> Result<Format, DriverError> {
     Format::from_path(path).ok_or_else(|| {
         DriverError::new(
             path,
-            "git-sops can only encrypt YAML (.yaml, .yml) and JSON (.json) files so far",
+            "the git filter handles YAML (.yaml, .yml), JSON (.json), dotenv (.env) and INI (.ini) files; binary files are not supported by the filter yet (encrypt them with `git sops encrypt`)",
         )
         .hint("remove `filter=sops` for this path in .gitattributes")
     })

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod init;
 pub mod install;
 pub mod keystore;
+pub mod prefetch;
 pub mod process;
 pub mod status;
 pub mod textconv;

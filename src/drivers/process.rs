@@ -15,6 +15,18 @@ pub trait FilterOps {
     fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError>;
     /// `None`: return the input unchanged.
     fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError>;
+    /// The metadata git sent with a smudge request, given before that smudge
+    /// (checkout, clone and archive send `treeish=`; see [`SmudgeMeta`]).
+    fn smudge_meta(&mut self, _meta: &SmudgeMeta<'_>) {}
+}
+
+/// The optional header lines of a smudge request (git ≥ 2.27): the ref and
+/// tree being checked out and the blob being smudged, each empty when absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SmudgeMeta<'a> {
+    pub reference: &'a str,
+    pub treeish: &'a str,
+    pub blob: &'a str,
 }
 
 impl FilterOps for Filter {
@@ -27,6 +39,12 @@ impl FilterOps for Filter {
             Smudged::Plaintext(text) => Some(text.as_bytes().to_vec()),
             Smudged::Unchanged => None,
         })
+    }
+
+    fn smudge_meta(&mut self, meta: &SmudgeMeta<'_>) {
+        if !meta.treeish.is_empty() {
+            self.prefetch(meta.treeish);
+        }
     }
 }
 
@@ -75,11 +93,15 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
     while let Some(headers) = rd.read_lines()? {
         let mut command = "";
         let mut pathname = "";
+        let mut meta = SmudgeMeta::default();
         for line in &headers {
             if let Some((key, value)) = line.split_once('=') {
                 match key {
                     "command" => command = value,
                     "pathname" => pathname = value,
+                    "ref" => meta.reference = value,
+                    "treeish" => meta.treeish = value,
+                    "blob" => meta.blob = value,
                     _ => {}
                 }
             }
@@ -89,6 +111,9 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
         // is answered with an error like any other unknown command.
         if command == "clean" || command == "smudge" {
             rd.read_content(&mut content)?;
+        }
+        if command == "smudge" && meta != SmudgeMeta::default() {
+            filter.smudge_meta(&meta);
         }
         let result = match command {
             "clean" => filter.clean(pathname, &content).map(Some),
@@ -122,9 +147,17 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
 mod tests {
     use super::*;
 
-    struct Upper;
+    #[derive(Default)]
+    struct Upper {
+        metas: Vec<String>,
+    }
 
     impl FilterOps for Upper {
+        fn smudge_meta(&mut self, meta: &SmudgeMeta<'_>) {
+            self.metas
+                .push(format!("{}|{}|{}", meta.reference, meta.treeish, meta.blob));
+        }
+
         fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
             if path == "bad" {
                 return Err(DriverError::new(path, "refused"));
@@ -148,6 +181,11 @@ mod tests {
         for (cmd, path, content) in requests {
             w.line(&format!("command={cmd}")).unwrap();
             w.line(&format!("pathname={path}")).unwrap();
+            if *cmd == "smudge" {
+                w.line("ref=refs/heads/main").unwrap();
+                w.line("treeish=abc=123").unwrap();
+                w.line("blob=0123").unwrap();
+            }
             w.flush_packet().unwrap();
             w.content(content).unwrap();
             w.flush_packet().unwrap();
@@ -163,7 +201,9 @@ mod tests {
             ("clean", "bad", b""),
         ]);
         let mut out = Vec::new();
-        serve(&input[..], &mut out, &mut Upper).unwrap();
+        let mut upper = Upper::default();
+        serve(&input[..], &mut out, &mut upper).unwrap();
+        assert_eq!(upper.metas, ["refs/heads/main|abc=123|0123"]);
         let mut r = PktReader::new(&out[..]);
         assert_eq!(
             r.read_lines().unwrap().unwrap(),
@@ -189,6 +229,6 @@ mod tests {
         let mut w = PktWriter::new(Vec::new());
         w.line("git-foo-client").unwrap();
         w.flush_packet().unwrap();
-        assert!(serve(&w.into_inner()[..], Vec::new(), &mut Upper).is_err());
+        assert!(serve(&w.into_inner()[..], Vec::new(), &mut Upper::default()).is_err());
     }
 }

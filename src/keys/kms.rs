@@ -8,8 +8,9 @@
 //! the SDK's own configuration loader.
 //!
 //! The AWS SDK is asynchronous; everything async stays inside this file behind a
-//! blocking facade ([`encrypt`], [`decrypt`]). One current-thread tokio runtime is
-//! created lazily per process, and one KMS client per (region, profile, role) is
+//! blocking facade ([`encrypt`], [`decrypt`], and [`decrypt_many`], which runs a
+//! checkout's unwraps concurrently on the same runtime). One current-thread tokio
+//! runtime is created lazily per process, and one KMS client per (region, profile, role) is
 //! kept for the life of the process, so credentials (and an assumed role's
 //! session) are resolved once. Every call is bounded by a timeout
 //! (`GIT_SOPS_KMS_TIMEOUT` seconds, default [`DEFAULT_TIMEOUT_SECS`]), and every
@@ -132,6 +133,127 @@ pub fn decrypt(key: &KmsKeyRef<'_>, enc: &str) -> Result<Zeroizing<Vec<u8>>, Key
         .plaintext()
         .ok_or_else(|| KeyError::Kms("KMS Decrypt returned no plaintext".into()))?;
     Ok(Zeroizing::new(plain.as_ref().to_vec()))
+}
+
+/// How many KMS calls [`decrypt_many`] keeps in flight by default.
+pub const DEFAULT_IN_FLIGHT: usize = 16;
+
+/// How many rounds [`decrypt_many`] gives calls that KMS throttled.
+const THROTTLE_ROUNDS: u32 = 4;
+
+/// Unwrap many `enc` values at once (a checkout's data keys): the `Decrypt`
+/// calls run concurrently on the process's one runtime, at most `in_flight` at
+/// a time. Each call keeps the SDK's own retries; calls that KMS still throttles
+/// are tried again in a later round after a backoff, with half the concurrency.
+/// The results are in the order of `jobs`, each as [`decrypt`] would report it.
+pub fn decrypt_many(
+    jobs: &[(KmsKeyRef<'_>, &str)],
+    in_flight: usize,
+) -> Vec<Result<Zeroizing<Vec<u8>>, KeyError>> {
+    type Call = aws_sdk_kms::operation::decrypt::builders::DecryptFluentBuilder;
+    let mut results: Vec<Option<Result<Zeroizing<Vec<u8>>, KeyError>>> =
+        jobs.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, Call)> = Vec::new();
+    for (i, (key, enc)) in jobs.iter().enumerate() {
+        let prepared = base64::engine::general_purpose::STANDARD
+            .decode(enc.trim())
+            .map_err(|e| KeyError::KmsBadEnc(e.to_string()))
+            .and_then(|blob| {
+                check(key)?;
+                let client = facade()?.client(key)?;
+                Ok(client
+                    .decrypt()
+                    .key_id(key.arn)
+                    .ciphertext_blob(Blob::new(blob))
+                    .set_encryption_context(context_map(key.context)))
+            });
+        match prepared {
+            Ok(call) => pending.push((i, call)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    if let (Ok(facade), false) = (facade(), pending.is_empty()) {
+        let mut limit = in_flight.max(1);
+        let mut backoff = Duration::from_millis(250);
+        for round in 1..=THROTTLE_ROUNDS {
+            let calls = std::mem::take(&mut pending);
+            let done = facade.rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                let mut calls = calls.into_iter();
+                let mut done = Vec::new();
+                loop {
+                    while set.len() < limit {
+                        let Some((i, call)) = calls.next() else { break };
+                        set.spawn(async move {
+                            let out = call.clone().send().await;
+                            (i, call, out)
+                        });
+                    }
+                    match set.join_next().await {
+                        Some(Ok(finished)) => done.push(finished),
+                        // A panicked task: its job stays without a result (reported below).
+                        Some(Err(_)) => {}
+                        None => break,
+                    }
+                }
+                done
+            });
+            for (i, call, out) in done {
+                let (key, _) = &jobs[i];
+                match out {
+                    Ok(out) => {
+                        results[i] = Some(
+                            out.plaintext()
+                                .map(|p| Zeroizing::new(p.as_ref().to_vec()))
+                                .ok_or_else(|| {
+                                    KeyError::Kms("KMS Decrypt returned no plaintext".into())
+                                }),
+                        );
+                    }
+                    Err(e) if round < THROTTLE_ROUNDS && is_throttling(e.code()) => {
+                        pending.push((i, call));
+                    }
+                    Err(e) => {
+                        results[i] =
+                            Some(Err(facade.remember(key, classify(e, key, Action::Decrypt))));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            // Throttled: back off (with jitter) and ask less at once.
+            pending.sort_by_key(|(i, _)| *i);
+            let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+            std::thread::sleep(backoff + Duration::from_millis(jitter));
+            backoff *= 2;
+            limit = (limit / 2).max(1);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(KeyError::Kms(
+                    "the KMS Decrypt call did not complete".into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The error codes AWS uses for "too many requests".
+fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "SlowDown"
+        )
+    )
 }
 
 fn context_map(context: &[(String, String)]) -> Option<HashMap<String, String>> {
@@ -642,6 +764,26 @@ mod tests {
             decrypt(&key, "not base64!"),
             Err(KeyError::KmsBadEnc(_))
         ));
+    }
+
+    #[test]
+    fn many_reports_bad_input_per_job_without_a_network_call() {
+        let good = KmsKeyRef {
+            arn: "arn:aws:kms:eu-west-1:1:key/k",
+            role: "",
+            context: &[],
+            aws_profile: "",
+        };
+        let bad_arn = KmsKeyRef {
+            arn: "not-an-arn",
+            ..good
+        };
+        let out = decrypt_many(&[(good, "not base64!"), (bad_arn, "AAAA")], 4);
+        assert!(matches!(out[0], Err(KeyError::KmsBadEnc(_))));
+        assert!(matches!(out[1], Err(KeyError::KmsBadArn { .. })));
+        assert!(decrypt_many(&[], 4).is_empty());
+        assert!(is_throttling(Some("ThrottlingException")));
+        assert!(!is_throttling(Some("AccessDeniedException")) && !is_throttling(None));
     }
 
     #[test]

@@ -84,6 +84,15 @@ impl KeyCache {
         self.memory.borrow_mut().insert(fp, key.clone());
     }
 
+    /// Whether the data key with this fingerprint is cached (in memory or on disk).
+    pub fn contains(&self, fingerprint: &[u8; 32]) -> bool {
+        self.memory.borrow().contains_key(fingerprint)
+            || self
+                .persistent
+                .as_ref()
+                .is_some_and(|p| p.get(fingerprint).is_some())
+    }
+
     pub fn unwraps(&self) -> usize {
         *self.unwraps.borrow()
     }
