@@ -84,28 +84,25 @@ impl Filter {
     /// staged (the on-disk index), `HEAD:path`, and the blob this process last
     /// smudged for it. git compares with its in-memory index, which during a
     /// rebase or merge can be ahead of the on-disk one; the smudged blob covers that.
-    fn templates(&mut self, path: &str) -> Vec<Vec<u8>> {
-        let mut out: Vec<Vec<u8>> = Vec::new();
+    /// Candidate `which` (0: staged, 1: `HEAD:path`, 2: last smudged), read only
+    /// when asked for: an unchanged file usually matches the first one, and every
+    /// read is a round trip to `git cat-file`.
+    fn template(&mut self, which: usize, path: &str) -> Option<Vec<u8>> {
+        let spec = match which {
+            0 => format!(":{path}"),
+            1 => format!("HEAD:{path}"),
+            _ => return self.smudged.get(path).cloned(),
+        };
         if self.blobs.is_none() {
             self.blobs = BlobReader::spawn(&self.git).ok();
         }
-        if let Some(blobs) = self.blobs.as_mut() {
-            for spec in [format!(":{path}"), format!("HEAD:{path}")] {
-                match blobs.read(&spec) {
-                    Ok(Some(blob)) => out.push(blob),
-                    Ok(None) => {}
-                    Err(_) => {
-                        self.blobs = None;
-                        break;
-                    }
-                }
+        match self.blobs.as_mut()?.read(&spec) {
+            Ok(blob) => blob,
+            Err(_) => {
+                self.blobs = None;
+                None
             }
         }
-        if let Some(blob) = self.smudged.get(path) {
-            out.push(blob.clone());
-        }
-        out.dedup();
-        out
     }
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
@@ -178,7 +175,15 @@ impl Filter {
         let store = format.store();
         let mut usable = None;
         let mut locked = None;
-        for template in self.templates(path) {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for which in 0..3 {
+            let Some(template) = self.template(which, path) else {
+                continue;
+            };
+            if seen.contains(&template) {
+                continue;
+            }
+            seen.push(template.clone());
             let Ok(ttext) = std::str::from_utf8(&template) else {
                 continue;
             };
