@@ -1,7 +1,5 @@
 //! `git sops keygen`: a new age identity in sops' default key file.
 
-use std::io::Write;
-
 use super::report::Failure;
 use crate::keys::age;
 use crate::sops::metadata::now_rfc3339;
@@ -27,20 +25,8 @@ pub fn run() -> Result<(), Failure> {
             }
         )));
     }
-    let (text, recipient) = age::generate(&now_rfc3339());
-    let fail =
-        |e: std::io::Error| Failure::io(format!("{}: cannot create it: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(fail)?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(fail)?;
+    let recipient = age::create_key_file(&path, &now_rfc3339())
+        .map_err(|e| Failure::io(format!("{}: cannot create it: {e}", path.display())))?;
     eprintln!("git-sops: created an age identity in {}", path.display());
     println!("{recipient}");
     Ok(())

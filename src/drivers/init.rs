@@ -66,19 +66,7 @@ fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
     }
     let path = age::default_key_file()
         .ok_or_else(|| err("cannot find the user's config directory (is HOME set?)"))?;
-    let (text, recipient) = age::generate(&now_rfc3339());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    use std::io::Write;
-    options
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+    let recipient = age::create_key_file(&path, &now_rfc3339())
         .map_err(|e| err(format!("cannot create {}: {e}", path.display())))?;
     changes.push(format!(
         "created an age identity in {} (back it up: it decrypts your secrets)",

@@ -177,6 +177,23 @@ fn run_key_cmd(cmd: &str) -> Result<Zeroizing<String>, KeyError> {
     Ok(Zeroizing::new(text))
 }
 
+/// Create a new identity in a new key file at `path` (folders created, mode 0600,
+/// an existing file is never overwritten); returns the recipient.
+pub fn create_key_file(path: &Path, created: &str) -> std::io::Result<String> {
+    let (text, recipient) = generate(created);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(recipient)
+}
+
 /// A new identity: returns (the key file text to store, the recipient). `created`
 /// is the timestamp written in the header comment, as `age-keygen` does.
 pub fn generate(created: &str) -> (Zeroizing<String>, String) {
