@@ -463,7 +463,7 @@ fn git_env(key: &AgeKey) -> Env {
 }
 
 #[test]
-fn git_filter_encrypts_dotenv_and_ini_and_refuses_binary() {
+fn git_filter_encrypts_dotenv_and_ini() {
     let key = AgeKey::generate();
     let env = git_env(&key);
     // The repository is a subdirectory, so the reference sops runs in `work`
@@ -548,17 +548,166 @@ fn git_filter_encrypts_dotenv_and_ini_and_refuses_binary() {
         .filter(|l| !l.contains("sops_lastmodified") && !l.contains("sops_mac"))
         .collect();
     assert_eq!(changed.len(), 2, "{diff}");
+}
 
-    // Binary files are not filtered (yet): a clear error, nothing staged.
-    env.write("repo/secrets/blob.bin", b"\x00\x01binary");
-    let out = git(&["add", "secrets/blob.bin"]).fails();
+/// Binary files through git: any bytes (NUL, non-UTF-8, empty) are stored as
+/// sops' JSON envelope and come back exactly; `sops-type` in .gitattributes
+/// overrides the extension; textconv shows a summary for binary data.
+#[test]
+fn git_filter_binary_files_and_sops_type() {
+    let key = AgeKey::generate();
+    let env = git_env(&key);
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    let git = |args: &[&str]| env.tool("git").current_dir(&repo).args(args).run();
+    // Global driver config, so that clones smudge too.
+    env.git_sops().args(["install", "--global"]).run().ok();
+    git(&["init", "-q", "-b", "main"]).ok();
+    env.git_sops()
+        .current_dir(&repo)
+        .args(["init", "secrets/**"])
+        .run()
+        .ok();
+    let attrs = String::from_utf8(env.read("repo/.gitattributes")).expect("utf8");
+    env.write(
+        "repo/.gitattributes",
+        format!("{attrs}secrets/.env.* sops-type=dotenv\n"),
+    );
+    let keystore: Vec<u8> = (0..=255u8).cycle().take(4096).chain([0xff, 0, 0xfe]).collect();
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+    let dotenv = "# prod\nDB_PASSWORD=pr0d-s3cret\nexport API=key=with=equals\n";
+    env.write("repo/secrets/store.p12", &keystore);
+    env.write("repo/secrets/empty.key", b"");
+    env.write("repo/secrets/tls.pem", pem);
+    env.write("repo/secrets/.env.production", dotenv);
+    git(&["add", "."]).ok();
+    git(&["commit", "-q", "-m", "binary secrets"]).ok();
+
+    // The object store holds sops files that real sops decrypts to the exact bytes.
+    for (path, plain, sops_type) in [
+        ("secrets/store.p12", &keystore[..], "binary"),
+        ("secrets/empty.key", &b""[..], "binary"),
+        ("secrets/tls.pem", pem.as_bytes(), "binary"),
+        ("secrets/.env.production", dotenv.as_bytes(), "dotenv"),
+    ] {
+        let blob = git(&["cat-file", "blob", &format!("HEAD:{path}")]).ok().stdout.clone();
+        let text = String::from_utf8(blob.clone()).expect("a sops file is text");
+        for secret in ["PRIVATE KEY", "pr0d-s3cret", "key=with"] {
+            assert!(!text.contains(secret), "{path}: {secret} reached the object store:\n{text}");
+        }
+        let name = format!("blob-{}", path.replace('/', "_"));
+        env.write(&name, &blob);
+        let out = env
+            .sops()
+            .args(["decrypt", "--input-type", sops_type, "--output-type", sops_type, &name])
+            .run()
+            .ok();
+        if sops_type == "binary" {
+            assert_bytes_eq(plain, &out.stdout, &format!("{path}: sops decrypts the blob"));
+        } else {
+            // sops renders dotenv itself (it drops comments' position); compare values.
+            let shown = out.stdout_str();
+            assert!(shown.contains("DB_PASSWORD=pr0d-s3cret"), "{shown}");
+            assert!(shown.contains("API=key=with=equals"), "{shown}");
+        }
+        assert!(env.read(format!("repo/{path}")) == plain, "{path}: working tree");
+    }
+    let status = git(&["status", "--porcelain"]).ok().stdout_str();
+    assert_eq!(status, "", "nothing looks modified");
+
+    // Byte stability: renormalizing stores the same blobs.
+    let before = git(&["ls-files", "-s"]).ok().stdout_str();
+    git(&["add", "--renormalize", "."]).ok();
+    assert_eq!(git(&["ls-files", "-s"]).ok().stdout_str(), before);
+
+    // An edit keeps the data key (the wrapped key in the metadata is unchanged).
+    let wrapped = |rev: &str| {
+        let blob = git(&["cat-file", "blob", &format!("{rev}:secrets/store.p12")]).ok().stdout_str();
+        let enc_line = blob
+            .lines()
+            .find(|l| l.contains("\"enc\""))
+            .map(str::to_string);
+        enc_line.expect("an age stanza")
+    };
+    let mut edited = keystore.clone();
+    edited[10] ^= 0xff;
+    env.write("repo/secrets/store.p12", &edited);
+    git(&["add", "secrets/store.p12"]).ok();
+    git(&["commit", "-q", "-m", "edit"]).ok();
+    assert_eq!(wrapped("HEAD"), wrapped("HEAD~1"), "same data key after an edit");
+
+    // textconv: a summary for binary data, the text of a text file.
+    let diff = git(&["diff", "HEAD~1", "HEAD", "--", "secrets/store.p12"]).ok().stdout_str();
     assert!(
-        out.stderr.contains("binary files are not supported"),
+        diff.contains("-<binary data, 4099 bytes, sha256 ")
+            && diff.contains("+<binary data, 4099 bytes, sha256 "),
+        "{diff}"
+    );
+    env.write("repo/secrets/tls.pem", pem.replace("MIIE", "MIIF"));
+    let diff = git(&["diff", "--", "secrets/tls.pem"]).ok().stdout_str();
+    assert!(diff.contains("+MIIFvQIB") && diff.contains("-MIIEvQIB"), "{diff}");
+    git(&["checkout", "--", "secrets/tls.pem"]).ok();
+
+    // A fresh clone with the key checks out the exact bytes.
+    let clone = env.path("clone");
+    env.tool("git")
+        .args(["clone", "-q", repo.to_str().expect("utf8"), clone.to_str().expect("utf8")])
+        .run()
+        .ok();
+    assert!(env.read("clone/secrets/store.p12") == edited, "clone: store.p12");
+    assert_eq!(env.read("clone/secrets/empty.key"), b"");
+    assert_eq!(env.read("clone/secrets/.env.production"), dotenv.as_bytes());
+
+    // A locked clone keeps the ciphertext, and its status stays clean.
+    let locked = env.path("locked");
+    let out = env
+        .tool("git")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .args(["clone", "-q", repo.to_str().expect("utf8"), locked.to_str().expect("utf8")])
+        .run()
+        .ok();
+    assert!(out.stderr.contains("no key to decrypt"), "{}", out.describe());
+    let head = git(&["cat-file", "blob", "HEAD:secrets/store.p12"]).ok().stdout.clone();
+    assert!(env.read("locked/secrets/store.p12") == head, "locked: ciphertext");
+    let status = env
+        .tool("git")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .current_dir(&locked)
+        .args(["status", "--porcelain"])
+        .run()
+        .ok()
+        .stdout_str();
+    assert_eq!(status, "");
+
+    // A file encrypted by real sops is stored as it is and decrypts on checkout.
+    env.write("work-plain.bin", b"\x00from sops\xff");
+    let sops_enc = env
+        .sops()
+        .args(["encrypt", "--age", &key.recipient, "--input-type", "binary", "--output-type", "binary"])
+        .arg(env.path("work-plain.bin"))
+        .run()
+        .ok()
+        .stdout
+        .clone();
+    env.write("repo/secrets/from-sops.bin", &sops_enc);
+    git(&["add", "secrets/from-sops.bin"]).ok();
+    let staged = git(&["cat-file", "blob", ":secrets/from-sops.bin"]).ok().stdout.clone();
+    assert_eq!(staged, sops_enc, "ciphertext is stored as it is");
+    std::fs::remove_file(repo.join("secrets/from-sops.bin")).expect("rm");
+    git(&["checkout", "--", "secrets/from-sops.bin"]).ok();
+    assert_eq!(env.read("repo/secrets/from-sops.bin"), b"\x00from sops\xff");
+
+    // A sops-type the driver does not know: a clear error, nothing staged.
+    env.write("repo/.gitattributes", format!("{attrs}secrets/odd.cfg sops-type=toml\n"));
+    env.write("repo/secrets/odd.cfg", "a = 1\n");
+    let out = git(&["add", "secrets/odd.cfg"]).fails();
+    assert!(
+        out.stderr.contains("unknown format \"toml\" in the sops-type gitattribute"),
         "{}",
         out.describe()
     );
     let staged = git(&["diff", "--cached", "--name-only"]).ok().stdout_str();
-    assert!(!staged.contains("blob.bin"), "{staged}");
+    assert!(!staged.contains("odd.cfg"), "{staged}");
 }
 
 // ---------------------------------------------------------------------------------

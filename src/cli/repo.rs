@@ -11,7 +11,7 @@ use super::report::Failure;
 use crate::drivers::filter::{Filter, Smudged};
 use crate::drivers::guard::{self, finding::Kind, Report, Scope as CheckScope, SnapshotError};
 use crate::drivers::install::{self, Scope};
-use crate::drivers::{init, process, status, textconv, DriverError};
+use crate::drivers::{init, merge, process, status, textconv, DriverError};
 use crate::git::Git;
 use crate::sops::keygroups::Keyring;
 
@@ -71,6 +71,24 @@ pub enum RepoCommand {
     /// (called by git) print a file for `git diff`
     #[command(hide = true)]
     Textconv { file: PathBuf },
+    /// (called by git) the merge driver: `merge %O %A %B %L %P [%S %X %Y]`
+    #[command(hide = true)]
+    Merge {
+        /// %O: the common ancestor's version (ciphertext; empty when there is none)
+        base: PathBuf,
+        /// %A: our version; the result is written here
+        ours: PathBuf,
+        /// %B: their version
+        theirs: PathBuf,
+        /// %L: the conflict-marker length
+        marker_size: String,
+        /// %P: the path in the repository
+        #[arg(allow_hyphen_values = true)]
+        path: String,
+        /// %S %X %Y: ancestor, ours and theirs labels for the conflict markers (git 2.44+)
+        #[arg(allow_hyphen_values = true)]
+        labels: Vec<String>,
+    },
     /// (called by the pre-commit hook) `check --staged`, with advice on what to run
     #[command(hide = true)]
     PreCommit {
@@ -151,6 +169,14 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             };
             run_check(&scope, &paths, format, false)
         }
+        RepoCommand::Merge {
+            base,
+            ours,
+            theirs,
+            marker_size,
+            path,
+            labels,
+        } => run_merge(base, ours, theirs, &marker_size, path, labels),
         RepoCommand::PreCommit { args: _ } => {
             run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
         }
@@ -174,7 +200,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
                 .smudge(&path, &input)
                 .map_err(driver_failure)?
             {
-                Smudged::Plaintext(text) => write_stdout(text.as_bytes()),
+                Smudged::Plaintext(text) => write_stdout(&text),
                 Smudged::Unchanged => write_stdout(&input),
             }
         }
@@ -189,6 +215,36 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
                 &Keyring::new(),
             );
             write_stdout(&out)
+        }
+    }
+}
+
+/// The merge driver: exit 0 merged, 1 conflict (git keeps the index stages and
+/// reports the conflict; `%A` is never plaintext).
+fn run_merge(
+    base: PathBuf,
+    ours: PathBuf,
+    theirs: PathBuf,
+    marker_size: &str,
+    path: String,
+    labels: Vec<String>,
+) -> Result<(), Failure> {
+    let request = merge::Request {
+        base,
+        ours,
+        theirs,
+        // git passes a number; anything else gets git's default.
+        marker_size: marker_size.parse().ok().filter(|n| *n > 0).unwrap_or(7),
+        ours_label: labels.get(1).cloned(),
+        theirs_label: labels.get(2).cloned(),
+        path,
+    };
+    match merge::run(&here(), &request).map_err(driver_failure)? {
+        merge::Outcome::Merged => Ok(()),
+        merge::Outcome::Conflict(message) => {
+            eprintln!("git-sops: CONFLICT in {}: {message}", request.path);
+            // Not a failure of git-sops: the conflict is git's to report.
+            std::process::exit(1)
         }
     }
 }

@@ -19,16 +19,17 @@ use zeroize::Zeroizing;
 
 use super::keystore::key_cache;
 use super::DriverError;
-use crate::formats::{find_entry, Format};
+use super::filetype::FileTypes;
+use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use crate::sops::keycache::KeyCache;
 use crate::sops::keygroups::{self, Keyring};
-use crate::sops::{config, decrypt, encrypt, metadata::Metadata, Error};
+use crate::sops::{config, encrypt, file, metadata::Metadata, Error};
 
 /// What smudge produced.
 pub enum Smudged {
-    Plaintext(Zeroizing<String>),
+    Plaintext(Zeroizing<Vec<u8>>),
     /// The input is returned unchanged (not a SOPS file, or no key to open it).
     Unchanged,
 }
@@ -39,6 +40,7 @@ pub struct Filter {
     blobs: Option<BlobReader>,
     keyring: Keyring,
     keys: KeyCache,
+    types: FileTypes,
     warned_locked: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
@@ -54,12 +56,14 @@ impl Filter {
         let git = Git::new(dir);
         let top = git.toplevel().unwrap_or_else(|_| git.dir.clone());
         let keys = key_cache(&git);
+        let types = FileTypes::new(git.clone());
         Filter {
             git,
             top,
             blobs: None,
             keyring: Keyring::new(),
             keys,
+            types,
             warned_locked: false,
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
@@ -106,36 +110,28 @@ impl Filter {
     }
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
-        let format = format_of(path)?;
-        let store = format.store();
-        let text = std::str::from_utf8(input).map_err(|_| {
-            DriverError::new(
-                path,
-                "not UTF-8 text, so it cannot be encrypted as YAML or JSON; nothing was staged",
-            )
-        })?;
-        let doc = store.parse(text).map_err(|e| {
-            DriverError::new(path, format!("cannot encrypt it: {e}"))
-                .hint("fix the file and run the git command again; git-sops never stores plaintext")
-        })?;
-        if doc
-            .docs
-            .iter()
-            .any(|root| find_entry(root, "sops").is_some())
-        {
+        let format = self.types.format(path)?;
+        if file::is_encrypted(format, input) {
             // Already SOPS (a locked clone's working tree, or a file committed as
             // ciphertext): store it exactly as it is.
             return Ok(input.to_vec());
         }
-        if !format.sops_accepts_bom() && text.starts_with('\u{feff}') {
-            return Err(DriverError::new(
-                path,
-                "starts with a UTF-8 byte order mark, which sops cannot read in JSON files",
-            )
-            .hint("remove the byte order mark and add the file again"));
+        let fail = |e: Error| {
+            DriverError::new(path, format!("cannot encrypt it: {e}"))
+                .hint("fix the file and run the git command again; git-sops never stores plaintext")
+        };
+        // Refuse what cannot be encrypted before looking for keys.
+        if format != Format::Binary {
+            let text = std::str::from_utf8(input).map_err(|_| {
+                DriverError::new(
+                    path,
+                    format!("not UTF-8 text, so it cannot be encrypted as {}; nothing was staged", format.name()),
+                )
+                .hint("set `sops-type=binary` for this path in .gitattributes to store it as a binary secret")
+            })?;
+            format.store().parse(text).map_err(|e| fail(e.into()))?;
         }
-        let fail = |e: Error| DriverError::new(path, format!("cannot encrypt it: {e}"));
-        if let Some(out) = self.clean_with_templates(path, format, text, &doc)? {
+        if let Some(out) = self.clean_with_templates(path, format, input)? {
             return Ok(out);
         }
         // A new file: keys and selector from the creation rule for its path.
@@ -157,10 +153,9 @@ impl Filter {
             mac_only_encrypted: rule.mac_only_encrypted,
         };
         let (key, mut meta) = encrypt::new_metadata(&spec).map_err(fail)?;
-        let out = encrypt::seal(store, text, &doc, &key, &mut meta, &mut encrypt::FreshIvs)
-            .map_err(fail)?;
+        let out = file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.keys.remember(&meta, &key);
-        Ok(out.into_bytes())
+        Ok(out)
     }
 
     /// Clean against the previous versions of the file. `None` when none of them
@@ -169,10 +164,8 @@ impl Filter {
         &mut self,
         path: &str,
         format: Format,
-        text: &str,
-        doc: &crate::formats::Document,
+        input: &[u8],
     ) -> Result<Option<Vec<u8>>, DriverError> {
-        let store = format.store();
         let mut usable = None;
         let mut locked = None;
         let mut seen: Vec<Vec<u8>> = Vec::new();
@@ -184,36 +177,33 @@ impl Filter {
                 continue;
             }
             seen.push(template.clone());
-            let Ok(ttext) = std::str::from_utf8(&template) else {
+            let Some(loaded) = file::load(format, &template) else {
                 continue;
             };
-            let Ok((tdoc, tmeta)) = decrypt::load(store, ttext) else {
-                continue;
-            };
-            let Ok(key) = self.keys.recover(&tmeta, &self.keyring) else {
-                locked.get_or_insert(tmeta);
+            let Ok(key) = self.keys.recover(&loaded.meta, &self.keyring) else {
+                locked.get_or_insert(loaded.meta);
                 continue;
             };
             // A damaged previous version is no template (its recipients still are).
-            let Ok(opened) = decrypt::open(store, ttext, &tdoc, &tmeta, &key, false) else {
-                locked.get_or_insert(tmeta);
+            let Ok(opened) = loaded.open(&key) else {
+                locked.get_or_insert(loaded.meta);
                 continue;
             };
-            if opened.text.as_bytes() == text.as_bytes() {
+            if opened.plaintext.as_slice() == input {
                 return Ok(Some(template));
             }
-            usable.get_or_insert((tmeta, key, opened.ivs));
+            usable.get_or_insert((loaded.meta, key, opened.ivs));
         }
         if let Some((mut meta, key, mut ivs)) = usable {
             // Same data key and recipients; unchanged values keep their IVs.
-            let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut ivs)
+            let out = file::seal(format, input, &key, &mut meta, &mut ivs)
                 .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
-            return Ok(Some(out.into_bytes()));
+            return Ok(Some(out));
         }
         // No key for the previous version (a locked clone that replaced the file
         // with plaintext): a new data key for the same recipients.
         match locked {
-            Some(meta) => self.reencrypt_for(path, store, text, doc, &meta).map(Some),
+            Some(meta) => self.reencrypt_for(path, format, input, &meta).map(Some),
             None => Ok(None),
         }
     }
@@ -221,9 +211,8 @@ impl Filter {
     fn reencrypt_for(
         &mut self,
         path: &str,
-        store: &dyn crate::formats::Store,
-        text: &str,
-        doc: &crate::formats::Document,
+        format: Format,
+        input: &[u8],
         previous: &Metadata,
     ) -> Result<Vec<u8>, DriverError> {
         let groups: Vec<_> = previous
@@ -240,24 +229,18 @@ impl Filter {
             shamir_threshold: threshold,
             ..previous.clone()
         };
-        let out = encrypt::seal(store, text, doc, &key, &mut meta, &mut encrypt::FreshIvs)
+        let out = file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs)
             .map_err(fail)?;
         self.keys.remember(&meta, &key);
-        Ok(out.into_bytes())
+        Ok(out)
     }
 
     pub fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
-        let Some(format) = Format::from_path(path) else {
+        let format = self.types.format(path)?;
+        let Some(loaded) = file::load(format, input) else {
             return Ok(Smudged::Unchanged);
         };
-        let store = format.store();
-        let Ok(text) = std::str::from_utf8(input) else {
-            return Ok(Smudged::Unchanged);
-        };
-        let Ok((doc, meta)) = decrypt::load(store, text) else {
-            return Ok(Smudged::Unchanged);
-        };
-        let key = match self.keys.recover(&meta, &self.keyring) {
+        let key = match self.keys.recover(&loaded.meta, &self.keyring) {
             Ok(key) => key,
             Err(_) => {
                 if !self.warned_locked {
@@ -269,22 +252,12 @@ impl Filter {
                 return Ok(Smudged::Unchanged);
             }
         };
-        let opened = decrypt::open(store, text, &doc, &meta, &key, false).map_err(|e| {
+        let opened = loaded.open(&key).map_err(|e| {
             DriverError::new(path, format!("refusing to check out: {e}")).hint(
                 "the committed file was modified outside git-sops/sops; inspect it with `git show`",
             )
         })?;
         self.smudged.insert(path.to_string(), input.to_vec());
-        Ok(Smudged::Plaintext(opened.text))
+        Ok(Smudged::Plaintext(opened.plaintext))
     }
-}
-
-fn format_of(path: &str) -> Result<Format, DriverError> {
-    Format::from_path(path).ok_or_else(|| {
-        DriverError::new(
-            path,
-            "the git filter handles YAML (.yaml, .yml), JSON (.json), dotenv (.env) and INI (.ini) files; binary files are not supported by the filter yet (encrypt them with `git sops encrypt`)",
-        )
-        .hint("remove `filter=sops` for this path in .gitattributes")
-    })
 }

@@ -3,6 +3,7 @@
 //! invariants: no plaintext reaches the object store, clean is byte-stable,
 //! locked clones keep working.
 
+pub mod filetype;
 pub mod filter;
 pub mod guard;
 pub mod init;

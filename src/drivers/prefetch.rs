@@ -23,12 +23,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use crate::keys::kms::{self, KmsKeyRef};
 use crate::sops::datakey::DataKey;
-use crate::sops::decrypt;
+use crate::sops::file;
 use crate::sops::keycache::{fingerprint, KeyCache};
 use crate::sops::metadata::{KmsKey, MasterKey, Metadata};
 
@@ -70,16 +69,11 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
     let mut wanted: Vec<Metadata> = Vec::new();
     for (oid, path) in &candidates {
-        let Some(format) = Format::from_path(path) else {
-            continue;
-        };
         let Ok(Some(blob)) = blobs.read(oid) else {
             continue;
         };
-        let Ok(text) = std::str::from_utf8(&blob) else {
-            continue;
-        };
-        let Ok((_, meta)) = decrypt::load(format.store(), text) else {
+        // Only the metadata is needed, which reads the same in every format.
+        let Some(meta) = file::sniff(path, &blob).map(|loaded| loaded.meta) else {
             continue;
         };
         let fp = fingerprint(&meta);
@@ -161,7 +155,7 @@ fn changed_protected_blobs(git: &Git, treeish: &str) -> Option<Vec<(String, Stri
         else {
             continue;
         };
-        if Format::from_path(path).is_none() || index.get(path).map(String::as_str) == Some(oid) {
+        if index.get(path).map(String::as_str) == Some(oid) {
             continue;
         }
         entries.push((oid.to_string(), path.to_string()));

@@ -36,7 +36,7 @@ impl FilterOps for Filter {
 
     fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError> {
         Ok(match Filter::smudge(self, path, input)? {
-            Smudged::Plaintext(text) => Some(text.as_bytes().to_vec()),
+            Smudged::Plaintext(text) => Some(text.to_vec()),
             Smudged::Unchanged => None,
         })
     }

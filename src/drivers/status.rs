@@ -2,10 +2,10 @@
 //! index holds SOPS ciphertext, whether the working tree is decrypted (unlocked)
 //! or still ciphertext (locked), and which of the file's keys this machine holds.
 
-use crate::formats::Format;
+use super::filetype::FileTypes;
 use crate::git::cat_file::BlobReader;
 use crate::git::{Git, GitError};
-use crate::sops::decrypt;
+use crate::sops::file;
 use crate::sops::keygroups::Keyring;
 
 pub struct PathStatus {
@@ -34,29 +34,29 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let keys = super::keystore::key_cache(git);
     let keyring = Keyring::new();
     let mut out = Vec::new();
+    let mut types = FileTypes::new(git.clone());
     for path in protected_paths(git)? {
-        let store = Format::from_path(&path).map(|f| f.store());
+        // A bad `sops-type` shows as an unreadable file here; the filter reports it.
+        let format = types.format(&path).ok();
         let blob = blobs.read(&format!(":{path}")).ok().flatten();
-        let loaded = match (store, &blob) {
-            (Some(store), Some(b)) => std::str::from_utf8(b)
-                .ok()
-                .and_then(|t| decrypt::load(store, t).ok()),
+        let loaded = match (format, &blob) {
+            (Some(format), Some(b)) => file::load(format, b),
             _ => None,
         };
         let index_encrypted = blob.as_ref().map(|_| loaded.is_some());
-        let worktree = match std::fs::read(top.join(&path)) {
-            Err(_) => "missing",
-            Ok(bytes) => match (store, std::str::from_utf8(&bytes)) {
-                (Some(store), Ok(t)) if decrypt::load(store, t).is_ok() => "locked (ciphertext)",
-                (Some(_), Ok(_)) => "unlocked (plaintext)",
-                _ => "not text",
-            },
+        let worktree = match (std::fs::read(top.join(&path)), format) {
+            (Err(_), _) => "missing",
+            (Ok(bytes), Some(format)) if file::load(format, &bytes).is_some() => {
+                "locked (ciphertext)"
+            }
+            (Ok(_), Some(_)) => "unlocked (plaintext)",
+            (Ok(_), None) => "unknown sops-type",
         };
         let keys_text = match &loaded {
             None => "-".to_string(),
-            Some((_, meta)) => match keys.recover(meta, &keyring) {
-                Ok(_) => format!("opens with a local key ({})", describe(meta)),
-                Err(_) => format!("no local key; needs one of: {}", describe(meta)),
+            Some(loaded) => match keys.recover(&loaded.meta, &keyring) {
+                Ok(_) => format!("opens with a local key ({})", describe(&loaded.meta)),
+                Err(_) => format!("no local key; needs one of: {}", describe(&loaded.meta)),
             },
         };
         out.push(PathStatus {

@@ -10,9 +10,10 @@
 
 use crate::formats::{Edit, Format, Scalar};
 use crate::sops::walk::{walk, Visit};
-use crate::sops::{cipher, decrypt, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
+use crate::sops::{cipher, file, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
 
-/// The text to show for `content` of a file named `path`.
+/// The text to show for `content` of a file named `path` (git's temporary copy:
+/// only its base name, hence its extension, is the real one).
 /// `keys` is only built for ciphertext input: git runs textconv once per blob per
 /// side, and smudged plaintext (the usual input) needs no keys and no git calls.
 pub fn render(
@@ -21,26 +22,25 @@ pub fn render(
     keys: impl FnOnce() -> KeyCache,
     keyring: &Keyring,
 ) -> Vec<u8> {
-    let Some(format) = Format::from_path(path) else {
-        return content.to_vec();
+    let Some(loaded) = file::sniff(path, content) else {
+        return plaintext(content); // plaintext (smudged) or not SOPS at all
     };
-    let store = format.store();
-    let Ok(text) = std::str::from_utf8(content) else {
-        return content.to_vec();
-    };
-    let Ok((doc, meta)) = decrypt::load(store, text) else {
-        return content.to_vec(); // plaintext (smudged) or not SOPS at all
-    };
-    let summary = summary_line(&meta);
-    if let Ok(key) = keys().recover(&meta, keyring) {
-        if let Ok(opened) = decrypt::open(store, text, &doc, &meta, &key, false) {
-            let mut out = opened.text.as_bytes().to_vec();
-            push_line(&mut out, &summary, doc.newline);
+    let format = loaded.format();
+    let summary = summary_line(&loaded.meta);
+    if let Ok(key) = keys().recover(&loaded.meta, keyring) {
+        if let Ok(opened) = loaded.open(&key) {
+            let mut out = match format {
+                Format::Binary => plaintext(&opened.plaintext),
+                _ => opened.plaintext.to_vec(),
+            };
+            push_line(&mut out, &summary, loaded.document().0.newline);
             return out;
         }
     }
+    let (doc, text) = loaded.document();
+    let store = format.store();
     let mut edits = Vec::new();
-    let _ = walk(&doc, &mut |visit, _pos| -> Result<(), ()> {
+    let _ = walk(doc, &mut |visit, _pos| -> Result<(), ()> {
         match visit {
             Visit::Leaf(leaf) => {
                 if let Scalar::Str(s) = &leaf.value {
@@ -62,13 +62,29 @@ pub fn render(
         }
         Ok(())
     });
-    edits.extend(store.remove_metadata(text, &doc));
+    edits.extend(store.remove_metadata(text, doc));
     let mut out = match crate::formats::apply_edits(text, edits) {
         Ok(t) => t.as_bytes().to_vec(),
         Err(_) => content.to_vec(),
     };
     push_line(&mut out, &summary, doc.newline);
     out
+}
+
+/// Plaintext as it is when it is text; a one-line summary for binary data,
+/// which git would otherwise print byte for byte (textconv output is never
+/// treated as binary). The hash shows that the content changed.
+fn plaintext(content: &[u8]) -> Vec<u8> {
+    if std::str::from_utf8(content).is_ok() && !content.contains(&0) {
+        return content.to_vec();
+    }
+    use sha2::{Digest, Sha256};
+    format!(
+        "<binary data, {} bytes, sha256 {}>\n",
+        content.len(),
+        &hex::encode(Sha256::digest(content))[..16]
+    )
+    .into_bytes()
 }
 
 fn push_line(out: &mut Vec<u8>, line: &str, newline: &str) {

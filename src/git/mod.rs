@@ -6,6 +6,7 @@
 //! compile-time cost.
 
 pub mod cat_file;
+pub mod check_attr;
 pub mod command;
 pub mod pktline;
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod datakey;
 pub mod decrypt;
 pub mod encrypt;
+pub mod file;
 pub mod keycache;
 pub mod keygroups;
 pub mod mac;

@@ -25,8 +25,8 @@ use std::convert::Infallible;
 
 use super::finding::{mask, Finding, Kind};
 use super::rules::looks_decrypted_name;
-use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar, Store};
-use crate::formats::{json::JsonStore, Value};
+use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar};
+use crate::formats::Value;
 use crate::sops::cipher::{self, EncValue, TypeTag};
 use crate::sops::display_path;
 use crate::sops::metadata::Metadata;
@@ -34,9 +34,9 @@ use crate::sops::selectors::Selector;
 use crate::sops::walk::{walk, Visit};
 
 /// The findings for one blob (paths left empty: the caller knows where the blob is).
-pub fn inspect(path: &str, content: &[u8], protected: bool) -> Vec<Finding> {
+pub fn inspect(path: &str, format: Format, content: &[u8], protected: bool) -> Vec<Finding> {
     if protected {
-        inspect_protected(path, content)
+        inspect_protected(format, content)
     } else {
         inspect_unprotected(path, content)
     }
@@ -47,27 +47,11 @@ pub fn worth_reading_unprotected(path: &str) -> bool {
     looks_decrypted_name(path) || Format::from_path(path).is_some()
 }
 
-/// The store for a protected path: its format's, sops' binary store (JSON) for
-/// unknown extensions. (Every format can be verified now; the `Err` case stays
-/// for formats added later that cannot.)
-fn store_for(path: &str) -> Result<(&'static dyn Store, &'static str), &'static str> {
-    match Format::from_path(path) {
-        Some(f) => Ok((f.store(), f.name())),
-        None => Ok((&JsonStore, "binary")),
-    }
-}
-
-fn inspect_protected(path: &str, content: &[u8]) -> Vec<Finding> {
-    let (store, format) = match store_for(path) {
-        Ok(s) => s,
-        Err(name) => {
-            return vec![Finding::new(
-                Kind::UnsupportedFormat,
-                format!("this path is protected, but git-sops check cannot verify {name} files yet; make sure it was written by sops"),
-            )]
-        }
-    };
-    let binary = format == "binary";
+fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
+    // A binary file is sops' JSON envelope.
+    let store = format.store();
+    let binary = format == Format::Binary;
+    let format = format.name();
     let Ok(text) = std::str::from_utf8(content) else {
         return vec![Finding::new(
             Kind::NotEncrypted,
@@ -326,6 +310,10 @@ fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding
 mod tests {
     use super::*;
 
+    fn check(path: &str, content: &[u8], protected: bool) -> Vec<Finding> {
+        inspect(path, Format::detect(path), content, protected)
+    }
+
     const ENC: &str = "ENC[AES256_GCM,data:AAAA,iv:AAAAAAAAAAAAAAAAAAAAAA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]";
 
     fn sops_block(extra: &str) -> String {
@@ -344,12 +332,12 @@ mod tests {
             "{{\"db\": {{\"password\": \"{ENC}\", \"empty\": \"\", \"none\": null}}, {}}}",
             sops_block("")
         );
-        assert!(inspect("s.json", good.as_bytes(), true).is_empty());
+        assert!(check("s.json", good.as_bytes(), true).is_empty());
         let bad = format!(
             "{{\"db\": {{\"password\": \"correct-horse-battery\", \"port\": 5432}}, {}}}",
             sops_block("")
         );
-        let f = inspect("s.json", bad.as_bytes(), true);
+        let f = check("s.json", bad.as_bytes(), true);
         assert_eq!(kinds(&f), vec![Kind::PlaintextValue, Kind::PlaintextValue]);
         assert_eq!(f[0].key_path.as_deref(), Some("[\"db\"][\"password\"]"));
         assert!(f[0].message.contains("co****"), "{}", f[0].message);
@@ -363,19 +351,19 @@ mod tests {
             "{{\"password\": \"{ENC}\", \"user\": \"admin\", {}}}",
             sops_block("\"encrypted_regex\": \"^password$\", ")
         );
-        assert!(inspect("s.json", text.as_bytes(), true).is_empty());
+        assert!(check("s.json", text.as_bytes(), true).is_empty());
         let text = format!(
             "{{\"user_unencrypted\": \"admin\", \"pw\": \"{ENC}\", {}}}",
             sops_block("")
         );
-        assert!(inspect("s.json", text.as_bytes(), true).is_empty());
+        assert!(check("s.json", text.as_bytes(), true).is_empty());
     }
 
     #[test]
     fn metadata_and_mac_problems() {
         let none = "{\"password\": \"x\"}";
         assert_eq!(
-            kinds(&inspect("s.json", none.as_bytes(), true)),
+            kinds(&check("s.json", none.as_bytes(), true)),
             vec![Kind::NotEncrypted]
         );
         let bad_mac = format!("{{\"a\": \"{ENC}\", {}}}", sops_block("")).replace(
@@ -383,7 +371,7 @@ mod tests {
             "\"mac\": \"ENC[AES256_GCM,data:zz]\"",
         );
         assert_eq!(
-            kinds(&inspect("s.json", bad_mac.as_bytes(), true)),
+            kinds(&check("s.json", bad_mac.as_bytes(), true)),
             vec![Kind::BadMac]
         );
         let no_keys = format!("{{\"a\": \"{ENC}\", {}}}", sops_block("")).replace(
@@ -391,43 +379,43 @@ mod tests {
             "",
         );
         assert_eq!(
-            kinds(&inspect("s.json", no_keys.as_bytes(), true)),
+            kinds(&check("s.json", no_keys.as_bytes(), true)),
             vec![Kind::BadMetadata]
         );
         assert_eq!(
-            kinds(&inspect("s.json", b"{not json", true)),
+            kinds(&check("s.json", b"{not json", true)),
             vec![Kind::Unparseable]
         );
         assert_eq!(
-            kinds(&inspect("s.json", &[0xff, 0xfe], true)),
+            kinds(&check("s.json", &[0xff, 0xfe], true)),
             vec![Kind::NotEncrypted]
         );
         assert_eq!(
-            kinds(&inspect("s.env", b"A=b\n", true)),
+            kinds(&check("s.env", b"A=b\n", true)),
             vec![Kind::NotEncrypted]
         );
         assert_eq!(
-            kinds(&inspect("s.ini", b"[s]\nk = v\n", true)),
+            kinds(&check("s.ini", b"[s]\nk = v\n", true)),
             vec![Kind::NotEncrypted]
         );
         assert_eq!(
-            kinds(&inspect("key.pem", b"-----BEGIN", true)),
+            kinds(&check("key.pem", b"-----BEGIN", true)),
             vec![Kind::NotEncrypted]
         );
-        assert!(inspect("s.json", b"", true).is_empty());
+        assert!(check("s.json", b"", true).is_empty());
     }
 
     #[test]
     fn unprotected_files_only_when_they_look_decrypted() {
-        assert!(inspect("config.json", b"{\"password\": \"x\"}", false).is_empty());
+        assert!(check("config.json", b"{\"password\": \"x\"}", false).is_empty());
         assert_eq!(
-            kinds(&inspect("db.dec.json", b"{\"password\": \"x\"}", false)),
+            kinds(&check("db.dec.json", b"{\"password\": \"x\"}", false)),
             vec![Kind::DecryptedFile]
         );
         let enc = format!("{{\"a\": \"{ENC}\", {}}}", sops_block(""));
-        assert!(inspect("db.dec.json", enc.as_bytes(), false).is_empty());
+        assert!(check("db.dec.json", enc.as_bytes(), false).is_empty());
         let plain = format!("{{\"a\": \"plaintext-secret\", {}}}", sops_block(""));
-        let f = inspect("config.json", plain.as_bytes(), false);
+        let f = check("config.json", plain.as_bytes(), false);
         assert_eq!(kinds(&f), vec![Kind::DecryptedFile]);
         assert_eq!(f[0].key_path.as_deref(), Some("[\"a\"]"));
     }

@@ -23,7 +23,10 @@ use std::path::Path;
 
 use finding::{Finding, Kind};
 use rules::SopsRules;
-use snapshot::{AttrSource, Entry, Repo};
+use snapshot::{AttrSource, Entry, PathAttributes, Repo};
+
+use super::filetype;
+use crate::formats::Format;
 
 pub use snapshot::SnapshotError;
 
@@ -118,11 +121,30 @@ fn mentions_filter(text: &[u8]) -> bool {
     })
 }
 
-/// What about a path changes how its blob is read: the format and the name test.
-fn reading_of(path: &str) -> String {
+/// What about a path changes how its blob is read: the format (from the
+/// extension, or the `sops-type` attribute of a protected path) and the name test.
+fn reading_of(path: &str, format: &Result<Format, String>) -> String {
     let lower = path.to_ascii_lowercase();
     let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    format!("{ext}|{}", rules::looks_decrypted_name(path))
+    let format = match format {
+        Ok(f) => f.name(),
+        Err(_) => "?",
+    };
+    format!("{ext}|{format}|{}", rules::looks_decrypted_name(path))
+}
+
+/// The format of a protected path from its `sops-type` attribute values (the
+/// first source that sets one wins); the message when the value is unknown.
+fn format_of(path: &str, sops_types: &[&str]) -> Result<Format, String> {
+    let value = sops_types
+        .iter()
+        .copied()
+        .find(|v| *v != "unspecified")
+        .unwrap_or("unspecified");
+    filetype::from_attribute(path, value).map_err(|e| match e.hint {
+        Some(hint) => format!("{}; {hint}", e.message),
+        None => e.message,
+    })
 }
 
 impl<'r> Checker<'r> {
@@ -180,14 +202,25 @@ impl<'r> Checker<'r> {
     }
 
     /// Inspect one blob at one path, parsing each (blob, reading) once.
-    fn inspect(&mut self, entry: &Entry, protected: bool) -> Result<Vec<Finding>, SnapshotError> {
-        let key = (entry.oid.clone(), protected, reading_of(&entry.path));
+    fn inspect(
+        &mut self,
+        entry: &Entry,
+        format: &Result<Format, String>,
+        protected: bool,
+    ) -> Result<Vec<Finding>, SnapshotError> {
+        let key = (entry.oid.clone(), protected, reading_of(&entry.path, format));
         if let Some(found) = self.cache.get(&key) {
             return Ok(found.clone());
         }
-        let found = match self.read(&entry.oid)? {
-            Some(bytes) => inspect::inspect(&entry.path, &bytes, protected),
-            None => Vec::new(),
+        let found = match (self.read(&entry.oid)?, format) {
+            (None, _) => Vec::new(),
+            (Some(_), Err(message)) if protected => {
+                vec![Finding::new(Kind::UnsupportedFormat, message.clone())]
+            }
+            (Some(bytes), format) => {
+                let format = format.clone().unwrap_or(Format::detect(&entry.path));
+                inspect::inspect(&entry.path, format, &bytes, protected)
+            }
         };
         if protected {
             self.report.protected_blobs += 1;
@@ -218,10 +251,12 @@ impl<'r> Checker<'r> {
         }
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         let mut by_attrs = vec![false; paths.len()];
+        let mut types: Vec<Vec<String>> = vec![Vec::new(); paths.len()];
         for source in sources {
-            let values = self.repo.filter_attributes(*source, &paths)?;
-            for (flag, value) in by_attrs.iter_mut().zip(values) {
-                *flag |= value == "sops";
+            let values = self.repo.attributes(*source, &paths)?;
+            for ((flag, ty), value) in by_attrs.iter_mut().zip(&mut types).zip(values) {
+                *flag |= value.filter == "sops";
+                ty.push(value.sops_type);
             }
         }
         // Only a repository that uses the git-sops filter at all is told to add
@@ -240,7 +275,7 @@ impl<'r> Checker<'r> {
             }
             uses_filter = self.read(&e.oid)?.is_some_and(|t| mentions_filter(&t));
         }
-        for (entry, by_attr) in entries.iter().zip(by_attrs) {
+        for ((entry, by_attr), ty) in entries.iter().zip(by_attrs).zip(types) {
             if !selected(&entry.path) {
                 continue;
             }
@@ -260,7 +295,9 @@ impl<'r> Checker<'r> {
             }
             let protected = by_attr || rule.is_some();
             if protected || inspect::worth_reading_unprotected(&entry.path) {
-                for f in self.inspect(entry, protected)? {
+                let ty: Vec<&str> = ty.iter().map(String::as_str).collect();
+                let format = format_of(&entry.path, &ty);
+                for f in self.inspect(entry, &format, protected)? {
                     self.push(entry, commit, f);
                 }
             }
@@ -286,16 +323,14 @@ impl<'r> Checker<'r> {
                     .map(|e| e.path.as_str()),
             );
         }
-        let mut attrs: HashMap<(&str, &str), bool> = HashMap::new();
+        let mut attrs: HashMap<(&str, &str), PathAttributes> = HashMap::new();
         let mut rules: HashMap<&str, SopsRules> = HashMap::new();
         for (source, paths) in &mut by_source {
             paths.sort_unstable();
             paths.dedup();
-            let values = self
-                .repo
-                .filter_attributes(AttrSource::Tree(source), paths)?;
+            let values = self.repo.attributes(AttrSource::Tree(source), paths)?;
             for (p, v) in paths.iter().zip(values) {
-                attrs.insert((source, p), v == "sops");
+                attrs.insert((source, p), v);
             }
             let spec = format!("{source}:.sops.yaml");
             let r = self.rules(Some(&spec), Some(source))?;
@@ -307,10 +342,9 @@ impl<'r> Checker<'r> {
         for c in commits {
             for entry in c.entries.iter().filter(|e| selected(&e.path)) {
                 let source = c.attr_source.as_str();
-                let by_attr = attrs
-                    .get(&(source, entry.path.as_str()))
-                    .copied()
-                    .unwrap_or(false);
+                let attr = attrs.get(&(source, entry.path.as_str()));
+                let by_attr = attr.is_some_and(|a| a.filter == "sops");
+                let sops_type = attr.map_or("unspecified", |a| a.sops_type.as_str());
                 let by_rule = rules
                     .get(source)
                     .is_some_and(|r| r.matching(&entry.path).is_some());
@@ -319,7 +353,8 @@ impl<'r> Checker<'r> {
                     continue;
                 }
                 if protected || inspect::worth_reading_unprotected(&entry.path) {
-                    for f in self.inspect(entry, protected)? {
+                    let format = format_of(&entry.path, &[sops_type]);
+                    for f in self.inspect(entry, &format, protected)? {
                         self.push(entry, Some(&c.commit), f);
                     }
                 }

@@ -37,6 +37,14 @@ pub struct Entry {
     pub oid: String,
 }
 
+/// The attributes the guard reads for a path, as git reports them
+/// ("sops", "unspecified", a value, ...).
+#[derive(Clone, Debug)]
+pub struct PathAttributes {
+    pub filter: String,
+    pub sops_type: String,
+}
+
 /// Where `.gitattributes` are read from.
 #[derive(Clone, Copy, Debug)]
 pub enum AttrSource<'a> {
@@ -224,12 +232,12 @@ impl Repo {
         Ok(entries)
     }
 
-    /// The `filter` attribute of each path, in order ("sops", "unspecified", ...).
-    pub fn filter_attributes(
+    /// The `filter` and `sops-type` attributes of each path, in order.
+    pub fn attributes(
         &self,
         source: AttrSource<'_>,
         paths: &[&str],
-    ) -> Result<Vec<String>, SnapshotError> {
+    ) -> Result<Vec<PathAttributes>, SnapshotError> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -244,18 +252,23 @@ impl Repo {
             }
         }
         args.push("filter");
+        args.push(crate::drivers::filetype::ATTRIBUTE);
         let mut input = Vec::new();
         for p in paths {
             input.extend_from_slice(p.as_bytes());
             input.push(0);
         }
         let out = self.run(&args, Some(input))?;
-        // -z output: path NUL attribute NUL value NUL, per path, in input order.
+        // -z output: path NUL attribute NUL value NUL, per path and attribute,
+        // in input order.
         let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
-        let values: Vec<String> = fields
-            .chunks(3)
-            .filter(|c| c.len() == 3)
-            .map(|c| String::from_utf8_lossy(c[2]).into_owned())
+        let values: Vec<PathAttributes> = fields
+            .chunks(6)
+            .filter(|c| c.len() == 6)
+            .map(|c| PathAttributes {
+                filter: String::from_utf8_lossy(c[2]).into_owned(),
+                sops_type: String::from_utf8_lossy(c[5]).into_owned(),
+            })
             .collect();
         if values.len() != paths.len() {
             return Err(SnapshotError::Git {

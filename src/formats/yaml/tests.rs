@@ -79,16 +79,6 @@ fn comment_paths(doc: &Document) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-#[ignore]
-fn dump_comment_paths() {
-    let path = std::env::var("YAML_DUMP").unwrap();
-    let src = std::fs::read_to_string(path).unwrap();
-    for (p, t) in comment_paths(&p(&src)) {
-        println!("{p:<12} {t:?}");
-    }
-}
-
 fn typed(src_value: &str) -> Result<Scalar, FormatError> {
     let d = parse(&format!("k: {src_value}\n"))?;
     let (_, l) = leaves(&d).into_iter().next().unwrap();

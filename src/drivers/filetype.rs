@@ -1,0 +1,80 @@
+//! Which SOPS format a path has inside git. As in sops, the extension decides
+//! (`.yaml`/`.yml`, `.json`, `.env`, `.ini`, anything else binary); the
+//! `sops-type` gitattribute overrides it per path, e.g.
+//! `.env.* filter=sops diff=sops merge=sops sops-type=dotenv -text`, because
+//! git's filter protocol tells the driver only the path and names such as
+//! `.env.production` are common. (sops itself would need `--input-type` for
+//! such a file; the README says so.)
+
+use super::DriverError;
+use crate::formats::Format;
+use crate::git::check_attr::AttrReader;
+use crate::git::Git;
+
+/// The gitattribute that overrides the format of a path.
+pub const ATTRIBUTE: &str = "sops-type";
+
+/// The format of `path` given the value git reports for `sops-type`.
+pub fn from_attribute(path: &str, value: &str) -> Result<Format, DriverError> {
+    match value {
+        "unspecified" | "unset" => Ok(Format::detect(path)),
+        name => Format::from_name(name).ok_or_else(|| {
+            let shown = if name == "set" { "sops-type (no value)" } else { name };
+            DriverError::new(
+                path,
+                format!("unknown format {shown:?} in the sops-type gitattribute"),
+            )
+            .hint("use sops-type=yaml, json, dotenv, ini or binary in .gitattributes")
+        }),
+    }
+}
+
+/// The format of one path (one `git check-attr` call).
+pub fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
+    let values = git
+        .check_attr(ATTRIBUTE, &[path.to_string()])
+        .map_err(|e| DriverError::new(path, format!("cannot read its gitattributes: {e}")))?;
+    from_attribute(path, values.first().map_or("unspecified", String::as_str))
+}
+
+/// The formats of many paths, for a long-running filter process: one
+/// `git check-attr` process answers them all.
+pub struct FileTypes {
+    git: Git,
+    reader: Option<AttrReader>,
+}
+
+impl FileTypes {
+    pub fn new(git: Git) -> FileTypes {
+        FileTypes { git, reader: None }
+    }
+
+    pub fn format(&mut self, path: &str) -> Result<Format, DriverError> {
+        if self.reader.is_none() {
+            self.reader = AttrReader::spawn(&self.git, ATTRIBUTE).ok();
+        }
+        if let Some(reader) = self.reader.as_mut() {
+            match reader.read(path) {
+                Ok(value) => return from_attribute(path, &value),
+                Err(_) => self.reader = None,
+            }
+        }
+        format_for(&self.git, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attribute_overrides_the_extension() {
+        assert_eq!(from_attribute("a/.env.prod", "unspecified").unwrap(), Format::Binary);
+        assert_eq!(from_attribute("a/.env.prod", "dotenv").unwrap(), Format::Dotenv);
+        assert_eq!(from_attribute("x.yaml", "unset").unwrap(), Format::Yaml);
+        assert_eq!(from_attribute("x.yaml", "binary").unwrap(), Format::Binary);
+        let err = from_attribute("x.yaml", "toml").unwrap_err();
+        assert!(err.message.contains("\"toml\""), "{}", err.message);
+        assert!(from_attribute("x.yaml", "set").is_err());
+    }
+}

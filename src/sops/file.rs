@@ -1,0 +1,158 @@
+//! A SOPS file of any format as the git drivers see it: bytes in, plaintext
+//! bytes out, and back. The structured formats go through their store (the
+//! plaintext is their text); a binary file is sops' JSON envelope around the raw
+//! bytes ([`super::binary`]). The drivers (clean, smudge, merge, textconv) work
+//! on this one shape so that every format behaves the same inside git.
+
+use zeroize::Zeroizing;
+
+use super::datakey::DataKey;
+use super::encrypt::{self, Ivs};
+use super::metadata::Metadata;
+use super::stash::IvStash;
+use super::{binary, decrypt, Error};
+use crate::formats::{find_entry, Document, Format, FormatError};
+
+/// A parsed SOPS file whose data key is not yet known.
+pub struct Loaded {
+    format: Format,
+    text: String,
+    doc: Document,
+    pub meta: Metadata,
+}
+
+/// A decrypted file.
+pub struct Opened {
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The IV of every value, for re-encrypting unchanged values byte for byte.
+    pub ivs: IvStash,
+}
+
+/// Read `blob` as a SOPS file of `format`; `None` when it is not one (plaintext,
+/// another format, damaged beyond reading its metadata).
+pub fn load(format: Format, blob: &[u8]) -> Option<Loaded> {
+    let text = std::str::from_utf8(blob).ok()?;
+    let (doc, meta) = decrypt::load(format.store(), text).ok()?;
+    Some(Loaded {
+        format,
+        text: text.to_string(),
+        doc,
+        meta,
+    })
+}
+
+/// Read `blob` as a SOPS file when its format is not known for sure (textconv
+/// sees only a temporary file name; the prefetch only needs the metadata): the
+/// format of `path`'s extension first, then the others. A binary file's JSON
+/// envelope is also a valid JSON (and YAML) SOPS file, so the extension decides
+/// between those.
+pub fn sniff(path: &str, blob: &[u8]) -> Option<Loaded> {
+    let detected = Format::detect(path);
+    std::iter::once(detected)
+        .chain(
+            [Format::Yaml, Format::Dotenv, Format::Ini]
+                .into_iter()
+                .filter(|f| *f != detected),
+        )
+        .find_map(|format| load(format, blob))
+}
+
+impl Loaded {
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The parsed ciphertext and its source text.
+    pub fn document(&self) -> (&Document, &str) {
+        (&self.doc, &self.text)
+    }
+
+
+    /// Decrypt with `key`, verifying the MAC.
+    pub fn open(&self, key: &DataKey) -> Result<Opened, Error> {
+        if self.format == Format::Binary {
+            let plaintext = binary::open(&self.doc, &self.meta, key, false)?;
+            return Ok(Opened {
+                plaintext,
+                ivs: IvStash::default(),
+            });
+        }
+        let opened = decrypt::open(
+            self.format.store(),
+            &self.text,
+            &self.doc,
+            &self.meta,
+            key,
+            false,
+        )?;
+        let plaintext = Zeroizing::new(opened.text.as_bytes().to_vec());
+        Ok(Opened {
+            plaintext,
+            ivs: opened.ivs,
+        })
+    }
+}
+
+/// Is `plaintext` already a SOPS file of `format` (a locked clone's working
+/// tree, or a file committed as ciphertext)? Such input is stored as it is.
+pub fn is_encrypted(format: Format, plaintext: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(plaintext) else {
+        return false;
+    };
+    format.store().parse(text).is_ok_and(|doc| {
+        doc.docs
+            .iter()
+            .any(|root| find_entry(root, "sops").is_some())
+    })
+}
+
+/// Encrypt `plaintext` as a `format` file with `key`, filling in `lastmodified`
+/// and the MAC of `meta`. Values whose (path, plaintext) `ivs` remembers keep
+/// their ciphertext.
+pub fn seal(
+    format: Format,
+    plaintext: &[u8],
+    key: &DataKey,
+    meta: &mut Metadata,
+    ivs: &mut dyn Ivs,
+) -> Result<Vec<u8>, Error> {
+    if format == Format::Binary {
+        meta.selector = None;
+        return binary::seal(plaintext, key, meta).map(String::into_bytes);
+    }
+    let text = std::str::from_utf8(plaintext).map_err(|e| {
+        let line = plaintext[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        Error::Format(FormatError::Unsupported {
+            line,
+            column: 0,
+            message: format!(
+                "not UTF-8 text, so it cannot be encrypted as {} (sops treats other extensions as binary)",
+                format.name()
+            ),
+        })
+    })?;
+    let store = format.store();
+    let doc = store.parse(text)?;
+    if doc
+        .docs
+        .iter()
+        .any(|root| find_entry(root, "sops").is_some())
+    {
+        return Err(Error::AlreadyEncrypted);
+    }
+    if !format.sops_accepts_bom() && text.starts_with('\u{feff}') {
+        return Err(Error::Format(FormatError::Unsupported {
+            line: 1,
+            column: 1,
+            message: format!(
+                "starts with a UTF-8 byte order mark, which sops cannot read in {} files; remove it",
+                format.name()
+            ),
+        }));
+    }
+    encrypt::seal(store, text, &doc, key, meta, ivs).map(String::into_bytes)
+}
