@@ -573,7 +573,11 @@ fn git_filter_binary_files_and_sops_type() {
         "repo/.gitattributes",
         format!("{attrs}secrets/.env.* sops-type=dotenv\n"),
     );
-    let keystore: Vec<u8> = (0..=255u8).cycle().take(4096).chain([0xff, 0, 0xfe]).collect();
+    let keystore: Vec<u8> = (0..=255u8)
+        .cycle()
+        .take(4096)
+        .chain([0xff, 0, 0xfe])
+        .collect();
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
     let dotenv = "# prod\nDB_PASSWORD=pr0d-s3cret\nexport API=key=with=equals\n";
     env.write("repo/secrets/store.p12", &keystore);
@@ -590,27 +594,47 @@ fn git_filter_binary_files_and_sops_type() {
         ("secrets/tls.pem", pem.as_bytes(), "binary"),
         ("secrets/.env.production", dotenv.as_bytes(), "dotenv"),
     ] {
-        let blob = git(&["cat-file", "blob", &format!("HEAD:{path}")]).ok().stdout.clone();
+        let blob = git(&["cat-file", "blob", &format!("HEAD:{path}")])
+            .ok()
+            .stdout
+            .clone();
         let text = String::from_utf8(blob.clone()).expect("a sops file is text");
         for secret in ["PRIVATE KEY", "pr0d-s3cret", "key=with"] {
-            assert!(!text.contains(secret), "{path}: {secret} reached the object store:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{path}: {secret} reached the object store:\n{text}"
+            );
         }
         let name = format!("blob-{}", path.replace('/', "_"));
         env.write(&name, &blob);
         let out = env
             .sops()
-            .args(["decrypt", "--input-type", sops_type, "--output-type", sops_type, &name])
+            .args([
+                "decrypt",
+                "--input-type",
+                sops_type,
+                "--output-type",
+                sops_type,
+                &name,
+            ])
             .run()
             .ok();
         if sops_type == "binary" {
-            assert_bytes_eq(plain, &out.stdout, &format!("{path}: sops decrypts the blob"));
+            assert_bytes_eq(
+                plain,
+                &out.stdout,
+                &format!("{path}: sops decrypts the blob"),
+            );
         } else {
             // sops renders dotenv itself (it drops comments' position); compare values.
             let shown = out.stdout_str();
             assert!(shown.contains("DB_PASSWORD=pr0d-s3cret"), "{shown}");
             assert!(shown.contains("API=key=with=equals"), "{shown}");
         }
-        assert!(env.read(format!("repo/{path}")) == plain, "{path}: working tree");
+        assert!(
+            env.read(format!("repo/{path}")) == plain,
+            "{path}: working tree"
+        );
     }
     let status = git(&["status", "--porcelain"]).ok().stdout_str();
     assert_eq!(status, "", "nothing looks modified");
@@ -622,7 +646,9 @@ fn git_filter_binary_files_and_sops_type() {
 
     // An edit keeps the data key (the wrapped key in the metadata is unchanged).
     let wrapped = |rev: &str| {
-        let blob = git(&["cat-file", "blob", &format!("{rev}:secrets/store.p12")]).ok().stdout_str();
+        let blob = git(&["cat-file", "blob", &format!("{rev}:secrets/store.p12")])
+            .ok()
+            .stdout_str();
         let enc_line = blob
             .lines()
             .find(|l| l.contains("\"enc\""))
@@ -634,10 +660,16 @@ fn git_filter_binary_files_and_sops_type() {
     env.write("repo/secrets/store.p12", &edited);
     git(&["add", "secrets/store.p12"]).ok();
     git(&["commit", "-q", "-m", "edit"]).ok();
-    assert_eq!(wrapped("HEAD"), wrapped("HEAD~1"), "same data key after an edit");
+    assert_eq!(
+        wrapped("HEAD"),
+        wrapped("HEAD~1"),
+        "same data key after an edit"
+    );
 
     // textconv: a summary for binary data, the text of a text file.
-    let diff = git(&["diff", "HEAD~1", "HEAD", "--", "secrets/store.p12"]).ok().stdout_str();
+    let diff = git(&["diff", "HEAD~1", "HEAD", "--", "secrets/store.p12"])
+        .ok()
+        .stdout_str();
     assert!(
         diff.contains("-<binary data, 4099 bytes, sha256 ")
             && diff.contains("+<binary data, 4099 bytes, sha256 "),
@@ -645,16 +677,27 @@ fn git_filter_binary_files_and_sops_type() {
     );
     env.write("repo/secrets/tls.pem", pem.replace("MIIE", "MIIF"));
     let diff = git(&["diff", "--", "secrets/tls.pem"]).ok().stdout_str();
-    assert!(diff.contains("+MIIFvQIB") && diff.contains("-MIIEvQIB"), "{diff}");
+    assert!(
+        diff.contains("+MIIFvQIB") && diff.contains("-MIIEvQIB"),
+        "{diff}"
+    );
     git(&["checkout", "--", "secrets/tls.pem"]).ok();
 
     // A fresh clone with the key checks out the exact bytes.
     let clone = env.path("clone");
     env.tool("git")
-        .args(["clone", "-q", repo.to_str().expect("utf8"), clone.to_str().expect("utf8")])
+        .args([
+            "clone",
+            "-q",
+            repo.to_str().expect("utf8"),
+            clone.to_str().expect("utf8"),
+        ])
         .run()
         .ok();
-    assert!(env.read("clone/secrets/store.p12") == edited, "clone: store.p12");
+    assert!(
+        env.read("clone/secrets/store.p12") == edited,
+        "clone: store.p12"
+    );
     assert_eq!(env.read("clone/secrets/empty.key"), b"");
     assert_eq!(env.read("clone/secrets/.env.production"), dotenv.as_bytes());
 
@@ -663,12 +706,27 @@ fn git_filter_binary_files_and_sops_type() {
     let out = env
         .tool("git")
         .env_remove("SOPS_AGE_KEY_FILE")
-        .args(["clone", "-q", repo.to_str().expect("utf8"), locked.to_str().expect("utf8")])
+        .args([
+            "clone",
+            "-q",
+            repo.to_str().expect("utf8"),
+            locked.to_str().expect("utf8"),
+        ])
         .run()
         .ok();
-    assert!(out.stderr.contains("no key to decrypt"), "{}", out.describe());
-    let head = git(&["cat-file", "blob", "HEAD:secrets/store.p12"]).ok().stdout.clone();
-    assert!(env.read("locked/secrets/store.p12") == head, "locked: ciphertext");
+    assert!(
+        out.stderr.contains("no key to decrypt"),
+        "{}",
+        out.describe()
+    );
+    let head = git(&["cat-file", "blob", "HEAD:secrets/store.p12"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        env.read("locked/secrets/store.p12") == head,
+        "locked: ciphertext"
+    );
     let status = env
         .tool("git")
         .env_remove("SOPS_AGE_KEY_FILE")
@@ -683,7 +741,15 @@ fn git_filter_binary_files_and_sops_type() {
     env.write("work-plain.bin", b"\x00from sops\xff");
     let sops_enc = env
         .sops()
-        .args(["encrypt", "--age", &key.recipient, "--input-type", "binary", "--output-type", "binary"])
+        .args([
+            "encrypt",
+            "--age",
+            &key.recipient,
+            "--input-type",
+            "binary",
+            "--output-type",
+            "binary",
+        ])
         .arg(env.path("work-plain.bin"))
         .run()
         .ok()
@@ -691,23 +757,58 @@ fn git_filter_binary_files_and_sops_type() {
         .clone();
     env.write("repo/secrets/from-sops.bin", &sops_enc);
     git(&["add", "secrets/from-sops.bin"]).ok();
-    let staged = git(&["cat-file", "blob", ":secrets/from-sops.bin"]).ok().stdout.clone();
+    let staged = git(&["cat-file", "blob", ":secrets/from-sops.bin"])
+        .ok()
+        .stdout
+        .clone();
     assert_eq!(staged, sops_enc, "ciphertext is stored as it is");
     std::fs::remove_file(repo.join("secrets/from-sops.bin")).expect("rm");
     git(&["checkout", "--", "secrets/from-sops.bin"]).ok();
     assert_eq!(env.read("repo/secrets/from-sops.bin"), b"\x00from sops\xff");
 
     // A sops-type the driver does not know: a clear error, nothing staged.
-    env.write("repo/.gitattributes", format!("{attrs}secrets/odd.cfg sops-type=toml\n"));
+    env.write(
+        "repo/.gitattributes",
+        format!("{attrs}secrets/odd.cfg sops-type=toml\n"),
+    );
     env.write("repo/secrets/odd.cfg", "a = 1\n");
     let out = git(&["add", "secrets/odd.cfg"]).fails();
     assert!(
-        out.stderr.contains("unknown format \"toml\" in the sops-type gitattribute"),
+        out.stderr
+            .contains("unknown format \"toml\" in the sops-type gitattribute"),
         "{}",
         out.describe()
     );
     let staged = git(&["diff", "--cached", "--name-only"]).ok().stdout_str();
     assert!(!staged.contains("odd.cfg"), "{staged}");
+
+    // The guard reads the attribute too: the binary files and the dotenv file pass;
+    // a path whose sops-type is unknown is reported, not guessed.
+    let check = |args: &[&str]| {
+        env.git_sops()
+            .current_dir(&repo)
+            .arg("check")
+            .args(args)
+            .run()
+    };
+    check(&["--staged"]).ok();
+    let oid = git(&["hash-object", "-w", "--no-filters", "secrets/odd.cfg"])
+        .ok()
+        .stdout_str();
+    let cacheinfo = format!("100644,{},secrets/odd.cfg", oid.trim());
+    git(&["update-index", "--add", "--cacheinfo", &cacheinfo]).ok();
+    let out = check(&["--staged"]).fails();
+    assert!(
+        out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("store.p12"),
+        "{}",
+        out.describe()
+    );
+    let report = format!("{}{}", out.stdout_str(), out.stderr);
+    assert!(
+        report.contains("secrets/odd.cfg") && report.contains("unknown format \"toml\""),
+        "{}",
+        out.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -769,4 +870,47 @@ fn kms_interop_both_ways() {
             .clone();
         assert_eq!(back, plain, "{name}: our round trip");
     }
+}
+
+/// `rotate` and `updatekeys` treat an unknown extension as binary, as sops
+/// does, and keep non-UTF-8 bytes intact.
+#[test]
+fn rotate_and_updatekeys_on_a_binary_file() {
+    let a = AgeKey::generate();
+    let b = AgeKey::generate();
+    let env = Env::with_keys(&[&a, &b]);
+    let plain: &[u8] = b"\x00\xff\xfe not text \x80\n";
+    env.write("s.bin", plain);
+    env.write(
+        ".sops.yaml",
+        format!("creation_rules:\n  - age: {}\n", a.recipient),
+    );
+    env.git_sops().args(["encrypt", "-i", "s.bin"]).run().ok();
+    let before = env.read("s.bin");
+    env.git_sops().args(["rotate", "-i", "s.bin"]).run().ok();
+    let rotated = env.read("s.bin");
+    assert_ne!(before, rotated, "a new data key");
+    let out = env.sops().args(["decrypt", "s.bin"]).run().ok();
+    assert!(out.stdout == plain, "sops reads the rotated file");
+    env.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - age: {},{}\n",
+            a.recipient, b.recipient
+        ),
+    );
+    env.git_sops()
+        .args(["updatekeys", "-y", "s.bin"])
+        .run()
+        .ok();
+    let updated = String::from_utf8(env.read("s.bin")).expect("utf8");
+    assert!(updated.contains(&b.recipient), "{updated}");
+    let out = env
+        .sops()
+        .env("SOPS_AGE_KEY", b.key_file_text())
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .args(["decrypt", "s.bin"])
+        .run()
+        .ok();
+    assert!(out.stdout == plain, "the new recipient opens it");
 }

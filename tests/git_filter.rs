@@ -222,7 +222,7 @@ fn commit_stores_only_sops_ciphertext_that_sops_decrypts() {
         // The .sops.yaml and .gitattributes that init wrote are committed as plain files.
         assert!(repo
             .blob("HEAD:.gitattributes")
-            .contains("secrets/** filter=sops diff=sops -text"));
+            .contains("secrets/** filter=sops diff=sops merge=sops -text"));
     });
 }
 

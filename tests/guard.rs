@@ -632,7 +632,7 @@ fn sops_yaml_rules_missing_attributes_and_decrypted_copies() {
         &r,
         &[],
         &[
-            "filter=sops diff=sops -text",
+            "filter=sops diff=sops merge=sops -text",
             "git rm --cached -- backup/db.dec.json",
         ],
     );

@@ -25,7 +25,8 @@ use crate::formats::{apply_edits, Format, Store};
 use crate::sops::config;
 use crate::sops::datakey::DataKey;
 use crate::sops::decrypt;
-use crate::sops::encrypt::{seal, FreshIvs};
+use crate::sops::encrypt::FreshIvs;
+use crate::sops::file;
 use crate::sops::keygroups::{self, key_string_form, KeyGroupError, Keyring, Recipient};
 use crate::sops::metadata::{KeyGroup, MasterKey, Metadata};
 use crate::sops::Error;
@@ -121,11 +122,8 @@ fn format_for(input_type: Option<&str>, name: &str) -> Result<Format, Failure> {
                 "--input-type {t:?} is not supported; git-sops reads and writes yaml, json, dotenv, ini and binary"
             ))
         }),
-        None => Format::from_path(name).ok_or_else(|| {
-            Failure::usage(format!(
-                "{name}: cannot tell the format from the extension; pass --input-type yaml|json|dotenv|ini|binary"
-            ))
-        }),
+        // As sops: any other extension is a binary file.
+        None => Ok(Format::detect(name)),
     }
 }
 
@@ -404,9 +402,9 @@ fn rotate_one(
 ) -> Result<(), Failure> {
     let name = path.display().to_string();
     let format = format_for(args.input_type.as_deref(), &name)?;
-    let store = format.store();
     let text = read_text(path, &name)?;
-    let (doc, meta) = decrypt::load(store, &text).map_err(sops_failure(&name))?;
+    let loaded = file::read(format, &text).map_err(sops_failure(&name))?;
+    let meta = &loaded.meta;
 
     // The new key groups: the file's, plus additions in group 0, minus removals.
     let mut groups: Vec<Vec<MasterKey>> = meta.key_groups.clone();
@@ -468,16 +466,11 @@ fn rotate_one(
         )));
     }
 
-    let key = keygroups::recover(&meta, keyring).map_err(keys_failure(&name))?;
-    let opened =
-        decrypt::open(store, &text, &doc, &meta, &key, false).map_err(sops_failure(&name))?;
+    let key = keygroups::recover(meta, keyring).map_err(keys_failure(&name))?;
+    let opened = loaded.open(&key).map_err(sops_failure(&name))?;
     for w in &opened.warnings {
         eprintln!("git-sops: warning: {name}: {w}");
     }
-    let plain = opened.text;
-    let plain_doc = store
-        .parse(&plain)
-        .map_err(|e| sops_failure(&name)(e.into()))?;
     let (new_key, key_groups, shamir_threshold) =
         keygroups::wrap_new(&recipients, meta.shamir_threshold).map_err(keys_failure(&name))?;
     let mut new_meta = Metadata {
@@ -485,10 +478,9 @@ fn rotate_one(
         shamir_threshold,
         ..meta.clone()
     };
-    let out = seal(
-        store,
-        &plain,
-        &plain_doc,
+    let out = file::seal(
+        format,
+        &opened.plaintext,
         &new_key,
         &mut new_meta,
         &mut FreshIvs,
@@ -501,7 +493,7 @@ fn rotate_one(
     };
     match target {
         Some(t) => {
-            write_atomically(&t, out.as_bytes()).map_err(|e| {
+            write_atomically(&t, &out).map_err(|e| {
                 Failure::io(format!(
                     "{}: cannot write it: {e}; nothing was changed",
                     t.display()
@@ -512,7 +504,7 @@ fn rotate_one(
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
-                .write_all(out.as_bytes())
+                .write_all(&out)
                 .and_then(|_| stdout.flush())
                 .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))?;
         }

@@ -431,7 +431,7 @@ fn hook_advice(report: &Report) -> String {
     }
     if !attributes.is_empty() {
         text.push_str(&format!(
-            "{}add a `filter=sops diff=sops -text` line to .gitattributes for: {}\n  then `git add .gitattributes` and `git add --renormalize -- <those paths>`\n",
+            "{}add a `filter=sops diff=sops merge=sops -text` line to .gitattributes for: {}\n  then `git add .gitattributes` and `git add --renormalize -- <those paths>`\n",
             if text.is_empty() { "" } else { "  " },
             attributes.join(" ")
         ));

@@ -19,7 +19,11 @@ pub fn from_attribute(path: &str, value: &str) -> Result<Format, DriverError> {
     match value {
         "unspecified" | "unset" => Ok(Format::detect(path)),
         name => Format::from_name(name).ok_or_else(|| {
-            let shown = if name == "set" { "sops-type (no value)" } else { name };
+            let shown = if name == "set" {
+                "sops-type (no value)"
+            } else {
+                name
+            };
             DriverError::new(
                 path,
                 format!("unknown format {shown:?} in the sops-type gitattribute"),
@@ -69,8 +73,14 @@ mod tests {
 
     #[test]
     fn the_attribute_overrides_the_extension() {
-        assert_eq!(from_attribute("a/.env.prod", "unspecified").unwrap(), Format::Binary);
-        assert_eq!(from_attribute("a/.env.prod", "dotenv").unwrap(), Format::Dotenv);
+        assert_eq!(
+            from_attribute("a/.env.prod", "unspecified").unwrap(),
+            Format::Binary
+        );
+        assert_eq!(
+            from_attribute("a/.env.prod", "dotenv").unwrap(),
+            Format::Dotenv
+        );
         assert_eq!(from_attribute("x.yaml", "unset").unwrap(), Format::Yaml);
         assert_eq!(from_attribute("x.yaml", "binary").unwrap(), Format::Binary);
         let err = from_attribute("x.yaml", "toml").unwrap_err();

@@ -17,9 +17,10 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::keystore::key_cache;
-use super::DriverError;
 use super::filetype::FileTypes;
+use super::keystore::key_cache;
+use super::known_blobs::KnownBlobs;
+use super::DriverError;
 use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
@@ -41,6 +42,8 @@ pub struct Filter {
     keyring: Keyring,
     keys: KeyCache,
     types: FileTypes,
+    /// What stored blobs decrypt to, to recognise unchanged files cheaply.
+    known: Option<KnownBlobs>,
     warned_locked: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
@@ -57,6 +60,7 @@ impl Filter {
         let top = git.toplevel().unwrap_or_else(|_| git.dir.clone());
         let keys = key_cache(&git);
         let types = FileTypes::new(git.clone());
+        let known = KnownBlobs::open(&git);
         Filter {
             git,
             top,
@@ -64,6 +68,7 @@ impl Filter {
             keyring: Keyring::new(),
             keys,
             types,
+            known,
             warned_locked: false,
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
@@ -111,6 +116,9 @@ impl Filter {
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
         let format = self.types.format(path)?;
+        if let Some(staged) = self.known_staged(path, format, input) {
+            return Ok(staged);
+        }
         if file::is_encrypted(format, input) {
             // Already SOPS (a locked clone's working tree, or a file committed as
             // ciphertext): store it exactly as it is.
@@ -120,7 +128,16 @@ impl Filter {
             DriverError::new(path, format!("cannot encrypt it: {e}"))
                 .hint("fix the file and run the git command again; git-sops never stores plaintext")
         };
-        // Refuse what cannot be encrypted before looking for keys.
+        // Refuse what cannot be encrypted before looking for keys. Conflict
+        // markers left by the merge driver would not parse (or, in a binary
+        // secret, would be stored as its content): name them.
+        if let Some(line) = conflict_markers(input) {
+            return Err(DriverError::new(
+                path,
+                format!("has unresolved merge conflict markers (line {line}); nothing was staged"),
+            )
+            .hint("edit the file to keep the right values and remove the <<<<<<< ======= >>>>>>> lines, then `git add` it (or `git checkout --ours/--theirs` it)"));
+        }
         if format != Format::Binary {
             let text = std::str::from_utf8(input).map_err(|_| {
                 DriverError::new(
@@ -153,9 +170,27 @@ impl Filter {
             mac_only_encrypted: rule.mac_only_encrypted,
         };
         let (key, mut meta) = encrypt::new_metadata(&spec).map_err(fail)?;
-        let out = file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        let out =
+            file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.keys.remember(&meta, &key);
+        self.remember(&out, format, input);
         Ok(out)
+    }
+
+    /// The staged blob, when it is known to decrypt to exactly `input`.
+    fn known_staged(&mut self, path: &str, format: Format, input: &[u8]) -> Option<Vec<u8>> {
+        self.known.as_ref()?;
+        let staged = self.template(0, path)?;
+        self.known
+            .as_ref()
+            .is_some_and(|k| k.matches(&staged, format, input))
+            .then_some(staged)
+    }
+
+    fn remember(&mut self, blob: &[u8], format: Format, plaintext: &[u8]) {
+        if let Some(known) = self.known.as_mut() {
+            known.record(blob, format, plaintext);
+        }
     }
 
     /// Clean against the previous versions of the file. `None` when none of them
@@ -177,6 +212,9 @@ impl Filter {
                 continue;
             }
             seen.push(template.clone());
+            if super::merge::is_conflict(&template) {
+                continue; // its one value is no template for the file's values
+            }
             let Some(loaded) = file::load(format, &template) else {
                 continue;
             };
@@ -190,6 +228,7 @@ impl Filter {
                 continue;
             };
             if opened.plaintext.as_slice() == input {
+                self.remember(&template, format, input);
                 return Ok(Some(template));
             }
             usable.get_or_insert((loaded.meta, key, opened.ivs));
@@ -198,6 +237,7 @@ impl Filter {
             // Same data key and recipients; unchanged values keep their IVs.
             let out = file::seal(format, input, &key, &mut meta, &mut ivs)
                 .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+            self.remember(&out, format, input);
             return Ok(Some(out));
         }
         // No key for the previous version (a locked clone that replaced the file
@@ -229,13 +269,22 @@ impl Filter {
             shamir_threshold: threshold,
             ..previous.clone()
         };
-        let out = file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs)
-            .map_err(fail)?;
+        let out =
+            file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.keys.remember(&meta, &key);
+        self.remember(&out, format, input);
         Ok(out)
     }
 
     pub fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
+        // A merge conflict (see `merge`): the text with conflict markers goes to the
+        // working tree. It is never a clean template; clean falls back to HEAD.
+        if let Some(opened) = super::merge::open_conflict(input, &self.keys, &self.keyring) {
+            return Ok(match opened {
+                Ok(text) => Smudged::Plaintext(text),
+                Err(_) => Smudged::Unchanged,
+            });
+        }
         let format = self.types.format(path)?;
         let Some(loaded) = file::load(format, input) else {
             return Ok(Smudged::Unchanged);
@@ -258,6 +307,44 @@ impl Filter {
             )
         })?;
         self.smudged.insert(path.to_string(), input.to_vec());
+        self.remember(input, format, &opened.plaintext);
         Ok(Smudged::Plaintext(opened.plaintext))
+    }
+}
+
+/// The line of the first `<<<<<<<` marker of a complete conflict block
+/// (`<<<<<<<`, `=======`, `>>>>>>>` lines in that order), if any.
+fn conflict_markers(input: &[u8]) -> Option<usize> {
+    let mut start = None;
+    let mut middle = false;
+    for (n, line) in input.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"<<<<<<<") {
+            start = Some(n + 1);
+            middle = false;
+        } else if start.is_some() && line.starts_with(b"=======") {
+            middle = true;
+        } else if middle && line.starts_with(b">>>>>>>") {
+            return start;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflict_markers;
+
+    #[test]
+    fn conflict_markers_need_a_whole_block() {
+        let block = b"a: 1\n<<<<<<< ours\nb: 2\n=======\nb: 3\n>>>>>>> theirs\n";
+        assert_eq!(conflict_markers(block), Some(2));
+        assert_eq!(
+            conflict_markers(b"a: 1\r\n<<<<<<< ours\r\n=======\r\n>>>>>>> theirs\r\n"),
+            Some(2)
+        );
+        assert_eq!(conflict_markers(b"# <<<<<<< not at line start\n"), None);
+        assert_eq!(conflict_markers(b"<<<<<<< ours\nb: 2\n"), None);
+        assert_eq!(conflict_markers(b"=======\n>>>>>>> x\n"), None);
     }
 }

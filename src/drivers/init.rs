@@ -7,14 +7,14 @@
 
 use std::path::Path;
 
+use super::filetype::FileTypes;
 use super::install::{self, Scope};
 use super::status::protected_paths;
 use super::DriverError;
-use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use crate::keys::age;
-use crate::sops::{config, decrypt, metadata::now_rfc3339};
+use crate::sops::{config, file, metadata::now_rfc3339};
 
 pub const DEFAULT_PATTERN: &str = "secrets/**";
 
@@ -75,10 +75,30 @@ fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
     Ok(recipient)
 }
 
+/// The attributes `init` gives each pattern.
+pub const ATTRIBUTES: &str = "filter=sops diff=sops merge=sops -text";
+
+/// Add a `PATTERN filter=sops diff=sops merge=sops -text` line for each pattern
+/// that has no `filter=sops` line yet, and give existing `filter=sops` lines
+/// that name no merge driver `merge=sops` (lines written by an older
+/// `git sops init`). A line that sets `merge` in any way is left alone.
 fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, DriverError> {
     let path = top.join(".gitattributes");
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let original = std::fs::read_to_string(&path).unwrap_or_default();
     let mut changes = Vec::new();
+    let mut text = String::with_capacity(original.len() + 64);
+    for line in original.split_inclusive('\n') {
+        match with_merge_driver(line) {
+            Some(upgraded) => {
+                changes.push(format!(
+                    "added merge=sops to the .gitattributes line `{}` (merges decrypted values)",
+                    line.trim_end()
+                ));
+                text.push_str(&upgraded);
+            }
+            None => text.push_str(line),
+        }
+    }
     for pattern in patterns {
         let present = text.lines().any(|l| {
             let mut fields = l.split_whitespace();
@@ -88,10 +108,8 @@ fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, Driver
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str(&format!("{pattern} filter=sops diff=sops -text\n"));
-            changes.push(format!(
-                "added `{pattern} filter=sops diff=sops -text` to .gitattributes"
-            ));
+            text.push_str(&format!("{pattern} {ATTRIBUTES}\n"));
+            changes.push(format!("added `{pattern} {ATTRIBUTES}` to .gitattributes"));
         }
     }
     if !changes.is_empty() {
@@ -99,6 +117,49 @@ fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, Driver
             .map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
     }
     Ok(changes)
+}
+
+/// `line` with ` merge=sops` added after its `diff=sops` (else `filter=sops`)
+/// attribute, when it is a pattern line with `filter=sops` and no `merge`
+/// attribute; `None` otherwise.
+fn with_merge_driver(line: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('#') || trimmed.starts_with("[attr]") {
+        return None;
+    }
+    // The attributes with their byte offsets (the first field is the pattern).
+    let mut fields = Vec::new();
+    let mut start = None;
+    for (i, c) in line
+        .char_indices()
+        .chain(std::iter::once((line.len(), ' ')))
+    {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                fields.push((s, &line[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    let attrs = fields.get(1..)?;
+    if !attrs.iter().any(|(_, f)| *f == "filter=sops") {
+        return None;
+    }
+    let names_merge = |f: &str| {
+        let name = f.trim_start_matches(['-', '!']);
+        name == "merge" || name.starts_with("merge=")
+    };
+    if attrs.iter().any(|(_, f)| names_merge(f)) {
+        return None;
+    }
+    let (at, anchor) = attrs
+        .iter()
+        .find(|(_, f)| *f == "diff=sops")
+        .or_else(|| attrs.iter().find(|(_, f)| *f == "filter=sops"))?;
+    let end = at + anchor.len();
+    Some(format!("{} merge=sops{}", &line[..end], &line[end..]))
 }
 
 /// Re-check-out protected files whose working-tree copy is still ciphertext and
@@ -110,16 +171,15 @@ fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
     let mut blobs = BlobReader::spawn(git).map_err(|e| err(e.to_string()))?;
     let mut unlocked = Vec::new();
     let mut plaintext_in_index = Vec::new();
+    let mut types = FileTypes::new(git.clone());
     for path in paths {
-        let Some(store) = Format::from_path(&path).map(|f| f.store()) else {
-            continue;
+        let Ok(format) = types.format(&path) else {
+            continue; // the filter reports a bad sops-type
         };
         let Ok(Some(staged)) = blobs.read(&format!(":{path}")) else {
             continue;
         };
-        let staged_is_sops =
-            std::str::from_utf8(&staged).is_ok_and(|t| decrypt::load(store, t).is_ok());
-        if !staged_is_sops {
+        if file::load(format, &staged).is_none() {
             plaintext_in_index.push(path);
             continue;
         }
@@ -205,6 +265,54 @@ pub fn glob_regex(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_attribute_lines_get_the_merge_driver() {
+        assert_eq!(
+            with_merge_driver("secrets/** filter=sops diff=sops -text\n").as_deref(),
+            Some("secrets/** filter=sops diff=sops merge=sops -text\n")
+        );
+        assert_eq!(
+            with_merge_driver("*.enc.json\tfilter=sops -text\r\n").as_deref(),
+            Some("*.enc.json\tfilter=sops merge=sops -text\r\n")
+        );
+        assert_eq!(
+            with_merge_driver("a.yaml -text filter=sops").as_deref(),
+            Some("a.yaml -text filter=sops merge=sops")
+        );
+        for untouched in [
+            "secrets/** filter=sops diff=sops merge=sops -text\n",
+            "secrets/** filter=sops diff=sops merge=binary\n",
+            "secrets/** filter=sops -merge\n",
+            "secrets/** filter=sops !merge\n",
+            "# secrets/** filter=sops\n",
+            "[attr]secret filter=sops diff=sops\n",
+            "docs/** diff=sops\n",
+            "filter=sops\n",
+            "\n",
+        ] {
+            assert_eq!(with_merge_driver(untouched), None, "{untouched:?}");
+        }
+    }
+
+    #[test]
+    fn attributes_are_added_and_upgraded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".gitattributes");
+        std::fs::write(&path, "*.txt text\nold/** filter=sops diff=sops -text").unwrap();
+        let changes = add_attributes(dir.path(), &["secrets/**".to_string()]).unwrap();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "*.txt text\nold/** filter=sops diff=sops merge=sops -text\nsecrets/** filter=sops diff=sops merge=sops -text\n"
+        );
+        let again = add_attributes(
+            dir.path(),
+            &["secrets/**".to_string(), "old/**".to_string()],
+        )
+        .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+    }
 
     #[test]
     fn globs_become_path_regexes() {

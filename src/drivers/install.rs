@@ -1,7 +1,9 @@
 //! `git sops install`: the driver configuration in git config, nothing else.
 //! The filter is `required`, so a failing or missing git-sops stops git instead
 //! of storing plaintext; `diff.sops.cachetextconv` is removed wherever it is found
-//! because git would store textconv output (plaintext) under `refs/notes`.
+//! because git would store textconv output (plaintext) under `refs/notes`. The
+//! merge driver (`merge.sops.driver`) merges the decrypted values of protected
+//! files, so two branches that edit different keys merge without a conflict.
 
 use crate::git::{Git, GitError};
 
@@ -21,13 +23,18 @@ impl Scope {
 }
 
 /// The settings git-sops needs, as (key, value).
-pub const SETTINGS: [(&str, &str); 6] = [
+pub const SETTINGS: [(&str, &str); 8] = [
     ("filter.sops.process", "git-sops filter-process"),
     ("filter.sops.clean", "git-sops clean %f"),
     ("filter.sops.smudge", "git-sops smudge %f"),
     ("filter.sops.required", "true"),
     ("diff.sops.textconv", "git-sops textconv"),
     ("diff.sops.binary", "false"),
+    (
+        "merge.sops.name",
+        "git-sops: merge SOPS files by their decrypted values",
+    ),
+    ("merge.sops.driver", "git-sops merge %O %A %B %L %P"),
 ];
 
 /// Write the settings into `scope`; returns one line per change made.

@@ -9,6 +9,8 @@ pub mod guard;
 pub mod init;
 pub mod install;
 pub mod keystore;
+pub mod known_blobs;
+pub mod merge;
 pub mod prefetch;
 pub mod process;
 pub mod status;

@@ -7,6 +7,11 @@
 //! selector (sops writes no `unencrypted_suffix` for binary files). An empty file
 //! gives `"data": ""`, which is not encrypted. The plaintext never goes through a
 //! text store, so its bytes come back exactly.
+//!
+//! [`seal_named`] and [`open_named`] do the same under another key name (the
+//! merge driver's conflict envelope uses `git_sops_conflict`): the AAD is then
+//! `<name>:`, exactly what sops uses for a top-level string of that name, so the
+//! result is still an ordinary sops JSON document.
 
 use zeroize::Zeroizing;
 
@@ -20,8 +25,8 @@ use super::{decrypt, Error};
 use crate::formats::json::{json_string, JsonStore};
 use crate::formats::{apply_edits, find_entry, Document, FormatError, Node, Scalar, Store};
 
-/// The AAD of the one value.
-const AAD: &str = "data:";
+/// The key of the one value in sops' binary envelope.
+pub const DATA: &str = "data";
 
 /// Encrypt `data` for `spec` into sops' JSON envelope.
 pub fn encrypt(data: &[u8], spec: &EncryptSpec) -> Result<String, Error> {
@@ -32,16 +37,27 @@ pub fn encrypt(data: &[u8], spec: &EncryptSpec) -> Result<String, Error> {
 
 /// Encrypt `data` with `key`, filling in `lastmodified` and the MAC of `meta`.
 pub fn seal(data: &[u8], key: &DataKey, meta: &mut Metadata) -> Result<String, Error> {
+    seal_named(DATA, data, key, meta)
+}
+
+/// [`seal`] with the value stored under `name` instead of `data`.
+pub fn seal_named(
+    name: &str,
+    data: &[u8],
+    key: &DataKey,
+    meta: &mut Metadata,
+) -> Result<String, Error> {
+    let aad = format!("{name}:");
     let value = if data.is_empty() {
         String::new()
     } else {
-        cipher::encrypt(key, data, AAD, TypeTag::Str, &cipher::random_iv())
+        cipher::encrypt(key, data, &aad, TypeTag::Str, &cipher::random_iv())
     };
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
     hasher.leaf(data, true);
     meta.lastmodified = now_rfc3339();
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
-    let src = format!("{{\n\t\"data\": {}\n}}\n", json_string(&value));
+    let src = format!("{{\n\t{}: {}\n}}\n", json_string(name), json_string(&value));
     let doc = JsonStore.parse(&src)?;
     let edits = JsonStore.insert_metadata(&src, &doc, &meta.to_value());
     let out = apply_edits(&src, edits)?;
@@ -86,24 +102,36 @@ pub fn open(
     key: &DataKey,
     ignore_mac: bool,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
+    open_named(DATA, doc, meta, key, ignore_mac)
+}
+
+/// [`open`] for a value stored under `name` instead of `data`.
+pub fn open_named(
+    name: &str,
+    doc: &Document,
+    meta: &Metadata,
+    key: &DataKey,
+    ignore_mac: bool,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     let root = doc.docs.first().ok_or_else(|| damaged("no JSON object"))?;
-    let entry = find_entry(root, "data").ok_or_else(|| damaged("it has no `data` entry"))?;
+    let entry =
+        find_entry(root, name).ok_or_else(|| damaged(format!("it has no `{name}` entry")))?;
     let Node::Leaf(leaf) = &entry.value else {
-        return Err(damaged("`data` is not a string"));
+        return Err(damaged(format!("`{name}` is not a string")));
     };
     let Scalar::Str(value) = &leaf.value else {
-        return Err(damaged("`data` is not a string"));
+        return Err(damaged(format!("`{name}` is not a string")));
     };
     let bytes = if value.is_empty() {
         Zeroizing::new(Vec::new())
     } else {
         let value_err = |source| Error::Value {
-            path: "[\"data\"]".into(),
+            path: format!("[{name:?}]"),
             line: leaf.line,
             source,
         };
         let enc = EncValue::parse(value).map_err(value_err)?;
-        cipher::decrypt(key, &enc, AAD).map_err(value_err)?
+        cipher::decrypt(key, &enc, &format!("{name}:")).map_err(value_err)?
     };
     if !ignore_mac {
         let mut hasher = MacHasher::new(meta.mac_only_encrypted);
@@ -195,6 +223,27 @@ mod tests {
             Err(Error::MacMismatch { .. })
         ));
         assert!(open(&doc, &m, &key(), false).is_ok());
+    }
+
+    #[test]
+    fn another_key_name_round_trips_and_is_bound_to_its_name() {
+        let mut m = meta();
+        let out = seal_named("git_sops_conflict", b"x\ny\n", &key(), &mut m).unwrap();
+        assert!(
+            out.starts_with("{\n\t\"git_sops_conflict\": \"ENC[AES256_GCM,data:"),
+            "{out}"
+        );
+        let doc = JsonStore.parse(&out).unwrap();
+        let back = open_named("git_sops_conflict", &doc, &m, &key(), false).unwrap();
+        assert_eq!(back.as_slice(), b"x\ny\n");
+        assert!(open(&doc, &m, &key(), false).is_err());
+        // The value cannot be moved under another name (the AAD differs).
+        let moved = out.replace("\"git_sops_conflict\"", "\"data\"");
+        let doc = JsonStore.parse(&moved).unwrap();
+        assert!(matches!(
+            open(&doc, &m, &key(), false),
+            Err(Error::Value { .. })
+        ));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Loaded {
 /// A decrypted file.
 pub struct Opened {
     pub plaintext: Zeroizing<Vec<u8>>,
+    /// What sops would also only warn about (see [`decrypt::Opened`]).
+    pub warnings: Vec<String>,
     /// The IV of every value, for re-encrypting unchanged values byte for byte.
     pub ivs: IvStash,
 }
@@ -31,9 +33,13 @@ pub struct Opened {
 /// Read `blob` as a SOPS file of `format`; `None` when it is not one (plaintext,
 /// another format, damaged beyond reading its metadata).
 pub fn load(format: Format, blob: &[u8]) -> Option<Loaded> {
-    let text = std::str::from_utf8(blob).ok()?;
-    let (doc, meta) = decrypt::load(format.store(), text).ok()?;
-    Some(Loaded {
+    read(format, std::str::from_utf8(blob).ok()?).ok()
+}
+
+/// [`load`] with the reason when `text` is not a SOPS file of `format`.
+pub fn read(format: Format, text: &str) -> Result<Loaded, Error> {
+    let (doc, meta) = decrypt::load(format.store(), text)?;
+    Ok(Loaded {
         format,
         text: text.to_string(),
         doc,
@@ -67,13 +73,13 @@ impl Loaded {
         (&self.doc, &self.text)
     }
 
-
     /// Decrypt with `key`, verifying the MAC.
     pub fn open(&self, key: &DataKey) -> Result<Opened, Error> {
         if self.format == Format::Binary {
             let plaintext = binary::open(&self.doc, &self.meta, key, false)?;
             return Ok(Opened {
                 plaintext,
+                warnings: Vec::new(),
                 ivs: IvStash::default(),
             });
         }
@@ -88,6 +94,7 @@ impl Loaded {
         let plaintext = Zeroizing::new(opened.text.as_bytes().to_vec());
         Ok(Opened {
             plaintext,
+            warnings: opened.warnings,
             ivs: opened.ivs,
         })
     }

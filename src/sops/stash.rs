@@ -35,6 +35,18 @@ impl IvStash {
         }
     }
 
+    /// Add the IVs of `other` (the stash of another version of the file under the
+    /// same data key, e.g. the other side of a merge) that this stash does not
+    /// already have an IV for; on a collision this stash's IV wins. Both stashes
+    /// must come from the same data key: an IV is only ever handed out again for
+    /// the (path, type, plaintext) it was found with, so the merged file repeats
+    /// ciphertext one of its inputs already holds and nothing else.
+    pub fn absorb(&mut self, other: IvStash) {
+        for (slot, iv) in other.ivs {
+            self.ivs.entry(slot).or_insert(iv);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ivs.len()
     }
@@ -51,5 +63,27 @@ impl Ivs for IvStash {
         self.ivs
             .remove(&slot(aad, tag, plaintext))
             .unwrap_or_else(random_iv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_missing_ivs_and_keeps_its_own() {
+        let mut ours = IvStash::default();
+        ours.record("a:", TypeTag::Str, b"1", &[1u8; 32]);
+        ours.record("b:", TypeTag::Str, b"2", &[2u8; 32]);
+        let mut theirs = IvStash::default();
+        theirs.record("b:", TypeTag::Str, b"2", &[9u8; 32]);
+        theirs.record("c:", TypeTag::Str, b"3", &[3u8; 32]);
+        ours.absorb(theirs);
+        assert_eq!(ours.len(), 3);
+        assert_eq!(ours.iv("b:", TypeTag::Str, b"2"), [2u8; 32]);
+        assert_eq!(ours.iv("c:", TypeTag::Str, b"3"), [3u8; 32]);
+        assert_eq!(ours.iv("a:", TypeTag::Str, b"1"), [1u8; 32]);
+        // Handed out once: a second identical value gets a fresh IV.
+        assert_ne!(ours.iv("a:", TypeTag::Str, b"1"), [1u8; 32]);
     }
 }

@@ -23,8 +23,10 @@ pub enum Kind {
     PlaintextComment,
     /// A value that starts like `ENC[...]` but is not in sops' format.
     MalformedValue,
-    /// A protected path whose format the guard cannot verify (dotenv, INI).
+    /// A protected path whose format the guard cannot tell (an unknown `sops-type`).
     UnsupportedFormat,
+    /// The merge driver's encrypted conflict envelope: a merge left unresolved.
+    UnresolvedConflict,
     /// A `.sops.yaml` `path_regex` matches the path but `.gitattributes` gives it no `filter=sops`.
     MissingAttribute,
     /// A file that looks like decrypted SOPS output (by name, or a `sops` block over plaintext).
@@ -44,6 +46,7 @@ impl Kind {
             Kind::PlaintextComment => "plaintext-comment",
             Kind::MalformedValue => "malformed-value",
             Kind::UnsupportedFormat => "unsupported-format",
+            Kind::UnresolvedConflict => "unresolved-conflict",
             Kind::MissingAttribute => "missing-attribute",
             Kind::DecryptedFile => "decrypted-file",
             Kind::BadConfig => "bad-config",

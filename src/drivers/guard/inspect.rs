@@ -25,8 +25,8 @@ use std::convert::Infallible;
 
 use super::finding::{mask, Finding, Kind};
 use super::rules::looks_decrypted_name;
-use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar};
 use crate::formats::Value;
+use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar};
 use crate::sops::cipher::{self, EncValue, TypeTag};
 use crate::sops::display_path;
 use crate::sops::metadata::Metadata;
@@ -48,6 +48,14 @@ pub fn worth_reading_unprotected(path: &str) -> bool {
 }
 
 fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
+    if crate::drivers::merge::is_conflict(content) {
+        // Encrypted, but not the file: sops (and everything reading it) would
+        // see one `git_sops_conflict` value instead of the secrets.
+        return vec![Finding::new(
+            Kind::UnresolvedConflict,
+            "the file is git-sops' encrypted merge-conflict envelope, not the secrets file: resolve the conflict (edit the file, `git add` it) before committing",
+        )];
+    }
     // A binary file is sops' JSON envelope.
     let store = format.store();
     let binary = format == Format::Binary;

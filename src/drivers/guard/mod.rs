@@ -208,7 +208,11 @@ impl<'r> Checker<'r> {
         format: &Result<Format, String>,
         protected: bool,
     ) -> Result<Vec<Finding>, SnapshotError> {
-        let key = (entry.oid.clone(), protected, reading_of(&entry.path, format));
+        let key = (
+            entry.oid.clone(),
+            protected,
+            reading_of(&entry.path, format),
+        );
         if let Some(found) = self.cache.get(&key) {
             return Ok(found.clone());
         }
@@ -287,7 +291,7 @@ impl<'r> Checker<'r> {
                     Finding::new(
                         Kind::MissingAttribute,
                         format!(
-                            ".sops.yaml creation rule {n} (path_regex {pattern:?}) covers this path, but .gitattributes gives it no filter=sops, so git would commit an edited plaintext copy as it is; add a line such as `{} filter=sops diff=sops -text`",
+                            ".sops.yaml creation rule {n} (path_regex {pattern:?}) covers this path, but .gitattributes gives it no filter=sops, so git would commit an edited plaintext copy as it is; add a line such as `{} filter=sops diff=sops merge=sops -text`",
                             entry.path
                         ),
                     ),
