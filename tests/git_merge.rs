@@ -567,19 +567,23 @@ fn a_locked_clone_merges_one_sided_changes_and_fails_cleanly_on_conflicts() {
 }
 
 #[test]
-fn dotenv_and_json_files_merge_by_value() {
+fn dotenv_ini_and_json_files_merge_by_value() {
     let repo = Repo::new();
     let env = "DB_USER=admin\nDB_PASSWORD=hunter2\n# the API\nAPI_TOKEN=tok-api-7f3a\nSMTP_PASSWORD=smtp-pass-base\n";
     let json = "{\n  \"db\": {\n    \"user\": \"admin\",\n    \"password\": \"hunter2\"\n  },\n  \"retries\": 3,\n  \"token\": \"tok-api-7f3a\"\n}\n";
     repo.write("secrets/app.env", env);
     repo.write("secrets/app.json", json);
+    let ini = "[db]\nuser = admin\npassword = hunter2\n\n[api]\n; the API\ntoken = tok-api-7f3a\n";
+    repo.write("secrets/app.ini", ini);
     repo.commit_all("base");
     repo.branch("feature", "main", |r| {
         r.edit("secrets/app.env", "smtp-pass-base", "smtp-pass-new");
         r.edit("secrets/app.json", "tok-api-7f3a", "tok-api-theirs");
+        r.edit("secrets/app.ini", "tok-api-7f3a", "tok-api-theirs");
     });
     repo.edit("secrets/app.env", "DB_USER=admin", "DB_USER=root-user");
     repo.edit("secrets/app.json", "\"admin\"", "\"root-user\"");
+    repo.edit("secrets/app.ini", "user = admin", "user = root-user");
     repo.commit_all("ours");
     let out = repo.git(&["merge", "--no-edit", "feature"]).ok();
     assert!(!out.stderr.contains("CONFLICT"), "{}", out.describe());
@@ -587,10 +591,14 @@ fn dotenv_and_json_files_merge_by_value() {
     let json_merged = "{\n  \"db\": {\n    \"user\": \"root-user\",\n    \"password\": \"hunter2\"\n  },\n  \"retries\": 3,\n  \"token\": \"tok-api-theirs\"\n}\n";
     assert_eq!(repo.text("secrets/app.env"), env_merged);
     assert_eq!(repo.text("secrets/app.json"), json_merged);
+    let ini_merged =
+        "[db]\nuser = root-user\npassword = hunter2\n\n[api]\n; the API\ntoken = tok-api-theirs\n";
+    assert_eq!(repo.text("secrets/app.ini"), ini_merged);
     assert_eq!(repo.status(), "");
     for (path, ty, plain) in [
         ("secrets/app.env", "dotenv", env_merged),
         ("secrets/app.json", "json", json_merged),
+        ("secrets/app.ini", "ini", ini_merged),
     ] {
         let blob = repo.blob(&format!("HEAD:{path}"));
         assert_eq!(repo.decrypt(&blob, ty), plain.as_bytes(), "{path}");

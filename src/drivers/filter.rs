@@ -119,18 +119,8 @@ impl Filter {
         if let Some(staged) = self.known_staged(path, format, input) {
             return Ok(staged);
         }
-        if file::is_encrypted(format, input) {
-            // Already SOPS (a locked clone's working tree, or a file committed as
-            // ciphertext): store it exactly as it is.
-            return Ok(input.to_vec());
-        }
-        let fail = |e: Error| {
-            DriverError::new(path, format!("cannot encrypt it: {e}"))
-                .hint("fix the file and run the git command again; git-sops never stores plaintext")
-        };
-        // Refuse what cannot be encrypted before looking for keys. Conflict
-        // markers left by the merge driver would not parse (or, in a binary
-        // secret, would be stored as its content): name them.
+        // Conflict markers left by the merge driver would not parse (or, in a
+        // binary secret, would be stored as its content): name them.
         if let Some(line) = conflict_markers(input) {
             return Err(DriverError::new(
                 path,
@@ -138,7 +128,16 @@ impl Filter {
             )
             .hint("edit the file to keep the right values and remove the <<<<<<< ======= >>>>>>> lines, then `git add` it (or `git checkout --ours/--theirs` it)"));
         }
-        if format != Format::Binary {
+        let fail = |e: Error| {
+            DriverError::new(path, format!("cannot encrypt it: {e}"))
+                .hint("fix the file and run the git command again; git-sops never stores plaintext")
+        };
+        // Already SOPS (a locked clone's working tree, or a file committed as
+        // ciphertext): store it exactly as it is. What cannot be encrypted is
+        // refused here, before looking for keys.
+        let encrypted = if format == Format::Binary {
+            file::is_encrypted(format, input)
+        } else {
             let text = std::str::from_utf8(input).map_err(|_| {
                 DriverError::new(
                     path,
@@ -146,7 +145,11 @@ impl Filter {
                 )
                 .hint("set `sops-type=binary` for this path in .gitattributes to store it as a binary secret")
             })?;
-            format.store().parse(text).map_err(|e| fail(e.into()))?;
+            let doc = format.store().parse(text).map_err(|e| fail(e.into()))?;
+            file::has_metadata(&doc)
+        };
+        if encrypted {
+            return Ok(input.to_vec());
         }
         if let Some(out) = self.clean_with_templates(path, format, input)? {
             return Ok(out);
@@ -179,7 +182,7 @@ impl Filter {
 
     /// The staged blob, when it is known to decrypt to exactly `input`.
     fn known_staged(&mut self, path: &str, format: Format, input: &[u8]) -> Option<Vec<u8>> {
-        self.known.as_ref()?;
+        self.known.as_ref()?; // switched off: do not read the blob for nothing
         let staged = self.template(0, path)?;
         self.known
             .as_ref()

@@ -106,11 +106,17 @@ pub fn is_encrypted(format: Format, plaintext: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(plaintext) else {
         return false;
     };
-    format.store().parse(text).is_ok_and(|doc| {
-        doc.docs
-            .iter()
-            .any(|root| find_entry(root, "sops").is_some())
-    })
+    format
+        .store()
+        .parse(text)
+        .is_ok_and(|doc| has_metadata(&doc))
+}
+
+/// Does a parsed document carry a top-level `sops` entry?
+pub fn has_metadata(doc: &Document) -> bool {
+    doc.docs
+        .iter()
+        .any(|root| find_entry(root, "sops").is_some())
 }
 
 /// Encrypt `plaintext` as a `format` file with `key`, filling in `lastmodified`
@@ -144,11 +150,7 @@ pub fn seal(
     })?;
     let store = format.store();
     let doc = store.parse(text)?;
-    if doc
-        .docs
-        .iter()
-        .any(|root| find_entry(root, "sops").is_some())
-    {
+    if has_metadata(&doc) {
         return Err(Error::AlreadyEncrypted);
     }
     if !format.sops_accepts_bom() && text.starts_with('\u{feff}') {
