@@ -440,25 +440,7 @@ const INI: &str =
 
 fn git_env(key: &AgeKey) -> Env {
     let mut env = Env::with_keys(&[key]);
-    let bin = git_sops_path().parent().expect("binary dir").to_path_buf();
-    let path = std::env::join_paths([bin, tools_bin_dir()].into_iter().chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .expect("PATH");
-    env.set("PATH", path.to_string_lossy().into_owned());
-    env.set(
-        "GIT_CONFIG_GLOBAL",
-        env.home.join(".gitconfig").display().to_string(),
-    );
-    env.set("GIT_CONFIG_NOSYSTEM", "1");
-    for (k, v) in [
-        ("GIT_AUTHOR_NAME", "Test"),
-        ("GIT_AUTHOR_EMAIL", "test@example.com"),
-        ("GIT_COMMITTER_NAME", "Test"),
-        ("GIT_COMMITTER_EMAIL", "test@example.com"),
-    ] {
-        env.set(k, v);
-    }
+    env.use_git();
     env
 }
 

@@ -47,40 +47,12 @@ struct Repo {
     key: AgeKey,
 }
 
-fn bin_dir() -> PathBuf {
-    common::git_sops_path()
-        .parent()
-        .expect("binary dir")
-        .to_path_buf()
-}
-
-fn setup_env(env: &mut Env) {
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir())
-            .chain(std::iter::once(common::tools_bin_dir()))
-            .chain(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            )),
-    )
-    .expect("PATH");
-    env.set("PATH", path.to_string_lossy().into_owned());
-    env.set(
-        "GIT_CONFIG_GLOBAL",
-        env.home.join(".gitconfig").display().to_string(),
-    );
-    env.set("GIT_CONFIG_NOSYSTEM", "1");
-    env.set("GIT_AUTHOR_NAME", "Test");
-    env.set("GIT_AUTHOR_EMAIL", "test@example.com");
-    env.set("GIT_COMMITTER_NAME", "Test");
-    env.set("GIT_COMMITTER_EMAIL", "test@example.com");
-}
-
 impl Repo {
     /// A repository set up with `git sops init`, in the given filter mode.
     fn new(mode: Mode) -> Repo {
         let key = AgeKey::generate();
         let mut env = Env::with_keys(&[&key]);
-        setup_env(&mut env);
+        env.use_git();
         let dir = env.work.join("repo");
         std::fs::create_dir_all(&dir).expect("repo dir");
         let repo = Repo { env, dir, key };
@@ -338,7 +310,7 @@ fn clones_with_and_without_a_key() {
 
     // Without a key: clone succeeds, ciphertext stays, status is clean, one warning.
     let mut locked_env = Env::new();
-    setup_env(&mut locked_env);
+    locked_env.use_git();
     locked_env.env_git_sops_install();
     let locked = locked_env.work.join("locked");
     let out = locked_env
@@ -547,7 +519,7 @@ fn init_is_idempotent_and_unlocks_an_existing_locked_clone() {
     assert!(again.stderr.contains("already set up"), "{}", again.stderr);
     // A clone made without the driver holds ciphertext; init decrypts it in place.
     let mut env2 = Env::with_keys(&[&repo.key]);
-    setup_env(&mut env2);
+    env2.use_git();
     let clone = env2.work.join("c");
     env2.tool("git")
         .args([

@@ -46,40 +46,12 @@ struct Repo {
     dir: PathBuf,
 }
 
-fn bin_dir() -> PathBuf {
-    common::git_sops_path()
-        .parent()
-        .expect("binary dir")
-        .to_path_buf()
-}
-
-fn setup_env(env: &mut Env) {
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir())
-            .chain(std::iter::once(common::tools_bin_dir()))
-            .chain(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            )),
-    )
-    .expect("PATH");
-    env.set("PATH", path.to_string_lossy().into_owned());
-    env.set(
-        "GIT_CONFIG_GLOBAL",
-        env.home.join(".gitconfig").display().to_string(),
-    );
-    env.set("GIT_CONFIG_NOSYSTEM", "1");
-    env.set("GIT_AUTHOR_NAME", "Test");
-    env.set("GIT_AUTHOR_EMAIL", "test@example.com");
-    env.set("GIT_COMMITTER_NAME", "Test");
-    env.set("GIT_COMMITTER_EMAIL", "test@example.com");
-}
-
 impl Repo {
     /// A repository set up with `git sops init` (process filter), key in the env.
     fn new() -> Repo {
         let key = AgeKey::generate();
         let mut env = Env::with_keys(&[&key]);
-        setup_env(&mut env);
+        env.use_git();
         let dir = env.work.join("repo");
         std::fs::create_dir_all(&dir).expect("repo dir");
         let repo = Repo { env, dir };
@@ -478,7 +450,7 @@ fn rebase_and_cherry_pick_use_the_driver() {
 /// A clone of `repo` with the drivers installed but no key.
 fn locked_clone(repo: &Repo) -> Repo {
     let mut env = Env::new();
-    setup_env(&mut env);
+    env.use_git();
     env.git_sops().args(["install", "--global"]).run().ok();
     let dir = env.work.join("locked");
     env.tool("git")

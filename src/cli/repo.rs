@@ -376,19 +376,6 @@ fn repo_paths(cwd: &std::path::Path, paths: &[PathBuf]) -> Result<Vec<String>, F
         .collect()
 }
 
-/// A path as a shell word.
-fn shell_word(path: &str) -> String {
-    if !path.is_empty()
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/+@=:,".contains(&b))
-    {
-        path.to_string()
-    } else {
-        format!("'{}'", path.replace('\'', "'\\''"))
-    }
-}
-
 /// What the pre-commit hook tells the user to do, by kind of problem.
 fn hook_advice(report: &Report) -> String {
     let mut encrypt = Vec::new();
@@ -405,7 +392,7 @@ fn hook_advice(report: &Report) -> String {
             }
             _ => &mut encrypt,
         };
-        let word = shell_word(&f.path);
+        let word = crate::drivers::shell_word(&f.path);
         if !list.contains(&word) {
             list.push(word);
         }

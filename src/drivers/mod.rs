@@ -39,3 +39,16 @@ impl DriverError {
         self
     }
 }
+
+/// A path as one shell word, for commands quoted in messages.
+pub fn shell_word(path: &str) -> String {
+    if !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/+@=:,".contains(&b))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}

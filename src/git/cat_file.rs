@@ -3,7 +3,7 @@
 //! process per lookup would dominate `git status` on a large tree.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout};
 
 use super::command::{Git, GitError};
 
@@ -15,25 +15,11 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub fn spawn(git: &Git) -> Result<BlobReader, GitError> {
-        let mut child = git
-            .command(["cat-file", "--batch", "-z"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(GitError::Spawn)?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdin")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
+        let (child, stdin, stdout) = git.spawn_batch(&["cat-file", "--batch", "-z"])?;
         Ok(BlobReader {
             child,
             stdin,
-            stdout: BufReader::new(stdout),
+            stdout,
         })
     }
 

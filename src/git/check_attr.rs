@@ -5,7 +5,7 @@
 //! answer after each path when its stdout is a pipe.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout};
 
 use super::command::{Git, GitError};
 
@@ -17,25 +17,11 @@ pub struct AttrReader {
 
 impl AttrReader {
     pub fn spawn(git: &Git, attr: &str) -> Result<AttrReader, GitError> {
-        let mut child = git
-            .command(["check-attr", "--stdin", "-z", attr])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(GitError::Spawn)?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdin")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
+        let (child, stdin, stdout) = git.spawn_batch(&["check-attr", "--stdin", "-z", attr])?;
         Ok(AttrReader {
             child,
             stdin,
-            stdout: BufReader::new(stdout),
+            stdout,
         })
     }
 

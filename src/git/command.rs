@@ -1,9 +1,10 @@
 //! Running git commands and reading the answers that git-sops needs.
 
 use std::ffi::OsStr;
+use std::io::BufReader;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -43,6 +44,30 @@ impl Git {
             cmd.env("GIT_INDEX_FILE", index);
         }
         cmd
+    }
+
+    /// Start a long-running git command that answers requests on stdin (a
+    /// `--batch` or `--stdin` mode); its stderr goes to ours.
+    pub fn spawn_batch(
+        &self,
+        args: &[&str],
+    ) -> Result<(Child, ChildStdin, BufReader<ChildStdout>), GitError> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(GitError::Spawn)?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdin")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| GitError::Spawn(std::io::Error::other("no stdout")))?;
+        Ok((child, stdin, BufReader::new(stdout)))
     }
 
     /// Run git; stdout on success, an error carrying stderr otherwise.

@@ -234,6 +234,28 @@ impl Env {
         path
     }
 
+    /// Ready for real git: `git-sops` and the pinned tools first on `PATH`, an
+    /// isolated global git config (no system config), a fixed author.
+    pub fn use_git(&mut self) {
+        let bin = git_sops_path().parent().expect("binary dir").to_path_buf();
+        let path = std::env::join_paths([bin, tools_bin_dir()].into_iter().chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
+        .expect("PATH");
+        self.set("PATH", path.to_string_lossy().into_owned());
+        let global = self.home.join(".gitconfig").display().to_string();
+        self.set("GIT_CONFIG_GLOBAL", global);
+        self.set("GIT_CONFIG_NOSYSTEM", "1");
+        for (k, v) in [
+            ("GIT_AUTHOR_NAME", "Test"),
+            ("GIT_AUTHOR_EMAIL", "test@example.com"),
+            ("GIT_COMMITTER_NAME", "Test"),
+            ("GIT_COMMITTER_EMAIL", "test@example.com"),
+        ] {
+            self.set(k, v);
+        }
+    }
+
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.unset.retain(|k| k != key);
         self.vars.insert(key.into(), value.into());

@@ -154,22 +154,9 @@ pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
         })?;
     }
     Ok(match resolution.conflict {
-        Some(message) => Outcome::Conflict(message.replace("PATH", &shell_word(path))),
+        Some(message) => Outcome::Conflict(message.replace("PATH", &super::shell_word(path))),
         None => Outcome::Merged,
     })
-}
-
-/// A path as one shell word, for commands in messages.
-fn shell_word(path: &str) -> String {
-    if !path.is_empty()
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/+@=:,".contains(&b))
-    {
-        path.to_string()
-    } else {
-        format!("'{}'", path.replace('\'', "'\\''"))
-    }
 }
 
 /// A marker label from git (`%X`/`%Y`); git before 2.44 passes the placeholder itself.
