@@ -748,6 +748,47 @@ fn git_filter_binary_files_and_sops_type() {
     git(&["checkout", "--", "secrets/from-sops.bin"]).ok();
     assert_eq!(env.read("repo/secrets/from-sops.bin"), b"\x00from sops\xff");
 
+    // A SOPS YAML file under a name sops calls binary is stored as it is (not
+    // wrapped twice); checkout says which sops-type would open it.
+    env.write("kube-plain.yaml", "apiVersion: v1\ntoken: kube-s3cret\n");
+    let kube_enc = env
+        .sops()
+        .args(["encrypt", "--age", &key.recipient])
+        .arg(env.path("kube-plain.yaml"))
+        .run()
+        .ok()
+        .stdout
+        .clone();
+    env.write("repo/secrets/kubeconfig", &kube_enc);
+    git(&["add", "secrets/kubeconfig"]).ok();
+    assert!(
+        git(&["cat-file", "blob", ":secrets/kubeconfig"])
+            .ok()
+            .stdout
+            == kube_enc
+    );
+    std::fs::remove_file(repo.join("secrets/kubeconfig")).expect("rm");
+    let out = git(&["checkout", "--", "secrets/kubeconfig"]).ok();
+    assert!(
+        out.stderr
+            .contains("holds a SOPS yaml file, but git-sops reads this path as binary")
+            && out.stderr.contains("sops-type=yaml"),
+        "{}",
+        out.describe()
+    );
+    assert!(env.read("repo/secrets/kubeconfig") == kube_enc);
+    env.write(
+        "repo/.gitattributes",
+        format!("{attrs}secrets/.env.* sops-type=dotenv\nsecrets/kubeconfig sops-type=yaml\n"),
+    );
+    std::fs::remove_file(repo.join("secrets/kubeconfig")).expect("rm");
+    git(&["checkout", "--", "secrets/kubeconfig"]).ok();
+    assert_eq!(
+        String::from_utf8(env.read("repo/secrets/kubeconfig")).expect("utf8"),
+        "apiVersion: v1\ntoken: kube-s3cret\n"
+    );
+    git(&["reset", "-q", "--", "secrets/kubeconfig"]).ok();
+
     // A sops-type the driver does not know: a clear error, nothing staged.
     env.write(
         "repo/.gitattributes",

@@ -136,7 +136,9 @@ impl Filter {
         // ciphertext): store it exactly as it is. What cannot be encrypted is
         // refused here, before looking for keys.
         let encrypted = if format == Format::Binary {
-            file::is_encrypted(format, input)
+            // Any SOPS file counts: one of another format under a name sops calls
+            // binary (say `kubeconfig`) must not be wrapped a second time.
+            file::sniff(path, input).is_some()
         } else {
             let text = std::str::from_utf8(input).map_err(|_| {
                 DriverError::new(
@@ -290,6 +292,14 @@ impl Filter {
         }
         let format = self.types.format(path)?;
         let Some(loaded) = file::load(format, input) else {
+            if let Some(other) = file::sniff(path, input) {
+                eprintln!(
+                    "git-sops: warning: {path} holds a SOPS {} file, but git-sops reads this path as {}, so it stays encrypted; set `sops-type={}` for it in .gitattributes",
+                    other.format().name(),
+                    format.name(),
+                    other.format().name()
+                );
+            }
             return Ok(Smudged::Unchanged);
         };
         let key = match self.keys.recover(&loaded.meta, &self.keyring) {
