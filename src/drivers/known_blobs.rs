@@ -12,7 +12,8 @@
 //! The records live in `<git common dir>/git-sops/known-blobs` (0600, created
 //! with the random HMAC key as its first 32 bytes), next to the data-key cache
 //! and switched off with it (`git config sops.cache false`). They hold no
-//! plaintext and, being keyed, no hash that could be checked against a guess.
+//! plaintext, and being keyed, a record can only be checked against a guess by
+//! someone who can read this file — who can read the data keys beside it too.
 //! Records are appended with one `write` each (several git commands may run at
 //! once); a torn tail is ignored, and the file starts over past a size limit.
 
