@@ -51,7 +51,8 @@ impl Format {
     }
 
     /// The structured formats by extension (see [`Format::detect`]); `None` for
-    /// anything else, which the git drivers do not treat as a SOPS file.
+    /// anything else (binary to sops; the guard uses this to decide which
+    /// unprotected files are worth reading).
     pub fn from_path(path: &str) -> Option<Format> {
         let lower = path.to_ascii_lowercase();
         if lower.ends_with(".yaml") || lower.ends_with(".yml") {
