@@ -550,10 +550,15 @@ fn git_filter_binary_files_and_sops_type() {
         .args(["init", "secrets/**"])
         .run()
         .ok();
+    // One rule for every path (init wrote one for secrets/ only).
+    env.write(
+        "repo/.sops.yaml",
+        format!("creation_rules:\n  - age: {}\n", key.recipient),
+    );
     let attrs = String::from_utf8(env.read("repo/.gitattributes")).expect("utf8");
     env.write(
         "repo/.gitattributes",
-        format!("{attrs}secrets/.env.* sops-type=dotenv\n"),
+        format!("{attrs}secrets/.env.* sops-type=dotenv\n.env.ci filter=sops diff=sops sops-type=dotenv -text\n"),
     );
     let keystore: Vec<u8> = (0..=255u8)
         .cycle()
@@ -566,6 +571,8 @@ fn git_filter_binary_files_and_sops_type() {
     env.write("repo/secrets/empty.key", b"");
     env.write("repo/secrets/tls.pem", pem);
     env.write("repo/secrets/.env.production", dotenv);
+    // Sorts before .gitattributes: a checkout writes it first.
+    env.write("repo/.env.ci", dotenv);
     git(&["add", "."]).ok();
     git(&["commit", "-q", "-m", "binary secrets"]).ok();
 
@@ -682,6 +689,7 @@ fn git_filter_binary_files_and_sops_type() {
     );
     assert_eq!(env.read("clone/secrets/empty.key"), b"");
     assert_eq!(env.read("clone/secrets/.env.production"), dotenv.as_bytes());
+    assert_eq!(env.read("clone/.env.ci"), dotenv.as_bytes());
 
     // A locked clone keeps the ciphertext, and its status stays clean.
     let locked = env.path("locked");

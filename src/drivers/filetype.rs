@@ -43,19 +43,32 @@ pub fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
 
 /// The formats of many paths, for a long-running filter process: one
 /// `git check-attr` process answers them all.
+///
+/// During a checkout or clone git writes files in index order, so a file such
+/// as `.env.production` is smudged before the `.gitattributes` that types it
+/// exists in the working tree (and the index on disk is written only at the
+/// end). Smudges that name the tree being checked out therefore read the
+/// attributes of that tree (`check-attr --source`, git ≥ 2.40).
 pub struct FileTypes {
     git: Git,
     reader: Option<AttrReader>,
+    /// The tree-ish and its reader, for smudges of a checkout.
+    in_tree: Option<(String, Option<AttrReader>)>,
 }
 
 impl FileTypes {
     pub fn new(git: Git) -> FileTypes {
-        FileTypes { git, reader: None }
+        FileTypes {
+            git,
+            reader: None,
+            in_tree: None,
+        }
     }
 
+    /// The format of `path` as the working tree's attributes say.
     pub fn format(&mut self, path: &str) -> Result<Format, DriverError> {
         if self.reader.is_none() {
-            self.reader = AttrReader::spawn(&self.git, ATTRIBUTE).ok();
+            self.reader = AttrReader::spawn(&self.git, ATTRIBUTE, None).ok();
         }
         if let Some(reader) = self.reader.as_mut() {
             match reader.read(path) {
@@ -64,6 +77,29 @@ impl FileTypes {
             }
         }
         format_for(&self.git, path)
+    }
+
+    /// The format of `path` as the attributes of `treeish` (an object name git
+    /// sent with a smudge) say; the working tree's when that cannot be read.
+    pub fn format_in(&mut self, path: &str, treeish: &str) -> Result<Format, DriverError> {
+        let is_name =
+            (4..=64).contains(&treeish.len()) && treeish.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_name {
+            return self.format(path);
+        }
+        if self.in_tree.as_ref().map(|(t, _)| t.as_str()) != Some(treeish) {
+            let reader = AttrReader::spawn(&self.git, ATTRIBUTE, Some(treeish)).ok();
+            self.in_tree = Some((treeish.to_string(), reader));
+        }
+        if let Some((_, Some(reader))) = self.in_tree.as_mut() {
+            if let Ok(value) = reader.read(path) {
+                return from_attribute(path, &value);
+            }
+        }
+        if let Some((_, reader)) = self.in_tree.as_mut() {
+            *reader = None; // an older git, or no such tree: use the working tree's
+        }
+        self.format(path)
     }
 }
 

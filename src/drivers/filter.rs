@@ -50,6 +50,8 @@ pub struct Filter {
     /// Trees whose data keys were prefetched, and how many keys that unwrapped.
     prefetched_trees: HashSet<String>,
     prefetched: usize,
+    /// The tree being checked out, as git named it with the current smudge.
+    treeish: String,
 }
 
 impl Filter {
@@ -73,12 +75,19 @@ impl Filter {
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
             prefetched: 0,
+            treeish: String::new(),
         }
     }
 
     /// How many data keys this process unwrapped through a master key.
     pub fn unwraps(&self) -> usize {
         self.keys.unwraps() + self.prefetched
+    }
+
+    /// The tree the next smudge belongs to (empty: none named), whose
+    /// attributes give the format of the file.
+    pub fn checking_out(&mut self, treeish: &str) {
+        treeish.clone_into(&mut self.treeish);
     }
 
     /// Before the smudges of a checkout of `treeish`: unwrap the data keys it
@@ -290,7 +299,7 @@ impl Filter {
                 Err(_) => Smudged::Unchanged,
             });
         }
-        let format = self.types.format(path)?;
+        let format = self.types.format_in(path, &self.treeish)?;
         let Some(loaded) = file::load(format, input) else {
             if let Some(other) = file::sniff(path, input) {
                 eprintln!(

@@ -15,8 +15,9 @@ pub trait FilterOps {
     fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError>;
     /// `None`: return the input unchanged.
     fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError>;
-    /// The metadata git sent with a smudge request, given before that smudge
-    /// (checkout, clone and archive send `treeish=`; see [`SmudgeMeta`]).
+    /// The metadata git sent with a smudge request, given before every smudge
+    /// (all empty when git sent none; checkout, clone and archive send
+    /// `treeish=`; see [`SmudgeMeta`]).
     fn smudge_meta(&mut self, _meta: &SmudgeMeta<'_>) {}
 }
 
@@ -42,6 +43,7 @@ impl FilterOps for Filter {
     }
 
     fn smudge_meta(&mut self, meta: &SmudgeMeta<'_>) {
+        self.checking_out(meta.treeish);
         if !meta.treeish.is_empty() {
             self.prefetch(meta.treeish);
         }
@@ -112,7 +114,7 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
         if command == "clean" || command == "smudge" {
             rd.read_content(&mut content)?;
         }
-        if command == "smudge" && meta != SmudgeMeta::default() {
+        if command == "smudge" {
             filter.smudge_meta(&meta);
         }
         let result = match command {

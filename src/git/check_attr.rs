@@ -16,8 +16,14 @@ pub struct AttrReader {
 }
 
 impl AttrReader {
-    pub fn spawn(git: &Git, attr: &str) -> Result<AttrReader, GitError> {
-        let (child, stdin, stdout) = git.spawn_batch(&["check-attr", "--stdin", "-z", attr])?;
+    /// A reader of `attr` as the working tree (then the index) sets it, or, with
+    /// `source`, as the `.gitattributes` files of that tree-ish do.
+    pub fn spawn(git: &Git, attr: &str, source: Option<&str>) -> Result<AttrReader, GitError> {
+        let source = source.map(|s| format!("--source={s}"));
+        let mut args = vec!["check-attr"];
+        args.extend(source.as_deref());
+        args.extend(["--stdin", "-z", attr]);
+        let (child, stdin, stdout) = git.spawn_batch(&args)?;
         Ok(AttrReader {
             child,
             stdin,
