@@ -63,11 +63,9 @@ fn assert_checked_out(w: &World, dir: &str, rev_of: impl Fn(usize) -> usize) {
     }
 }
 
-#[test]
-fn checkout_unwraps_each_data_key_once_and_concurrently() {
-    let (moto, keys) = shared();
-    let proxy = DelayProxy::start(moto.port);
-    let mut sb = Sandbox::new(&proxy.endpoint());
+/// A sandbox ready for git with the git-sops drivers installed globally.
+fn world(endpoint: &str) -> World {
+    let mut sb = Sandbox::new(endpoint);
     let bin_dir = git_sops_bin()
         .parent()
         .expect("bin dir")
@@ -86,6 +84,14 @@ fn checkout_unwraps_each_data_key_once_and_concurrently() {
     }
     let w = World { sb };
     w.sb.git_sops(&["install", "--global"]).ok();
+    w
+}
+
+#[test]
+fn checkout_unwraps_each_data_key_once_and_concurrently() {
+    let (moto, keys) = shared();
+    let proxy = DelayProxy::start(moto.port);
+    let w = world(&proxy.endpoint());
 
     // The origin: FILES files, each with its own data key, and DUPLICATES files
     // committed as the ciphertext of another (the same data key).
@@ -197,4 +203,78 @@ fn touch(path: &Path, when: std::time::SystemTime) {
         .open(path)
         .expect("open to touch");
     f.set_modified(when).expect("set mtime");
+}
+
+/// Binary and dotenv files through git with a KMS key: committed as sops files
+/// that real sops decrypts, checked out byte for byte by a clone whose prefetch
+/// finds their data keys too (one Decrypt per file).
+#[test]
+fn binary_and_dotenv_files_with_kms_through_git() {
+    let (moto, keys) = shared();
+    let proxy = DelayProxy::start(moto.port);
+    let w = world(&proxy.endpoint());
+    std::fs::create_dir_all(w.path("origin/secrets")).expect("mkdir");
+    w.git("origin", &["init", "-q", "-b", "main"]);
+    w.sb.write(
+        "origin/.sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: secrets/\n    kms: {}\n",
+            keys.a
+        ),
+    );
+    w.sb.write(
+        "origin/.gitattributes",
+        "secrets/** filter=sops diff=sops merge=sops -text\n",
+    );
+    let p12: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 256) as u8).collect();
+    let dotenv = "# ci\nexport DB_PASSWORD=kms-s3cret\nEMPTY=\nURL=postgres://u:p@h/db?x=1\n";
+    std::fs::write(w.path("origin/secrets/store.p12"), &p12).expect("write");
+    w.sb.write("origin/secrets/app.env", dotenv);
+    w.git("origin", &["add", "."]);
+    w.git("origin", &["commit", "-q", "-m", "secrets"]);
+    for (path, ty) in [
+        ("secrets/store.p12", "binary"),
+        ("secrets/app.env", "dotenv"),
+    ] {
+        let (blob, _) = w.git("origin", &["show", &format!("HEAD:{path}")]);
+        assert!(
+            blob.contains(keys.a.as_str()),
+            "{path}: wrapped by the KMS key:\n{blob}"
+        );
+        assert!(!blob.contains("kms-s3cret"), "{path}: {blob}");
+        let name = format!("blob.{ty}");
+        w.sb.write(&name, &blob);
+        let out = w.path(&format!("sops-out.{ty}"));
+        w.sb.sops(&[
+            "decrypt",
+            "--input-type",
+            ty,
+            "--output-type",
+            ty,
+            "--output",
+            out.to_str().expect("utf8"),
+            &name,
+        ])
+        .ok();
+        let got = std::fs::read(&out).expect("sops output");
+        if ty == "binary" {
+            assert!(
+                got == p12,
+                "sops decrypts the binary blob to the exact bytes"
+            );
+        } else {
+            let got = String::from_utf8(got).expect("utf8");
+            assert!(got.contains("DB_PASSWORD=kms-s3cret"), "{got}");
+        }
+    }
+    proxy.reset();
+    w.git(".", &["clone", "-q", "origin", "clone"]);
+    assert!(std::fs::read(w.path("clone/secrets/store.p12")).expect("read") == p12);
+    assert_eq!(
+        std::fs::read_to_string(w.path("clone/secrets/app.env")).expect("read"),
+        dotenv
+    );
+    assert_eq!(proxy.count("Decrypt"), 2, "one Decrypt per data key");
+    let (status, _) = w.git("clone", &["status", "--porcelain"]);
+    assert_eq!(status, "");
 }
