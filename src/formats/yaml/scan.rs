@@ -10,19 +10,28 @@
 
 use std::ops::Range;
 
-/// Character index → byte offset table, plus line starts, for one source text.
+/// Character index → byte offset conversion, plus line starts, for one source text.
 pub struct Source<'a> {
     pub text: &'a str,
-    /// Byte offset of every char (and `text.len()` at the end).
-    char_bytes: Vec<usize>,
+    /// (char index, byte offset) just after every non-ASCII char: between two
+    /// of these every char is one byte, so the table stays empty for ASCII
+    /// text (a table per char cost 8 bytes per input byte on large files).
+    after_wide: Vec<(usize, usize)>,
     /// Byte offsets of line starts (after `\n`).
     line_starts: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
     pub fn new(text: &'a str) -> Source<'a> {
-        let mut char_bytes: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-        char_bytes.push(text.len());
+        let after_wide = if text.is_ascii() {
+            Vec::new()
+        } else {
+            text.char_indices()
+                .enumerate()
+                .filter(|(_, (_, c))| !c.is_ascii())
+                .map(|(ci, (bi, c))| (ci + 1, bi + c.len_utf8()))
+                .collect()
+        };
         let mut line_starts = vec![0];
         for (i, b) in text.bytes().enumerate() {
             if b == b'\n' {
@@ -31,17 +40,16 @@ impl<'a> Source<'a> {
         }
         Source {
             text,
-            char_bytes,
+            after_wide,
             line_starts,
         }
     }
 
     /// Byte offset of a saphyr character index (clamped to the text).
     pub fn byte(&self, char_index: usize) -> usize {
-        self.char_bytes
-            .get(char_index)
-            .copied()
-            .unwrap_or(self.text.len())
+        let before = self.after_wide.partition_point(|(c, _)| *c <= char_index);
+        let (ci, bi) = self.after_wide[..before].last().copied().unwrap_or((0, 0));
+        (bi + (char_index - ci)).min(self.text.len())
     }
 
     /// 0-based line index of a byte offset.
@@ -326,4 +334,22 @@ pub fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawCommen
 
 fn is_bom_before(b: &[u8], i: usize) -> bool {
     i == 3 && b.starts_with(&[0xEF, 0xBB, 0xBF])
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::Source;
+
+    #[test]
+    fn char_indices_map_to_bytes() {
+        for text in ["", "plain: ascii\n", "é: ü\n€x\n", "a𝄞b\u{feff}c", "ééé"] {
+            let src = Source::new(text);
+            let mut expected: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            expected.push(text.len());
+            for (ci, bi) in expected.iter().enumerate() {
+                assert_eq!(src.byte(ci), *bi, "{text:?} char {ci}");
+            }
+            assert_eq!(src.byte(expected.len() + 5), text.len(), "clamped");
+        }
+    }
 }
