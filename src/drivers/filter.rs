@@ -125,8 +125,17 @@ impl Filter {
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
         let format = self.types.format(path)?;
-        if let Some(staged) = self.known_staged(path, format, input) {
-            return Ok(staged);
+        // The staged blob is read once per request: it is both the known-blob
+        // candidate and the first template.
+        let staged = self.template(0, path);
+        if let Some(staged) = &staged {
+            if self
+                .known
+                .as_ref()
+                .is_some_and(|k| k.matches(staged, format, input))
+            {
+                return Ok(staged.clone());
+            }
         }
         // Conflict markers left by the merge driver would not parse (or, in a
         // binary secret, would be stored as its content): name them.
@@ -162,7 +171,7 @@ impl Filter {
         if encrypted {
             return Ok(input.to_vec());
         }
-        if let Some(out) = self.clean_with_templates(path, format, input)? {
+        if let Some(out) = self.clean_with_templates(path, format, input, staged)? {
             return Ok(out);
         }
         // A new file: keys and selector from the creation rule for its path.
@@ -191,16 +200,6 @@ impl Filter {
         Ok(out)
     }
 
-    /// The staged blob, when it is known to decrypt to exactly `input`.
-    fn known_staged(&mut self, path: &str, format: Format, input: &[u8]) -> Option<Vec<u8>> {
-        self.known.as_ref()?; // switched off: do not read the blob for nothing
-        let staged = self.template(0, path)?;
-        self.known
-            .as_ref()
-            .is_some_and(|k| k.matches(&staged, format, input))
-            .then_some(staged)
-    }
-
     fn remember(&mut self, blob: &[u8], format: Format, plaintext: &[u8]) {
         if let Some(known) = self.known.as_mut() {
             known.record(blob, format, plaintext);
@@ -214,12 +213,17 @@ impl Filter {
         path: &str,
         format: Format,
         input: &[u8],
+        mut staged: Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>, DriverError> {
         let mut usable = None;
         let mut locked = None;
         let mut seen: Vec<Vec<u8>> = Vec::new();
         for which in 0..3 {
-            let Some(template) = self.template(which, path) else {
+            let candidate = match which {
+                0 => staged.take(),
+                _ => self.template(which, path),
+            };
+            let Some(template) = candidate else {
                 continue;
             };
             if seen.contains(&template) {

@@ -20,7 +20,7 @@ use super::datakey::DataKey;
 use super::encrypt::{new_metadata, EncryptSpec};
 use super::keygroups::{self, Keyring};
 use super::mac::{self, MacHasher};
-use super::metadata::{mac_aad, now_rfc3339, Metadata, MetadataError};
+use super::metadata::{now_rfc3339, Metadata};
 use super::{decrypt, Error};
 use crate::formats::json::{json_string, JsonStore};
 use crate::formats::{apply_edits, find_entry, Document, FormatError, Node, Scalar, Store};
@@ -136,17 +136,7 @@ pub fn open_named(
     if !ignore_mac {
         let mut hasher = MacHasher::new(meta.mac_only_encrypted);
         hasher.leaf(&bytes, true);
-        let computed = hasher.finish();
-        let aad = mac_aad(&meta.lastmodified).ok_or_else(|| {
-            Error::Metadata(MetadataError::Malformed {
-                field: "lastmodified".into(),
-                why: "not an RFC3339 time".into(),
-            })
-        })?;
-        let stored = mac::open(key, &meta.mac, &aad).map_err(Error::MacUnreadable)?;
-        if stored.as_deref() != Some(computed.as_str()) {
-            return Err(Error::MacMismatch { stored, computed });
-        }
+        decrypt::verify_mac(key, meta, hasher.finish())?;
     }
     Ok(bytes)
 }

@@ -147,18 +147,8 @@ pub fn open(
         }
         Ok(())
     })?;
-    let computed = hasher.finish();
     if !ignore_mac {
-        let aad = mac_aad(&meta.lastmodified).ok_or_else(|| {
-            Error::Metadata(MetadataError::Malformed {
-                field: "lastmodified".into(),
-                why: "not an RFC3339 time".into(),
-            })
-        })?;
-        let stored = mac::open(key, &meta.mac, &aad).map_err(Error::MacUnreadable)?;
-        if stored.as_deref() != Some(computed.as_str()) {
-            return Err(Error::MacMismatch { stored, computed });
-        }
+        verify_mac(key, meta, hasher.finish())?;
     }
     edits.extend(store.remove_metadata(src, doc));
     Ok(Opened {
@@ -180,4 +170,19 @@ fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, Str
         let plain = String::from_utf8(bytes.to_vec()).ok()?;
         Some((plain, aad, enc.iv.clone()))
     })
+}
+
+/// Compare the MAC recomputed over the plaintexts with the one sealed in `meta`.
+pub(super) fn verify_mac(key: &DataKey, meta: &Metadata, computed: String) -> Result<(), Error> {
+    let aad = mac_aad(&meta.lastmodified).ok_or_else(|| {
+        Error::Metadata(MetadataError::Malformed {
+            field: "lastmodified".into(),
+            why: "not an RFC3339 time".into(),
+        })
+    })?;
+    let stored = mac::open(key, &meta.mac, &aad).map_err(Error::MacUnreadable)?;
+    if stored.as_deref() != Some(computed.as_str()) {
+        return Err(Error::MacMismatch { stored, computed });
+    }
+    Ok(())
 }

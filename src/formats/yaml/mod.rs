@@ -220,59 +220,50 @@ impl Convert<'_> {
     }
 
     fn map(&mut self, id: usize) -> Map {
-        let items = std::mem::take(&mut self.built.colls[id].items);
-        let mut comments = std::mem::take(&mut self.built.colls[id].comments);
-        comments.sort_by_key(|(s, _)| *s);
-        let (flow, start, end) = {
-            let c = &self.built.colls[id];
-            (c.flow, c.start, c.end)
-        };
-        let mut out = Vec::with_capacity(items.len() + comments.len());
-        let mut comments = comments.into_iter().peekable();
-        for item in items {
-            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= item.start) {
-                out.push(MapItem::Comment(c));
-            }
+        let (items, flow, span) = self.interleave(id, MapItem::Comment, |this, item| {
             let (key, key_span) = item.key.unwrap_or_default();
-            let value = self.node(id, item.node);
-            out.push(MapItem::Entry(Entry {
+            MapItem::Entry(Entry {
                 key,
                 key_span,
-                value,
+                value: this.node(id, item.node),
                 span: item.start..item.end,
                 line: item.line,
-            }));
-        }
-        out.extend(comments.map(|(_, c)| MapItem::Comment(c)));
-        Map {
-            items: out,
-            flow,
-            span: start..end,
-        }
+            })
+        });
+        Map { items, flow, span }
     }
 
     fn list(&mut self, id: usize) -> List {
+        let (items, flow, span) = self.interleave(id, ListItem::Comment, |this, item| {
+            ListItem::Node(this.node(id, item.node))
+        });
+        List { items, flow, span }
+    }
+
+    /// The items of collection `id` converted by `item`, with its comments
+    /// (converted by `comment`) placed before the first item they precede;
+    /// also whether it is a flow collection, and its span.
+    fn interleave<T>(
+        &mut self,
+        id: usize,
+        comment: impl Fn(Comment) -> T,
+        mut item: impl FnMut(&mut Self, tree::Item) -> T,
+    ) -> (Vec<T>, bool, crate::formats::Span) {
         let items = std::mem::take(&mut self.built.colls[id].items);
         let mut comments = std::mem::take(&mut self.built.colls[id].comments);
         comments.sort_by_key(|(s, _)| *s);
-        let (flow, start, end) = {
-            let c = &self.built.colls[id];
-            (c.flow, c.start, c.end)
-        };
+        let c = &self.built.colls[id];
+        let (flow, span) = (c.flow, c.start..c.end);
         let mut out = Vec::with_capacity(items.len() + comments.len());
         let mut comments = comments.into_iter().peekable();
-        for item in items {
-            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= item.start) {
-                out.push(ListItem::Comment(c));
+        for it in items {
+            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= it.start) {
+                out.push(comment(c));
             }
-            out.push(ListItem::Node(self.node(id, item.node)));
+            out.push(item(self, it));
         }
-        out.extend(comments.map(|(_, c)| ListItem::Comment(c)));
-        List {
-            items: out,
-            flow,
-            span: start..end,
-        }
+        out.extend(comments.map(|(_, c)| comment(c)));
+        (out, flow, span)
     }
 }
 
