@@ -767,7 +767,7 @@ fn install_and_init_configure_the_merge_driver() {
     let attributes = repo.text(".gitattributes");
     assert_eq!(
         attributes,
-        "secrets/** filter=sops diff=sops merge=sops -text\n"
+        "secrets/** filter=sops diff=sops merge=sops -text\n.gitattributes -filter -diff -merge\n.sops.yaml -filter -diff -merge\n"
     );
     // An older line without the merge driver is upgraded, once.
     repo.write(".gitattributes", "config/** filter=sops diff=sops -text\n");
@@ -779,7 +779,7 @@ fn install_and_init_configure_the_merge_driver() {
     );
     assert_eq!(
         repo.text(".gitattributes"),
-        "config/** filter=sops diff=sops merge=sops -text\n"
+        "config/** filter=sops diff=sops merge=sops -text\n.gitattributes -filter -diff -merge\n.sops.yaml -filter -diff -merge\n"
     );
     let again = repo.sops(&["init", "config/**"]).ok();
     assert!(!again.stderr.contains("merge=sops"), "{}", again.describe());

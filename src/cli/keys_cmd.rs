@@ -21,71 +21,18 @@ use super::args::{RotateArgs, UpdateKeysArgs};
 use super::crypt::{age_recipients, kms_recipients, parse_encryption_context};
 use super::io::write_atomically;
 use super::report::Failure;
+use crate::drivers::staged::StagedFile;
 use crate::formats::{apply_edits, Format, Store};
 use crate::sops::config;
 use crate::sops::datakey::DataKey;
 use crate::sops::decrypt;
 use crate::sops::encrypt::FreshIvs;
 use crate::sops::file;
-use crate::sops::keygroups::{self, key_string_form, KeyGroupError, Keyring, Recipient};
+use crate::sops::keygroups::{
+    self, diff_groups, key_string_form, GroupDiff, KeyGroupError, KeyName, Keyring, Recipient,
+};
 use crate::sops::metadata::{KeyGroup, MasterKey, Metadata};
 use crate::sops::Error;
-
-/// One key as `updatekeys` compares keys: its type and sops' string form.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct KeyName {
-    kind: String,
-    form: String,
-}
-
-impl KeyName {
-    fn of_key(k: &MasterKey) -> KeyName {
-        KeyName {
-            kind: k.kind().to_string(),
-            form: key_string_form(k),
-        }
-    }
-
-    fn of_recipient(r: &Recipient) -> KeyName {
-        KeyName {
-            kind: r.kind().to_string(),
-            form: r.string_form(),
-        }
-    }
-}
-
-/// The difference between a file's group and the rule's group at one index.
-#[derive(Default)]
-struct GroupDiff {
-    common: Vec<KeyName>,
-    added: Vec<KeyName>,
-    removed: Vec<KeyName>,
-}
-
-fn diff_groups(ours: &[KeyGroup], theirs: &[Vec<Recipient>]) -> Vec<GroupDiff> {
-    (0..ours.len().max(theirs.len()))
-        .map(|i| {
-            let our: Vec<KeyName> = ours
-                .get(i)
-                .map(|g| g.iter().map(KeyName::of_key).collect())
-                .unwrap_or_default();
-            let their: Vec<KeyName> = theirs
-                .get(i)
-                .map(|g| g.iter().map(KeyName::of_recipient).collect())
-                .unwrap_or_default();
-            let mut d = GroupDiff::default();
-            for k in &their {
-                if our.contains(k) {
-                    d.common.push(k.clone());
-                } else {
-                    d.added.push(k.clone());
-                }
-            }
-            d.removed = our.into_iter().filter(|k| !their.contains(k)).collect();
-            d
-        })
-        .collect()
-}
 
 /// The change, in sops' layout (`+++` added, `---` removed, indented unchanged).
 fn render_diff(old_threshold: usize, new_threshold: usize, diffs: &[GroupDiff]) -> String {
@@ -125,6 +72,29 @@ fn format_for(input_type: Option<&str>, name: &str) -> Result<Format, Failure> {
         // As sops: any other extension is a binary file.
         None => Ok(Format::detect(name)),
     }
+}
+
+/// The file's format and, for a protected file of a git-sops working tree
+/// (plaintext on disk), its staged encrypted original, which these commands
+/// then read and rewrite instead.
+fn source(
+    input_type: Option<&str>,
+    path: &Path,
+    name: &str,
+) -> Result<(Format, Option<StagedFile>), Failure> {
+    let explicit = match input_type {
+        Some(t) => Some(format_for(Some(t), name)?),
+        None => None,
+    };
+    match StagedFile::locate(path, explicit)? {
+        Some(s) => Ok((s.format, Some(s))),
+        None => Ok((format_for(input_type, name)?, None)),
+    }
+}
+
+fn staged_text(staged: &StagedFile, name: &str) -> Result<String, Failure> {
+    String::from_utf8(staged.blob.clone())
+        .map_err(|_| Failure::input(format!("{name}: the staged copy is not UTF-8 text")))
 }
 
 fn read_text(path: &Path, name: &str) -> Result<String, Failure> {
@@ -260,9 +230,12 @@ pub fn updatekeys(args: &UpdateKeysArgs) -> Result<(), Failure> {
 
 fn update_one(args: &UpdateKeysArgs, path: &Path, keyring: &Keyring) -> Result<(), Failure> {
     let name = path.display().to_string();
-    let format = format_for(args.input_type.as_deref(), &name)?;
+    let (format, staged) = source(args.input_type.as_deref(), path, &name)?;
     let store = format.store();
-    let text = read_text(path, &name)?;
+    let text = match &staged {
+        Some(s) => staged_text(s, &name)?,
+        None => read_text(path, &name)?,
+    };
     let (doc, meta) = decrypt::load(store, &text).map_err(sops_failure(&name))?;
     let cfg = config::discover(args.config.as_deref())
         .map_err(|e| Failure::input(format!("{name}: {e}")))?
@@ -364,9 +337,18 @@ fn update_one(args: &UpdateKeysArgs, path: &Path, keyring: &Keyring) -> Result<(
         ..meta.clone()
     };
     let out = rewrite_metadata(store, &text, &doc, &new_meta).map_err(sops_failure(&name))?;
-    write_atomically(path, out.as_bytes())
-        .map_err(|e| Failure::io(format!("{name}: cannot write it: {e}; nothing was changed")))?;
-    eprintln!("git-sops: {name}: synced with new keys");
+    match &staged {
+        Some(s) => {
+            s.stage(out.as_bytes(), &new_meta, &key, None)?;
+            eprintln!("git-sops: {name}: synced with new keys (staged; the working tree keeps its plaintext)");
+        }
+        None => {
+            write_atomically(path, out.as_bytes()).map_err(|e| {
+                Failure::io(format!("{name}: cannot write it: {e}; nothing was changed"))
+            })?;
+            eprintln!("git-sops: {name}: synced with new keys");
+        }
+    }
     Ok(())
 }
 
@@ -401,8 +383,11 @@ fn rotate_one(
     removes: &[Recipient],
 ) -> Result<(), Failure> {
     let name = path.display().to_string();
-    let format = format_for(args.input_type.as_deref(), &name)?;
-    let text = read_text(path, &name)?;
+    let (format, staged) = source(args.input_type.as_deref(), path, &name)?;
+    let text = match &staged {
+        Some(s) => staged_text(s, &name)?,
+        None => read_text(path, &name)?,
+    };
     let loaded = file::read(format, &text).map_err(sops_failure(&name))?;
     let meta = &loaded.meta;
 
@@ -486,6 +471,11 @@ fn rotate_one(
         &mut FreshIvs,
     )
     .map_err(sops_failure(&name))?;
+    if let (Some(s), true) = (&staged, args.in_place) {
+        s.stage(&out, &new_meta, &new_key, Some(&opened.plaintext))?;
+        eprintln!("git-sops: {name}: rotated (new data key, every value re-encrypted; staged, the working tree keeps its plaintext)");
+        return Ok(());
+    }
     let target = if args.in_place {
         Some(path.to_path_buf())
     } else {

@@ -64,10 +64,10 @@ pub enum RepoCommand {
     FilterProcess,
     /// (called by git) clean one file: plaintext on stdin, ciphertext on stdout
     #[command(hide = true)]
-    Clean { path: String },
+    Clean { path: std::ffi::OsString },
     /// (called by git) smudge one file: ciphertext on stdin, plaintext on stdout
     #[command(hide = true)]
-    Smudge { path: String },
+    Smudge { path: std::ffi::OsString },
     /// (called by git) print a file for `git diff`
     #[command(hide = true)]
     Textconv { file: PathBuf },
@@ -96,6 +96,21 @@ pub enum RepoCommand {
         #[arg(hide = true)]
         args: Vec<String>,
     },
+    /// (called by the commit hooks) `check --staged` for pre-commit,
+    /// pre-merge-commit or pre-applypatch, authenticating changed SOPS files
+    /// where a local key opens them
+    #[command(hide = true)]
+    Hook {
+        /// The hook git runs (the shim passes its own name)
+        name: String,
+        /// Ignored: what git passes to the hook
+        #[arg(hide = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (called by hooks/pre-receive on a server) check everything a push brings;
+    /// reads git's `<old> <new> <ref>` lines on standard input
+    #[command(hide = true)]
+    PreReceive,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,9 +120,7 @@ pub enum OutputFormat {
 }
 
 fn driver_failure(e: DriverError) -> Failure {
-    let mut f = Failure::io(e.to_string());
-    f.hint = e.hint;
-    f
+    Failure::from(e)
 }
 
 fn here() -> Git {
@@ -152,6 +165,12 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
                     "{}\n  index: {index}; working tree: {}; {}",
                     r.path, r.worktree, r.keys
                 );
+                for p in &r.problems {
+                    let _ = writeln!(out, "  {p}");
+                }
+            }
+            for w in status::plaintext_caches(&here()) {
+                eprintln!("git-sops: warning: {w}");
             }
             Ok(())
         }
@@ -180,6 +199,16 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         RepoCommand::PreCommit { args: _ } => {
             run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
         }
+        RepoCommand::Hook { name, args: _ } => {
+            if !guard::hook::HOOKS.contains(&name.as_str()) {
+                return Err(Failure::usage(format!(
+                    "`git-sops hook {name}`: not a hook git-sops installs (it runs as {})",
+                    guard::hook::HOOKS.join(", ")
+                )));
+            }
+            run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
+        }
+        RepoCommand::PreReceive => run_pre_receive(),
         RepoCommand::FilterProcess => {
             let mut filter = Filter::new(".");
             let stdin = std::io::stdin().lock();
@@ -189,13 +218,23 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         }
         RepoCommand::Clean { path } => {
             let input = read_stdin()?;
-            let out = Filter::new(".")
+            let path = path.into_string().map_err(|p| {
+                Failure::io(format!(
+                    "{}: the file name is not UTF-8, which git-sops cannot handle; nothing was staged",
+                    p.to_string_lossy()
+                ))
+            })?;
+            let out = Filter::one_shot(".")
                 .clean(&path, &input)
                 .map_err(driver_failure)?;
             write_stdout(&out)
         }
         RepoCommand::Smudge { path } => {
             let input = read_stdin()?;
+            let Ok(path) = path.into_string() else {
+                eprintln!("git-sops: warning: a file name is not UTF-8, which git-sops cannot handle; it stays encrypted");
+                return write_stdout(&input);
+            };
             match Filter::new(".")
                 .smudge(&path, &input)
                 .map_err(driver_failure)?
@@ -208,11 +247,21 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let content = std::fs::read(&file)
                 .map_err(|e| Failure::io(format!("{}: cannot read it: {e}", file.display())))?;
             let git = here();
+            // git stores textconv output when this is on: never print plaintext then.
+            let cached = git
+                .config_bool("diff.sops.cachetextconv")
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+            if cached {
+                eprintln!("git-sops: warning: diff.sops.cachetextconv is set, so git stores what textconv prints (under refs/notes/textconv/sops): showing no decrypted values. Run `git config --unset-all diff.sops.cachetextconv` (and `git sops install`)");
+            }
             let out = textconv::render(
                 &file.to_string_lossy(),
                 &content,
                 || crate::drivers::keystore::key_cache(&git),
                 &Keyring::new(),
+                cached,
             );
             write_stdout(&out)
         }
@@ -289,7 +338,13 @@ fn run_check(
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
     let relative = repo_paths(&cwd, paths)?;
-    let report = guard::check(&cwd, scope, &relative).map_err(snapshot_failure)?;
+    let mut report = guard::check(&cwd, scope, &relative).map_err(snapshot_failure)?;
+    if hook {
+        // Where the committer holds a key, what the commit changes must open.
+        report
+            .findings
+            .extend(guard::verify_staged(&cwd).map_err(snapshot_failure)?);
+    }
     let mut out = std::io::stdout().lock();
     let written = match format {
         OutputFormat::Json => writeln!(out, "{}", guard::finding::to_json_array(&report.findings)),
@@ -329,6 +384,31 @@ fn run_check(
         report.findings.len(),
         report.protected_blobs
     )))
+}
+
+/// The server hook: findings on stdout, exit 1 refuses the push.
+fn run_pre_receive() -> Result<(), Failure> {
+    let mut updates = String::new();
+    std::io::stdin()
+        .read_to_string(&mut updates)
+        .map_err(|e| Failure::usage(format!("cannot read the ref updates: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let report = guard::receive::check(&cwd, &updates).map_err(snapshot_failure)?;
+    let mut out = std::io::stdout().lock();
+    for f in &report.findings {
+        let _ = writeln!(out, "{}", f.to_text());
+    }
+    let _ = out.flush();
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::io(format!(
+        "push refused: {} problem(s) in {} file(s) would put plaintext or broken SOPS files into this repository (listed above)",
+        report.findings.len(),
+        report.paths().len()
+    ))
+    .with_hint("fix them in your commits (`git sops check --history @{upstream}..HEAD` shows them locally) and push again"))
 }
 
 /// PATH arguments (relative to the current directory) as repository-relative paths.
@@ -381,11 +461,15 @@ fn hook_advice(report: &Report) -> String {
     let mut encrypt = Vec::new();
     let mut attributes = Vec::new();
     let mut decrypted = Vec::new();
+    let mut unprotected = Vec::new();
+    let mut damaged = Vec::new();
     let mut config = false;
     for f in &report.findings {
         let list = match f.kind {
             Kind::MissingAttribute => &mut attributes,
-            Kind::DecryptedFile => &mut decrypted,
+            Kind::DecryptedFile | Kind::DecryptedCopy => &mut decrypted,
+            Kind::ProtectionRemoved => &mut unprotected,
+            Kind::AuthenticationFailed => &mut damaged,
             Kind::BadConfig => {
                 config = true;
                 continue;
@@ -427,6 +511,20 @@ fn hook_advice(report: &Report) -> String {
         let files = decrypted.join(" ");
         text.push_str(&format!(
             "{}decrypted copies must not be committed: `git rm --cached -- {files}` and list them in .gitignore\n",
+            if text.is_empty() { "" } else { "  " },
+        ));
+    }
+    if !unprotected.is_empty() {
+        text.push_str(&format!(
+            "{}restore the protection of {} (the .gitattributes filter=sops line or the .sops.yaml path_regex), or, if taking it away is deliberate, mark each path `sops-unprotected` in .gitattributes in this commit\n",
+            if text.is_empty() { "" } else { "  " },
+            unprotected.join(" ")
+        ));
+    }
+    if !damaged.is_empty() {
+        let files = damaged.join(" ");
+        text.push_str(&format!(
+            "{}stage the whole file again from your working tree (`git add -- {files}`), or restore it (`git checkout HEAD -- {files}`)\n",
             if text.is_empty() { "" } else { "  " },
         ));
     }

@@ -37,6 +37,14 @@ impl fmt::Display for Failure {
     }
 }
 
+impl From<crate::drivers::DriverError> for Failure {
+    fn from(e: crate::drivers::DriverError) -> Failure {
+        let mut f = Failure::io(e.to_string());
+        f.hint = e.hint;
+        f
+    }
+}
+
 impl Failure {
     pub fn new(message: String, exit_code: i32) -> Failure {
         Failure {

@@ -8,9 +8,18 @@
 //! that blob's data key and recipients and re-uses the IV of every unchanged value
 //! (DESIGN.md invariant 2).
 //!
+//! Clean stores a file that already is SOPS ciphertext as it is only when its
+//! form is intact (every entry its own rules encrypt is `ENC[...]`, judged by
+//! [`crate::sops::form`] exactly as the guard judges it) and, where a key opens
+//! it, its MAC verifies; anything else that looks like SOPS is refused. The files
+//! that configure protection (`.gitattributes`, `.sops.yaml`, ...) are never
+//! transformed.
+//!
 //! Smudge decrypts; without a usable key it returns the ciphertext unchanged with
 //! one warning (a locked clone must still check out), and anything that is not a
-//! SOPS file passes through. A MAC failure or a tampered value is an error.
+//! SOPS file passes through. A file that fails authentication (MAC mismatch, a
+//! tampered value) also stays ciphertext, with an error naming it, so that the
+//! rest of the checkout completes.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -24,9 +33,10 @@ use super::DriverError;
 use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
+use crate::sops::decrypt::Check;
 use crate::sops::keycache::KeyCache;
 use crate::sops::keygroups::{self, Keyring};
-use crate::sops::{config, encrypt, file, metadata::Metadata, Error};
+use crate::sops::{config, encrypt, file, form, metadata::Metadata, Error};
 
 /// What smudge produced.
 pub enum Smudged {
@@ -45,6 +55,12 @@ pub struct Filter {
     /// What stored blobs decrypt to, to recognise unchanged files cheaply.
     known: Option<KnownBlobs>,
     warned_locked: bool,
+    warned_config: bool,
+    /// What this process last cleaned each path to.
+    cleaned: HashMap<String, Vec<u8>>,
+    /// Run as the one-shot `clean %f`: one process per file, so what an earlier
+    /// process of the same git command cleaned is kept on disk.
+    one_shot: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
     /// Trees whose data keys were prefetched, and how many keys that unwrapped.
@@ -72,10 +88,21 @@ impl Filter {
             types,
             known,
             warned_locked: false,
+            warned_config: false,
+            cleaned: HashMap::new(),
+            one_shot: false,
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
             prefetched: 0,
             treeish: String::new(),
+        }
+    }
+
+    /// A filter for one request of git's one-shot `clean %f` / `smudge %f`.
+    pub fn one_shot(dir: impl Into<PathBuf>) -> Filter {
+        Filter {
+            one_shot: true,
+            ..Filter::new(dir)
         }
     }
 
@@ -99,17 +126,28 @@ impl Filter {
     }
 
     /// The blobs `path` may have been checked out from, most authoritative first:
-    /// staged (the on-disk index), `HEAD:path`, and the blob this process last
-    /// smudged for it. git compares with its in-memory index, which during a
-    /// rebase or merge can be ahead of the on-disk one; the smudged blob covers that.
-    /// Candidate `which` (0: staged, 1: `HEAD:path`, 2: last smudged), read only
-    /// when asked for: an unchanged file usually matches the first one, and every
-    /// read is a round trip to `git cat-file`.
+    /// staged (the on-disk index), `HEAD:path`, the blob this process last
+    /// smudged for it, and the blob clean last made for it. git compares with
+    /// its in-memory index, which during a rebase or merge can be ahead of the
+    /// on-disk one; the smudged blob covers that. `git commit PATH` cleans the
+    /// file twice (for the commit's temporary index, then for the real one,
+    /// which the on-disk index does not show yet); the cleaned blob makes the
+    /// second answer the first, or the index would differ from the commit.
+    /// Candidate `which` (0: staged, 1: `HEAD:path`, 2: last smudged, 3: last
+    /// cleaned), read only when asked for: an unchanged file usually matches the
+    /// first one, and every read is a round trip to `git cat-file`.
     fn template(&mut self, which: usize, path: &str) -> Option<Vec<u8>> {
         let spec = match which {
             0 => format!(":{path}"),
             1 => format!("HEAD:{path}"),
-            _ => return self.smudged.get(path).cloned(),
+            2 => return self.smudged.get(path).cloned(),
+            _ => {
+                let recent = || {
+                    let known = self.known.as_ref().filter(|_| self.one_shot)?;
+                    known.last_cleaned(path, ONE_COMMAND)
+                };
+                return self.cleaned.get(path).cloned().or_else(recent);
+            }
         };
         if self.blobs.is_none() {
             self.blobs = BlobReader::spawn(&self.git).ok();
@@ -124,6 +162,18 @@ impl Filter {
     }
 
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
+        if is_configuration(path) {
+            // The files that say what is protected are never transformed, whatever
+            // the attributes say (`git sops init '*'` would otherwise encrypt them,
+            // and every clone would lose its rules).
+            if !self.warned_config {
+                self.warned_config = true;
+                eprintln!(
+                    "git-sops: warning: {path} configures git-sops, so it is stored as it is although .gitattributes gives it filter=sops; add `{path} -filter -diff -merge` after that line"
+                );
+            }
+            return Ok(input.to_vec());
+        }
         let format = self.types.format(path)?;
         // The staged blob is read once per request: it is both the known-blob
         // candidate and the first template.
@@ -137,6 +187,21 @@ impl Filter {
                 return Ok(staged.clone());
             }
         }
+        let out = self.clean_changed(path, format, input, staged)?;
+        if let (true, Some(known)) = (self.one_shot, &self.known) {
+            known.remember_cleaned(path, &out);
+        }
+        self.cleaned.insert(path.to_string(), out.clone());
+        Ok(out)
+    }
+
+    fn clean_changed(
+        &mut self,
+        path: &str,
+        format: Format,
+        input: &[u8],
+        staged: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, DriverError> {
         // Conflict markers left by the merge driver would not parse (or, in a
         // binary secret, would be stored as its content): name them.
         if let Some(line) = conflict_markers(input) {
@@ -146,46 +211,18 @@ impl Filter {
             )
             .hint("edit the file to keep the right values and remove the <<<<<<< ======= >>>>>>> lines, then `git add` it (or `git checkout --ours/--theirs` it)"));
         }
-        let fail = |e: Error| {
-            DriverError::new(path, format!("cannot encrypt it: {e}"))
-                .hint("fix the file and run the git command again; git-sops never stores plaintext")
-        };
-        // Already SOPS (a locked clone's working tree, or a file committed as
-        // ciphertext): store it exactly as it is. What cannot be encrypted is
-        // refused here, before looking for keys.
-        let encrypted = if format == Format::Binary {
-            // Any SOPS file counts: one of another format under a name sops calls
-            // binary (say `kubeconfig`) must not be wrapped a second time.
-            file::sniff(path, input).is_some()
-        } else {
-            let text = std::str::from_utf8(input).map_err(|_| {
-                DriverError::new(
-                    path,
-                    format!("not UTF-8 text, so it cannot be encrypted as {}; nothing was staged", format.name()),
-                )
-                .hint("set `sops-type=binary` for this path in .gitattributes to store it as a binary secret")
-            })?;
-            let doc = format.store().parse(text).map_err(|e| fail(e.into()))?;
-            file::has_metadata(&doc)
-        };
-        if encrypted {
-            return Ok(input.to_vec());
+        if let Some(loaded) = self.as_sops_file(path, format, input)? {
+            return self.clean_sops_file(path, input, loaded, staged);
         }
         if let Some(out) = self.clean_with_templates(path, format, input, staged)? {
             return Ok(out);
         }
         // A new file: keys and selector from the creation rule for its path.
-        let cfg = config::discover_from(&self.top)
-            .map_err(|e| DriverError::new(path, format!("cannot encrypt a new protected file: {e}")))?
-            .ok_or_else(|| {
-                DriverError::new(path, "cannot encrypt a new protected file: there is no .sops.yaml with creation_rules")
-                    .hint("create a .sops.yaml with a creation rule for this path (`git sops init` writes one)")
-            })?;
-        let rule = cfg
-            .rule_for(&self.top.join(path).to_string_lossy())
-            .map_err(|e| {
-                DriverError::new(path, format!("cannot encrypt a new protected file: {e}"))
-            })?;
+        let rule = self.creation_rule(path)?;
+        let fail = |e: Error| {
+            DriverError::new(path, format!("cannot encrypt it: {e}"))
+                .hint("fix the file and run the git command again; git-sops never stores plaintext")
+        };
         let spec = encrypt::EncryptSpec {
             key_groups: rule.key_groups,
             shamir_threshold: rule.shamir_threshold,
@@ -197,6 +234,186 @@ impl Filter {
             file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.keys.remember(&meta, &key);
         self.remember(&out, format, input);
+        Ok(out)
+    }
+
+    /// The creation rule `.sops.yaml` has for `path` now.
+    fn creation_rule(&self, path: &str) -> Result<config::Rule, DriverError> {
+        let cfg = config::discover_from(&self.top)
+            .map_err(|e| DriverError::new(path, format!("cannot encrypt a new protected file: {e}")))?
+            .ok_or_else(|| {
+                DriverError::new(path, "cannot encrypt a new protected file: there is no .sops.yaml with creation_rules")
+                    .hint("create a .sops.yaml with a creation rule for this path (`git sops init` writes one)")
+            })?;
+        cfg.rule_for(&self.top.join(path).to_string_lossy())
+            .map_err(|e| {
+                DriverError::new(path, format!("cannot encrypt a new protected file: {e}"))
+            })
+    }
+
+    /// Warn when a file is being encrypted for other keys than its creation rule
+    /// names now: someone removed from `.sops.yaml` can still open the new values
+    /// until `updatekeys` and `rotate` run.
+    fn warn_on_drift(&self, path: &str, meta: &Metadata) {
+        let Ok(rule) = self.creation_rule(path) else {
+            return;
+        };
+        if let Some(change) = keygroups::drift(&meta.key_groups, &rule.key_groups) {
+            let file = super::shell_word(path);
+            eprintln!(
+                "git-sops: warning: {path} is encrypted for other keys than its .sops.yaml creation rule names ({change}); the old keys still open what you commit. Run `git sops updatekeys -y {file}` and `git sops rotate -i {file}`"
+            );
+        }
+    }
+
+    /// `input` as a SOPS file, when it is one; `None` when it is plaintext to
+    /// encrypt. What is neither (a reserved `sops` entry that is not metadata,
+    /// ciphertext without its metadata) is refused: storing it would store
+    /// plaintext, and encrypting it would bury ciphertext nobody can open.
+    fn as_sops_file(
+        &self,
+        path: &str,
+        format: Format,
+        input: &[u8],
+    ) -> Result<Option<file::Loaded>, DriverError> {
+        if format == Format::Binary {
+            // Any SOPS file counts: one of another format under a name sops calls
+            // binary (say `kubeconfig`) must not be wrapped a second time.
+            return Ok(file::sniff(path, input));
+        }
+        let text = std::str::from_utf8(input).map_err(|_| {
+            DriverError::new(
+                path,
+                format!("not UTF-8 text, so it cannot be encrypted as {}; nothing was staged", format.name()),
+            )
+            .hint("set `sops-type=binary` for this path in .gitattributes to store it as a binary secret")
+        })?;
+        let doc = format.store().parse(text).map_err(|e| {
+            DriverError::new(path, format!("cannot encrypt it: {e}"))
+                .hint("fix the file and run the git command again; git-sops never stores plaintext")
+        })?;
+        if file::has_metadata(&doc) {
+            return match file::read(format, text) {
+                Ok(loaded) => Ok(Some(loaded)),
+                Err(e) => Err(DriverError::new(
+                    path,
+                    format!("has a top-level `sops` entry{}, which is reserved for SOPS metadata, but it is not valid metadata ({e}); nothing was staged", match format {
+                        Format::Dotenv | Format::Ini => " (`sops_...` keys)",
+                        _ => "",
+                    }),
+                )
+                .hint(format!("if this was an encrypted file, restore it with `git checkout -- {}` and make your change again; otherwise rename that key", super::shell_word(path)))),
+            };
+        }
+        if let Some((line, key)) = form::first_enc_value(&doc) {
+            return Err(DriverError::new(
+                path,
+                format!("line {line}: the value at {key} is SOPS ciphertext, but the file has no `sops` metadata, so nobody could decrypt it; nothing was staged"),
+            )
+            .hint(format!("the metadata block was removed: restore the file with `git checkout -- {}` and make your change again", super::shell_word(path))));
+        }
+        Ok(None)
+    }
+
+    /// Clean a file that already is a SOPS file (a locked working tree, or a
+    /// file encrypted by sops). It is stored as it is only when its form is
+    /// intact (every entry its own rules encrypt is `ENC[...]`) and, where a key
+    /// opens it, its MAC verifies. Plaintext entries in it are encrypted with
+    /// its own data key when there is a key, and refused when there is none.
+    fn clean_sops_file(
+        &mut self,
+        path: &str,
+        input: &[u8],
+        loaded: file::Loaded,
+        staged: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, DriverError> {
+        let format = loaded.format();
+        // Exactly what git already holds adds nothing to the object store (and a
+        // damaged committed file must not make `git status` fail).
+        if staged.as_deref() == Some(input) || self.template(1, path).as_deref() == Some(input) {
+            return Ok(input.to_vec());
+        }
+        let (doc, _) = loaded.document();
+        let problems = form::check(doc, &loaded.meta, 0);
+        let key = self.keys.recover(&loaded.meta, &self.keyring).ok();
+        let shown = super::shell_word(path);
+        let plaintext: Vec<&form::Problem> = problems
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    form::ProblemKind::PlaintextValue | form::ProblemKind::PlaintextComment
+                )
+            })
+            .collect();
+        if let Some(p) = problems.iter().find(|p| {
+            matches!(
+                p.kind,
+                form::ProblemKind::MalformedValue | form::ProblemKind::BadMac
+            )
+        }) {
+            return Err(DriverError::new(
+                path,
+                format!(
+                    "is a damaged SOPS file: {}{}; nothing was staged",
+                    describe_at(p),
+                    p.what
+                ),
+            )
+            .hint(format!(
+                "restore it with `git checkout HEAD -- {shown}` and make your change again"
+            )));
+        }
+        let Some(key) = key else {
+            if let Some(p) = plaintext.first() {
+                return Err(DriverError::new(
+                    path,
+                    format!(
+                        "you added or changed a value in a file you cannot decrypt ({}{}); nothing was staged",
+                        describe_at(p),
+                        p.what
+                    ),
+                )
+                .hint(format!("ask someone who holds one of its keys to make the change, or see `git sops status`; `git checkout -- {shown}` undoes yours")));
+            }
+            // Locked: intact ciphertext is stored as it is.
+            return Ok(input.to_vec());
+        };
+        if plaintext.is_empty() {
+            return match loaded.open(&key) {
+                Ok(opened) => {
+                    self.remember(input, format, &opened.plaintext);
+                    Ok(input.to_vec())
+                }
+                Err(e) => Err(DriverError::new(
+                    path,
+                    format!("the SOPS file does not authenticate: {e}; nothing was staged"),
+                )
+                .hint(format!("a value was edited inside its ENC[...] or taken from another version; restore the file with `git checkout HEAD -- {shown}` and make your change again"))),
+            };
+        }
+        // A key holder's ciphertext with new plaintext entries: encrypt them with
+        // the file's own data key; every other value keeps its ciphertext.
+        let opened = loaded.open_with(&key, Check::Mixed).map_err(|e| {
+            DriverError::new(
+                path,
+                format!("cannot encrypt its plaintext values: {e}; nothing was staged"),
+            )
+            .hint(format!(
+                "restore it with `git checkout HEAD -- {shown}` and make your change again"
+            ))
+        })?;
+        let mut meta = loaded.meta.clone();
+        let mut ivs = opened.ivs;
+        let out = file::seal(format, &opened.plaintext, &key, &mut meta, &mut ivs)
+            .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+        eprintln!(
+            "git-sops: {path}: encrypted {} plaintext entr{} found in the SOPS file",
+            plaintext.len(),
+            if plaintext.len() == 1 { "y" } else { "ies" }
+        );
+        self.warn_on_drift(path, &meta);
+        self.remember(&out, format, &opened.plaintext);
         Ok(out)
     }
 
@@ -218,7 +435,7 @@ impl Filter {
         let mut usable = None;
         let mut locked = None;
         let mut seen: Vec<Vec<u8>> = Vec::new();
-        for which in 0..3 {
+        for which in 0..4 {
             let candidate = match which {
                 0 => staged.take(),
                 _ => self.template(which, path),
@@ -255,6 +472,7 @@ impl Filter {
             // Same data key and recipients; unchanged values keep their IVs.
             let out = file::seal(format, input, &key, &mut meta, &mut ivs)
                 .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+            self.warn_on_drift(path, &meta);
             self.remember(&out, format, input);
             return Ok(Some(out));
         }
@@ -289,6 +507,7 @@ impl Filter {
         };
         let out =
             file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
+        self.warn_on_drift(path, &meta);
         self.keys.remember(&meta, &key);
         self.remember(&out, format, input);
         Ok(out)
@@ -327,15 +546,57 @@ impl Filter {
                 return Ok(Smudged::Unchanged);
             }
         };
-        let opened = loaded.open(&key).map_err(|e| {
-            DriverError::new(path, format!("refusing to check out: {e}")).hint(
-                "the committed file was modified outside git-sops/sops; inspect it with `git show`",
-            )
-        })?;
+        let opened = match loaded.open(&key) {
+            Ok(opened) => opened,
+            Err(e) => {
+                // One damaged file must not stop the checkout of every other one:
+                // it stays ciphertext, and `git sops status` lists it as damaged.
+                eprintln!(
+                    "git-sops: error: {path}: the committed file does not authenticate ({e}); it stays encrypted in the working tree"
+                );
+                eprintln!(
+                    "  hint: it was changed outside git-sops/sops (a partial `git add -p`, or an edit inside ENC[...]); restore a good version with `git checkout <commit> -- {}` and commit it",
+                    super::shell_word(path)
+                );
+                return Ok(Smudged::Unchanged);
+            }
+        };
         self.smudged.insert(path.to_string(), input.to_vec());
         self.remember(input, format, &opened.plaintext);
         Ok(Smudged::Plaintext(opened.plaintext))
     }
+}
+
+/// How long a one-shot clean's result stands for a second clean of the same
+/// file: long enough for the two cleans of one `git commit PATH`, too short to
+/// carry an old data key over to a file re-created later.
+const ONE_COMMAND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Files that configure git-sops or git itself: never transformed by clean.
+pub fn is_configuration(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        name,
+        ".gitattributes" | ".gitignore" | ".gitmodules" | ".mailmap" | ".sops.yaml"
+    )
+}
+
+/// "line N, KEY: " for a message about one problem of the form.
+fn describe_at(p: &form::Problem) -> String {
+    let mut at = String::new();
+    if p.line > 0 {
+        at.push_str(&format!("line {}", p.line));
+    }
+    if let Some(k) = &p.key_path {
+        if !at.is_empty() {
+            at.push_str(", ");
+        }
+        at.push_str(k);
+    }
+    if !at.is_empty() {
+        at.push_str(": ");
+    }
+    at
 }
 
 /// The line of the first `<<<<<<<` marker of a complete conflict block

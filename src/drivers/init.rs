@@ -12,6 +12,7 @@ use super::install::{self, Scope};
 use super::status::protected_paths;
 use super::DriverError;
 use crate::git::cat_file::BlobReader;
+use crate::git::worktree::read_file;
 use crate::git::Git;
 use crate::keys::age;
 use crate::sops::{config, file, metadata::now_rfc3339};
@@ -55,6 +56,11 @@ pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> 
 
     changes.extend(add_attributes(&top, &patterns)?);
     changes.extend(unlock_checkout(&top_git)?);
+    changes.extend(
+        super::status::plaintext_caches(&top_git)
+            .into_iter()
+            .map(|w| format!("warning: {w}")),
+    );
     Ok(changes)
 }
 
@@ -112,12 +118,42 @@ fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, Driver
             changes.push(format!("added `{pattern} {ATTRIBUTES}` to .gitattributes"));
         }
     }
+    // The files that configure protection are never encrypted: their lines come
+    // last, so no pattern above (`*`, `**`, `*.yaml`) can reach them.
+    let kept: Vec<&str> = text
+        .split_inclusive('\n')
+        .filter(|l| !EXEMPT.contains(&l.trim_end()))
+        .collect();
+    let mut fixed: String = kept.concat();
+    if !fixed.is_empty() && !fixed.ends_with('\n') {
+        fixed.push('\n');
+    }
+    for line in EXEMPT {
+        fixed.push_str(line);
+        fixed.push('\n');
+    }
+    if fixed != text {
+        if !text.contains(EXEMPT[0]) {
+            changes.push(
+                "added `.gitattributes -filter -diff -merge` and `.sops.yaml -filter -diff -merge` to .gitattributes: the files that say what is protected are never encrypted".to_string(),
+            );
+        } else if changes.is_empty() {
+            changes.push("moved the .gitattributes and .sops.yaml lines of .gitattributes to its end, after every pattern".to_string());
+        }
+        text = fixed;
+    }
     if !changes.is_empty() {
         std::fs::write(&path, text)
             .map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
     }
     Ok(changes)
 }
+
+/// The `.gitattributes` lines that keep the configuration files unencrypted.
+const EXEMPT: [&str; 2] = [
+    ".gitattributes -filter -diff -merge",
+    ".sops.yaml -filter -diff -merge",
+];
 
 /// `line` with ` merge=sops` added after its `diff=sops` (else `filter=sops`)
 /// attribute, when it is a pattern line with `filter=sops` and no `merge`
@@ -184,11 +220,11 @@ fn unlock_checkout(git: &Git) -> Result<Vec<String>, DriverError> {
             continue;
         }
         let file = top.join(&path);
-        if std::fs::read(&file).ok().as_deref() == Some(&staged[..]) {
+        if read_file(&top, &path).as_deref() == Some(&staged[..]) {
             std::fs::remove_file(&file).map_err(|e| err(format!("{path}: {e}")))?;
             git.run(&["checkout", "--", &path])
                 .map_err(|e| err(e.to_string()))?;
-            let now_plain = std::fs::read(&file).ok().as_deref() != Some(&staged[..]);
+            let now_plain = read_file(&top, &path).as_deref() != Some(&staged[..]);
             if now_plain {
                 unlocked.push(path);
             }
@@ -301,10 +337,10 @@ mod tests {
         let path = dir.path().join(".gitattributes");
         std::fs::write(&path, "*.txt text\nold/** filter=sops diff=sops -text").unwrap();
         let changes = add_attributes(dir.path(), &["secrets/**".to_string()]).unwrap();
-        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(changes.len(), 3, "{changes:?}");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "*.txt text\nold/** filter=sops diff=sops merge=sops -text\nsecrets/** filter=sops diff=sops merge=sops -text\n"
+            "*.txt text\nold/** filter=sops diff=sops merge=sops -text\nsecrets/** filter=sops diff=sops merge=sops -text\n.gitattributes -filter -diff -merge\n.sops.yaml -filter -diff -merge\n"
         );
         let again = add_attributes(
             dir.path(),
@@ -312,6 +348,13 @@ mod tests {
         )
         .unwrap();
         assert!(again.is_empty(), "{again:?}");
+        let star = add_attributes(dir.path(), &["*".to_string()]).unwrap();
+        assert_eq!(star.len(), 1, "{star:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.ends_with("* filter=sops diff=sops merge=sops -text\n.gitattributes -filter -diff -merge\n.sops.yaml -filter -diff -merge\n"),
+            "{text}"
+        );
     }
 
     #[test]

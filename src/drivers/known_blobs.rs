@@ -55,18 +55,70 @@ impl KnownBlobs {
             Ok(_) => create(&dir, &path, true)?,
             Err(_) => create(&dir, &path, false)?,
         };
+        Some(KnownBlobs::from_bytes(path, &bytes))
+    }
+
+    /// The records as they are, without creating or repairing anything (the
+    /// guard only reads them); `None` when there are none.
+    pub fn existing(git: &Git) -> Option<KnownBlobs> {
+        let path = git.common_dir().ok()?.join("git-sops").join("known-blobs");
+        let bytes = std::fs::read(&path).ok().filter(|b| usable(b))?;
+        Some(KnownBlobs::from_bytes(path, &bytes))
+    }
+
+    fn from_bytes(path: PathBuf, bytes: &[u8]) -> KnownBlobs {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         key.copy_from_slice(&bytes[..KEY_LEN]);
         let known = bytes[KEY_LEN..]
             .chunks_exact(RECORD_LEN)
             .filter_map(|r| Some((r[..32].try_into().ok()?, r[32..].try_into().ok()?)))
             .collect();
-        Some(KnownBlobs {
+        KnownBlobs {
             path,
             key,
             known,
             file: None,
-        })
+        }
+    }
+
+    /// The blob clean last produced for `path` in any process, if that was at
+    /// most `within` ago (see [`KnownBlobs::remember_cleaned`]).
+    pub fn last_cleaned(&self, path: &str, within: std::time::Duration) -> Option<Vec<u8>> {
+        let file = self.cleaned_file(path);
+        let age = std::fs::metadata(&file)
+            .ok()?
+            .modified()
+            .ok()?
+            .elapsed()
+            .ok()?;
+        (age <= within).then(|| std::fs::read(&file).ok())?
+    }
+
+    /// Remember the blob clean produced for `path`. `git commit PATH` cleans
+    /// the file twice, for its temporary index and for the real one; with the
+    /// one-shot `clean %f` these are two processes, and fresh IVs would make two
+    /// different blobs, leaving the real index different from the commit. The
+    /// blob is ciphertext; clean uses it only as a template, like the staged one.
+    pub fn remember_cleaned(&self, path: &str, blob: &[u8]) {
+        let file = self.cleaned_file(path);
+        let Some(dir) = file.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        // Best effort, atomic: a reader sees the old blob or the new one.
+        if let Ok(mut tmp) = tempfile::Builder::new()
+            .prefix(".cleaned-")
+            .tempfile_in(dir)
+        {
+            if tmp.write_all(blob).is_ok() {
+                let _ = tmp.persist(&file);
+            }
+        }
+    }
+
+    fn cleaned_file(&self, path: &str) -> PathBuf {
+        let name = hex::encode(Sha256::digest(path.as_bytes()));
+        self.path.with_file_name("cleaned").join(name)
     }
 
     /// Does `blob` decrypt to `plaintext` as a `format` file (as recorded)?

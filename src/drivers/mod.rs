@@ -13,6 +13,7 @@ pub mod known_blobs;
 pub mod merge;
 pub mod prefetch;
 pub mod process;
+pub mod staged;
 pub mod status;
 pub mod textconv;
 

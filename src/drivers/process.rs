@@ -92,20 +92,25 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
     wr.flush_packet()?;
     wr.flush()?;
 
-    while let Some(headers) = rd.read_lines()? {
+    while let Some(headers) = rd.read_byte_lines()? {
         let mut command = "";
-        let mut pathname = "";
+        let mut pathname: Result<&str, String> = Ok("");
         let mut meta = SmudgeMeta::default();
         for line in &headers {
-            if let Some((key, value)) = line.split_once('=') {
-                match key {
-                    "command" => command = value,
-                    "pathname" => pathname = value,
-                    "ref" => meta.reference = value,
-                    "treeish" => meta.treeish = value,
-                    "blob" => meta.blob = value,
-                    _ => {}
-                }
+            let Some(eq) = line.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            let (key, value) = (&line[..eq], &line[eq + 1..]);
+            // Only the path may be other than UTF-8 (git allows any bytes but NUL).
+            let text = std::str::from_utf8(value);
+            match (key, text) {
+                (b"pathname", Ok(v)) => pathname = Ok(v),
+                (b"pathname", Err(_)) => pathname = Err(String::from_utf8_lossy(value).into()),
+                (b"command", Ok(v)) => command = v,
+                (b"ref", Ok(v)) => meta.reference = v,
+                (b"treeish", Ok(v)) => meta.treeish = v,
+                (b"blob", Ok(v)) => meta.blob = v,
+                _ => {}
             }
         }
         let mut content = Vec::new();
@@ -117,11 +122,23 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
         if command == "smudge" {
             filter.smudge_meta(&meta);
         }
-        let result = match command {
-            "clean" => filter.clean(pathname, &content).map(Some),
-            "smudge" => filter.smudge(pathname, &content),
-            other => Err(DriverError::new(
-                pathname,
+        let result = match (command, &pathname) {
+            ("clean", Ok(path)) => filter.clean(path, &content).map(Some),
+            ("smudge", Ok(path)) => filter.smudge(path, &content),
+            // git-sops names paths in git commands and messages as text; a name
+            // that is not UTF-8 is refused on the way in (nothing is stored) and
+            // left as it is on the way out, and the process carries on.
+            ("clean", Err(lossy)) => Err(DriverError::new(
+                lossy,
+                "the file name is not UTF-8, which git-sops cannot handle; nothing was staged",
+            )
+            .hint("rename the file to a UTF-8 name")),
+            ("smudge", Err(lossy)) => {
+                eprintln!("git-sops: warning: {lossy}: the file name is not UTF-8, which git-sops cannot handle; it stays encrypted");
+                Ok(None)
+            }
+            (other, path) => Err(DriverError::new(
+                path.as_deref().unwrap_or_else(|l| l.as_str()),
                 format!("unsupported filter command {other:?}"),
             )),
         };

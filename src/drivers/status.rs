@@ -1,12 +1,16 @@
 //! `git sops status`: for every protected path (`filter=sops`), whether the
 //! index holds SOPS ciphertext, whether the working tree is decrypted (unlocked)
 //! or still ciphertext (locked), and which of the file's keys this machine holds.
+//! Where a key opens the staged file it is also authenticated (a damaged file is
+//! listed as such), and its keys are compared with what its `.sops.yaml`
+//! creation rule names now (a removed recipient that can still open it).
 
 use super::filetype::FileTypes;
 use crate::git::cat_file::BlobReader;
+use crate::git::worktree::read_file;
 use crate::git::{Git, GitError};
-use crate::sops::file;
-use crate::sops::keygroups::Keyring;
+use crate::sops::keygroups::{self, Keyring};
+use crate::sops::{config, file};
 
 pub struct PathStatus {
     pub path: String,
@@ -14,6 +18,8 @@ pub struct PathStatus {
     pub index_encrypted: Option<bool>,
     pub worktree: &'static str,
     pub keys: String,
+    /// What needs attention: damage, keys that differ from the creation rule.
+    pub problems: Vec<String>,
 }
 
 /// Protected paths among the tracked files.
@@ -35,6 +41,7 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let keyring = Keyring::new();
     let mut out = Vec::new();
     let mut types = FileTypes::new(git.clone());
+    let rules = config::discover_from(&top).ok().flatten();
     for path in protected_paths(git)? {
         // A bad `sops-type` shows as an unreadable file here; the filter reports it.
         let format = types.format(&path).ok();
@@ -44,26 +51,46 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
             _ => None,
         };
         let index_encrypted = blob.as_ref().map(|_| loaded.is_some());
-        let worktree = match (std::fs::read(top.join(&path)), format) {
-            (Err(_), _) => "missing",
-            (Ok(bytes), Some(format)) if file::load(format, &bytes).is_some() => {
+        let worktree = match (read_file(&top, &path), format) {
+            (None, _) => "missing (or not a regular file)",
+            (Some(bytes), Some(format)) if file::load(format, &bytes).is_some() => {
                 "locked (ciphertext)"
             }
-            (Ok(_), Some(_)) => "unlocked (plaintext)",
-            (Ok(_), None) => "unknown sops-type",
+            (Some(_), Some(_)) => "unlocked (plaintext)",
+            (Some(_), None) => "unknown sops-type",
         };
+        let mut problems = Vec::new();
         let keys_text = match &loaded {
             None => "-".to_string(),
             Some(loaded) => match keys.recover(&loaded.meta, &keyring) {
-                Ok(_) => format!("opens with a local key ({})", describe(&loaded.meta)),
+                Ok(key) => {
+                    if let Err(e) = loaded.open(&key) {
+                        problems.push(format!(
+                            "DAMAGED: the staged file does not authenticate ({e}); restore a good version with `git checkout <commit> -- {}`",
+                            super::shell_word(&path)
+                        ));
+                    }
+                    format!("opens with a local key ({})", describe(&loaded.meta))
+                }
                 Err(_) => format!("no local key; needs one of: {}", describe(&loaded.meta)),
             },
         };
+        if let (Some(loaded), Some(cfg)) = (&loaded, &rules) {
+            if let Ok(rule) = cfg.rule_for(&top.join(&path).to_string_lossy()) {
+                if let Some(change) = keygroups::drift(&loaded.meta.key_groups, &rule.key_groups) {
+                    let f = super::shell_word(&path);
+                    problems.push(format!(
+                        "its keys differ from its .sops.yaml creation rule ({change}); run `git sops updatekeys -y {f}` and `git sops rotate -i {f}`"
+                    ));
+                }
+            }
+        }
         out.push(PathStatus {
             path,
             index_encrypted,
             worktree,
             keys: keys_text,
+            problems,
         });
     }
     Ok(out)
@@ -74,4 +101,23 @@ fn describe(meta: &crate::sops::metadata::Metadata) -> String {
         .map(|k| format!("{} {}", k.kind(), k.identifier()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where git keeps plaintext copies of protected files on its own, as warnings
+/// for `init` and `status`: rerere records the working-tree text of every
+/// conflicted file (which is decrypted) under `.git/rr-cache`, and is on when
+/// `rerere.enabled` is true or, unset, when that folder exists.
+pub fn plaintext_caches(git: &Git) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let enabled = git.config_bool("rerere.enabled").ok().flatten();
+    let cache = git.common_dir().ok().map(|d| d.join("rr-cache"));
+    let exists = cache.as_ref().is_some_and(|c| c.is_dir());
+    if enabled == Some(true) || (enabled.is_none() && exists) {
+        warnings.push(format!(
+            "rerere is on{}: git records the decrypted text of conflicted files under {}; run `git config rerere.enabled false` and delete that folder to keep plaintext out of .git",
+            if enabled == Some(true) { " (rerere.enabled)" } else { " (the rr-cache folder exists)" },
+            cache.map(|c| c.display().to_string()).unwrap_or_else(|| ".git/rr-cache".into())
+        ));
+    }
+    warnings
 }

@@ -16,18 +16,32 @@ use crate::sops::{cipher, file, keycache::KeyCache, keygroups::Keyring, metadata
 /// only its base name, hence its extension, is the real one).
 /// `keys` is only built for ciphertext input: git runs textconv once per blob per
 /// side, and smudged plaintext (the usual input) needs no keys and no git calls.
+/// `hide`: git caches this output (`diff.sops.cachetextconv`), so nothing
+/// decrypted may be printed: ciphertext is shown as fingerprints even with a
+/// key, and plaintext input as its structure with every value hidden.
 pub fn render(
     path: &str,
     content: &[u8],
     keys: impl FnOnce() -> KeyCache,
     keyring: &Keyring,
+    hide: bool,
 ) -> Vec<u8> {
     let Some(loaded) = file::sniff(path, content) else {
-        return plaintext(content); // plaintext (smudged) or not SOPS at all
+        // Plaintext (smudged) or not SOPS at all.
+        return if hide {
+            hidden(path, content)
+        } else {
+            plaintext(content)
+        };
     };
     let format = loaded.format();
     let summary = summary_line(&loaded.meta);
-    if let Ok(key) = keys().recover(&loaded.meta, keyring) {
+    let key = if hide {
+        None
+    } else {
+        keys().recover(&loaded.meta, keyring).ok()
+    };
+    if let Some(key) = key {
         if let Ok(opened) = loaded.open(&key) {
             let mut out = match format {
                 Format::Binary => plaintext(&opened.plaintext),
@@ -69,6 +83,47 @@ pub fn render(
     };
     push_line(&mut out, &summary, doc.newline);
     out
+}
+
+/// Plaintext with every value and comment replaced by a placeholder: the key
+/// structure, which a SOPS file shows in the clear anyway, and nothing else.
+fn hidden(path: &str, content: &[u8]) -> Vec<u8> {
+    let note = "# git-sops: values hidden because diff.sops.cachetextconv is set (git would store this output)";
+    let text = std::str::from_utf8(content).ok();
+    let formats = Format::from_path(path).into_iter().chain([
+        Format::Yaml,
+        Format::Json,
+        Format::Dotenv,
+        Format::Ini,
+    ]);
+    for format in formats {
+        let Some(text) = text else { break };
+        let Ok(doc) = format.store().parse(text) else {
+            continue;
+        };
+        let mut edits = Vec::new();
+        let _ = walk(&doc, &mut |visit, _pos| -> Result<(), ()> {
+            match visit {
+                Visit::Leaf(leaf) if leaf.value != Scalar::Null => {
+                    edits.push(Edit::replace(leaf.span.clone(), "<hidden>".to_string()));
+                }
+                Visit::Comment(c) if !c.text.trim().is_empty() => {
+                    edits.push(Edit::replace(
+                        c.span.clone(),
+                        " <hidden comment>".to_string(),
+                    ));
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        if let Ok(t) = crate::formats::apply_edits(text, edits) {
+            let mut out = t.as_bytes().to_vec();
+            push_line(&mut out, note, doc.newline);
+            return out;
+        }
+    }
+    format!("<content hidden, {} bytes>\n{note}\n", content.len()).into_bytes()
 }
 
 /// Plaintext as it is when it is text; a one-line summary for binary data,

@@ -9,5 +9,6 @@ pub mod cat_file;
 pub mod check_attr;
 pub mod command;
 pub mod pktline;
+pub mod worktree;
 
 pub use command::{Git, GitError};

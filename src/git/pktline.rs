@@ -66,6 +66,19 @@ impl<R: Read> PktReader<R> {
     /// Text lines up to the next flush (trailing `\n` removed). `Ok(None)` on EOF
     /// before any packet.
     pub fn read_lines(&mut self) -> io::Result<Option<Vec<String>>> {
+        let Some(lines) = self.read_byte_lines()? else {
+            return Ok(None);
+        };
+        lines
+            .into_iter()
+            .map(|l| String::from_utf8(l).map_err(|_| invalid("non-UTF-8 header line".into())))
+            .collect::<io::Result<Vec<String>>>()
+            .map(Some)
+    }
+
+    /// Lines up to the next flush as bytes (trailing `\n` removed): request
+    /// headers carry path names, which git does not require to be UTF-8.
+    pub fn read_byte_lines(&mut self) -> io::Result<Option<Vec<Vec<u8>>>> {
         let mut lines = Vec::new();
         loop {
             match self.read_packet()? {
@@ -77,10 +90,8 @@ impl<R: Read> PktReader<R> {
                     ))
                 }
                 Some(Packet::Flush) => return Ok(Some(lines)),
-                Some(Packet::Data(d)) => {
-                    let mut line = String::from_utf8(d)
-                        .map_err(|_| invalid("non-UTF-8 header line".into()))?;
-                    if line.ends_with('\n') {
+                Some(Packet::Data(mut line)) => {
+                    if line.ends_with(b"\n") {
                         line.pop();
                     }
                     lines.push(line);

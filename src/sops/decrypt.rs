@@ -24,6 +24,19 @@ pub struct Opened {
     pub ivs: IvStash,
 }
 
+/// How strictly [`open`] reads a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Every value the selector encrypts must be `ENC[...]`, and the MAC must match.
+    Mac,
+    /// As `Mac`, without the MAC (sops' `--ignore-mac`).
+    IgnoreMac,
+    /// Plaintext entries where the selector encrypts are kept as they are (the
+    /// clean filter then encrypts them); the MAC cannot match and is not checked.
+    /// Each `ENC[...]` value must still authenticate under its own path.
+    Mixed,
+}
+
 /// Parse an encrypted file and read its metadata (from the first document, as sops).
 pub fn load(store: &dyn Store, src: &str) -> Result<(Document, Metadata), Error> {
     let doc = store.parse(src)?;
@@ -45,7 +58,12 @@ pub fn decrypt(
 ) -> Result<Opened, Error> {
     let (doc, meta) = load(store, src)?;
     let key = keygroups::recover(&meta, keyring)?;
-    open(store, src, &doc, &meta, &key, ignore_mac)
+    let check = if ignore_mac {
+        Check::IgnoreMac
+    } else {
+        Check::Mac
+    };
+    open(store, src, &doc, &meta, &key, check)
 }
 
 /// Decrypt a loaded document with its data key.
@@ -55,7 +73,7 @@ pub fn open(
     doc: &Document,
     meta: &Metadata,
     key: &DataKey,
-    ignore_mac: bool,
+    check: Check,
 ) -> Result<Opened, Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
@@ -76,6 +94,7 @@ pub fn open(
                 let text = match &leaf.value {
                     Scalar::Str(s) if s.is_empty() => return Ok(()),
                     Scalar::Str(s) if cipher::is_enc(s) => s,
+                    _ if check == Check::Mixed => return Ok(()),
                     _ => {
                         return Err(Error::Plaintext {
                             path: path(),
@@ -147,7 +166,7 @@ pub fn open(
         }
         Ok(())
     })?;
-    if !ignore_mac {
+    if check == Check::Mac {
         verify_mac(key, meta, hasher.finish())?;
     }
     edits.extend(store.remove_metadata(src, doc));

@@ -7,6 +7,7 @@
 use zeroize::Zeroizing;
 
 use super::datakey::DataKey;
+use super::decrypt::Check;
 use super::encrypt::{self, Ivs};
 use super::metadata::Metadata;
 use super::stash::IvStash;
@@ -47,6 +48,13 @@ pub fn read(format: Format, text: &str) -> Result<Loaded, Error> {
     })
 }
 
+/// Can `blob` be a SOPS file at all? Every format's metadata names `sops` and
+/// `lastmodified`; a cheap test before parsing blobs that are mostly not SOPS.
+pub fn might_be_sops(blob: &[u8]) -> bool {
+    let has = |needle: &[u8]| blob.windows(needle.len()).any(|w| w == needle);
+    has(b"sops") && has(b"lastmodified")
+}
+
 /// Read `blob` as a SOPS file when its format is not known for sure (textconv
 /// sees only a temporary file name; the prefetch only needs the metadata): the
 /// format of `path`'s extension first, then the others. A binary file's JSON
@@ -75,6 +83,12 @@ impl Loaded {
 
     /// Decrypt with `key`, verifying the MAC.
     pub fn open(&self, key: &DataKey) -> Result<Opened, Error> {
+        self.open_with(key, Check::Mac)
+    }
+
+    /// Decrypt with `key` under `check` (see [`Check`]). A binary envelope is
+    /// one value, so it is always checked in full.
+    pub fn open_with(&self, key: &DataKey, check: Check) -> Result<Opened, Error> {
         if self.format == Format::Binary {
             let plaintext = binary::open(&self.doc, &self.meta, key, false)?;
             return Ok(Opened {
@@ -89,7 +103,7 @@ impl Loaded {
             &self.doc,
             &self.meta,
             key,
-            false,
+            check,
         )?;
         let plaintext = Zeroizing::new(opened.text.as_bytes().to_vec());
         Ok(Opened {

@@ -107,6 +107,87 @@ pub fn key_string_form(key: &MasterKey) -> String {
     }
 }
 
+/// One key as `updatekeys` compares keys: its type and sops' string form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyName {
+    pub kind: String,
+    pub form: String,
+}
+
+impl KeyName {
+    pub fn of_key(k: &MasterKey) -> KeyName {
+        KeyName {
+            kind: k.kind().to_string(),
+            form: key_string_form(k),
+        }
+    }
+
+    pub fn of_recipient(r: &Recipient) -> KeyName {
+        KeyName {
+            kind: r.kind().to_string(),
+            form: r.string_form(),
+        }
+    }
+}
+
+/// The difference between a file's group and a rule's group at one index.
+#[derive(Default)]
+pub struct GroupDiff {
+    pub common: Vec<KeyName>,
+    pub added: Vec<KeyName>,
+    pub removed: Vec<KeyName>,
+}
+
+pub fn diff_groups(ours: &[KeyGroup], theirs: &[Vec<Recipient>]) -> Vec<GroupDiff> {
+    (0..ours.len().max(theirs.len()))
+        .map(|i| {
+            let our: Vec<KeyName> = ours
+                .get(i)
+                .map(|g| g.iter().map(KeyName::of_key).collect())
+                .unwrap_or_default();
+            let their: Vec<KeyName> = theirs
+                .get(i)
+                .map(|g| g.iter().map(KeyName::of_recipient).collect())
+                .unwrap_or_default();
+            let mut d = GroupDiff::default();
+            for k in &their {
+                if our.contains(k) {
+                    d.common.push(k.clone());
+                } else {
+                    d.added.push(k.clone());
+                }
+            }
+            d.removed = our.into_iter().filter(|k| !their.contains(k)).collect();
+            d
+        })
+        .collect()
+}
+
+/// How a file's keys differ from the key groups a creation rule names now
+/// (empty groups of the rule ignored, as `updatekeys` does): `None` when they
+/// are the same, else a short description such as
+/// `removed age age1...; added kms arn:...`.
+pub fn drift(ours: &[KeyGroup], rule: &[Vec<Recipient>]) -> Option<String> {
+    let rule: Vec<Vec<Recipient>> = rule.iter().filter(|g| !g.is_empty()).cloned().collect();
+    if rule.is_empty() {
+        return None;
+    }
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for d in diff_groups(ours, &rule) {
+        removed.extend(d.removed.iter().map(|k| format!("{} {}", k.kind, k.form)));
+        added.extend(d.added.iter().map(|k| format!("{} {}", k.kind, k.form)));
+    }
+    let mut parts = Vec::new();
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", removed.join(", ")));
+    }
+    if !added.is_empty() {
+        parts.push(format!("added {}", added.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// Why the data key could not be wrapped or recovered.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyGroupError {
@@ -133,11 +214,21 @@ pub enum KeyGroupError {
 #[derive(Default)]
 pub struct Keyring {
     age: OnceCell<Result<age::Identities, KeyError>>,
+    /// Never call KMS (a commit hook must not wait on the network).
+    offline: bool,
 }
 
 impl Keyring {
     pub fn new() -> Keyring {
         Keyring::default()
+    }
+
+    /// Local keys only: age identities, no KMS call.
+    pub fn offline() -> Keyring {
+        Keyring {
+            offline: true,
+            ..Keyring::default()
+        }
     }
 
     pub fn with_age(ids: age::Identities) -> Keyring {
@@ -156,6 +247,9 @@ impl Keyring {
                 Ok(ids) => ids.unwrap(&k.enc).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
+            MasterKey::Kms(_) if self.offline => {
+                Err("not tried: this command uses local keys only".to_string())
+            }
             // The network key: tried after local age identities (see `recover`).
             MasterKey::Kms(k) => kms::decrypt(
                 &KmsKeyRef {

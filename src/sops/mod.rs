@@ -10,6 +10,7 @@ pub mod datakey;
 pub mod decrypt;
 pub mod encrypt;
 pub mod file;
+pub mod form;
 pub mod keycache;
 pub mod keygroups;
 pub mod mac;

@@ -33,6 +33,12 @@ pub enum Kind {
     DecryptedFile,
     /// `.sops.yaml` cannot be read, so which paths it protects is unknown.
     BadConfig,
+    /// A path a parent protected (or that held a SOPS file) loses its protection.
+    ProtectionRemoved,
+    /// An unprotected file holds the plaintext of a SOPS file the same change deletes.
+    DecryptedCopy,
+    /// With a key: the file's MAC or a value does not authenticate.
+    AuthenticationFailed,
 }
 
 impl Kind {
@@ -50,6 +56,9 @@ impl Kind {
             Kind::MissingAttribute => "missing-attribute",
             Kind::DecryptedFile => "decrypted-file",
             Kind::BadConfig => "bad-config",
+            Kind::ProtectionRemoved => "protection-removed",
+            Kind::DecryptedCopy => "decrypted-copy",
+            Kind::AuthenticationFailed => "authentication-failed",
         }
     }
 
@@ -140,32 +149,11 @@ pub fn to_json_array(findings: &[Finding]) -> String {
     serde_json::to_string_pretty(&array).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// A plaintext value as it may appear in a message: its first two characters
-/// followed by `****` when it is long enough for that to give little away (at
-/// least 8 characters), otherwise only `****`.
-pub fn mask(value: &str) -> String {
-    if value.chars().count() < 8 {
-        return "****".to_string();
-    }
-    let prefix: String = value
-        .chars()
-        .take(2)
-        .flat_map(char::escape_default)
-        .collect();
-    format!("{prefix}****")
-}
+pub use crate::sops::form::mask;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_never_show_more_than_two_characters() {
-        assert_eq!(mask("hunter2"), "****");
-        assert_eq!(mask("hunter2hunter2"), "hu****");
-        assert_eq!(mask("\n\tsecretsecret"), "\\n\\t****");
-        assert_eq!(mask(""), "****");
-    }
 
     #[test]
     fn text_form_names_commit_path_line_and_key() {

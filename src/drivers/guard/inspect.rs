@@ -21,21 +21,25 @@
 //! `sops` block over plaintext values (reported per key), or a `*.dec.*` /
 //! `*.decrypted.*` name on something that is not a fully encrypted SOPS file.
 
-use std::convert::Infallible;
-
-use super::finding::{mask, Finding, Kind};
+use super::finding::{Finding, Kind};
 use super::rules::looks_decrypted_name;
 use crate::formats::Value;
-use crate::formats::{find_entry, Document, Entry, Format, Node, Scalar};
-use crate::sops::cipher::{self, EncValue, TypeTag};
-use crate::sops::display_path;
+use crate::formats::{find_entry, Document, Entry, Format, Node};
+use crate::sops::form::{self, Problem, ProblemKind};
 use crate::sops::metadata::Metadata;
 use crate::sops::selectors::Selector;
-use crate::sops::walk::{walk, Visit};
 
 /// The findings for one blob (paths left empty: the caller knows where the blob is).
 pub fn inspect(path: &str, format: Format, content: &[u8], protected: bool) -> Vec<Finding> {
     if protected {
+        // A SOPS file of another format under a name sops calls binary (say
+        // `kubeconfig`) is stored as it is by clean, so it is judged as what it is.
+        let format = match format {
+            Format::Binary if crate::sops::file::might_be_sops(content) => {
+                crate::sops::file::sniff(path, content).map_or(format, |l| l.format())
+            }
+            _ => format,
+        };
         inspect_protected(format, content)
     } else {
         inspect_unprotected(path, content)
@@ -118,41 +122,15 @@ fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
             .at(entry.line)]
         }
     };
-    let mut findings = Vec::new();
     let mac_line = match &entry.value {
         Node::Map(m) => find_entry(m, "mac").map_or(entry.line, |e| e.line),
         _ => entry.line,
     };
-    if meta.mac.is_empty() {
-        findings.push(Finding::new(Kind::BadMac, "the `sops` block has no MAC").at(mac_line));
-    } else {
-        match EncValue::parse(&meta.mac) {
-            Err(e) => findings.push(
-                Finding::new(
-                    Kind::BadMac,
-                    format!("the MAC is not a valid ENC[...] value: {e}"),
-                )
-                .at(mac_line),
-            ),
-            Ok(enc) if enc.type_tag != TypeTag::Str => findings.push(
-                Finding::new(
-                    Kind::BadMac,
-                    format!(
-                        "the MAC has type:{}; sops seals it as type:str",
-                        enc.type_tag.as_str()
-                    ),
-                )
-                .at(mac_line),
-            ),
-            Ok(_) => {}
-        }
-    }
-    findings.extend(check_tree(
-        &doc,
-        &meta.effective_selector(),
-        &Rules::recorded(&meta, false),
-    ));
-    findings
+    let rules = Rules::recorded(&meta, false);
+    form::check(&doc, &meta, mac_line)
+        .into_iter()
+        .map(|p| rules.finding(p))
+        .collect()
 }
 
 fn inspect_unprotected(path: &str, content: &[u8]) -> Vec<Finding> {
@@ -203,16 +181,6 @@ fn describe_selector(meta: &Metadata) -> String {
     }
 }
 
-fn scalar_kind(value: &Scalar) -> Option<&'static str> {
-    Some(match value {
-        Scalar::Int(_) => "an integer",
-        Scalar::Float(_) => "a number",
-        Scalar::Bool(_) => "a boolean",
-        Scalar::Time(_) => "a timestamp",
-        Scalar::Str(_) | Scalar::Null => return None,
-    })
-}
-
 /// How [`check_tree`] reports what it finds.
 struct Rules {
     value_kind: Kind,
@@ -241,6 +209,25 @@ impl Rules {
         }
     }
 
+    /// The finding for one problem of the form.
+    fn finding(&self, p: Problem) -> Finding {
+        let kind = match p.kind {
+            ProblemKind::PlaintextValue => self.value_kind,
+            ProblemKind::PlaintextComment => self.comment_kind,
+            ProblemKind::MalformedValue => Kind::MalformedValue,
+            ProblemKind::BadMac => Kind::BadMac,
+        };
+        let message = match p.kind {
+            ProblemKind::PlaintextValue | ProblemKind::PlaintextComment => {
+                format!("{}, but {}", p.what, self.why)
+            }
+            ProblemKind::MalformedValue | ProblemKind::BadMac => p.what,
+        };
+        let mut f = Finding::new(kind, message).at(p.line);
+        f.key_path = p.key_path;
+        f
+    }
+
     /// A protected file without any `sops` metadata.
     fn plaintext_file() -> Rules {
         Rules {
@@ -253,65 +240,10 @@ impl Rules {
 
 /// Every leaf and comment `selector` encrypts must be `ENC[...]`.
 fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding> {
-    let why = &rules.why;
-    let mut findings = Vec::new();
-    let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
-        match visit {
-            Visit::Leaf(leaf) => {
-                if leaf.value == Scalar::Null
-                    || !selector.should_encrypt(&pos.path, &pos.comments, false)
-                {
-                    return Ok(());
-                }
-                let key = display_path(&pos.path);
-                let shown = match &leaf.value {
-                    Scalar::Str(s) if s.is_empty() => return Ok(()),
-                    Scalar::Str(s) if cipher::is_enc(s) => {
-                        if let Err(e) = EncValue::parse(s) {
-                            findings.push(
-                                Finding::new(Kind::MalformedValue, format!("the value starts like ENC[...] but sops cannot read it: {e}"))
-                                    .at(leaf.line)
-                                    .key(key),
-                            );
-                        }
-                        return Ok(());
-                    }
-                    Scalar::Str(s) => mask(s),
-                    other => scalar_kind(other).unwrap_or("a value").to_string(),
-                };
-                findings.push(
-                    Finding::new(
-                        rules.value_kind,
-                        format!("the value ({shown}) is plaintext, but {why}"),
-                    )
-                    .at(leaf.line)
-                    .key(key),
-                );
-            }
-            Visit::Comment(comment) => {
-                if cipher::is_enc(&comment.text)
-                    || comment.text.trim().is_empty()
-                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
-                {
-                    return Ok(());
-                }
-                let mut f = Finding::new(
-                    rules.comment_kind,
-                    format!(
-                        "a comment ({}) is plaintext, but {why}",
-                        mask(comment.text.trim())
-                    ),
-                )
-                .at(comment.line);
-                if !pos.path.is_empty() {
-                    f = f.key(display_path(&pos.path));
-                }
-                findings.push(f);
-            }
-        }
-        Ok(())
-    });
-    findings
+    form::unencrypted(doc, selector)
+        .into_iter()
+        .map(|p| rules.finding(p))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,29 +1,36 @@
-//! The plaintext guard (`git sops check`, the pre-commit hook): refuses content
-//! that would put plaintext into a protected path, whichever way it got past the
-//! clean filter — a clone where `git sops init` never ran, `git update-index` or
-//! `hash-object --no-filters`, a filter switched off with `-c`, a CI runner
-//! without the driver. It needs no keys and decrypts nothing: it reads blobs from
-//! the object store and checks their *form* against each file's own recorded
-//! rules ([`inspect`]).
+//! The plaintext guard (`git sops check`, the commit hooks, the server hook):
+//! refuses content that would put plaintext into a protected path, whichever
+//! way it got past the clean filter — a clone where `git sops init` never ran,
+//! `git update-index` or `hash-object --no-filters`, a filter switched off with
+//! `-c`, a CI runner without the driver, `git am` of a decrypted patch. It needs
+//! no keys and decrypts nothing: it reads blobs from the object store and checks
+//! their *form* against each file's own recorded rules ([`inspect`]). Where the
+//! commit hooks have a key, they also authenticate what changed ([`verify`]).
 //!
 //! A path is protected when git resolves `filter=sops` for it (from the
 //! `.gitattributes` of the snapshot being checked: the index, HEAD, or each
 //! commit of a history range) or when a `path_regex` of the snapshot's top-level
-//! `.sops.yaml` matches it ([`rules`]). Each distinct blob is parsed once, however
-//! many paths or commits hold it.
+//! `.sops.yaml` matches it ([`rules`]). The guard also remembers ([`memory`]):
+//! a path that was protected, or held a SOPS file, in a parent stays protected
+//! unless the child marks it `sops-unprotected`, and a plaintext copy of a SOPS
+//! file the child deletes is found by its keys. Each distinct blob is parsed
+//! once, however many paths or commits hold it.
 
 pub mod finding;
 pub mod hook;
 pub mod inspect;
+pub mod memory;
+pub mod receive;
 pub mod rules;
 pub mod snapshot;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use finding::{Finding, Kind};
 use rules::SopsRules;
-use snapshot::{AttrSource, Entry, PathAttributes, Repo};
+use snapshot::{AttrSource, Entry, ParentDiff, PathAttributes, Repo};
 
 use super::filetype;
 use crate::formats::Format;
@@ -82,20 +89,42 @@ pub fn check(dir: &Path, scope: &Scope, paths: &[String]) -> Result<Report, Snap
     match scope {
         Scope::Staged => {
             let entries = repo.index_entries()?;
+            // The commit being made has HEAD as its parent, and MERGE_HEAD too
+            // when it concludes a merge.
+            let mut parents = Vec::new();
+            for rev in ["HEAD", "MERGE_HEAD"] {
+                if let Some(id) = repo.try_commit_id(rev) {
+                    parents.push(repo.index_changes(&id)?);
+                }
+            }
             // Protected if the index *or* the working tree says so: a `.gitattributes`
-            // or `.sops.yaml` not staged yet must not open a gap.
-            let worktree_rules = repo.worktree_file(".sops.yaml");
-            checker.snapshot(
-                &entries,
-                &[AttrSource::Index, AttrSource::WorkTree],
-                worktree_rules,
-                &selected,
-            )?;
+            // or `.sops.yaml` not staged yet must not open a gap. Only the index
+            // (what is committed, and reviewed) can mark a path unprotected.
+            let mut rules = checker.rules_of(&entries, None)?;
+            if let Some(bytes) = repo.worktree_file(".sops.yaml") {
+                let more = checker.parse_rules(&bytes, None);
+                rules.extend(more);
+            }
+            let child = Child {
+                commit: None,
+                entries: &entries,
+                sources: &[AttrSource::Index, AttrSource::WorkTree],
+                rules,
+            };
+            checker.snapshot(&child, &parents, &selected)?;
         }
         Scope::All => {
             let head = repo.commit_id("HEAD")?;
             let entries = repo.tree_entries(&head)?;
-            checker.snapshot(&entries, &[AttrSource::Tree(&head)], None, &selected)?;
+            let parents = repo.commit_changes(&head)?;
+            let rules = checker.rules_of(&entries, None)?;
+            let child = Child {
+                commit: None,
+                entries: &entries,
+                sources: &[AttrSource::Tree(&head)],
+                rules,
+            };
+            checker.snapshot(&child, &parents, &selected)?;
         }
         Scope::History(range) => {
             let commits = repo.history(range)?;
@@ -106,11 +135,72 @@ pub fn check(dir: &Path, scope: &Scope, paths: &[String]) -> Result<Report, Snap
     Ok(checker.report)
 }
 
+/// Check a tree that is not a commit's (a ref pushed straight at a tree), under
+/// its own `.gitattributes` and `.sops.yaml`, remembering what `parent` (the
+/// repository's HEAD, when it has one) protected.
+fn check_tree(
+    checker: &mut Checker<'_>,
+    tree: &str,
+    parent: Option<&str>,
+) -> Result<(), SnapshotError> {
+    let repo = checker.repo;
+    let entries = repo.tree_entries(tree)?;
+    let parents = match parent {
+        Some(p) => vec![repo.tree_changes(p, tree)?],
+        None => Vec::new(),
+    };
+    let rules = checker.rules_of(&entries, Some(tree))?;
+    let child = Child {
+        commit: Some(tree),
+        entries: &entries,
+        sources: &[AttrSource::Tree(tree)],
+        rules,
+    };
+    checker.snapshot(&child, &parents, &|_| true)
+}
+
+/// With a key: findings for staged SOPS files that do not authenticate ([`verify`]).
+pub fn verify_staged(dir: &Path) -> Result<Vec<Finding>, SnapshotError> {
+    verify::staged(&Repo::open(dir)?)
+}
+
+/// A snapshot being checked: the index or a commit's tree.
+struct Child<'a> {
+    /// The commit (history scans), for findings.
+    commit: Option<&'a str>,
+    entries: &'a [Entry],
+    /// Where its `.gitattributes` are read; a path is protected when any says
+    /// so, and marked unprotected only when the first one does.
+    sources: &'a [AttrSource<'a>],
+    rules: SopsRules,
+}
+
+/// How one path of a snapshot is protected.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Protection {
+    by_attr: bool,
+    /// The `.sops.yaml` rule that covers it: (number, pattern).
+    rule: Option<(usize, String)>,
+    /// Kept protected by what a parent held ([`memory`]).
+    remembered: bool,
+    /// `sops-unprotected`: protection taken away on purpose.
+    unprotected: bool,
+    sops_types: Vec<String>,
+}
+
+impl Protection {
+    fn protected(&self) -> bool {
+        self.by_attr || self.rule.is_some() || self.remembered
+    }
+}
+
 struct Checker<'r> {
     repo: &'r Repo,
     blobs: crate::git::cat_file::BlobReader,
     /// Findings per (blob, protected, how the path reads the blob).
     cache: HashMap<(String, bool, String), Vec<Finding>>,
+    /// The `.sops.yaml` rules of commits read so far.
+    commit_rules: HashMap<String, SopsRules>,
     report: Report,
 }
 
@@ -135,10 +225,10 @@ fn reading_of(path: &str, format: &Result<Format, String>) -> String {
 
 /// The format of a protected path from its `sops-type` attribute values (the
 /// first source that sets one wins); the message when the value is unknown.
-fn format_of(path: &str, sops_types: &[&str]) -> Result<Format, String> {
+fn format_of(path: &str, sops_types: &[String]) -> Result<Format, String> {
     let value = sops_types
         .iter()
-        .copied()
+        .map(String::as_str)
         .find(|v| *v != "unspecified")
         .unwrap_or("unspecified");
     filetype::from_attribute(path, value).map_err(|e| match e.hint {
@@ -153,6 +243,7 @@ impl<'r> Checker<'r> {
             repo,
             blobs: repo.blobs()?,
             cache: HashMap::new(),
+            commit_rules: HashMap::new(),
             report: Report::default(),
         })
     }
@@ -162,6 +253,29 @@ impl<'r> Checker<'r> {
             args: "cat-file --batch".into(),
             stderr: e.to_string(),
         })
+    }
+
+    /// The rules of a snapshot from its entries' `.sops.yaml`.
+    fn rules_of(
+        &mut self,
+        entries: &[Entry],
+        commit: Option<&str>,
+    ) -> Result<SopsRules, SnapshotError> {
+        let Some(config) = entries.iter().find(|e| e.path == ".sops.yaml") else {
+            return Ok(SopsRules::none());
+        };
+        let oid = config.oid.clone();
+        self.rules(Some(&oid), commit)
+    }
+
+    /// The rules of a commit (read once per commit).
+    fn rules_of_commit(&mut self, commit: &str) -> Result<&SopsRules, SnapshotError> {
+        if !self.commit_rules.contains_key(commit) {
+            let spec = format!("{commit}:.sops.yaml");
+            let rules = self.rules(Some(&spec), Some(commit))?;
+            self.commit_rules.insert(commit.to_string(), rules);
+        }
+        Ok(&self.commit_rules[commit])
     }
 
     /// The `.sops.yaml` rules of a snapshot, given the blob holding them; a
@@ -233,44 +347,53 @@ impl<'r> Checker<'r> {
         Ok(found)
     }
 
-    /// Check the blobs of one snapshot (the index or a tree). A path is protected
-    /// when any of `sources` gives it `filter=sops`, or a rule of the snapshot's
-    /// `.sops.yaml` (or of `extra_rules`, the text of another one) matches it.
-    fn snapshot(
+    /// How each entry of a snapshot is protected by its own attributes and rules.
+    fn protection(
         &mut self,
-        entries: &[Entry],
-        sources: &[AttrSource<'_>],
-        extra_rules: Option<Vec<u8>>,
-        selected: &dyn Fn(&str) -> bool,
-    ) -> Result<(), SnapshotError> {
-        let commit = None;
-        let config = entries
-            .iter()
-            .find(|e| e.path == ".sops.yaml")
-            .map(|e| e.oid.clone());
-        let mut rules = self.rules(config.as_deref(), commit)?;
-        if let Some(bytes) = extra_rules {
-            let more = self.parse_rules(&bytes, commit);
-            rules.extend(more);
-        }
-        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
-        let mut by_attrs = vec![false; paths.len()];
-        let mut types: Vec<Vec<String>> = vec![Vec::new(); paths.len()];
-        for source in sources {
-            let values = self.repo.attributes(*source, &paths)?;
-            for ((flag, ty), value) in by_attrs.iter_mut().zip(&mut types).zip(values) {
-                *flag |= value.filter == "sops";
-                ty.push(value.sops_type);
+        child: &Child<'_>,
+        paths: &[&str],
+    ) -> Result<Vec<Protection>, SnapshotError> {
+        let mut out = vec![Protection::default(); paths.len()];
+        for (n, source) in child.sources.iter().enumerate() {
+            let values = self.repo.attributes(*source, paths)?;
+            for (p, value) in out.iter_mut().zip(values) {
+                p.by_attr |= value.filter == "sops";
+                if n == 0 {
+                    p.unprotected = value.unprotected;
+                }
+                p.sops_types.push(value.sops_type);
             }
         }
+        for (p, path) in out.iter_mut().zip(paths) {
+            p.rule = child
+                .rules
+                .matching(path)
+                .map(|(n, pattern)| (n, pattern.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Check the blobs of one snapshot (the index or HEAD's tree), remembering
+    /// what its parents protected.
+    fn snapshot(
+        &mut self,
+        child: &Child<'_>,
+        parents: &[ParentDiff],
+        selected: &dyn Fn(&str) -> bool,
+    ) -> Result<(), SnapshotError> {
+        let paths: Vec<&str> = child.entries.iter().map(|e| e.path.as_str()).collect();
+        let mut protection = self.protection(child, &paths)?;
+        let index: HashMap<&str, usize> = paths.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let removed = self.remember(child, parents, &index, &mut protection, selected)?;
         // Only a repository that uses the git-sops filter at all is told to add
         // `.gitattributes` lines: teams that use sops alone protect by .sops.yaml.
-        let mut uses_filter = by_attrs.iter().any(|a| *a)
+        let mut uses_filter = protection.iter().any(|p| p.by_attr)
             || self
                 .repo
                 .worktree_file(".gitattributes")
                 .is_some_and(|t| mentions_filter(&t));
-        for e in entries
+        for e in child
+            .entries
             .iter()
             .filter(|e| rules::never_protected(&e.path) && e.path != ".sops.yaml")
         {
@@ -279,15 +402,14 @@ impl<'r> Checker<'r> {
             }
             uses_filter = self.read(&e.oid)?.is_some_and(|t| mentions_filter(&t));
         }
-        for ((entry, by_attr), ty) in entries.iter().zip(by_attrs).zip(types) {
+        for (entry, p) in child.entries.iter().zip(&protection) {
             if !selected(&entry.path) {
                 continue;
             }
-            let rule = rules.matching(&entry.path);
-            if let (Some((n, pattern)), false, true) = (rule, by_attr, uses_filter) {
+            if let (Some((n, pattern)), false, true) = (&p.rule, p.by_attr, uses_filter) {
                 self.push(
                     entry,
-                    commit,
+                    child.commit,
                     Finding::new(
                         Kind::MissingAttribute,
                         format!(
@@ -297,20 +419,30 @@ impl<'r> Checker<'r> {
                     ),
                 );
             }
-            let protected = by_attr || rule.is_some();
-            if protected || inspect::worth_reading_unprotected(&entry.path) {
-                let ty: Vec<&str> = ty.iter().map(String::as_str).collect();
-                let format = format_of(&entry.path, &ty);
-                for f in self.inspect(entry, &format, protected)? {
-                    self.push(entry, commit, f);
-                }
+            self.inspect_entry(entry, p, child.commit)?;
+        }
+        self.find_copies(child, parents, &index, &protection, &removed, selected)
+    }
+
+    fn inspect_entry(
+        &mut self,
+        entry: &Entry,
+        p: &Protection,
+        commit: Option<&str>,
+    ) -> Result<(), SnapshotError> {
+        let protected = p.protected();
+        if protected || inspect::worth_reading_unprotected(&entry.path) {
+            let format = format_of(&entry.path, &p.sops_types);
+            for f in self.inspect(entry, &format, protected)? {
+                self.push(entry, commit, f);
             }
         }
         Ok(())
     }
 
-    /// Check every listed blob of a history range, each (blob, path) once, under
-    /// the attributes and `.sops.yaml` of its own commit.
+    /// Check every listed blob of a history range under the attributes and
+    /// `.sops.yaml` of its own commit, each (blob, path, protection) once, and
+    /// what each commit takes away from its parents.
     fn history(
         &mut self,
         commits: &[snapshot::CommitBlobs],
@@ -320,15 +452,9 @@ impl<'r> Checker<'r> {
         let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
         for c in commits {
             let paths = by_source.entry(c.attr_source.as_str()).or_default();
-            paths.extend(
-                c.entries
-                    .iter()
-                    .filter(|e| selected(&e.path))
-                    .map(|e| e.path.as_str()),
-            );
+            paths.extend(c.entries.iter().map(|e| e.path.as_str()));
         }
         let mut attrs: HashMap<(&str, &str), PathAttributes> = HashMap::new();
-        let mut rules: HashMap<&str, SopsRules> = HashMap::new();
         for (source, paths) in &mut by_source {
             paths.sort_unstable();
             paths.dedup();
@@ -336,33 +462,51 @@ impl<'r> Checker<'r> {
             for (p, v) in paths.iter().zip(values) {
                 attrs.insert((source, p), v);
             }
-            let spec = format!("{source}:.sops.yaml");
-            let r = self.rules(Some(&spec), Some(source))?;
-            rules.insert(source, r);
         }
         // A blob at a path is reported once, but checked again when a later
         // commit's rules start protecting it.
-        let mut seen: HashSet<(&str, &str, bool)> = HashSet::new();
+        let mut seen: HashSet<(String, String, bool)> = HashSet::new();
         for c in commits {
-            for entry in c.entries.iter().filter(|e| selected(&e.path)) {
-                let source = c.attr_source.as_str();
-                let attr = attrs.get(&(source, entry.path.as_str()));
-                let by_attr = attr.is_some_and(|a| a.filter == "sops");
-                let sops_type = attr.map_or("unspecified", |a| a.sops_type.as_str());
-                let by_rule = rules
-                    .get(source)
-                    .is_some_and(|r| r.matching(&entry.path).is_some());
-                let protected = by_attr || by_rule;
-                if !seen.insert((entry.oid.as_str(), entry.path.as_str(), protected)) {
+            let source = c.attr_source.as_str();
+            let rules = self.rules_of_commit(source)?;
+            let mut protection: Vec<Protection> = c
+                .entries
+                .iter()
+                .map(|e| {
+                    let a = attrs.get(&(source, e.path.as_str()));
+                    Protection {
+                        by_attr: a.is_some_and(|a| a.filter == "sops"),
+                        rule: rules
+                            .matching(&e.path)
+                            .map(|(n, pattern)| (n, pattern.to_string())),
+                        remembered: false,
+                        unprotected: a.is_some_and(|a| a.unprotected),
+                        sops_types: vec![a.map_or("unspecified".into(), |a| a.sops_type.clone())],
+                    }
+                })
+                .collect();
+            let child = Child {
+                commit: Some(&c.commit),
+                entries: &c.entries,
+                sources: &[AttrSource::Tree(&c.commit)],
+                rules: rules.clone(),
+            };
+            let index: HashMap<&str, usize> = c
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.path.as_str(), i))
+                .collect();
+            let removed = self.remember(&child, &c.parents, &index, &mut protection, selected)?;
+            for (entry, p) in c.entries.iter().zip(&protection) {
+                if !selected(&entry.path)
+                    || !seen.insert((entry.oid.clone(), entry.path.clone(), p.protected()))
+                {
                     continue;
                 }
-                if protected || inspect::worth_reading_unprotected(&entry.path) {
-                    let format = format_of(&entry.path, &[sops_type]);
-                    for f in self.inspect(entry, &format, protected)? {
-                        self.push(entry, Some(&c.commit), f);
-                    }
-                }
+                self.inspect_entry(entry, p, Some(&c.commit))?;
             }
+            self.find_copies(&child, &c.parents, &index, &protection, &removed, selected)?;
         }
         Ok(())
     }
@@ -370,6 +514,8 @@ impl<'r> Checker<'r> {
     fn push(&mut self, entry: &Entry, commit: Option<&str>, mut f: Finding) {
         f.path = entry.path.clone();
         f.commit = commit.map(str::to_string);
-        self.report.findings.push(f);
+        if !self.report.findings.contains(&f) {
+            self.report.findings.push(f);
+        }
     }
 }

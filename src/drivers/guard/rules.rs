@@ -13,7 +13,7 @@ use regex::Regex;
 use crate::formats::{yaml_value, Value};
 
 /// The `path_regex` rules of one `.sops.yaml`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SopsRules {
     /// (1-based rule number, pattern, compiled regex)
     rules: Vec<(usize, String, Regex)>,
@@ -84,9 +84,10 @@ impl SopsRules {
     }
 }
 
-/// Files that configure protection and so can never be protected themselves.
+/// Files that configure protection (or git itself) and so can never be
+/// protected themselves; the clean filter never transforms them either.
 pub fn never_protected(path: &str) -> bool {
-    path == ".sops.yaml" || basename(path) == ".gitattributes"
+    crate::drivers::filter::is_configuration(path)
 }
 
 /// Does the name say "decrypted"? A dot-separated component after the first one

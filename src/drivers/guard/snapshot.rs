@@ -43,6 +43,32 @@ pub struct Entry {
 pub struct PathAttributes {
     pub filter: String,
     pub sops_type: String,
+    /// `sops-unprotected` is set: protection was taken away on purpose.
+    pub unprotected: bool,
+}
+
+/// The attribute that marks a path as deliberately unprotected: the reviewable
+/// way to take protection away from a file that had it.
+pub const UNPROTECTED: &str = "sops-unprotected";
+
+/// One path that differs between a parent and a child snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    /// The blob in the parent (`None`: added, or not a blob there).
+    pub old: Option<String>,
+    /// The blob in the child (`None`: deleted, or not a blob there).
+    pub new: Option<String>,
+}
+
+/// How a child snapshot differs from one of its parents.
+#[derive(Clone, Debug, Default)]
+pub struct ParentDiff {
+    pub parent: String,
+    pub changes: Vec<Change>,
+    /// `.gitattributes` or `.sops.yaml` changed, so the protection of unchanged
+    /// paths may have changed too.
+    pub rules_changed: bool,
 }
 
 /// Where `.gitattributes` are read from.
@@ -59,6 +85,8 @@ pub enum AttrSource<'a> {
 /// A commit of a history range and the blobs to check for it.
 pub struct CommitBlobs {
     pub commit: String,
+    /// How the commit differs from each of its parents, in or out of the range.
+    pub parents: Vec<ParentDiff>,
     /// The commit whose `.gitattributes` / `.sops.yaml` are the same as this one's
     /// (itself when they may have changed): attributes are looked up once per source.
     pub attr_source: String,
@@ -141,7 +169,7 @@ impl Repo {
         if self.bare {
             return None;
         }
-        std::fs::read(self.git.dir.join(name)).ok()
+        crate::git::worktree::read_file(&self.git.dir, name)
     }
 
     /// One `git cat-file --batch` for all the blobs of a check.
@@ -232,7 +260,73 @@ impl Repo {
         Ok(entries)
     }
 
-    /// The `filter` and `sops-type` attributes of each path, in order.
+    /// How the index differs from `parent` (a commit).
+    pub fn index_changes(&self, parent: &str) -> Result<ParentDiff, SnapshotError> {
+        let out = self.run(
+            &[
+                "diff-index",
+                "--cached",
+                "-r",
+                "-z",
+                "--no-renames",
+                "--no-abbrev",
+                parent,
+                "--",
+            ],
+            None,
+        )?;
+        let mut diff = parse_raw_diffs(&out, false).pop().unwrap_or_default();
+        diff.parent = parent.to_string();
+        Ok(diff)
+    }
+
+    /// How tree-ish `child` differs from tree-ish `parent`.
+    pub fn tree_changes(&self, parent: &str, child: &str) -> Result<ParentDiff, SnapshotError> {
+        let out = self.run(
+            &[
+                "diff-tree",
+                "-r",
+                "-z",
+                "--no-renames",
+                "--no-abbrev",
+                parent,
+                child,
+                "--",
+            ],
+            None,
+        )?;
+        let mut diff = parse_raw_diffs(&out, false).pop().unwrap_or_default();
+        diff.parent = parent.to_string();
+        Ok(diff)
+    }
+
+    /// The type of an object (`commit`, `tree`, `blob`, `tag`), after peeling
+    /// tags, with the peeled object's id.
+    pub fn peel(&self, object: &str) -> Result<(String, String), SnapshotError> {
+        let spec = format!("{object}^{{}}");
+        let id = self.run(&["rev-parse", "--verify", "--quiet", &spec], None)?;
+        let id = String::from_utf8_lossy(&id).trim().to_string();
+        let kind = self.run(&["cat-file", "-t", &id], None)?;
+        Ok((String::from_utf8_lossy(&kind).trim().to_string(), id))
+    }
+
+    /// How commit `child` differs from each of its parents.
+    pub fn commit_changes(&self, child: &str) -> Result<Vec<ParentDiff>, SnapshotError> {
+        let parents = self.run(&["rev-parse", &format!("{child}^@")], None)?;
+        let mut diffs = Vec::new();
+        for parent in String::from_utf8_lossy(&parents).split_whitespace() {
+            diffs.push(self.tree_changes(parent, child)?);
+        }
+        Ok(diffs)
+    }
+
+    /// A revision's commit id when it names one (`HEAD` in an empty repository,
+    /// `MERGE_HEAD` outside a merge: `None`).
+    pub fn try_commit_id(&self, rev: &str) -> Option<String> {
+        self.commit_id(rev).ok()
+    }
+
+    /// The `filter`, `sops-type` and `sops-unprotected` attributes of each path, in order.
     pub fn attributes(
         &self,
         source: AttrSource<'_>,
@@ -253,6 +347,7 @@ impl Repo {
         }
         args.push("filter");
         args.push(crate::drivers::filetype::ATTRIBUTE);
+        args.push(UNPROTECTED);
         let mut input = Vec::new();
         for p in paths {
             input.extend_from_slice(p.as_bytes());
@@ -263,11 +358,12 @@ impl Repo {
         // in input order.
         let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
         let values: Vec<PathAttributes> = fields
-            .chunks(6)
-            .filter(|c| c.len() == 6)
+            .chunks(9)
+            .filter(|c| c.len() == 9)
             .map(|c| PathAttributes {
                 filter: String::from_utf8_lossy(c[2]).into_owned(),
                 sops_type: String::from_utf8_lossy(c[5]).into_owned(),
+                unprotected: c[8] == b"set" || c[8] == b"true",
             })
             .collect();
         if values.len() != paths.len() {
@@ -310,52 +406,42 @@ impl Repo {
             .collect();
         let in_range: HashSet<&str> = commits.iter().map(|c| c[0].as_str()).collect();
 
-        // One diff-tree for every (commit, parent in range) pair.
-        let mut pairs = String::new();
+        // One diff-tree for every (commit, parent) pair, parents outside the range
+        // included: what a commit takes away from its parent matters too.
+        let mut pairs = Vec::new();
+        let mut input = String::new();
         for c in &commits {
-            for p in c[1..].iter().filter(|p| in_range.contains(p.as_str())) {
-                pairs.push_str(&format!("{} {}\n", c[0], p));
+            for p in &c[1..] {
+                input.push_str(&format!("{} {}\n", c[0], p));
+                pairs.push((c[0].clone(), p.clone()));
             }
         }
-        let mut changed: HashMap<String, (Vec<Entry>, bool)> = HashMap::new();
+        let mut diffs: HashMap<String, Vec<ParentDiff>> = HashMap::new();
         if !pairs.is_empty() {
+            // --always: a header for every pair, even one without changes, so the
+            // answers line up with the pairs asked.
             let out = self.run(
                 &[
                     "diff-tree",
                     "--stdin",
+                    "--always",
                     "-r",
                     "-z",
                     "--no-renames",
                     "--no-abbrev",
                 ],
-                Some(pairs.into_bytes()),
+                Some(input.into_bytes()),
             )?;
-            let mut tokens = out.split(|b| *b == 0).filter(|t| !t.is_empty());
-            let mut current: Option<String> = None;
-            while let Some(tok) = tokens.next() {
-                let tok = String::from_utf8_lossy(tok);
-                if let Some(raw) = tok.strip_prefix(':') {
-                    let Some(path) = tokens.next() else { break };
-                    let path = String::from_utf8_lossy(path).into_owned();
-                    let Some(commit) = &current else { continue };
-                    let slot = changed.entry(commit.clone()).or_default();
-                    if is_rules_file(&path) {
-                        slot.1 = true;
-                    }
-                    // ":<old mode> <new mode> <old oid> <new oid> <status>"
-                    let f: Vec<&str> = raw.split(' ').collect();
-                    if let [_, new_mode, _, new_oid, _] = f[..] {
-                        let deleted = new_oid.bytes().all(|b| b == b'0');
-                        if !deleted && new_mode != GITLINK && new_mode != SYMLINK {
-                            slot.0.push(Entry {
-                                path,
-                                oid: new_oid.to_string(),
-                            });
-                        }
-                    }
-                } else {
-                    current = Some(tok.into_owned());
-                }
+            let answers = parse_raw_diffs(&out, true);
+            if answers.len() != pairs.len() {
+                return Err(SnapshotError::Git {
+                    args: "diff-tree --stdin".into(),
+                    stderr: format!("expected {} answers, got {}", pairs.len(), answers.len()),
+                });
+            }
+            for ((commit, parent), mut diff) in pairs.into_iter().zip(answers) {
+                diff.parent = parent;
+                diffs.entry(commit).or_default().push(diff);
             }
         }
 
@@ -367,12 +453,29 @@ impl Repo {
                 .iter()
                 .filter(|p| in_range.contains(p.as_str()))
                 .collect();
-            let (entries, rules_changed) = changed.remove(id).unwrap_or_default();
+            let parents = diffs.remove(id).unwrap_or_default();
+            let in_range_diffs: Vec<&ParentDiff> = parents
+                .iter()
+                .filter(|d| in_range.contains(d.parent.as_str()))
+                .collect();
+            let rules_changed = in_range_diffs.iter().any(|d| d.rules_changed);
             let whole_tree = parents_in_range.is_empty() || rules_changed;
             let entries = if whole_tree {
                 self.tree_entries(id)?
             } else {
-                entries
+                let mut seen = HashSet::new();
+                in_range_diffs
+                    .iter()
+                    .flat_map(|d| &d.changes)
+                    .filter_map(|ch| {
+                        let oid = ch.new.clone()?;
+                        let entry = Entry {
+                            path: ch.path.clone(),
+                            oid,
+                        };
+                        seen.insert(entry.clone()).then_some(entry)
+                    })
+                    .collect()
             };
             let attr_source = match parents_in_range[..] {
                 [parent] if !whole_tree => sources
@@ -384,6 +487,7 @@ impl Repo {
             sources.insert(id.clone(), attr_source.clone());
             result.push(CommitBlobs {
                 commit: id.clone(),
+                parents,
                 attr_source,
                 entries,
             });
@@ -394,5 +498,51 @@ impl Repo {
 
 /// Files whose change can change which paths are protected.
 fn is_rules_file(path: &str) -> bool {
-    super::rules::never_protected(path)
+    path == ".sops.yaml" || path.rsplit('/').next() == Some(".gitattributes")
+}
+
+/// `git diff-tree -z` / `git diff-index -z` raw output as one diff per header
+/// (`with_headers`: `--stdin` output, where each pair starts with a commit id
+/// line) or as one diff (no headers).
+fn parse_raw_diffs(out: &[u8], with_headers: bool) -> Vec<ParentDiff> {
+    let mut diffs: Vec<ParentDiff> = Vec::new();
+    if !with_headers {
+        diffs.push(ParentDiff::default());
+    }
+    let mut tokens = out.split(|b| *b == 0).filter(|t| !t.is_empty());
+    while let Some(tok) = tokens.next() {
+        let Some(raw) = tok.strip_prefix(b":") else {
+            if with_headers {
+                diffs.push(ParentDiff::default());
+            }
+            continue;
+        };
+        let Some(path) = tokens.next() else { break };
+        if let (Some(change), Some(diff)) = (parse_raw(raw, path), diffs.last_mut()) {
+            diff.rules_changed |= is_rules_file(&change.path);
+            diff.changes.push(change);
+        }
+    }
+    diffs
+}
+
+/// One record of `git diff-tree -z` / `git diff-index -z` raw output: the
+/// fields after the leading `:` (`<old mode> <new mode> <old oid> <new oid>
+/// <status>`) and the path. Gitlinks and symlinks count as absent: the guard
+/// checks blobs only.
+fn parse_raw(raw: &[u8], path: &[u8]) -> Option<Change> {
+    let raw = String::from_utf8_lossy(raw);
+    let f: Vec<&str> = raw.split(' ').collect();
+    let [old_mode, new_mode, old_oid, new_oid, _] = f[..] else {
+        return None;
+    };
+    let blob = |mode: &str, oid: &str| {
+        (mode != GITLINK && mode != SYMLINK && !oid.bytes().all(|b| b == b'0'))
+            .then(|| oid.to_string())
+    };
+    Some(Change {
+        path: String::from_utf8_lossy(path).into_owned(),
+        old: blob(old_mode, old_oid),
+        new: blob(new_mode, new_oid),
+    })
 }

@@ -1,0 +1,158 @@
+//! The encrypted original of a protected file, for the commands that rewrite a
+//! SOPS file in place (`updatekeys`, `rotate -i`). In a git-sops working tree
+//! the file on disk is plaintext and the ciphertext lives in the index, so
+//! those commands read the staged blob and write their result back into the
+//! index (never into the working tree, which keeps its plaintext). The change
+//! is then a staged, reviewable commit, and `git status` shows the working tree
+//! clean: clean finds the new staged blob decrypting to the same plaintext.
+
+use std::path::Path;
+
+use super::filetype;
+use super::known_blobs::KnownBlobs;
+use super::DriverError;
+use crate::formats::Format;
+use crate::git::Git;
+use crate::sops::datakey::DataKey;
+use crate::sops::file;
+use crate::sops::metadata::Metadata;
+
+/// A protected file whose working-tree copy is plaintext, and its staged blob.
+pub struct StagedFile {
+    git: Git,
+    /// Repository-relative path.
+    pub path: String,
+    pub format: Format,
+    pub blob: Vec<u8>,
+    mode: String,
+}
+
+impl StagedFile {
+    /// The staged original of `file`, when `file` is a protected path of a git
+    /// working tree whose copy on disk is not a SOPS file; `None` otherwise
+    /// (outside git, not protected, already ciphertext on disk): then the file
+    /// itself is the SOPS file.
+    /// The format is `explicit` (`--input-type`) or the path's (its extension,
+    /// or its `sops-type` attribute).
+    pub fn locate(
+        file: &Path,
+        explicit: Option<Format>,
+    ) -> Result<Option<StagedFile>, DriverError> {
+        let shown = file.display().to_string();
+        let Some(dir) = file.parent().map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        }) else {
+            return Ok(None);
+        };
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let git = Git::new(dir);
+        let Ok(top) = git.toplevel() else {
+            return Ok(None);
+        };
+        let Ok(absolute) = std::path::absolute(file) else {
+            return Ok(None);
+        };
+        let top = std::fs::canonicalize(&top).unwrap_or(top);
+        let absolute = match (absolute.parent(), absolute.file_name()) {
+            (Some(d), Some(name)) => std::fs::canonicalize(d)
+                .unwrap_or_else(|_| d.to_path_buf())
+                .join(name),
+            _ => absolute,
+        };
+        let Ok(rel) = absolute.strip_prefix(&top) else {
+            return Ok(None);
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let git = Git::new(&top);
+        let filters = git
+            .check_attr("filter", std::slice::from_ref(&rel))
+            .map_err(|e| DriverError::new(&shown, format!("cannot read its gitattributes: {e}")))?;
+        if filters.first().map(String::as_str) != Some("sops") {
+            return Ok(None);
+        }
+        let format = match explicit {
+            Some(f) => f,
+            None => filetype::format_for(&git, &rel)?,
+        };
+        let on_disk = std::fs::read(file).unwrap_or_default();
+        if file::load(format, &on_disk).is_some() {
+            return Ok(None);
+        }
+        let out = git
+            .run(&["ls-files", "-s", "-z", "--", &rel])
+            .map_err(|e| DriverError::new(&shown, e.to_string()))?;
+        // "<mode> <oid> <stage>\t<path>\0"; one stage-0 entry for a tracked file.
+        let record = String::from_utf8_lossy(&out);
+        let Some((meta, _)) = record.split_once('\t') else {
+            return Err(DriverError::new(
+                &shown,
+                "is protected (filter=sops) and plaintext in the working tree, but not staged yet, so there is no encrypted version to change",
+            )
+            .hint(format!("`git add {}` encrypts it first", super::shell_word(&rel))));
+        };
+        let fields: Vec<&str> = meta.split(' ').collect();
+        let [mode, oid, "0"] = fields[..] else {
+            return Err(DriverError::new(
+                &shown,
+                "has a merge conflict; resolve it first",
+            ));
+        };
+        let blob = git
+            .run(&["cat-file", "blob", oid])
+            .map_err(|e| DriverError::new(&shown, e.to_string()))?;
+        if file::load(format, &blob).is_none() {
+            return Err(DriverError::new(
+                &shown,
+                "is protected, but its staged copy is not a SOPS file; nothing to change",
+            )
+            .hint(format!(
+                "`git add {}` encrypts it, then run the command again",
+                super::shell_word(&rel)
+            )));
+        }
+        Ok(Some(StagedFile {
+            git,
+            path: rel,
+            format,
+            blob,
+            mode: mode.to_string(),
+        }))
+    }
+
+    /// Stage `blob` as the file's new content (the working tree is left as it
+    /// is). Its metadata and data key, and its plaintext where known, are
+    /// remembered so the next `git status` needs no KMS call or decryption.
+    pub fn stage(
+        &self,
+        blob: &[u8],
+        meta: &Metadata,
+        key: &DataKey,
+        plaintext: Option<&[u8]>,
+    ) -> Result<(), DriverError> {
+        let fail = |e: crate::git::GitError| DriverError::new(&self.path, e.to_string());
+        // --no-filters: this is the ciphertext already; clean must not see it.
+        let oid = self
+            .git
+            .run_with_input(
+                &["hash-object", "-w", "--no-filters", "--stdin"],
+                Some(blob),
+            )
+            .map_err(fail)?;
+        let oid = String::from_utf8_lossy(&oid).trim().to_string();
+        let info = format!("{},{oid},{}", self.mode, self.path);
+        self.git
+            .run(&["update-index", "--cacheinfo", &info])
+            .map_err(fail)?;
+        super::keystore::key_cache(&self.git).remember(meta, key);
+        if let (Some(plaintext), Some(mut known)) = (plaintext, KnownBlobs::open(&self.git)) {
+            known.record(blob, self.format, plaintext);
+        }
+        Ok(())
+    }
+}
