@@ -123,6 +123,10 @@ fn ini_interop_both_ways() {
         ("CRLF", "[s]\r\nk = v\r\n; c\r\nj = w\r\n"),
         ("no final newline", "[s]\nk = v"),
         ("byte order mark", "\u{feff}[s]\nk = v\n"),
+        (
+            "values quoted as go-ini writes them",
+            "[s]\nsemi = `a;b#c`\nspaced = \" x \"\nmulti = \"\"\"line 1\n[line 2]\n; line 3\"\"\"\nbq = \"\"\"a`b\"\"\"\nquote = \"abc\n",
+        ),
     ];
     for (what, src) in cases {
         check_interop(what, src.as_bytes(), "ini");
@@ -286,7 +290,13 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         "inline.ini",
         b"[s]\nk = a ; c\n",
         "encrypt",
-        "inline comments",
+        "inline `;`/`#` comment",
+    );
+    check_refused(
+        "unclosed.ini",
+        b"[s]\nk = \"\"\"a\nb\n",
+        "encrypt",
+        "never closed",
     );
     check_refused("nodelim.ini", b"[s]\nkey\n", "encrypt", "no `=`");
     check_refused(

@@ -7,7 +7,7 @@
 //! Typed values (ints, floats, bools, timestamps) are written with their original
 //! spelling when it still reads back as the same value, else canonically.
 
-use super::resolve::{self, go_format_float};
+use super::resolve;
 use crate::formats::{Leaf, Scalar, Style};
 
 pub fn nl(leaf: &Leaf) -> &'static str {
@@ -101,7 +101,8 @@ pub fn canonical_float(f: f64) -> String {
     } else if f == f64::NEG_INFINITY {
         "-.inf".to_string()
     } else {
-        let s = go_format_float(f);
+        // go-yaml's form; `.0` where it would read back as an integer.
+        let s = crate::formats::go_format_float_g(f, false);
         if s.contains(['.', 'e', 'E']) {
             s
         } else {
