@@ -182,27 +182,66 @@ impl Store for IniStore {
                 });
                 continue;
             }
-            let Some(eq) = text.find('=') else {
-                return Err(err(
-                    line,
-                    column,
-                    "expected `key = value`: this line has no `=` (go-ini: \"key-value delimiter \
-                     not found\")",
-                ));
+            let quoted = [TRIPLE, "`"]
+                .into_iter()
+                .find(|q| text.starts_with(q) && (q.len() == 1 || text.len() > 6));
+            let (key, ks, ke, eq) = match quoted {
+                Some(quote) => {
+                    let inner = start + quote.len();
+                    let Some(close) = src[inner..end].find(quote).map(|p| inner + p) else {
+                        return Err(err(line, column, "a quoted key is never closed"));
+                    };
+                    let after = close + quote.len();
+                    let delimiter = src[after..end].find(['=', ':']).map(|p| after + p);
+                    let Some(eq) = delimiter.filter(|&d| {
+                        src.as_bytes()[d] == b'='
+                            && src[after..d].trim_matches([' ', '\t']).is_empty()
+                    }) else {
+                        return Err(err(
+                            line,
+                            column,
+                            "expected `=` after a quoted key (go-ini would read this line \
+                             differently)",
+                        ));
+                    };
+                    let key = src[inner..close].trim();
+                    if write_key(key) != src[start..after] {
+                        return Err(err(
+                            line,
+                            column,
+                            "this key is quoted differently than go-ini quotes keys (in \
+                             `backquotes` when it holds `\"`, `=` or `:`, in \"\"\"triple \
+                             quotes\"\"\" when it holds a backquote); not supported",
+                        ));
+                    }
+                    (key, inner, close, eq)
+                }
+                None => {
+                    let Some(eq) = text.find('=').map(|p| start + p) else {
+                        return Err(err(
+                            line,
+                            column,
+                            "expected `key = value`: this line has no `=` (go-ini: \
+                             \"key-value delimiter not found\")",
+                        ));
+                    };
+                    let (ks, ke) = trimmed(src, start, eq);
+                    let key = &src[ks..ke];
+                    if key.contains(':') || key.starts_with(['"', '\'', '`']) {
+                        return Err(err(
+                            line,
+                            column,
+                            "keys with `:` or quotes are read differently by go-ini (sops); \
+                             not supported",
+                        ));
+                    }
+                    (key, ks, ke, eq)
+                }
             };
-            let (ks, ke) = trimmed(src, start, start + eq);
-            let key = &src[ks..ke];
             if key.is_empty() {
                 return Err(err(line, column, "a key must not be empty"));
             }
-            if key.contains(':') || key.starts_with(['"', '\'', '`']) {
-                return Err(err(
-                    line,
-                    column,
-                    "keys with `:` or quotes are read differently by go-ini (sops); not supported",
-                ));
-            }
-            let (vs, line_ve) = trimmed(src, start + eq + 1, end);
+            let (vs, line_ve) = trimmed(src, eq + 1, end);
             let read = read_value(src, &all, index, vs, line_ve)
                 .map_err(|why| err(line, vs - line_start + 1, why))?;
             index = read.last_line;
@@ -315,9 +354,9 @@ impl Store for IniStore {
     fn plain_leaf(&self, _leaf: &Leaf, value: &Scalar, _spelling: &str) -> String {
         match value {
             Scalar::Str(s) => write_value(s),
-            other => write_value(&String::from_utf8_lossy(
-                &crate::sops::plaintext::canonical_bytes(other),
-            )),
+            // A typed value comes from a file sops converted from YAML or JSON
+            // (`--output-type ini`); sops prints it with its `ValToString`.
+            other => write_value(&super::convert::val_to_string(other)),
         }
     }
 
@@ -475,6 +514,18 @@ fn read_value(
         end: ve,
         last_line: index,
     })
+}
+
+/// A key as go-ini writes it: in backquotes when it holds `"`, `=` or `:`, in
+/// triple quotes when it holds a backquote.
+pub fn write_key(key: &str) -> String {
+    if key.contains(['"', '=', ':']) {
+        format!("`{key}`")
+    } else if key.contains('`') {
+        format!("{TRIPLE}{key}{TRIPLE}")
+    } else {
+        key.to_string()
+    }
 }
 
 /// `value` as go-ini writes it (what sops prints when it emits INI).
