@@ -5,8 +5,8 @@ use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
 use zeroize::Zeroizing;
 
-use crate::formats::convert::convert;
-use crate::formats::Format;
+use crate::formats::convert::{convert, first_null, ConvertError};
+use crate::formats::{apply_edits, find_entry, Format, Value};
 use crate::sops::binary;
 use crate::sops::config;
 use crate::sops::decrypt;
@@ -25,9 +25,64 @@ fn converted(input: &Input, plaintext: &str) -> Result<Option<Zeroizing<String>>
         .store()
         .parse(plaintext)
         .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
-    convert(&doc, input.output_format)
+    convert(&doc, input.format, input.output_format)
         .map(Some)
-        .map_err(|e| Failure::input(format!("{}: {e}", input.name)))
+        .map_err(|e| conversion_failure(input, e))
+}
+
+fn conversion_failure(input: &Input, e: ConvertError) -> Failure {
+    let code = match e {
+        ConvertError::Documents(_) | ConvertError::Unsupported(_) => code::GENERIC,
+        _ => code::ERROR_DUMPING_TREE,
+    };
+    Failure::new(
+        format!(
+            "{}: cannot write it as {}: {e}",
+            input.name,
+            input.output_format.name()
+        ),
+        code,
+    )
+}
+
+/// Encrypting into another format works as in sops: the document is encrypted in
+/// its own format (so values keep their type tags and comments are encrypted),
+/// then the encrypted tree is written in the output format (an `ENC[...]` value
+/// is a string there like any other) with the metadata stored the way that
+/// format stores it.
+fn encrypt_then_convert(input: &Input, encrypted: &str) -> Result<String, Failure> {
+    let store = input.format.store();
+    let fail = |e: crate::formats::FormatError| Failure::from_sops(&input.name, e.into());
+    let doc = store.parse(encrypted).map_err(fail)?;
+    let meta = doc
+        .docs
+        .first()
+        .and_then(|root| find_entry(root, "sops"))
+        .map(|e| Value::from_node(&e.value))
+        .ok_or_else(|| Failure::input(format!("{}: internal: no metadata", input.name)))?;
+    let body = apply_edits(encrypted, store.remove_metadata(encrypted, &doc))
+        .map_err(|e| Failure::input(format!("{}: internal: {e}", input.name)))?;
+    let body_doc = store.parse(&body).map_err(fail)?;
+    let flat = matches!(input.output_format, Format::Dotenv | Format::Ini);
+    if let Some(key) = first_null(&body_doc).filter(|_| flat) {
+        return Err(Failure::new(
+            format!(
+                "{}: cannot write it as {}: {key:?} is null, which {} cannot hold (sops writes `<nil>`, which no tool can decrypt); give it a value or remove it",
+                input.name,
+                input.output_format.name(),
+                input.output_format.name()
+            ),
+            code::ERROR_DUMPING_TREE,
+        ));
+    }
+    let text = convert(&body_doc, input.format, input.output_format)
+        .map_err(|e| conversion_failure(input, e))?;
+    let out_store = input.output_format.store();
+    let out_doc = out_store.parse(&text).map_err(fail)?;
+    let out = apply_edits(&text, out_store.insert_metadata(&text, &out_doc, &meta))
+        .map_err(|e| Failure::input(format!("{}: internal: {e}", input.name)))?;
+    out_store.parse(&out).map_err(fail)?;
+    Ok(out.to_string())
 }
 
 /// Binary files are bytes in a JSON envelope: they convert to nothing else.
@@ -66,13 +121,14 @@ pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
             text = rest;
         }
     }
-    let plaintext = converted(&input, text)?;
-    let out = encrypt::encrypt(
-        input.output_format.store(),
-        plaintext.as_deref().map_or(text, |p| p.as_str()),
-        &spec,
-    )
-    .map_err(|e| Failure::from_sops(&input.name, e))?;
+    if input.format != input.output_format {
+        let encrypted = encrypt::encrypt(input.format.store(), text, &spec)
+            .map_err(|e| Failure::from_sops(&input.name, e))?;
+        let out = encrypt_then_convert(&input, &encrypted)?;
+        return write_output(&args.io, &input, &out);
+    }
+    let out = encrypt::encrypt(input.format.store(), text, &spec)
+        .map_err(|e| Failure::from_sops(&input.name, e))?;
     write_output(&args.io, &input, &out)
 }
 

@@ -12,6 +12,7 @@ use crate::sops::Error;
 pub mod code {
     pub const GENERIC: i32 = 1;
     pub const USAGE: i32 = 2;
+    pub const ERROR_DUMPING_TREE: i32 = 4;
     pub const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub const ERROR_DECRYPTING_TREE: i32 = 25;
     pub const MAC_MISMATCH: i32 = 51;

@@ -136,10 +136,9 @@ impl Store for DotenvStore {
     fn plain_leaf(&self, _leaf: &Leaf, value: &Scalar, _spelling: &str) -> String {
         match value {
             Scalar::Str(s) => flat::escape(s),
-            // dotenv values are always strings; anything else can only come from a
-            // hand-edited type tag, and its canonical text is what sops would write.
-            other => String::from_utf8_lossy(&crate::sops::plaintext::canonical_bytes(other))
-                .into_owned(),
+            // A typed value comes from a file sops converted from YAML or JSON
+            // (`--output-type dotenv`); sops prints it with its `ValToString`.
+            other => super::convert::val_to_string(other),
         }
     }
 

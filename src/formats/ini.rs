@@ -4,13 +4,20 @@
 //! before the first section header live in section `DEFAULT` (written without a
 //! header), comments (`;` or `#` lines, text trimmed) belong to the section of the
 //! next key or header, and the metadata is a `[sops]` section of flattened keys
-//! ([`super::flat`]). go-ini also strips quotes, cuts inline comments, joins lines
-//! ending in `\`, accepts `:` as the delimiter and drops comments after the last
-//! key; sops would decrypt such a file to something else than was encrypted, so
-//! those are refused with a clear error instead of being normalized silently.
+//! ([`super::flat`]). Values are read as go-ini reads them ([`read_value`]):
+//! `"""..."""` blocks (which may span lines), `` `...` ``, and `"..."` around a
+//! value with surrounding spaces. A data value is accepted only when it is written
+//! exactly as go-ini writes that value ([`write_value`]), because that is what
+//! sops prints when it decrypts and what decryption here restores; anything go-ini
+//! would read differently (stray quotes, inline comments, lines ending in `\\`,
+//! `:` delimiters, comments after the last key) is refused with a clear error
+//! instead of being normalized silently. The `[sops]` section is read like go-ini
+//! reads it whatever the sops version that wrote it: sops 3.13.0 and 3.13.1 wrote
+//! multi-line metadata values as `"""` blocks, every other version escapes newlines
+//! as `\n`.
 //!
-//! Values (without the padding around `=`) and comment texts are replaced in
-//! place; everything else stays byte for byte.
+//! Values (with their quotes, without the padding around `=`) and comment texts
+//! are replaced in place; everything else stays byte for byte.
 
 use zeroize::Zeroizing;
 
@@ -27,6 +34,8 @@ pub struct IniStore;
 const DEFAULT: &str = "DEFAULT";
 /// The metadata section.
 const SOPS: &str = "sops";
+/// go-ini's quotes for values that span lines or hold a backquote.
+const TRIPLE: &str = "\"\"\"";
 
 /// The lines of `src`: (start, end without the line break).
 /// A UTF-8 byte order mark at the start is skipped, as go-ini skips it.
@@ -90,7 +99,12 @@ impl Store for IniStore {
         let mut in_sops = false;
         let mut sops_start: Option<(usize, usize)> = None;
         let mut seen_keys: Vec<(String, String)> = Vec::new();
-        for (index, &(line_start, line_end)) in lines(src).iter().enumerate() {
+        let all = lines(src);
+        let mut next = 0;
+        while next < all.len() {
+            let mut index = next;
+            next += 1;
+            let (line_start, line_end) = all[index];
             let line = index + 1;
             let (start, end) = trimmed(src, line_start, line_end);
             let text = &src[start..end];
@@ -168,28 +182,72 @@ impl Store for IniStore {
                 });
                 continue;
             }
-            let Some(eq) = text.find('=') else {
-                return Err(err(
-                    line,
-                    column,
-                    "expected `key = value`: this line has no `=` (go-ini: \"key-value delimiter \
-                     not found\")",
-                ));
+            let quoted = [TRIPLE, "`"]
+                .into_iter()
+                .find(|q| text.starts_with(q) && (q.len() == 1 || text.len() > 6));
+            let (key, ks, ke, eq) = match quoted {
+                Some(quote) => {
+                    let inner = start + quote.len();
+                    let Some(close) = src[inner..end].find(quote).map(|p| inner + p) else {
+                        return Err(err(line, column, "a quoted key is never closed"));
+                    };
+                    let after = close + quote.len();
+                    let delimiter = src[after..end].find(['=', ':']).map(|p| after + p);
+                    let Some(eq) = delimiter.filter(|&d| {
+                        src.as_bytes()[d] == b'='
+                            && src[after..d].trim_matches([' ', '\t']).is_empty()
+                    }) else {
+                        return Err(err(
+                            line,
+                            column,
+                            "expected `=` after a quoted key (go-ini would read this line \
+                             differently)",
+                        ));
+                    };
+                    let key = src[inner..close].trim();
+                    if write_key(key) != src[start..after] {
+                        return Err(err(
+                            line,
+                            column,
+                            "this key is quoted differently than go-ini quotes keys (in \
+                             `backquotes` when it holds `\"`, `=` or `:`, in \"\"\"triple \
+                             quotes\"\"\" when it holds a backquote); not supported",
+                        ));
+                    }
+                    (key, inner, close, eq)
+                }
+                None => {
+                    let Some(eq) = text.find('=').map(|p| start + p) else {
+                        return Err(err(
+                            line,
+                            column,
+                            "expected `key = value`: this line has no `=` (go-ini: \
+                             \"key-value delimiter not found\")",
+                        ));
+                    };
+                    let (ks, ke) = trimmed(src, start, eq);
+                    let key = &src[ks..ke];
+                    if key.contains(':') || key.starts_with(['"', '\'', '`']) {
+                        return Err(err(
+                            line,
+                            column,
+                            "keys with `:` or quotes are read differently by go-ini (sops); \
+                             not supported",
+                        ));
+                    }
+                    (key, ks, ke, eq)
+                }
             };
-            let (ks, ke) = trimmed(src, start, start + eq);
-            let key = &src[ks..ke];
             if key.is_empty() {
                 return Err(err(line, column, "a key must not be empty"));
             }
-            if key.contains(':') || key.starts_with(['"', '\'', '`']) {
-                return Err(err(
-                    line,
-                    column,
-                    "keys with `:` or quotes are read differently by go-ini (sops); not supported",
-                ));
-            }
-            let (vs, ve) = trimmed(src, start + eq + 1, end);
-            let value = &src[vs..ve];
+            let (vs, line_ve) = trimmed(src, eq + 1, end);
+            let read = read_value(src, &all, index, vs, line_ve)
+                .map_err(|why| err(line, vs - line_start + 1, why))?;
+            index = read.last_line;
+            next = index + 1;
+            let ve = read.end;
+            let value = read.value;
             if in_sops {
                 meta.push(FlatLine {
                     key: key.to_string(),
@@ -200,16 +258,16 @@ impl Store for IniStore {
                 });
                 continue;
             }
-            if value.starts_with(['"', '\'', '`'])
-                || value.contains([';', '#'])
-                || value.ends_with('\\')
-            {
+            if write_value(&value) != src[vs..ve] {
                 return Err(err(
                     line,
                     vs - line_start + 1,
-                    "go-ini (and so sops) strips quotes, cuts `;`/`#` inline comments and joins \
-                     lines ending in `\\`, so this value would not decrypt to what was \
-                     encrypted; not supported",
+                    "go-ini (and so sops) would read this value as something else than \
+                     what is written here (quotes it would strip, an inline `;`/`#` comment \
+                     it would cut, a line ending in `\\` it would join), so it would not \
+                     decrypt to what was encrypted; write it as go-ini writes values: plain, \
+                     in `backquotes` when it contains `;` or `#`, in \"quotes\" when it starts \
+                     or ends with spaces, in \"\"\"triple quotes\"\"\" when it spans lines",
                 ));
             }
             let section = sections
@@ -232,7 +290,7 @@ impl Store for IniStore {
                 key: key.to_string(),
                 key_span: ks..ke,
                 value: Node::Leaf(Leaf {
-                    value: Scalar::Str(Zeroizing::new(value.to_string())),
+                    value: Scalar::Str(value),
                     span: vs..ve,
                     style: Style::Plain,
                     line,
@@ -242,7 +300,8 @@ impl Store for IniStore {
                 span: ks..ve,
                 line,
             }));
-            section.end = line_end;
+            section.end = all[index].1;
+            next = index + 1;
         }
         if let Some(c) = pending.first() {
             return Err(err(
@@ -294,9 +353,10 @@ impl Store for IniStore {
 
     fn plain_leaf(&self, _leaf: &Leaf, value: &Scalar, _spelling: &str) -> String {
         match value {
-            Scalar::Str(s) => s.to_string(),
-            other => String::from_utf8_lossy(&crate::sops::plaintext::canonical_bytes(other))
-                .into_owned(),
+            Scalar::Str(s) => write_value(s),
+            // A typed value comes from a file sops converted from YAML or JSON
+            // (`--output-type ini`); sops prints it with its `ValToString`.
+            other => write_value(&super::convert::val_to_string(other)),
         }
     }
 
@@ -361,6 +421,123 @@ impl Store for IniStore {
             start -= if src[..start].ends_with("\r\n") { 2 } else { 1 };
         }
         vec![Edit::replace(start..end, "")]
+    }
+}
+
+/// A value as go-ini reads it, and where its text ends.
+struct ReadValue {
+    value: Zeroizing<String>,
+    /// End of the value's text (after a closing quote).
+    end: usize,
+    /// Index of the last line the value occupies (a `"""` block may span lines).
+    last_line: usize,
+}
+
+/// Read the value that starts at `vs` on line `index` (whose text, without
+/// surrounding spaces, ends at `ve`) the way go-ini reads it: `"""` blocks up to
+/// the last `"""` on a line (spanning lines until one has it), `` ` `` quotes up
+/// to the last backquote, and otherwise the trimmed text with an inline `;`/`#`
+/// comment cut off and one pair of surrounding `'` or `"` removed.
+fn read_value(
+    src: &str,
+    all: &[(usize, usize)],
+    index: usize,
+    vs: usize,
+    ve: usize,
+) -> Result<ReadValue, String> {
+    let text = &src[vs..ve];
+    let quote = if text.starts_with(TRIPLE) {
+        TRIPLE
+    } else if text.starts_with('`') {
+        "`"
+    } else {
+        ""
+    };
+    if !quote.is_empty() {
+        let open = vs + quote.len();
+        let mut line = index;
+        loop {
+            let from = if line == index { open } else { all[line].0 };
+            if let Some(p) = src[from..all[line].1].rfind(quote) {
+                let close = from + p;
+                let end = close + quote.len();
+                if !src[end..all[line].1].trim_matches([' ', '\t']).is_empty() {
+                    return Err(format!(
+                        "text after the closing {quote} of a value; go-ini (and so sops) \
+                         would drop it"
+                    ));
+                }
+                return Ok(ReadValue {
+                    value: Zeroizing::new(src[open..close].to_string()),
+                    end,
+                    last_line: line,
+                });
+            }
+            if quote == "`" {
+                return Err(
+                    "a `...` value must end on its line (go-ini writes values that \
+                            span lines in \"\"\"triple quotes\"\"\")"
+                        .to_string(),
+                );
+            }
+            line += 1;
+            if line >= all.len() {
+                return Err(
+                    "a \"\"\" value is never closed (go-ini: \"missing closing key \
+                            quote\")"
+                        .to_string(),
+                );
+            }
+        }
+    }
+    // `text` has no spaces or tabs around it; go-ini trims every Unicode space.
+    let mut value = text.trim();
+    if value.ends_with('\\') {
+        return Err(
+            "a value ending in `\\` continues on the next line for go-ini (and so \
+                    sops); not supported"
+                .to_string(),
+        );
+    }
+    if let Some(cut) = value.find(['#', ';']) {
+        value = value[..cut].trim();
+    }
+    for q in ['\'', '"'] {
+        let inner = value.len() >= 2 && value.starts_with(q) && value.ends_with(q);
+        if inner && !value[1..value.len() - 1].contains(q) {
+            value = &value[1..value.len() - 1];
+            break;
+        }
+    }
+    Ok(ReadValue {
+        value: Zeroizing::new(value.to_string()),
+        end: ve,
+        last_line: index,
+    })
+}
+
+/// A key as go-ini writes it: in backquotes when it holds `"`, `=` or `:`, in
+/// triple quotes when it holds a backquote.
+pub fn write_key(key: &str) -> String {
+    if key.contains(['"', '=', ':']) {
+        format!("`{key}`")
+    } else if key.contains('`') {
+        format!("{TRIPLE}{key}{TRIPLE}")
+    } else {
+        key.to_string()
+    }
+}
+
+/// `value` as go-ini writes it (what sops prints when it emits INI).
+pub fn write_value(value: &str) -> String {
+    if value.contains(['\n', '`']) {
+        format!("{TRIPLE}{value}{TRIPLE}")
+    } else if value.contains(['#', ';']) {
+        format!("`{value}`")
+    } else if value.trim().len() != value.len() {
+        format!("\"{value}\"")
+    } else {
+        value.to_string()
     }
 }
 
@@ -472,6 +649,7 @@ mod tests {
         for (src, line) in [
             ("[s]\nk = \"q\"\n", 2),
             ("[s]\nk = a ; c\n", 2),
+            ("[s]\nk = a;c\n", 2),
             ("[s]\nk = a \\\n", 2),
             ("[s]\nk: v\n", 2),
             ("[s]\nk\n", 2),
@@ -485,6 +663,94 @@ mod tests {
                 other => panic!("{src:?}: {other:?}"),
             }
         }
+    }
+
+    /// (key, value) of every leaf, and whether its span holds exactly go-ini's
+    /// rendering of the value.
+    fn values(src: &str) -> Vec<(String, String)> {
+        let doc = parse(src);
+        let mut out = Vec::new();
+        for item in &doc.docs[0].items {
+            let MapItem::Entry(section) = item else {
+                continue;
+            };
+            let Node::Map(m) = &section.value else {
+                continue;
+            };
+            if section.key == SOPS {
+                continue;
+            }
+            for i in &m.items {
+                if let MapItem::Entry(Entry {
+                    key,
+                    value: Node::Leaf(l),
+                    ..
+                }) = i
+                {
+                    let Scalar::Str(s) = &l.value else { panic!() };
+                    assert_eq!(&src[l.span.clone()], write_value(s), "{key}");
+                    out.push((key.clone(), s.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn values_quoted_as_go_ini_writes_them() {
+        let src = "[s]\nsemi = `a;b#c`\nspaced = \" x \"\nmulti = \"\"\"line 1\n[not a section]\n; not a comment\nx = y\"\"\"\nbq = \"\"\"a`b\"\"\"\ncrlf = \"\"\"a\r\nb\"\"\"\r\nafter = v\nempty =\n";
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            values(src),
+            vec![
+                kv("semi", "a;b#c"),
+                kv("spaced", " x "),
+                kv("multi", "line 1\n[not a section]\n; not a comment\nx = y"),
+                kv("bq", "a`b"),
+                kv("crlf", "a\r\nb"),
+                kv("after", "v"),
+                kv("empty", ""),
+            ]
+        );
+        // A stray quote go-ini keeps is a plain value.
+        assert_eq!(values("[s]\nk = \"abc\n"), vec![kv("k", "\"abc")]);
+    }
+
+    #[test]
+    fn refuses_quoting_go_ini_would_not_write() {
+        for (src, line) in [
+            ("[s]\nk = \"\"\"plain\"\"\"\n", 2),
+            ("[s]\nk = `plain`\n", 2),
+            ("[s]\nk = 'q'\n", 2),
+            ("[s]\nk = \"\"\n", 2),
+            ("[s]\nk = `a;b` x\n", 2),
+            ("[s]\nk = \"\"\"a\nb\n", 2),
+            ("[s]\nk = `a\nb`\n", 2),
+            ("[s]\nk = abc\u{a0}\n", 2),
+        ] {
+            match IniStore.parse(src) {
+                Err(FormatError::Unsupported { line: l, .. }) => assert_eq!(l, line, "{src:?}"),
+                other => panic!("{src:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_in_triple_quotes_as_sops_3_13_0_wrote_it() {
+        let src = "[s]\nk = v\n\n[sops]\nage__list_0__map_enc       = \"\"\"-----BEGIN AGE ENCRYPTED FILE-----\nabc\n\n-----END AGE ENCRYPTED FILE-----\n\"\"\"\nage__list_0__map_recipient = age1xyz\nversion                    = 3.13.1\n";
+        let doc = parse(src);
+        let v = Value::from_node(&find_entry(&doc.docs[0], "sops").unwrap().value);
+        let Some(Value::List(age)) = v.get("age") else {
+            panic!()
+        };
+        assert_eq!(
+            age[0].get("enc"),
+            Some(&Value::Str(
+                "-----BEGIN AGE ENCRYPTED FILE-----\nabc\n\n-----END AGE ENCRYPTED FILE-----\n"
+                    .into()
+            ))
+        );
+        assert_eq!(remove(src), "[s]\nk = v\n");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::datakey::DataKey;
 use super::encrypt::{new_metadata, EncryptSpec};
 use super::keygroups::{self, Keyring};
 use super::mac::{self, MacHasher};
-use super::metadata::{now_rfc3339, Metadata};
+use super::metadata::{now_rfc3339, Metadata, SOPS_VERSION};
 use super::{decrypt, Error};
 use crate::formats::json::{json_string, JsonStore};
 use crate::formats::{apply_edits, find_entry, Document, FormatError, Node, Scalar, Store};
@@ -56,6 +56,8 @@ pub fn seal_named(
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
     hasher.leaf(data, true);
     meta.lastmodified = now_rfc3339();
+    // The block is written in 3.11's layout, whatever version wrote it before.
+    meta.version = SOPS_VERSION.to_string();
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     let src = format!("{{\n\t{}: {}\n}}\n", json_string(name), json_string(&value));
     let doc = JsonStore.parse(&src)?;

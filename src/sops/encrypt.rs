@@ -126,6 +126,8 @@ pub fn seal(
         Ok(())
     })?;
     meta.lastmodified = now_rfc3339();
+    // The block is written in 3.11's layout, whatever version wrote it before.
+    meta.version = SOPS_VERSION.to_string();
     // Written as whole-second UTC, so it is its own RFC3339 re-formatting (the MAC's AAD).
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     edits.extend(store.insert_metadata(src, doc, &meta.to_value()));

@@ -288,6 +288,10 @@ impl Metadata {
             Some(Value::Str(_)) | None | Some(Value::Null) => {
                 return Err(MetadataError::Missing("version"))
             }
+            // sops 1.x wrote the version as a number (`version: 1.7`); sops 3 reads
+            // it from YAML as the string it spells.
+            Some(Value::Float(f)) => crate::sops::plaintext::go_format_float(*f),
+            Some(Value::Int(i)) => i.to_string(),
             Some(_) => {
                 return Err(malformed(
                     "version",

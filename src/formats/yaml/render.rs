@@ -7,7 +7,7 @@
 //! Typed values (ints, floats, bools, timestamps) are written with their original
 //! spelling when it still reads back as the same value, else canonically.
 
-use super::resolve::{self, go_format_float};
+use super::resolve;
 use crate::formats::{Leaf, Scalar, Style};
 
 pub fn nl(leaf: &Leaf) -> &'static str {
@@ -101,7 +101,8 @@ pub fn canonical_float(f: f64) -> String {
     } else if f == f64::NEG_INFINITY {
         "-.inf".to_string()
     } else {
-        let s = go_format_float(f);
+        // go-yaml's form; `.0` where it would read back as an integer.
+        let s = crate::formats::go_format_float_g(f, false);
         if s.contains(['.', 'e', 'E']) {
             s
         } else {
@@ -144,6 +145,47 @@ fn string(leaf: &Leaf, s: &str) -> String {
 
 fn resolves_to_str(s: &str) -> bool {
     s != "<<" && matches!(resolve::resolve_plain(s), Ok(Scalar::Str(_)))
+}
+
+/// A one-line string as go-yaml emits it in block context: plain when that reads
+/// back as the same string and is no YAML 1.1 boolean (`yes`, `off`, ...) or
+/// base-60 number (`1:20`), which go-yaml quotes for older readers; otherwise
+/// single-quoted when it can be, else double-quoted.
+pub fn go_yaml_string(s: &str) -> String {
+    let old_bool = matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    );
+    let base60 = {
+        let t = s.strip_prefix(['-', '+']).unwrap_or(s);
+        t.contains(':')
+            && t.starts_with(|c: char| c.is_ascii_digit())
+            && t.split(':').skip(1).all(|p| {
+                let p = p.split('.').next().unwrap_or(p);
+                !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    if !resolves_to_str(s) || old_bool || base60 {
+        double_quoted(s)
+    } else if plain_safe(s, false) {
+        s.to_string()
+    } else {
+        single_or_double(s)
+    }
 }
 
 /// Printable in the YAML (and go-yaml) sense, excluding line separators and BOM.
