@@ -403,6 +403,21 @@ fn moving_a_secret_out_of_the_protected_folder_is_refused() {
     alice.git(&repo, &["commit", "-qm", "rename"]).ok();
     assert_store_clean(&alice, &repo);
 
+    // Split over two commits: deleted in one, the copy added in the next.
+    let repo = alice.repo("repo6");
+    let base = alice.head(&repo);
+    alice
+        .git(&repo, &["rm", "-q", "--cached", "secrets/db.yaml"])
+        .ok();
+    alice.git(&repo, &["commit", "-qm", "remove"]).ok();
+    std::fs::rename(repo.join("secrets/db.yaml"), repo.join("db.yaml")).expect("mv");
+    alice.git(&repo, &["add", "db.yaml"]).ok();
+    let out = commit_refused_then_forced(&alice, &repo, "add the copy");
+    assert!(out.stderr.contains("deleted in"), "{}", out.describe());
+    let (code, f) = alice.check(&repo, &["--history", &format!("{base}..HEAD")]);
+    assert_eq!(code, Some(1), "{f:?}");
+    assert!(has(&f, "db.yaml", "decrypted-copy"), "{f:?}");
+
     // Deliberate, and marked where reviewers see it: accepted.
     let repo = alice.repo("repo5");
     alice.git(&repo, &["mv", "secrets/db.yaml", "db.yaml"]).ok();

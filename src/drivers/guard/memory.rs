@@ -15,7 +15,10 @@
 //!   key paths of its encrypted values, which are not secret), and a new or
 //!   changed unprotected file that carries those keys in plaintext is reported
 //!   as `decrypted-copy`; where this clone's known-blobs records are readable,
-//!   an exact decrypted copy is proven too, binary files included.
+//!   an exact decrypted copy is proven too, binary files included. A deletion
+//!   is remembered for the rest of a history range, and the index is also
+//!   compared with what HEAD itself deleted, so splitting the move over two
+//!   commits does not hide it.
 //!
 //! The one way to take protection away is explicit and reviewable: the child's
 //! own `.gitattributes` (the committed one, not an unstaged edit) sets the
@@ -32,13 +35,27 @@ use crate::drivers::known_blobs::KnownBlobs;
 use crate::formats::Format;
 use crate::sops::{file, form};
 
-/// A SOPS file of a parent that the child deletes.
+/// A SOPS file of a parent that the child (or an earlier commit) deletes.
 pub(super) struct Removed {
     path: String,
+    /// The commit that deleted it, when that is not the change being checked.
+    deleted_in: Option<String>,
     blob: Vec<u8>,
     format: Format,
     /// The key paths of its encrypted values.
     secret_paths: BTreeSet<String>,
+}
+
+impl Removed {
+    /// What remembering it costs.
+    pub(super) fn size(&self) -> usize {
+        self.blob.len() + self.path.len()
+    }
+
+    /// Name the commit that deleted it, for the commits after that one.
+    pub(super) fn mark_deleted_in(&mut self, commit: &str) {
+        self.deleted_in.get_or_insert_with(|| commit.to_string());
+    }
 }
 
 /// `git-sops`' advice for taking protection away on purpose.
@@ -182,6 +199,23 @@ impl Checker<'_> {
         Ok(removed)
     }
 
+    /// The SOPS files commit `commit` deleted from its parents: a copy that
+    /// arrives one commit after the deletion is a copy all the same.
+    pub(super) fn deleted_by(&mut self, commit: &str) -> Result<Vec<Removed>, SnapshotError> {
+        let mut out = Vec::new();
+        for diff in self.repo.commit_changes(commit)? {
+            for change in diff.changes {
+                if let (Some(old), None) = (&change.old, &change.new) {
+                    if let Some(mut r) = self.removed_sops_file(&change.path, old)? {
+                        r.deleted_in = Some(commit.to_string());
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn is_sops_blob(&mut self, path: &str, oid: &str) -> Result<bool, SnapshotError> {
         Ok(self
             .read(oid)?
@@ -210,6 +244,7 @@ impl Checker<'_> {
         };
         Ok(Some(Removed {
             path: path.to_string(),
+            deleted_in: None,
             blob,
             format,
             secret_paths,
@@ -271,12 +306,22 @@ impl Checker<'_> {
                         path: path.to_string(),
                         oid: oid.clone(),
                     };
+                    let deleted = match &r.deleted_in {
+                        Some(c) => format!("deleted in {}", short(c)),
+                        None => format!(
+                            "which this {} deletes",
+                            if child.commit.is_some() {
+                                "commit"
+                            } else {
+                                "change"
+                            }
+                        ),
+                    };
                     let finding = Finding::new(
                         Kind::DecryptedCopy,
                         format!(
-                            "holds the decrypted content of {}, a SOPS file this {} deletes: {how}. Keep it encrypted (give this path filter=sops) or take it out; {}",
+                            "holds the decrypted content of {}, a SOPS file {deleted}: {how}. Keep it encrypted (give this path filter=sops) or take it out; {}",
                             r.path,
-                            if child.commit.is_some() { "commit" } else { "change" },
                             mark_hint(path)
                         ),
                     );

@@ -37,6 +37,11 @@ use crate::formats::Format;
 
 pub use snapshot::SnapshotError;
 
+/// How many deleted SOPS files (and bytes of them) a history scan remembers
+/// for later commits.
+const MAX_CARRIED: usize = 10_000;
+const MAX_CARRIED_BYTES: usize = 64 << 20;
+
 /// What to check.
 #[derive(Clone, Debug)]
 pub enum Scope {
@@ -384,7 +389,10 @@ impl<'r> Checker<'r> {
         let paths: Vec<&str> = child.entries.iter().map(|e| e.path.as_str()).collect();
         let mut protection = self.protection(child, &paths)?;
         let index: HashMap<&str, usize> = paths.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        let removed = self.remember(child, parents, &index, &mut protection, selected)?;
+        let mut removed = self.remember(child, parents, &index, &mut protection, selected)?;
+        if let Some(head) = parents.first().filter(|_| child.commit.is_none()) {
+            removed.extend(self.deleted_by(&head.parent)?);
+        }
         // Only a repository that uses the git-sops filter at all is told to add
         // `.gitattributes` lines: teams that use sops alone protect by .sops.yaml.
         let mut uses_filter = protection.iter().any(|p| p.by_attr)
@@ -466,6 +474,9 @@ impl<'r> Checker<'r> {
         // A blob at a path is reported once, but checked again when a later
         // commit's rules start protecting it.
         let mut seen: HashSet<(String, String, bool)> = HashSet::new();
+        // SOPS files deleted earlier in the range, for copies made later in it
+        // (bounded: a range that deletes more is checked commit by commit).
+        let mut carried: Vec<memory::Removed> = Vec::new();
         for c in commits {
             let source = c.attr_source.as_str();
             let rules = self.rules_of_commit(source)?;
@@ -497,7 +508,8 @@ impl<'r> Checker<'r> {
                 .enumerate()
                 .map(|(i, e)| (e.path.as_str(), i))
                 .collect();
-            let removed = self.remember(&child, &c.parents, &index, &mut protection, selected)?;
+            let mut removed =
+                self.remember(&child, &c.parents, &index, &mut protection, selected)?;
             for (entry, p) in c.entries.iter().zip(&protection) {
                 if !selected(&entry.path)
                     || !seen.insert((entry.oid.clone(), entry.path.clone(), p.protected()))
@@ -506,7 +518,19 @@ impl<'r> Checker<'r> {
                 }
                 self.inspect_entry(entry, p, Some(&c.commit))?;
             }
+            let fresh = removed.len();
+            removed.append(&mut carried);
+            let mut carried_bytes = 0;
             self.find_copies(&child, &c.parents, &index, &protection, &removed, selected)?;
+            for (i, mut r) in removed.into_iter().enumerate() {
+                if i < fresh {
+                    r.mark_deleted_in(&c.commit);
+                }
+                if carried.len() < MAX_CARRIED && carried_bytes + r.size() <= MAX_CARRIED_BYTES {
+                    carried_bytes += r.size();
+                    carried.push(r);
+                }
+            }
         }
         Ok(())
     }
