@@ -34,7 +34,9 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(failure) => {
-            eprintln!("{failure}");
+            if !failure.message.is_empty() {
+                eprintln!("{failure}");
+            }
             failure.exit_code
         }
     }

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
+use zeroize::Zeroizing;
 
 use super::report::Failure;
 use crate::drivers::filter::{Filter, Smudged};
@@ -245,6 +246,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         }
         RepoCommand::Textconv { file } => {
             let content = std::fs::read(&file)
+                .map(Zeroizing::new)
                 .map_err(|e| Failure::io(format!("{}: cannot read it: {e}", file.display())))?;
             let git = here();
             // git stores textconv output when this is on: never print plaintext then.
@@ -292,8 +294,9 @@ fn run_merge(
         merge::Outcome::Merged => Ok(()),
         merge::Outcome::Conflict(message) => {
             eprintln!("git-sops: CONFLICT in {}: {message}", request.path);
-            // Not a failure of git-sops: the conflict is git's to report.
-            std::process::exit(1)
+            // Not a failure of git-sops: the conflict is git's to report. Exit
+            // 1 through the normal return, so every buffer is wiped on the way.
+            Err(Failure::silent(1))
         }
     }
 }
@@ -307,8 +310,9 @@ fn report_changes(changes: &[String], nothing: &str) {
     }
 }
 
-fn read_stdin() -> Result<Vec<u8>, Failure> {
-    let mut input = Vec::new();
+/// A one-shot filter's input: plaintext for clean, so it is wiped when dropped.
+fn read_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let mut input = Zeroizing::new(Vec::new());
     std::io::stdin()
         .read_to_end(&mut input)
         .map_err(|e| Failure::io(format!("cannot read standard input: {e}")))?;

@@ -55,6 +55,11 @@ impl Failure {
         }
     }
 
+    /// An exit code with nothing to print (the command already said why).
+    pub fn silent(exit_code: i32) -> Failure {
+        Failure::new(String::new(), exit_code)
+    }
+
     pub fn usage(message: String) -> Failure {
         Failure::new(message, code::USAGE)
     }

@@ -3,8 +3,14 @@
 //! the pipe. Only the literal statuses `success` and `error` are sent (any other
 //! status makes git kill the process); `delay` is not advertised. stdout belongs
 //! to the protocol: every diagnostic goes to stderr.
+//!
+//! Plaintext passes through here in both directions (clean's input, smudge's
+//! output) and is held only in zeroizing buffers. What cannot be wiped from this
+//! side: the kernel's pipe buffers and git's own copies.
 
 use std::io::{self, Read, Write};
+
+use zeroize::Zeroizing;
 
 use super::filter::{Filter, Smudged};
 use super::DriverError;
@@ -14,7 +20,11 @@ use crate::git::pktline::{PktReader, PktWriter};
 pub trait FilterOps {
     fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError>;
     /// `None`: return the input unchanged.
-    fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError>;
+    fn smudge(
+        &mut self,
+        path: &str,
+        input: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DriverError>;
     /// The metadata git sent with a smudge request, given before every smudge
     /// (all empty when git sent none; checkout, clone and archive send
     /// `treeish=`; see [`SmudgeMeta`]).
@@ -35,9 +45,13 @@ impl FilterOps for Filter {
         Filter::clean(self, path, input)
     }
 
-    fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Option<Vec<u8>>, DriverError> {
+    fn smudge(
+        &mut self,
+        path: &str,
+        input: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DriverError> {
         Ok(match Filter::smudge(self, path, input)? {
-            Smudged::Plaintext(text) => Some(text.to_vec()),
+            Smudged::Plaintext(text) => Some(text),
             Smudged::Unchanged => None,
         })
     }
@@ -113,7 +127,8 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
                 _ => {}
             }
         }
-        let mut content = Vec::new();
+        // A clean request's content is plaintext.
+        let mut content = Zeroizing::new(Vec::new());
         // `list_available_blobs` (delay) carries no content; we never delay, so it
         // is answered with an error like any other unknown command.
         if command == "clean" || command == "smudge" {
@@ -123,7 +138,9 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
             filter.smudge_meta(&meta);
         }
         let result = match (command, &pathname) {
-            ("clean", Ok(path)) => filter.clean(path, &content).map(Some),
+            ("clean", Ok(path)) => filter
+                .clean(path, &content)
+                .map(|c| Some(Zeroizing::new(c))),
             ("smudge", Ok(path)) => filter.smudge(path, &content),
             // git-sops names paths in git commands and messages as text; a name
             // that is not UTF-8 is refused on the way in (nothing is stored) and
@@ -146,7 +163,7 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
             Ok(out) => {
                 wr.line("status=success")?;
                 wr.flush_packet()?;
-                wr.content(out.as_deref().unwrap_or(&content))?;
+                wr.content(out.as_deref().map_or(&content[..], |o| &o[..]))?;
                 wr.flush_packet()?;
                 // An empty second status list: "unchanged, still success".
                 wr.flush_packet()?;
@@ -183,7 +200,11 @@ mod tests {
             }
             Ok(input.to_ascii_uppercase())
         }
-        fn smudge(&mut self, _path: &str, _input: &[u8]) -> Result<Option<Vec<u8>>, DriverError> {
+        fn smudge(
+            &mut self,
+            _path: &str,
+            _input: &[u8],
+        ) -> Result<Option<Zeroizing<Vec<u8>>>, DriverError> {
             Ok(None)
         }
     }
@@ -234,9 +255,9 @@ mod tests {
         );
         for expected in [&b"A: X\n"[..], b"A: X\n"] {
             assert_eq!(r.read_lines().unwrap().unwrap(), ["status=success"]);
-            let mut content = Vec::new();
+            let mut content = Zeroizing::new(Vec::new());
             r.read_content(&mut content).unwrap();
-            assert_eq!(content, expected);
+            assert_eq!(&content[..], expected);
             assert!(r.read_lines().unwrap().unwrap().is_empty());
         }
         assert_eq!(r.read_lines().unwrap().unwrap(), ["status=error"]);

@@ -7,6 +7,11 @@
 //! their ciphertext (the clean filter's byte stability), so a locked reviewer sees
 //! exactly which keys changed without seeing a value. The `sops` block is never
 //! shown; one summary line of the recipients takes its place.
+//!
+//! The output is plaintext and is built in zeroizing buffers. The fingerprint
+//! rendering of ciphertext holds nothing secret and uses plain ones.
+
+use zeroize::Zeroizing;
 
 use crate::formats::{Edit, Format, Scalar};
 use crate::sops::walk::{walk, Visit};
@@ -25,11 +30,11 @@ pub fn render(
     keys: impl FnOnce() -> KeyCache,
     keyring: &Keyring,
     hide: bool,
-) -> Vec<u8> {
+) -> Zeroizing<Vec<u8>> {
     let Some(loaded) = file::sniff(path, content) else {
         // Plaintext (smudged) or not SOPS at all.
         return if hide {
-            hidden(path, content)
+            Zeroizing::new(hidden(path, content))
         } else {
             plaintext(content)
         };
@@ -45,8 +50,12 @@ pub fn render(
         if let Ok(opened) = loaded.open(&key) {
             let mut out = match format {
                 Format::Binary => plaintext(&opened.plaintext),
-                _ => opened.plaintext.to_vec(),
+                _ => opened.plaintext,
             };
+            // Room for the summary line first: growing would leave a copy behind.
+            let mut grown = Zeroizing::new(Vec::with_capacity(out.len() + summary.len() + 4));
+            grown.extend_from_slice(&out);
+            out = grown;
             push_line(&mut out, &summary, loaded.document().0.newline);
             return out;
         }
@@ -82,7 +91,7 @@ pub fn render(
         Err(_) => content.to_vec(),
     };
     push_line(&mut out, &summary, doc.newline);
-    out
+    Zeroizing::new(out)
 }
 
 /// Plaintext with every value and comment replaced by a placeholder: the key
@@ -129,9 +138,9 @@ fn hidden(path: &str, content: &[u8]) -> Vec<u8> {
 /// Plaintext as it is when it is text; a one-line summary for binary data,
 /// which git would otherwise print byte for byte (textconv output is never
 /// treated as binary). The hash shows that the content changed.
-fn plaintext(content: &[u8]) -> Vec<u8> {
+fn plaintext(content: &[u8]) -> Zeroizing<Vec<u8>> {
     if std::str::from_utf8(content).is_ok() && !content.contains(&0) {
-        return content.to_vec();
+        return Zeroizing::new(content.to_vec());
     }
     use sha2::{Digest, Sha256};
     format!(
@@ -140,6 +149,7 @@ fn plaintext(content: &[u8]) -> Vec<u8> {
         &hex::encode(Sha256::digest(content))[..16]
     )
     .into_bytes()
+    .into()
 }
 
 fn push_line(out: &mut Vec<u8>, line: &str, newline: &str) {

@@ -5,6 +5,8 @@
 
 use std::io::{self, Read, Write};
 
+use zeroize::Zeroizing;
+
 /// The largest payload one packet may carry (65520 bytes in total).
 pub const MAX_PAYLOAD: usize = 65516;
 
@@ -100,8 +102,12 @@ impl<R: Read> PktReader<R> {
         }
     }
 
-    /// Binary content up to the next flush, appended to `out`.
-    pub fn read_content(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+    /// Binary content up to the next flush, appended to `out`. Content is a
+    /// file's plaintext on its way to clean, so no copy of it is left behind:
+    /// each packet is wiped once appended, and `out` grows by moving into a new
+    /// zeroizing buffer rather than by a reallocation that would free the old
+    /// bytes unwiped.
+    pub fn read_content(&mut self, out: &mut Zeroizing<Vec<u8>>) -> io::Result<()> {
         loop {
             match self.read_packet()? {
                 None => {
@@ -111,7 +117,16 @@ impl<R: Read> PktReader<R> {
                     ))
                 }
                 Some(Packet::Flush) => return Ok(()),
-                Some(Packet::Data(d)) => out.extend_from_slice(&d),
+                Some(Packet::Data(d)) => {
+                    let d = Zeroizing::new(d);
+                    if out.capacity() - out.len() < d.len() {
+                        let want = (out.len() + d.len()).max(out.capacity() * 2);
+                        let mut bigger = Zeroizing::new(Vec::with_capacity(want));
+                        bigger.extend_from_slice(out);
+                        *out = bigger;
+                    }
+                    out.extend_from_slice(&d);
+                }
             }
         }
     }
@@ -185,9 +200,9 @@ mod tests {
         assert!(bytes.starts_with(b"0016git-filter-server\n0000"));
         let mut r = PktReader::new(&bytes[..]);
         assert_eq!(r.read_lines().unwrap().unwrap(), vec!["git-filter-server"]);
-        let mut content = Vec::new();
+        let mut content = Zeroizing::new(Vec::new());
         r.read_content(&mut content).unwrap();
-        assert_eq!(content, big);
+        assert_eq!(&content[..], &big[..]);
         assert_eq!(r.read_packet().unwrap(), None);
     }
 
