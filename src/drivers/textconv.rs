@@ -98,41 +98,36 @@ pub fn render(
 /// structure, which a SOPS file shows in the clear anyway, and nothing else.
 fn hidden(path: &str, content: &[u8]) -> Vec<u8> {
     let note = "# git-sops: values hidden because diff.sops.cachetextconv is set (git would store this output)";
-    let text = std::str::from_utf8(content).ok();
-    let formats = Format::from_path(path).into_iter().chain([
-        Format::Yaml,
-        Format::Json,
-        Format::Dotenv,
-        Format::Ini,
-    ]);
-    for format in formats {
-        let Some(text) = text else { break };
-        let Ok(doc) = format.store().parse(text) else {
-            continue;
-        };
-        let mut edits = Vec::new();
-        let _ = walk(&doc, &mut |visit, _pos| -> Result<(), ()> {
-            match visit {
-                Visit::Leaf(leaf) if leaf.value != Scalar::Null => {
-                    edits.push(Edit::replace(leaf.span.clone(), "<hidden>".to_string()));
-                }
-                Visit::Comment(c) if !c.text.trim().is_empty() => {
-                    edits.push(Edit::replace(
-                        c.span.clone(),
-                        " <hidden comment>".to_string(),
-                    ));
-                }
-                _ => {}
+    let parsed = std::str::from_utf8(content)
+        .ok()
+        .and_then(|text| Some((text, file::parse_plaintext(path, text)?)));
+    let Some((text, doc)) = parsed else {
+        return format!("<content hidden, {} bytes>\n{note}\n", content.len()).into_bytes();
+    };
+    let mut edits = Vec::new();
+    let _ = walk(&doc, &mut |visit, _pos| -> Result<(), ()> {
+        match visit {
+            Visit::Leaf(leaf) if leaf.value != Scalar::Null => {
+                edits.push(Edit::replace(leaf.span.clone(), "<hidden>".to_string()));
             }
-            Ok(())
-        });
-        if let Ok(t) = crate::formats::apply_edits(text, edits) {
+            Visit::Comment(c) if !c.text.trim().is_empty() => {
+                edits.push(Edit::replace(
+                    c.span.clone(),
+                    " <hidden comment>".to_string(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    match crate::formats::apply_edits(text, edits) {
+        Ok(t) => {
             let mut out = t.as_bytes().to_vec();
             push_line(&mut out, note, doc.newline);
-            return out;
+            out
         }
+        Err(_) => format!("<content hidden, {} bytes>\n{note}\n", content.len()).into_bytes(),
     }
-    format!("<content hidden, {} bytes>\n{note}\n", content.len()).into_bytes()
 }
 
 /// Plaintext as it is when it is text; a one-line summary for binary data,

@@ -55,6 +55,21 @@ pub fn might_be_sops(blob: &[u8]) -> bool {
     has(b"sops") && has(b"lastmodified")
 }
 
+/// Parse plaintext whose format is not known for sure (a temporary file's
+/// name, a path whose extension sops calls binary): its extension's format
+/// first, then every structured one; the first that parses with a value in it.
+pub fn parse_plaintext(path: &str, text: &str) -> Option<Document> {
+    let formats = Format::from_path(path).into_iter().chain([
+        Format::Yaml,
+        Format::Json,
+        Format::Dotenv,
+        Format::Ini,
+    ]);
+    formats
+        .filter_map(|format| format.store().parse(text).ok())
+        .find(|doc| doc.docs.iter().any(|m| !m.items.is_empty()))
+}
+
 /// Read `blob` as a SOPS file when its format is not known for sure (textconv
 /// sees only a temporary file name; the prefetch only needs the metadata): the
 /// format of `path`'s extension first, then the others. A binary file's JSON

@@ -333,27 +333,13 @@ impl Checker<'_> {
     }
 }
 
-/// The key paths of a plaintext file's non-empty values, read as its
-/// extension's format or, failing that, as any structured format.
+/// The key paths of a plaintext file's non-empty values.
 fn plaintext_paths(path: &str, bytes: &[u8]) -> BTreeSet<String> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return BTreeSet::new();
-    };
-    let formats = Format::from_path(path).into_iter().chain([
-        Format::Yaml,
-        Format::Json,
-        Format::Dotenv,
-        Format::Ini,
-    ]);
-    for format in formats {
-        if let Ok(doc) = format.store().parse(text) {
-            let (_, plain) = form::leaf_paths(&doc);
-            if !plain.is_empty() {
-                return plain;
-            }
-        }
-    }
-    BTreeSet::new()
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| file::parse_plaintext(path, text))
+        .map(|doc| form::leaf_paths(&doc).1)
+        .unwrap_or_default()
 }
 
 /// How many of a deleted SOPS file's encrypted key paths a plaintext file

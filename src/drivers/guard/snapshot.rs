@@ -262,39 +262,26 @@ impl Repo {
 
     /// How the index differs from `parent` (a commit).
     pub fn index_changes(&self, parent: &str) -> Result<ParentDiff, SnapshotError> {
-        let out = self.run(
-            &[
-                "diff-index",
-                "--cached",
-                "-r",
-                "-z",
-                "--no-renames",
-                "--no-abbrev",
-                parent,
-                "--",
-            ],
-            None,
-        )?;
-        let mut diff = parse_raw_diffs(&out, false).pop().unwrap_or_default();
-        diff.parent = parent.to_string();
-        Ok(diff)
+        self.raw_diff(&["diff-index", "--cached"], parent, None)
     }
 
     /// How tree-ish `child` differs from tree-ish `parent`.
     pub fn tree_changes(&self, parent: &str, child: &str) -> Result<ParentDiff, SnapshotError> {
-        let out = self.run(
-            &[
-                "diff-tree",
-                "-r",
-                "-z",
-                "--no-renames",
-                "--no-abbrev",
-                parent,
-                child,
-                "--",
-            ],
-            None,
-        )?;
+        self.raw_diff(&["diff-tree"], parent, Some(child))
+    }
+
+    /// One `git diff-index` / `diff-tree` in raw form, every path, no renames.
+    fn raw_diff(
+        &self,
+        command: &[&str],
+        parent: &str,
+        child: Option<&str>,
+    ) -> Result<ParentDiff, SnapshotError> {
+        let mut args = command.to_vec();
+        args.extend(["-r", "-z", "--no-renames", "--no-abbrev", parent]);
+        args.extend(child);
+        args.push("--");
+        let out = self.run(&args, None)?;
         let mut diff = parse_raw_diffs(&out, false).pop().unwrap_or_default();
         diff.parent = parent.to_string();
         Ok(diff)
