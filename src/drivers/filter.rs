@@ -312,6 +312,10 @@ impl Filter {
                     format.name(),
                     other.format().name()
                 );
+            } else if let Some(why) = file::why_unreadable(format, input) {
+                eprintln!(
+                    "git-sops: warning: {path} looks like a SOPS file but cannot be read ({why}); it is checked out as it is"
+                );
             }
             return Ok(Smudged::Unchanged);
         };

@@ -31,7 +31,8 @@ pub fn parse(src: &str) -> Result<Value, FormatError> {
         let (event, span) = event.map_err(|e| FormatError::Syntax {
             line: e.marker().line(),
             column: e.marker().col() + 1,
-            message: e.info().to_string(),
+            message: super::yaml::flow_limit(e.info())
+                .map_or_else(|| e.info().to_string(), str::to_string),
         })?;
         let at = (span.start.line(), span.start.col() + 1);
         if builder.on_event(event, at)? {
@@ -181,7 +182,7 @@ impl Builder {
                 column: at.1,
                 message: format!(
                     "the document contains excessive aliasing: its aliases expand to {} values \
-                     from {} written out (go-yaml, and so sops, refuses this too); write the \
+                     from {} written out, more than go-yaml's alias budget allows; write the \
                      shared values out or use fewer aliases",
                     self.aliased,
                     self.decoded - self.aliased

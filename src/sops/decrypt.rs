@@ -158,13 +158,19 @@ pub fn open(
     })
 }
 
+/// How many enclosing paths [`open_comment`] tries besides the comment's own.
+/// Each try hashes the whole path, so trying every ancestor of a deep comment
+/// would cost depth² per comment on a hostile file.
+const COMMENT_ANCESTORS: usize = 16;
+
 /// Open an encrypted comment. Its AAD is the path of the collection holding it;
 /// where YAML comment placement is ambiguous between a collection and its
-/// ancestors, the enclosing paths are tried too (the GCM tag decides).
-/// Returns the plaintext, the AAD that opened it and its IV.
+/// ancestors, up to [`COMMENT_ANCESTORS`] enclosing paths are tried too (the GCM
+/// tag decides). Returns the plaintext, the AAD that opened it and its IV.
 fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, String, Vec<u8>)> {
     let enc = EncValue::parse(text).ok()?;
-    (0..=path.len()).rev().find_map(|depth| {
+    let shallowest = path.len().saturating_sub(COMMENT_ANCESTORS);
+    (shallowest..=path.len()).rev().find_map(|depth| {
         let aad = super::walk::aad(&path[..depth]);
         let bytes = cipher::decrypt(key, &enc, &aad).ok()?;
         let plain = String::from_utf8(bytes.to_vec()).ok()?;

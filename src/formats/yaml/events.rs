@@ -75,10 +75,26 @@ pub fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
             Err(FormatError::Syntax {
                 line,
                 column: col + 1,
-                message: format!("invalid YAML: {info}"),
+                message: describe_error(&info),
             })
         }
     }
+}
+
+/// saphyr's error message, with the one about its nesting limit spelled out.
+fn describe_error(info: &str) -> String {
+    match flow_limit(info) {
+        Some(m) => m.to_string(),
+        None => format!("invalid YAML: {info}"),
+    }
+}
+
+/// What saphyr's "recursion limit exceeded" means (it counts open `[`/`{` in a byte).
+pub(crate) fn flow_limit(info: &str) -> Option<&'static str> {
+    (info == "recursion limit exceeded").then_some(
+        "flow collections (`[...]`, `{...}`) are nested more than 255 levels deep, which the \
+         YAML parser does not accept: flatten the structure or write it in block style",
+    )
 }
 
 type RawEv = (EvKind, usize, usize, usize);
