@@ -68,7 +68,7 @@ pub fn open(
                 if leaf.value == Scalar::Null {
                     return Ok(());
                 }
-                if !selector.should_encrypt(&pos.path, &pos.comments, false) {
+                if !selector.should_encrypt_at(pos, false) {
                     hasher.leaf(&canonical_bytes(&leaf.value), false);
                     return Ok(());
                 }
@@ -90,8 +90,8 @@ pub fn open(
                 };
                 let enc = EncValue::parse(text).map_err(value_err)?;
                 let aad = pos.aad();
-                let bytes = cipher::decrypt(key, &enc, &aad).map_err(value_err)?;
-                ivs.record(&aad, enc.type_tag, &bytes, &enc.iv);
+                let bytes = cipher::decrypt(key, &enc, aad).map_err(value_err)?;
+                ivs.record(aad, enc.type_tag, &bytes, &enc.iv);
                 let spelling = std::str::from_utf8(&bytes).map_err(|_| Error::BadPlaintext {
                     path: path(),
                     line: leaf.line,
@@ -123,9 +123,7 @@ pub fn open(
             }
             Visit::Comment(comment) => {
                 if !cipher::is_enc(&comment.text) {
-                    if selector.should_encrypt(&pos.path, &pos.comments, true)
-                        && !comment.text.trim().is_empty()
-                    {
+                    if selector.should_encrypt_at(pos, true) && !comment.text.trim().is_empty() {
                         warnings.push(format!(
                             "line {}: found a comment that is not encrypted",
                             comment.line

@@ -9,7 +9,7 @@
 
 use regex::Regex;
 
-use super::walk::CommentStack;
+use super::walk::{CommentStack, Position};
 
 #[derive(Clone, Debug)]
 pub enum Selector {
@@ -75,6 +75,19 @@ impl Selector {
             | Selector::EncryptedRegex(r)
             | Selector::UnencryptedCommentRegex(r)
             | Selector::EncryptedCommentRegex(r) => r.as_str(),
+        }
+    }
+
+    /// [`Selector::should_encrypt`] at a position of the tree walk; the path
+    /// selectors' answer is kept per path (see [`Position::per_path`]).
+    pub fn should_encrypt_at(&self, pos: &Position<'_>, is_comment: bool) -> bool {
+        match self {
+            Selector::UnencryptedCommentRegex(_) | Selector::EncryptedCommentRegex(_) => {
+                self.should_encrypt(&pos.path, &pos.comments, is_comment)
+            }
+            _ => pos.per_path(self as *const Selector as usize, |path| {
+                self.should_encrypt(path, &CommentStack::default(), is_comment)
+            }),
         }
     }
 

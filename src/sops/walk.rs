@@ -6,7 +6,7 @@
 //! The walk recurses once per nesting level; the parsers bound the depth
 //! (`formats::MAX_DEPTH`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use regex::Regex;
 
@@ -19,9 +19,21 @@ pub enum Visit<'a> {
 }
 
 /// The walk's position: map keys from the root, and the comment stack.
+///
+/// A value deep in a hostile file has a long path, and the walk asks about the
+/// path once per value: so the AAD text is kept up to date as keys are entered
+/// and left (not rebuilt per value), and [`Position::per_path`] keeps one answer
+/// per path (a list of a million values under one key costs one answer).
 pub struct Position<'a> {
+    /// Read-only for visitors: only the walk changes it.
     pub path: Vec<&'a str>,
     pub comments: CommentStack<'a>,
+    /// [`aad`] of `path` without the root's lone `:`.
+    aad: String,
+    /// Changes whenever `path` does.
+    generation: u64,
+    /// (asker, generation, answer) of the last [`Position::per_path`] question.
+    memo: Cell<Option<(usize, u64, bool)>>,
 }
 
 /// One level per open map or list, holding the comments seen since the last
@@ -101,9 +113,52 @@ impl<'a> CommentStack<'a> {
     }
 }
 
-impl Position<'_> {
-    pub fn aad(&self) -> String {
-        aad(&self.path)
+impl<'a> Position<'a> {
+    fn new() -> Position<'a> {
+        Position {
+            path: Vec::new(),
+            comments: CommentStack::default(),
+            aad: String::new(),
+            generation: 0,
+            memo: Cell::new(None),
+        }
+    }
+
+    fn enter(&mut self, key: &'a str) {
+        self.path.push(key);
+        self.aad.push_str(key);
+        self.aad.push(':');
+        self.generation += 1;
+    }
+
+    fn leave(&mut self) {
+        if let Some(key) = self.path.pop() {
+            self.aad
+                .truncate(self.aad.len().saturating_sub(key.len() + 1));
+        }
+        self.generation += 1;
+    }
+
+    /// sops' AAD of the current path.
+    pub fn aad(&self) -> &str {
+        if self.aad.is_empty() {
+            ":"
+        } else {
+            &self.aad
+        }
+    }
+
+    /// `answer(path)`, computed once per path for the asker `asker` (any number
+    /// that identifies the question, such as the address of a selector).
+    pub fn per_path(&self, asker: usize, answer: impl FnOnce(&[&'a str]) -> bool) -> bool {
+        if let Some((a, g, v)) = self.memo.get() {
+            if a == asker && g == self.generation {
+                return v;
+            }
+        }
+        let v = answer(&self.path);
+        self.memo.set(Some((asker, self.generation, v)));
+        v
     }
 }
 
@@ -120,10 +175,7 @@ pub fn walk<'a, E>(
     visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     for root in &doc.docs {
-        let mut pos = Position {
-            path: Vec::new(),
-            comments: CommentStack::default(),
-        };
+        let mut pos = Position::new();
         walk_map(root, true, &mut pos, visit)?;
     }
     Ok(())
@@ -144,9 +196,9 @@ fn walk_map<'a, E>(
             }
             MapItem::Entry(e) if top && e.key == "sops" => {}
             MapItem::Entry(e) => {
-                pos.path.push(&e.key);
+                pos.enter(&e.key);
                 walk_node(&e.value, pos, visit)?;
-                pos.path.pop();
+                pos.leave();
                 clear_level(pos);
             }
         }

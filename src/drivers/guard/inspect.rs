@@ -251,16 +251,35 @@ impl Rules {
     }
 }
 
+/// The most findings one blob gets; the rest are counted in one more. A pushed
+/// blob can hold millions of plaintext values, and the report is kept in memory.
+const MAX_FINDINGS_PER_BLOB: usize = 1000;
+
 /// Every leaf and comment `selector` encrypts must be `ENC[...]`.
 fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding> {
     let why = &rules.why;
     let mut findings = Vec::new();
+    let mut more = 0usize;
     let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
+        if findings.len() >= MAX_FINDINGS_PER_BLOB {
+            let counts = match visit {
+                Visit::Leaf(leaf) => {
+                    leaf.value != Scalar::Null
+                        && !matches!(&leaf.value, Scalar::Str(s) if s.is_empty() || cipher::is_enc(s))
+                        && selector.should_encrypt_at(pos, false)
+                }
+                Visit::Comment(c) => {
+                    !cipher::is_enc(&c.text)
+                        && !c.text.trim().is_empty()
+                        && selector.should_encrypt_at(pos, true)
+                }
+            };
+            more += usize::from(counts);
+            return Ok(());
+        }
         match visit {
             Visit::Leaf(leaf) => {
-                if leaf.value == Scalar::Null
-                    || !selector.should_encrypt(&pos.path, &pos.comments, false)
-                {
+                if leaf.value == Scalar::Null || !selector.should_encrypt_at(pos, false) {
                     return Ok(());
                 }
                 let key = display_path(&pos.path);
@@ -291,7 +310,7 @@ fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding
             Visit::Comment(comment) => {
                 if cipher::is_enc(&comment.text)
                     || comment.text.trim().is_empty()
-                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
+                    || !selector.should_encrypt_at(pos, true)
                 {
                     return Ok(());
                 }
@@ -311,6 +330,12 @@ fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding
         }
         Ok(())
     });
+    if more > 0 {
+        findings.push(Finding::new(
+            rules.value_kind,
+            format!("{more} more values or comments are plaintext, but {why} (only the first {MAX_FINDINGS_PER_BLOB} are listed)"),
+        ));
+    }
     findings
 }
 
