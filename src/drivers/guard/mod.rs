@@ -111,6 +111,9 @@ struct Checker<'r> {
     blobs: crate::git::cat_file::BlobReader,
     /// Findings per (blob, protected, how the path reads the blob).
     cache: HashMap<(String, bool, String), Vec<Finding>>,
+    /// Each distinct `.sops.yaml` text read, by SHA-256: `--history` reads one
+    /// per commit, and a pushed range may repeat a large one thousands of times.
+    parsed_rules: HashMap<[u8; 32], Result<SopsRules, String>>,
     report: Report,
 }
 
@@ -153,6 +156,7 @@ impl<'r> Checker<'r> {
             repo,
             blobs: repo.blobs()?,
             cache: HashMap::new(),
+            parsed_rules: HashMap::new(),
             report: Report::default(),
         })
     }
@@ -181,9 +185,17 @@ impl<'r> Checker<'r> {
     }
 
     fn parse_rules(&mut self, bytes: &[u8], commit: Option<&str>) -> SopsRules {
-        let parsed = std::str::from_utf8(bytes)
-            .map_err(|_| "it is not UTF-8 text".to_string())
-            .and_then(SopsRules::parse);
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let parsed = self
+            .parsed_rules
+            .entry(digest)
+            .or_insert_with(|| {
+                std::str::from_utf8(bytes)
+                    .map_err(|_| "it is not UTF-8 text".to_string())
+                    .and_then(SopsRules::parse)
+            })
+            .clone();
         match parsed {
             Ok(r) => r,
             Err(why) => {

@@ -13,7 +13,7 @@ use regex::Regex;
 use crate::formats::{yaml_value, Value};
 
 /// The `path_regex` rules of one `.sops.yaml`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SopsRules {
     /// (1-based rule number, pattern, compiled regex)
     rules: Vec<(usize, String, Regex)>,
