@@ -300,12 +300,30 @@ def report(rows: list[dict], args, meta: dict) -> str:
                "process). Exit 0 with clean/smudge means the blob was stored or checked out; check exits 1 "
                "when it reports the file. The limits are in the README (\"Limits on hostile input\").")
     out.append("")
+    out += ["## Summary", "",
+            "The slowest and the largest of the four git-sops operations per input, whether every one "
+            "ended by itself within the limit (with a result or a clear error), and sops 3.11 on the "
+            "same input.", "",
+            "| input | size | slowest | largest peak RSS | all ended | sops encrypt |",
+            "|---|---|---|---|---|---|"]
+    for r in rows:
+        ours = [v for k, v in r["ops"].items() if k != "sops"]
+        if not ours:
+            continue
+        slow = max(ours, key=lambda v: v["time"])
+        big = max((v["rss_kib"] or 0) for v in ours)
+        ended = all(v["exit"] is not None for v in ours)
+        sops = r["ops"].get("sops")
+        sops_txt = "—" if sops is None else f"exit {fmt_exit(sops)}, {fmt_t(sops['time'])}"
+        out.append(f"| {r['name']} | {r['size'] / 1048576:.1f} MB | {fmt_t(slow['time'])} | "
+                   f"{fmt_rss(big or None)} | {'yes' if ended else '**NO**'} | {sops_txt} |")
+    out.append("")
     for r in rows:
         out.append(f"## {r['name']}: {r['what']}")
         out.append("")
         out.append(f"`{r['file']}`, {r['size']:,} bytes.")
         out.append("")
-        out.append("| operation | exit | time | peak RSS | first line of stderr |")
+        out.append("| operation | exit | time | peak RSS | the error (check: its first finding) |")
         out.append("|---|---|---|---|---|")
         for op, res in r["ops"].items():
             msg = res["message"].replace("|", "\\|")

@@ -16,10 +16,10 @@ pub use report::Failure;
 
 /// The stack of the thread that does the work. Parsing, the tree walks and
 /// dropping a document recurse once per nesting level, and the parsers accept up
-/// to [`crate::formats::MAX_DEPTH`] levels (what sops accepts); a debug build needs
-/// about 10 KiB per level on the deepest path, a release build far less (measured
-/// by the `deep_*` tests in `tests/hostile.rs`). Only the pages used are ever
-/// touched, so the reservation costs address space, not memory.
+/// to [`crate::formats::MAX_DEPTH`] levels (what sops accepts). Encrypting the
+/// deepest such YAML (`tests/hostile.rs`) needs about 56 MiB of stack in a debug
+/// build, a release build far less; the rest is margin for the other paths. Only
+/// the pages used are touched, so the reservation costs address space, not memory.
 pub const STACK_SIZE: usize = 512 << 20;
 
 /// Run the program on a thread with a [`STACK_SIZE`] stack; returns the exit code.
