@@ -10,12 +10,16 @@
 //! contains: text                 (case-insensitive; all must appear on stderr)
 //! contains_any: a | b | c        (at least one must appear)
 //! ignore_mac_ok: true            (decrypt --ignore-mac must then succeed)
+//! config: true                   (the case is a `.sops.yaml`: it is installed as
+//!                                 such and a small plaintext `secret.yaml` is
+//!                                 encrypted with its rules, without `--age`)
 //! ```
 //!
-//! For every case: non-zero exit, no panic, the file name on stderr, one paragraph,
-//! nothing on stdout, and with `--output` / `-i` the target is left as it was (not
-//! created, not truncated, no temp files left behind). Encrypted cases are sops
-//! files for the public sops test key, corrupted (`tests/bad/make-encrypted-cases.py`).
+//! For every case: non-zero exit, no panic, the file name on stderr (`.sops.yaml`
+//! for config cases), one paragraph, nothing on stdout, and with `--output` / `-i`
+//! the target is left as it was (not created, not truncated, no temp files left
+//! behind). Encrypted cases are sops files for the public sops test key, corrupted
+//! (`tests/bad/make-encrypted-cases.py`).
 
 mod common;
 
@@ -28,7 +32,11 @@ struct Expect {
     contains: Vec<String>,
     contains_any: Vec<Vec<String>>,
     ignore_mac_ok: bool,
+    config: bool,
 }
+
+/// The plaintext a config case encrypts.
+const CONFIG_TARGET: &str = "secret.yaml";
 
 fn parse_expect(file: &str) -> Expect {
     let text = String::from_utf8(fixture("bad", &format!("{file}.expect"))).unwrap();
@@ -39,6 +47,7 @@ fn parse_expect(file: &str) -> Expect {
         contains: vec![],
         contains_any: vec![],
         ignore_mac_ok: false,
+        config: false,
     };
     for line in text.lines() {
         let line = line.trim();
@@ -58,6 +67,7 @@ fn parse_expect(file: &str) -> Expect {
                 .contains_any
                 .push(v.split('|').map(|s| s.trim().to_string()).collect()),
             "ignore_mac_ok" => e.ignore_mac_ok = v == "true",
+            "config" => e.config = v == "true",
             other => panic!("{file}.expect: unknown field {other:?}"),
         }
     }
@@ -70,7 +80,7 @@ fn parse_expect(file: &str) -> Expect {
 
 fn base_args(e: &Expect) -> Vec<String> {
     let mut args = vec![e.command.clone()];
-    if e.command == "encrypt" {
+    if e.command == "encrypt" && !e.config {
         args.extend(["--age".to_string(), SOPS_TEST_RECIPIENT.to_string()]);
     }
     args
@@ -132,11 +142,19 @@ fn check_error_text(out: &Output, file: &str, e: &Expect, how: &str) {
     );
 }
 
-fn check_bad_case(file: &str) {
-    let e = parse_expect(file);
-    let input = fixture("bad", file);
-    let ext = ext_of(file);
+fn check_bad_case(case: &str) {
+    let e = parse_expect(case);
+    let mut input = fixture("bad", case);
     let env = Env::with_keys(&[&AgeKey::sops_test_key()]);
+    // The file the command reads, and the name its error must give.
+    let (file, named) = if e.config {
+        env.write(".sops.yaml", &input);
+        input = b"password: hunter2\n".to_vec();
+        (CONFIG_TARGET, ".sops.yaml")
+    } else {
+        (case, case)
+    };
+    let ext = ext_of(file);
     env.write(file, &input);
     let mut checks = Checks::new();
 
@@ -150,7 +168,7 @@ fn check_bad_case(file: &str) {
 
     checks.check("stdout mode", || {
         let out = env.git_sops().args(base_args(&e)).arg(file).run().fails();
-        check_error_text(&out, file, &e, "stdout");
+        check_error_text(&out, named, &e, "stdout");
     });
 
     checks.check("--output to an existing file leaves it unchanged", || {
@@ -163,7 +181,7 @@ fn check_bad_case(file: &str) {
             .args(["--output", &target, file])
             .run()
             .fails();
-        check_error_text(&out, file, &e, "--output");
+        check_error_text(&out, named, &e, "--output");
         assert_eq!(
             env.read(&target),
             b"OLD CONTENT\n",
@@ -180,7 +198,7 @@ fn check_bad_case(file: &str) {
             .args(["--output", &target, file])
             .run()
             .fails();
-        check_error_text(&out, file, &e, "--output new");
+        check_error_text(&out, named, &e, "--output new");
         assert!(
             !env.exists(&target),
             "--output target was created on failure"
@@ -195,7 +213,7 @@ fn check_bad_case(file: &str) {
             .args(["-i", file])
             .run()
             .fails();
-        check_error_text(&out, file, &e, "-i");
+        check_error_text(&out, named, &e, "-i");
         assert_bytes_eq(&input, &env.read(file), "in-place target after a failure");
         assert_eq!(dir_listing(&env), before, "temp files left behind");
     });
@@ -212,7 +230,7 @@ fn check_bad_case(file: &str) {
             assert!(out.stdout_str().contains("hunter2"), "{}", out.describe());
         });
     }
-    checks.finish(file);
+    checks.finish(case);
 }
 
 macro_rules! bad_cases {
@@ -255,6 +273,14 @@ bad_cases! {
     tampered_data_key => "tampered-data-key.yaml",
     no_matching_key => "no-matching-key.yaml",
     flow_closing_bracket_column_0 => "flow-closing-bracket-column-0.yaml",
+    deep_nesting_yaml => "deep-nesting.yaml",
+    deep_flow_yaml => "deep-flow.yaml",
+    deep_nesting_json => "deep-nesting.json",
+    deep_metadata_key_dotenv => "deep-metadata-key.env",
+    too_many_key_groups => "too-many-key-groups.yaml",
+    alias_bomb_config => "alias-bomb.sops.yaml",
+    deep_config => "deep-config.sops.yaml",
+    too_many_key_groups_config => "too-many-key-groups.sops.yaml",
 }
 
 #[test]

@@ -14,8 +14,30 @@ use clap::Parser;
 
 pub use report::Failure;
 
-/// Run the program; returns the exit code.
+/// The stack of the thread that does the work. Parsing, the tree walks and
+/// dropping a document recurse once per nesting level, and the parsers accept up
+/// to [`crate::formats::MAX_DEPTH`] levels (what sops accepts). Encrypting the
+/// deepest such YAML (`tests/hostile.rs`) needs about 56 MiB of stack in a debug
+/// build, a release build far less; the rest is margin for the other paths. Only
+/// the pages used are touched, so the reservation costs address space, not memory.
+pub const STACK_SIZE: usize = 512 << 20;
+
+/// Run the program on a thread with a [`STACK_SIZE`] stack; returns the exit code.
+/// The main thread's stack is whatever `ulimit -s` (or git's environment) gives.
 pub fn main() -> i32 {
+    let worker = std::thread::Builder::new()
+        .name("git-sops".into())
+        .stack_size(STACK_SIZE)
+        .spawn(run);
+    match worker {
+        // A panic has already printed its message; 101 is Rust's panic exit code.
+        Ok(handle) => handle.join().unwrap_or(101),
+        // No thread to be had (resource limits): run here, with the stack there is.
+        Err(_) => run(),
+    }
+}
+
+fn run() -> i32 {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

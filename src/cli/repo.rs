@@ -345,9 +345,9 @@ fn run_check(
     let mut report = guard::check(&cwd, scope, &relative).map_err(snapshot_failure)?;
     if hook {
         // Where the committer holds a key, what the commit changes must open.
-        report
-            .findings
-            .extend(guard::verify_staged(&cwd).map_err(snapshot_failure)?);
+        for f in guard::verify_staged(&cwd).map_err(snapshot_failure)? {
+            report.add(f);
+        }
     }
     let mut out = std::io::stdout().lock();
     let written = match format {

@@ -334,7 +334,7 @@ impl Filter {
             return Ok(input.to_vec());
         }
         let (doc, _) = loaded.document();
-        let problems = form::check(doc, &loaded.meta, 0);
+        let problems = form::check(doc, &loaded.meta, 0, 16);
         let key = self.keys.recover(&loaded.meta, &self.keyring).ok();
         let shown = super::shell_word(path);
         let plaintext: Vec<&form::Problem> = problems
@@ -530,6 +530,10 @@ impl Filter {
                     other.format().name(),
                     format.name(),
                     other.format().name()
+                );
+            } else if let Some(why) = file::why_unreadable(format, input) {
+                eprintln!(
+                    "git-sops: warning: {path} looks like a SOPS file but cannot be read ({why}); it is checked out as it is"
                 );
             }
             return Ok(Smudged::Unchanged);

@@ -7,11 +7,18 @@
 //! values are written as the two characters `\n`. Reading reverses it into a nested
 //! [`Node`] tree so the sops layer finds an ordinary `sops` map, exactly as in YAML
 //! and JSON files.
+//!
+//! The lines come from the file, so reading is bounded: a key nests at most
+//! [`MAX_DEPTH`] levels, and each map or list under construction indexes its
+//! members by hash, so many keys cost linear time.
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use zeroize::Zeroizing;
 
+use super::{too_deep, Span, Style, Value, MAX_DEPTH};
 use super::{Entry, FormatError, Leaf, LeafContext, List, ListItem, Map, MapItem, Node, Scalar};
-use super::{Span, Style, Value};
 use crate::sops::plaintext::go_format_float;
 
 /// The flattened `(key, value)` pairs of `meta`, sorted by key as sops sorts them,
@@ -72,8 +79,41 @@ pub struct FlatLine {
 /// A tree under construction: lists are keyed by index until they are complete.
 enum Tree {
     Leaf(Leaf),
-    Map(Vec<(String, Tree)>),
-    List(Vec<(usize, Tree)>),
+    Map(Members<String>),
+    List(Members<usize>),
+}
+
+/// The members of a map or list under construction, in the order first seen.
+struct Members<K> {
+    items: Vec<(K, Tree)>,
+    index: HashMap<K, usize>,
+}
+
+impl<K: Clone + Eq + Hash> Members<K> {
+    fn new() -> Members<K> {
+        Members {
+            items: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The member `key`; a new member starts as an empty map and becomes a list or
+    /// leaf when the next step says so.
+    fn slot(&mut self, key: K) -> &mut Tree {
+        let at = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(key.clone(), self.items.len());
+                self.items.push((key, Tree::Map(Members::new())));
+                self.items.len() - 1
+            }
+        };
+        &mut self.items[at].1
+    }
 }
 
 enum Step {
@@ -100,7 +140,7 @@ fn steps(key: &str) -> Option<(String, Vec<Step>)> {
 /// Rebuild the nested metadata map from flattened lines. `span` is the whole
 /// block (for the `sops` entry).
 pub fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, FormatError> {
-    let mut root: Vec<(String, Tree)> = Vec::new();
+    let mut root: Members<String> = Members::new();
     for l in lines {
         let bad = |why: &str| FormatError::Syntax {
             line: l.line,
@@ -110,6 +150,10 @@ pub fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, F
         let (first, path) = steps(&l.key).ok_or_else(|| {
             bad("is not a flattened metadata key (expected `__map_<key>`/`__list_<n>` parts)")
         })?;
+        // The document root and the `sops` map hold the first level.
+        if path.len() + 2 > MAX_DEPTH {
+            return Err(too_deep(l.line, 1));
+        }
         let leaf = Tree::Leaf(Leaf {
             value: Scalar::Str(Zeroizing::new(unescape(&l.value))),
             span: l.span.clone(),
@@ -118,19 +162,19 @@ pub fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, F
             column: l.column,
             context: LeafContext::default(),
         });
-        let mut slot = map_slot(&mut root, first);
+        let mut slot = root.slot(first);
         for step in path {
             slot = match step {
                 Step::Map(k) => match slot {
-                    Tree::Map(m) => map_slot(m, k),
+                    Tree::Map(m) => m.slot(k),
                     _ => return Err(bad("conflicts with another metadata key")),
                 },
                 Step::List(i) => {
                     if matches!(&*slot, Tree::Map(m) if m.is_empty()) {
-                        *slot = Tree::List(Vec::new());
+                        *slot = Tree::List(Members::new());
                     }
                     match slot {
-                        Tree::List(items) => list_slot(items, i),
+                        Tree::List(items) => items.slot(i),
                         _ => return Err(bad("conflicts with another metadata key")),
                     }
                 }
@@ -144,41 +188,17 @@ pub fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, F
     Ok(Entry {
         key: "sops".to_string(),
         key_span: span.clone(),
-        value: Node::Map(to_map(root, span.clone())),
+        value: Node::Map(to_map(root.items, span.clone())),
         span,
         line,
     })
 }
 
-/// The member `key` of a map under construction; a new member starts as an empty
-/// map and becomes a list or leaf when the next step says so.
-fn map_slot(map: &mut Vec<(String, Tree)>, key: String) -> &mut Tree {
-    let index = match map.iter().position(|(k, _)| *k == key) {
-        Some(i) => i,
-        None => {
-            map.push((key, Tree::Map(Vec::new())));
-            map.len() - 1
-        }
-    };
-    &mut map[index].1
-}
-
-fn list_slot(items: &mut Vec<(usize, Tree)>, i: usize) -> &mut Tree {
-    let index = match items.iter().position(|(n, _)| *n == i) {
-        Some(p) => p,
-        None => {
-            items.push((i, Tree::Map(Vec::new())));
-            items.len() - 1
-        }
-    };
-    &mut items[index].1
-}
-
 fn to_node(tree: Tree, span: &Span) -> Node {
     match tree {
         Tree::Leaf(l) => Node::Leaf(l),
-        Tree::Map(m) => Node::Map(to_map(m, span.clone())),
-        Tree::List(mut items) => {
+        Tree::Map(m) => Node::Map(to_map(m.items, span.clone())),
+        Tree::List(Members { mut items, .. }) => {
             items.sort_by_key(|(i, _)| *i);
             Node::List(List {
                 items: items

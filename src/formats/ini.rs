@@ -98,7 +98,8 @@ impl Store for IniStore {
         let mut meta: Vec<FlatLine> = Vec::new();
         let mut in_sops = false;
         let mut sops_start: Option<(usize, usize)> = None;
-        let mut seen_keys: Vec<(String, String)> = Vec::new();
+        let mut seen_keys: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
         let all = lines(src);
         let mut next = 0;
         while next < all.len() {
@@ -274,7 +275,7 @@ impl Store for IniStore {
                 .last_mut()
                 .ok_or_else(|| err(line, column, "internal"))?;
             let id = (section.name.clone(), key.to_string());
-            if seen_keys.contains(&id) {
+            if !seen_keys.insert(id) {
                 return Err(err(
                     line,
                     column,
@@ -284,7 +285,6 @@ impl Store for IniStore {
                     ),
                 ));
             }
-            seen_keys.push(id);
             section.items.append(&mut comments(&mut pending));
             section.items.push(MapItem::Entry(Entry {
                 key: key.to_string(),

@@ -269,7 +269,11 @@ fn describe(e: &ParseError) -> String {
         K::UnterminatedArray => "this array is never closed: expected ',' or ']'".into(),
         K::UnterminatedObject => "this object is never closed: expected ',' or '}'".into(),
         K::UnterminatedCommentBlock => "comments are not allowed in JSON".into(),
-        K::NestingDepthExceeded => "nesting too deep (more than 512 levels)".into(),
+        K::NestingDepthExceeded => {
+            "arrays and objects are nested more than 512 levels deep, which the JSON parser \
+             does not accept: flatten the structure"
+                .into()
+        }
         #[allow(unreachable_patterns)]
         _ => e.kind().to_string(),
     }
@@ -1257,7 +1261,7 @@ mod tests {
         let src = format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
         let (line, _, message) = error(&src);
         assert_eq!(line, 1);
-        assert!(message.contains("nesting"), "{message}");
+        assert!(message.contains("nested more than 512 levels"), "{message}");
         let ok = format!("{{\"a\": {}{}}}", "[".repeat(100), "]".repeat(100));
         round_trip(&ok);
     }

@@ -9,6 +9,23 @@
 //!
 //! Formats know nothing about keys, ciphers or git; the `sops` layer decides what
 //! to encrypt and hands the format opaque strings (`ENC[...]` or plaintext).
+//!
+//! # Limits on hostile input
+//!
+//! Smudge parses whatever blob a clone checks out and `git sops check --history`
+//! whatever anyone pushed, so every parser bounds its work:
+//!
+//! * **Depth.** A document nests at most [`MAX_DEPTH`] collections (counting the
+//!   top-level mapping), go-yaml's own limit ("exceeded max depth of 10000"), in
+//!   every store and in `.sops.yaml`; flattened dotenv/INI metadata keys at most as
+//!   many `__` levels. The YAML parser (saphyr) stops flow collections (`[`/`{`) at
+//!   255 levels and the JSON parser at 512. Deeper input is an error naming the
+//!   line. The walks over a document recurse once per level; the binary runs on a
+//!   thread whose stack holds the deepest accepted document (`cli::main`).
+//! * **Aliases** (only `.sops.yaml` expands them) are budgeted as go-yaml budgets
+//!   them: see [`yaml_value`].
+//! * **Time.** Parsing, duplicate-key checks and comment placement are linear (or
+//!   n log n) in the size of the input; splicing is linear in the output.
 
 pub mod convert;
 pub mod dotenv;
@@ -30,6 +47,23 @@ pub use value::Value;
 
 /// Byte range into the source text.
 pub type Span = Range<usize>;
+
+/// The deepest nesting of collections a document may have, counting the top-level
+/// mapping: go-yaml v3's `max_indents`/`max_flow_level`, so every file sops can read
+/// is accepted and nothing deeper reaches the recursive walks.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// The error for a collection nested deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep(line: usize, column: usize) -> FormatError {
+    FormatError::Unsupported {
+        line,
+        column,
+        message: format!(
+            "the data is nested more than {MAX_DEPTH} levels deep; sops stops at the same \
+             depth (\"exceeded max depth of {MAX_DEPTH}\"): flatten the structure"
+        ),
+    }
+}
 
 /// The file formats SOPS knows. Detection by extension follows sops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

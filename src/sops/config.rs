@@ -3,12 +3,14 @@
 //! directory and walks up; `path_regex` is searched in the file's path relative to
 //! the config's directory; the first matching rule wins.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
 use super::keygroups::Recipient;
 use super::selectors::Selector;
+use super::shamir;
 use crate::formats::{yaml_value, Value};
 
 /// A problem with `.sops.yaml`.
@@ -168,6 +170,14 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             _ => vec![group_recipients(rule, false)?],
         };
+        if key_groups.len() > shamir::MAX_SHARES {
+            return Err(format!(
+                "`key_groups` has {} groups; Shamir secret sharing (in sops as here) allows at \
+                 most {}: merge some groups",
+                key_groups.len(),
+                shamir::MAX_SHARES
+            ));
+        }
         let shamir_threshold = match rule.get("shamir_threshold") {
             None | Some(Value::Null) => 0,
             Some(Value::Int(n)) if *n >= 0 => *n as usize,
@@ -186,10 +196,11 @@ impl Config {
 /// Strings from a field that may be a comma-separated string or a list of strings.
 fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     let mut push = |s: &str| {
         for part in s.split(',') {
             let part = part.trim();
-            if !part.is_empty() && !out.iter().any(|o: &String| o == part) {
+            if !part.is_empty() && seen.insert(part.to_string()) {
                 out.push(part.to_string());
             }
         }
@@ -300,9 +311,10 @@ fn group_recipients(g: &Value, in_key_groups: bool) -> Result<Vec<Recipient>, St
         }
     }
     if let Some(Value::List(merged)) = g.get("merge") {
+        let mut seen: HashSet<Recipient> = out.iter().cloned().collect();
         for m in merged {
             for r in group_recipients(m, true)? {
-                if !out.contains(&r) {
+                if seen.insert(r.clone()) {
                     out.push(r);
                 }
             }

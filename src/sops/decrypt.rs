@@ -86,7 +86,7 @@ pub fn open(
                 if leaf.value == Scalar::Null {
                     return Ok(());
                 }
-                if !selector.should_encrypt(&pos.path, &pos.comments, false) {
+                if !selector.should_encrypt_at(pos, false) {
                     hasher.leaf(&canonical_bytes(&leaf.value), false);
                     return Ok(());
                 }
@@ -109,8 +109,8 @@ pub fn open(
                 };
                 let enc = EncValue::parse(text).map_err(value_err)?;
                 let aad = pos.aad();
-                let bytes = cipher::decrypt(key, &enc, &aad).map_err(value_err)?;
-                ivs.record(&aad, enc.type_tag, &bytes, &enc.iv);
+                let bytes = cipher::decrypt(key, &enc, aad).map_err(value_err)?;
+                ivs.record(aad, enc.type_tag, &bytes, &enc.iv);
                 let spelling = std::str::from_utf8(&bytes).map_err(|_| Error::BadPlaintext {
                     path: path(),
                     line: leaf.line,
@@ -142,9 +142,7 @@ pub fn open(
             }
             Visit::Comment(comment) => {
                 if !cipher::is_enc(&comment.text) {
-                    if selector.should_encrypt(&pos.path, &pos.comments, true)
-                        && !comment.text.trim().is_empty()
-                    {
+                    if selector.should_encrypt_at(pos, true) && !comment.text.trim().is_empty() {
                         warnings.push(format!(
                             "line {}: found a comment that is not encrypted",
                             comment.line
@@ -177,13 +175,19 @@ pub fn open(
     })
 }
 
+/// How many enclosing paths [`open_comment`] tries besides the comment's own.
+/// Each try hashes the whole path, so trying every ancestor of a deep comment
+/// would cost depth² per comment on a hostile file.
+const COMMENT_ANCESTORS: usize = 16;
+
 /// Open an encrypted comment. Its AAD is the path of the collection holding it;
 /// where YAML comment placement is ambiguous between a collection and its
-/// ancestors, the enclosing paths are tried too (the GCM tag decides).
-/// Returns the plaintext, the AAD that opened it and its IV.
+/// ancestors, up to [`COMMENT_ANCESTORS`] enclosing paths are tried too (the GCM
+/// tag decides). Returns the plaintext, the AAD that opened it and its IV.
 fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, String, Vec<u8>)> {
     let enc = EncValue::parse(text).ok()?;
-    (0..=path.len()).rev().find_map(|depth| {
+    let shallowest = path.len().saturating_sub(COMMENT_ANCESTORS);
+    (shallowest..=path.len()).rev().find_map(|depth| {
         let aad = super::walk::aad(&path[..depth]);
         let bytes = cipher::decrypt(key, &enc, &aad).ok()?;
         let plain = String::from_utf8(bytes.to_vec()).ok()?;

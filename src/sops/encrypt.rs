@@ -90,15 +90,15 @@ pub fn seal(
                 let Some(tag) = type_tag(&leaf.value) else {
                     return Ok(()); // null: neither encrypted nor hashed
                 };
-                let encrypt = selector.should_encrypt(&pos.path, &pos.comments, false);
+                let encrypt = selector.should_encrypt_at(pos, false);
                 let canonical = canonical_bytes(&leaf.value);
                 hasher.leaf(&canonical, encrypt);
                 // Empty strings stay "" (sops cannot represent an empty ENC value).
                 if encrypt && !canonical.is_empty() {
                     let bytes = encrypted_bytes(&leaf.value, &src[leaf.span.clone()]);
                     let aad = pos.aad();
-                    let iv = ivs.iv(&aad, tag, &bytes);
-                    let enc = cipher::encrypt(key, &bytes, &aad, tag, &iv);
+                    let iv = ivs.iv(aad, tag, &bytes);
+                    let enc = cipher::encrypt(key, &bytes, aad, tag, &iv);
                     edits.push(Edit::replace(
                         leaf.span.clone(),
                         store.encrypted_leaf(leaf, &enc),
@@ -106,15 +106,12 @@ pub fn seal(
                 }
             }
             Visit::Comment(comment) => {
-                if comment.text.is_empty()
-                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
-                {
+                if comment.text.is_empty() || !selector.should_encrypt_at(pos, true) {
                     return Ok(());
                 }
                 let aad = pos.aad();
-                let iv = ivs.iv(&aad, TypeTag::Comment, comment.text.as_bytes());
-                let enc =
-                    cipher::encrypt(key, comment.text.as_bytes(), &aad, TypeTag::Comment, &iv);
+                let iv = ivs.iv(aad, TypeTag::Comment, comment.text.as_bytes());
+                let enc = cipher::encrypt(key, comment.text.as_bytes(), aad, TypeTag::Comment, &iv);
                 if let Selector::UnencryptedCommentRegex(re) = &selector {
                     if re.is_match(&enc) {
                         return Err(Error::CommentMatchesUnencryptedRegex);

@@ -37,6 +37,16 @@ pub fn load(format: Format, blob: &[u8]) -> Option<Loaded> {
     read(format, std::str::from_utf8(blob).ok()?).ok()
 }
 
+/// Why `blob` cannot be read as a SOPS file of `format` when it looks like one
+/// (it mentions `sops` and `lastmodified`), for a warning; `None` otherwise.
+pub fn why_unreadable(format: Format, blob: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(blob).ok()?;
+    if !(text.contains("sops") && text.contains("lastmodified")) {
+        return None;
+    }
+    read(format, text).err().map(|e| e.to_string())
+}
+
 /// [`load`] with the reason when `text` is not a SOPS file of `format`.
 pub fn read(format: Format, text: &str) -> Result<Loaded, Error> {
     let (doc, meta) = decrypt::load(format.store(), text)?;

@@ -46,15 +46,32 @@ pub struct Problem {
     pub what: String,
 }
 
-/// Every entry `selector` encrypts that is not in `ENC[...]` form, in file order.
-pub fn unencrypted(doc: &Document, selector: &Selector) -> Vec<Problem> {
+/// Every entry `selector` encrypts that is not in `ENC[...]` form, in file
+/// order: the first `limit` of them, and how many more there are (a hostile
+/// blob can hold millions, and every caller keeps its findings in memory).
+pub fn unencrypted(doc: &Document, selector: &Selector, limit: usize) -> (Vec<Problem>, usize) {
     let mut problems = Vec::new();
+    let mut more = 0usize;
     let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
+        if problems.len() >= limit {
+            let counts = match visit {
+                Visit::Leaf(leaf) => {
+                    leaf.value != Scalar::Null
+                        && !matches!(&leaf.value, Scalar::Str(s) if s.is_empty() || cipher::is_enc(s))
+                        && selector.should_encrypt_at(pos, false)
+                }
+                Visit::Comment(c) => {
+                    !cipher::is_enc(&c.text)
+                        && !c.text.trim().is_empty()
+                        && selector.should_encrypt_at(pos, true)
+                }
+            };
+            more += usize::from(counts);
+            return Ok(());
+        }
         match visit {
             Visit::Leaf(leaf) => {
-                if leaf.value == Scalar::Null
-                    || !selector.should_encrypt(&pos.path, &pos.comments, false)
-                {
+                if leaf.value == Scalar::Null || !selector.should_encrypt_at(pos, false) {
                     return Ok(());
                 }
                 let key_path = Some(display_path(&pos.path));
@@ -86,7 +103,7 @@ pub fn unencrypted(doc: &Document, selector: &Selector) -> Vec<Problem> {
             Visit::Comment(comment) => {
                 if cipher::is_enc(&comment.text)
                     || comment.text.trim().is_empty()
-                    || !selector.should_encrypt(&pos.path, &pos.comments, true)
+                    || !selector.should_encrypt_at(pos, true)
                 {
                     return Ok(());
                 }
@@ -100,7 +117,7 @@ pub fn unencrypted(doc: &Document, selector: &Selector) -> Vec<Problem> {
         }
         Ok(())
     });
-    problems
+    (problems, more)
 }
 
 /// The MAC's problem, if any: sops seals it as an `ENC[...]` string.
@@ -125,11 +142,12 @@ pub fn mac_problem(meta: &Metadata, line: usize) -> Option<Problem> {
     })
 }
 
-/// The whole form check of a loaded SOPS file: the MAC, then every entry its
-/// own recorded selector encrypts. Empty means the form is intact.
-pub fn check(doc: &Document, meta: &Metadata, mac_line: usize) -> Vec<Problem> {
+/// The whole form check of a loaded SOPS file: the MAC, then (the first
+/// `limit` of) every entry its own recorded selector encrypts. Empty means the
+/// form is intact.
+pub fn check(doc: &Document, meta: &Metadata, mac_line: usize, limit: usize) -> Vec<Problem> {
     let mut problems: Vec<Problem> = mac_problem(meta, mac_line).into_iter().collect();
-    problems.extend(unencrypted(doc, &meta.effective_selector()));
+    problems.extend(unencrypted(doc, &meta.effective_selector(), limit).0);
     problems
 }
 

@@ -16,7 +16,7 @@ use crate::keys::kms::{self, KmsKeyRef};
 use crate::keys::{age, KeyError};
 
 /// A recipient named by the command line or `.sops.yaml`, before wrapping.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Recipient {
     Age(String),
     Kms {
@@ -197,6 +197,8 @@ pub enum KeyGroupError {
     UnsupportedRecipient(String),
     #[error("shamir_threshold {threshold} is invalid for {groups} key groups (it must be between 2 and the number of groups)")]
     BadThreshold { threshold: usize, groups: usize },
+    #[error("{groups} key groups are too many: Shamir secret sharing (in sops as here) gives each group a one-byte share number, so there can be at most {max}; merge some groups")]
+    TooManyGroups { groups: usize, max: usize },
     #[error(
         "no recipients: give --age (or --kms), or add a creation rule with keys to .sops.yaml"
     )]
@@ -288,6 +290,12 @@ pub fn wrap(
     if groups.is_empty() {
         return Err(KeyGroupError::NoRecipients);
     }
+    if groups.len() > shamir::MAX_SHARES {
+        return Err(KeyGroupError::TooManyGroups {
+            groups: groups.len(),
+            max: shamir::MAX_SHARES,
+        });
+    }
     // Everything that can be checked locally is checked before any network call.
     for r in groups.iter().flat_map(|g| g.iter()) {
         check_recipient(r)?;
@@ -309,7 +317,10 @@ pub fn wrap(
         0
     };
     let secrets: Vec<Zeroizing<Vec<u8>>> = if groups.len() > 1 {
-        shamir::split(key.bytes(), groups.len(), threshold)
+        shamir::split(key.bytes(), groups.len(), threshold).ok_or(KeyGroupError::BadThreshold {
+            threshold,
+            groups: groups.len(),
+        })?
     } else {
         vec![Zeroizing::new(key.bytes().to_vec())]
     };

@@ -262,6 +262,16 @@ impl Metadata {
         if key_groups.iter().all(|g| g.is_empty()) {
             return Err(MetadataError::NoKeys);
         }
+        if key_groups.len() > super::shamir::MAX_SHARES {
+            return Err(malformed(
+                "key_groups",
+                format!(
+                    "{} groups; Shamir secret sharing allows at most {} (sops writes no more)",
+                    key_groups.len(),
+                    super::shamir::MAX_SHARES
+                ),
+            ));
+        }
         let shamir_threshold = match v.get("shamir_threshold") {
             None | Some(Value::Null) => 0,
             Some(Value::Int(n)) if *n >= 0 => *n as usize,

@@ -24,12 +24,35 @@ pub mod walk;
 use crate::formats::{FormatError, SpliceError};
 
 /// A key path for messages, in sops' `--extract` syntax: `["db"]["password"]`.
+/// A hostile file can nest keys thousands deep, and a message is written per
+/// value, so a path of more than [`DISPLAY_PATH_KEYS`] keys shows its first and
+/// last keys around a count of the ones left out, and a key longer than
+/// [`DISPLAY_KEY_CHARS`] characters is cut.
 pub fn display_path<S: AsRef<str>>(path: &[S]) -> String {
     if path.is_empty() {
         return "the top level".to_string();
     }
-    path.iter().map(|k| format!("[{:?}]", k.as_ref())).collect()
+    let show = |k: &S| {
+        let k = k.as_ref();
+        match k.char_indices().nth(DISPLAY_KEY_CHARS) {
+            Some((cut, _)) => format!("[{:?}…]", &k[..cut]),
+            None => format!("[{k:?}]"),
+        }
+    };
+    if path.len() <= DISPLAY_PATH_KEYS {
+        return path.iter().map(show).collect();
+    }
+    let half = DISPLAY_PATH_KEYS / 2;
+    let head: String = path[..half].iter().map(show).collect();
+    let tail: String = path[path.len() - half..].iter().map(show).collect();
+    format!("{head}…({} more keys)…{tail}", path.len() - 2 * half)
 }
+
+/// The most keys [`display_path`] shows.
+pub const DISPLAY_PATH_KEYS: usize = 16;
+
+/// The most characters of one key [`display_path`] shows.
+pub const DISPLAY_KEY_CHARS: usize = 64;
 
 /// Everything that can go wrong encrypting or decrypting a document.
 #[derive(Debug, thiserror::Error)]
@@ -75,4 +98,24 @@ pub enum Error {
     Unreadable(FormatError),
     #[error(transparent)]
     Splice(#[from] SpliceError),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn display_paths_stay_short() {
+        assert_eq!(
+            super::display_path(&["db", "password"]),
+            r#"["db"]["password"]"#
+        );
+        let deep: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+        let shown = super::display_path(&deep);
+        assert!(shown.starts_with(r#"["k0"]["k1"]"#) && shown.ends_with(r#"["k999"]"#));
+        assert!(
+            shown.contains("(984 more keys)") && shown.len() < 200,
+            "{shown}"
+        );
+        let long = "x".repeat(10_000);
+        assert!(super::display_path(&[long.as_str()]).len() < 80);
+    }
 }

@@ -9,6 +9,8 @@
 
 use regex::Regex;
 
+use super::walk::{CommentStack, Position};
+
 #[derive(Clone, Debug)]
 pub enum Selector {
     UnencryptedSuffix(String),
@@ -76,12 +78,25 @@ impl Selector {
         }
     }
 
+    /// [`Selector::should_encrypt`] at a position of the tree walk; the path
+    /// selectors' answer is kept per path (see [`Position::per_path`]).
+    pub fn should_encrypt_at(&self, pos: &Position<'_>, is_comment: bool) -> bool {
+        match self {
+            Selector::UnencryptedCommentRegex(_) | Selector::EncryptedCommentRegex(_) => {
+                self.should_encrypt(&pos.path, &pos.comments, is_comment)
+            }
+            _ => pos.per_path(self as *const Selector as usize, |path| {
+                self.should_encrypt(path, &CommentStack::default(), is_comment)
+            }),
+        }
+    }
+
     /// sops' `shouldBeEncrypted`. `comments` is the comment stack; when the leaf is a
     /// comment it is already the last entry of the innermost level.
     pub fn should_encrypt<S: AsRef<str>>(
         &self,
         path: &[S],
-        comments: &[Vec<S>],
+        comments: &CommentStack<'_>,
         is_comment: bool,
     ) -> bool {
         let any_component = |f: &dyn Fn(&str) -> bool| path.iter().any(|p| f(p.as_ref()));
@@ -90,19 +105,12 @@ impl Selector {
             Selector::EncryptedSuffix(s) => any_component(&|p| p.ends_with(s.as_str())),
             Selector::UnencryptedRegex(r) => !any_component(&|p| r.is_match(p)),
             Selector::EncryptedRegex(r) => any_component(&|p| r.is_match(p)),
-            Selector::UnencryptedCommentRegex(r) => {
-                !comments.iter().flatten().any(|c| r.is_match(c.as_ref()))
-            }
+            Selector::UnencryptedCommentRegex(r) => comments.count_matching(r) == 0,
             Selector::EncryptedCommentRegex(r) => {
                 // The trigger comment itself stays plain: skip the last comment of the
                 // innermost level when the leaf is that comment.
-                let levels = comments.len();
-                comments.iter().enumerate().any(|(i, level)| {
-                    level.iter().enumerate().any(|(j, c)| {
-                        let is_self = is_comment && i + 1 == levels && j + 1 == level.len();
-                        !is_self && r.is_match(c.as_ref())
-                    })
-                })
+                let own = usize::from(is_comment && comments.last_matches(r));
+                comments.count_matching(r) > own
             }
         }
     }
@@ -119,27 +127,27 @@ mod tests {
     #[test]
     fn suffixes_cover_whole_subtrees() {
         let s = Selector::default_suffix();
-        assert!(s.should_encrypt(&["a", "b"], &[], false));
-        assert!(!s.should_encrypt(&["parent_unencrypted", "child"], &[], false));
+        assert!(s.should_encrypt(&["a", "b"], &none(), false));
+        assert!(!s.should_encrypt(&["parent_unencrypted", "child"], &none(), false));
         let e = sel("encrypted_suffix", "_secret");
-        assert!(e.should_encrypt(&["db_secret", "pw"], &[], false));
-        assert!(!e.should_encrypt(&["db", "pw"], &[], false));
+        assert!(e.should_encrypt(&["db_secret", "pw"], &none(), false));
+        assert!(!e.should_encrypt(&["db", "pw"], &none(), false));
     }
 
     #[test]
     fn regexes_search_unanchored_in_any_component() {
         let e = sel("encrypted_regex", "^password$");
-        assert!(e.should_encrypt(&["db", "password"], &[], false));
-        assert!(!e.should_encrypt(&["db", "passwords"], &[], false));
-        assert!(!e.should_encrypt::<&str>(&[], &[], true)); // top-level comments stay plain
+        assert!(e.should_encrypt(&["db", "password"], &none(), false));
+        assert!(!e.should_encrypt(&["db", "passwords"], &none(), false));
+        assert!(!e.should_encrypt::<&str>(&[], &none(), true)); // top-level comments stay plain
         let u = sel("unencrypted_regex", "pub");
-        assert!(!u.should_encrypt(&["public_key"], &[], false));
+        assert!(!u.should_encrypt(&["public_key"], &none(), false));
     }
 
     #[test]
     fn comment_regexes_skip_the_trigger_comment() {
         let e = sel("encrypted_comment_regex", "sops:enc");
-        let stack = vec![vec![" sops:enc"]];
+        let stack = stack_of(" sops:enc");
         assert!(!e.should_encrypt(&["a"], &stack, true));
         assert!(e.should_encrypt(&["a"], &stack, false));
         let u = sel("unencrypted_comment_regex", "sops:plain");
@@ -147,7 +155,26 @@ mod tests {
         assert!(u.should_encrypt(&["a"], &stack_of(" other"), false));
     }
 
-    fn stack_of(c: &str) -> Vec<Vec<&str>> {
-        vec![vec![c]]
+    fn stack_of(c: &str) -> CommentStack<'_> {
+        CommentStack::from_levels(vec![vec![c]])
+    }
+
+    fn none() -> CommentStack<'static> {
+        CommentStack::default()
+    }
+
+    #[test]
+    fn comment_regexes_see_every_level_and_new_comments() {
+        let re = Regex::new("hit").unwrap();
+        let stack = CommentStack::from_levels(vec![vec!["a", "hit 1"], vec![], vec!["b", "hit 2"]]);
+        assert_eq!(stack.count_matching(&re), 2);
+        assert_eq!(stack.count_matching(&re), 2, "asked again");
+        assert!(stack.last_matches(&re));
+        let other = Regex::new("^b$").unwrap();
+        assert_eq!(
+            stack.count_matching(&other),
+            1,
+            "another regex starts afresh"
+        );
     }
 }

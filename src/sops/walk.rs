@@ -2,6 +2,13 @@
 //! (documents in order, maps and lists depth-first), the path of map keys (list
 //! indices are not part of it) and the comment stack the comment selectors read.
 //! The top-level `sops` metadata entry is not part of the tree and is skipped.
+//!
+//! The walk recurses once per nesting level; the parsers bound the depth
+//! (`formats::MAX_DEPTH`).
+
+use std::cell::{Cell, RefCell};
+
+use regex::Regex;
 
 use crate::formats::{Comment, Document, Leaf, List, ListItem, Map, MapItem, Node};
 
@@ -12,14 +19,146 @@ pub enum Visit<'a> {
 }
 
 /// The walk's position: map keys from the root, and the comment stack.
+///
+/// A value deep in a hostile file has a long path, and the walk asks about the
+/// path once per value: so the AAD text is kept up to date as keys are entered
+/// and left (not rebuilt per value), and [`Position::per_path`] keeps one answer
+/// per path (a list of a million values under one key costs one answer).
 pub struct Position<'a> {
+    /// Read-only for visitors: only the walk changes it.
     pub path: Vec<&'a str>,
-    pub comments: Vec<Vec<&'a str>>,
+    pub comments: CommentStack<'a>,
+    /// [`aad`] of `path` without the root's lone `:`.
+    aad: String,
+    /// Changes whenever `path` does.
+    generation: u64,
+    /// (asker, generation, answer) of the last [`Position::per_path`] question.
+    memo: Cell<Option<(usize, u64, bool)>>,
 }
 
-impl Position<'_> {
-    pub fn aad(&self) -> String {
-        aad(&self.path)
+/// One level per open map or list, holding the comments seen since the last
+/// non-comment item of that level. The comment selectors ask, for every leaf,
+/// whether any comment on the stack matches their regex; a level may hold any
+/// number of comments, so the answer is kept per level and only comments added
+/// since the last question are tested (linear overall, not comments × leaves).
+#[derive(Default)]
+pub struct CommentStack<'a> {
+    levels: Vec<Vec<&'a str>>,
+    /// For the regex last asked about: per level, (comments tested, matches).
+    memo: RefCell<(String, Vec<(usize, usize)>)>,
+}
+
+impl<'a> CommentStack<'a> {
+    /// A stack holding `levels` (outermost first).
+    pub fn from_levels(levels: Vec<Vec<&'a str>>) -> CommentStack<'a> {
+        CommentStack {
+            levels,
+            memo: RefCell::default(),
+        }
+    }
+
+    fn open(&mut self) {
+        self.levels.push(Vec::new());
+    }
+
+    fn close(&mut self) {
+        self.levels.pop();
+        self.memo.get_mut().1.truncate(self.levels.len());
+    }
+
+    fn push(&mut self, c: &'a str) {
+        if let Some(level) = self.levels.last_mut() {
+            level.push(c);
+        }
+    }
+
+    fn clear_innermost(&mut self) {
+        if let Some(level) = self.levels.last_mut() {
+            level.clear();
+        }
+        let n = self.levels.len();
+        if let Some(m) = self.memo.get_mut().1.get_mut(n.wrapping_sub(1)) {
+            *m = (0, 0);
+        }
+    }
+
+    /// How many comments on the stack `re` matches.
+    pub fn count_matching(&self, re: &Regex) -> usize {
+        let mut memo = self.memo.borrow_mut();
+        let (pattern, counts) = &mut *memo;
+        if pattern.as_str() != re.as_str() {
+            *pattern = re.as_str().to_string();
+            counts.clear();
+        }
+        counts.resize(self.levels.len(), (0, 0));
+        let mut total = 0;
+        for (level, (tested, matched)) in self.levels.iter().zip(counts.iter_mut()) {
+            for c in level.iter().skip(*tested) {
+                if re.is_match(c) {
+                    *matched += 1;
+                }
+            }
+            *tested = level.len();
+            total += *matched;
+        }
+        total
+    }
+
+    /// Whether the last comment of the innermost level exists and `re` matches it.
+    pub fn last_matches(&self, re: &Regex) -> bool {
+        self.levels
+            .last()
+            .and_then(|level| level.last())
+            .is_some_and(|c| re.is_match(c))
+    }
+}
+
+impl<'a> Position<'a> {
+    fn new() -> Position<'a> {
+        Position {
+            path: Vec::new(),
+            comments: CommentStack::default(),
+            aad: String::new(),
+            generation: 0,
+            memo: Cell::new(None),
+        }
+    }
+
+    fn enter(&mut self, key: &'a str) {
+        self.path.push(key);
+        self.aad.push_str(key);
+        self.aad.push(':');
+        self.generation += 1;
+    }
+
+    fn leave(&mut self) {
+        if let Some(key) = self.path.pop() {
+            self.aad
+                .truncate(self.aad.len().saturating_sub(key.len() + 1));
+        }
+        self.generation += 1;
+    }
+
+    /// sops' AAD of the current path.
+    pub fn aad(&self) -> &str {
+        if self.aad.is_empty() {
+            ":"
+        } else {
+            &self.aad
+        }
+    }
+
+    /// `answer(path)`, computed once per path for the asker `asker` (any number
+    /// that identifies the question, such as the address of a selector).
+    pub fn per_path(&self, asker: usize, answer: impl FnOnce(&[&'a str]) -> bool) -> bool {
+        if let Some((a, g, v)) = self.memo.get() {
+            if a == asker && g == self.generation {
+                return v;
+            }
+        }
+        let v = answer(&self.path);
+        self.memo.set(Some((asker, self.generation, v)));
+        v
     }
 }
 
@@ -36,10 +175,7 @@ pub fn walk<'a, E>(
     visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     for root in &doc.docs {
-        let mut pos = Position {
-            path: Vec::new(),
-            comments: Vec::new(),
-        };
+        let mut pos = Position::new();
         walk_map(root, true, &mut pos, visit)?;
     }
     Ok(())
@@ -51,7 +187,7 @@ fn walk_map<'a, E>(
     pos: &mut Position<'a>,
     visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
-    pos.comments.push(Vec::new());
+    pos.comments.open();
     for item in &map.items {
         match item {
             MapItem::Comment(c) => {
@@ -60,14 +196,14 @@ fn walk_map<'a, E>(
             }
             MapItem::Entry(e) if top && e.key == "sops" => {}
             MapItem::Entry(e) => {
-                pos.path.push(&e.key);
+                pos.enter(&e.key);
                 walk_node(&e.value, pos, visit)?;
-                pos.path.pop();
+                pos.leave();
                 clear_level(pos);
             }
         }
     }
-    pos.comments.pop();
+    pos.comments.close();
     Ok(())
 }
 
@@ -76,7 +212,7 @@ fn walk_list<'a, E>(
     pos: &mut Position<'a>,
     visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
-    pos.comments.push(Vec::new());
+    pos.comments.open();
     for item in &list.items {
         match item {
             ListItem::Comment(c) => {
@@ -89,7 +225,7 @@ fn walk_list<'a, E>(
             }
         }
     }
-    pos.comments.pop();
+    pos.comments.close();
     Ok(())
 }
 
@@ -106,13 +242,9 @@ fn walk_node<'a, E>(
 }
 
 fn push_comment<'a>(pos: &mut Position<'a>, c: &'a Comment) {
-    if let Some(level) = pos.comments.last_mut() {
-        level.push(c.text.as_str());
-    }
+    pos.comments.push(c.text.as_str());
 }
 
 fn clear_level(pos: &mut Position<'_>) {
-    if let Some(level) = pos.comments.last_mut() {
-        level.clear();
-    }
+    pos.comments.clear_innermost();
 }

@@ -494,6 +494,10 @@ pub fn ext_of(name: &str) -> &'static str {
         "json"
     } else if name.ends_with(".yaml") || name.ends_with(".yml") {
         "yaml"
+    } else if name.ends_with(".env") {
+        "env"
+    } else if name.ends_with(".ini") {
+        "ini"
     } else {
         panic!("unknown format for {name}")
     }

@@ -70,7 +70,7 @@ impl Kind {
 }
 
 /// One finding.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Finding {
     /// Repository-relative path.
     pub path: String,

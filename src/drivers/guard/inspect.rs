@@ -127,10 +127,12 @@ fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
         _ => entry.line,
     };
     let rules = Rules::recorded(&meta, false);
-    form::check(&doc, &meta, mac_line)
+    let mut findings: Vec<Finding> = form::mac_problem(&meta, mac_line)
         .into_iter()
         .map(|p| rules.finding(p))
-        .collect()
+        .collect();
+    findings.extend(check_tree(&doc, &meta.effective_selector(), &rules));
+    findings
 }
 
 fn inspect_unprotected(path: &str, content: &[u8]) -> Vec<Finding> {
@@ -238,12 +240,24 @@ impl Rules {
     }
 }
 
+/// The most findings one blob gets; the rest are counted in one more. A pushed
+/// blob can hold millions of plaintext values, and the report is kept in memory.
+const MAX_FINDINGS_PER_BLOB: usize = 1000;
+
 /// Every leaf and comment `selector` encrypts must be `ENC[...]`.
 fn check_tree(doc: &Document, selector: &Selector, rules: &Rules) -> Vec<Finding> {
-    form::unencrypted(doc, selector)
-        .into_iter()
-        .map(|p| rules.finding(p))
-        .collect()
+    let (problems, more) = form::unencrypted(doc, selector, MAX_FINDINGS_PER_BLOB);
+    let mut findings: Vec<Finding> = problems.into_iter().map(|p| rules.finding(p)).collect();
+    if more > 0 {
+        findings.push(Finding::new(
+            rules.value_kind,
+            format!(
+                "{more} more values or comments are plaintext, but {} (only the first {MAX_FINDINGS_PER_BLOB} are listed)",
+                rules.why
+            ),
+        ));
+    }
+    findings
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub enum Scope {
 #[derive(Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// The findings already listed (the same one can come from several parents).
+    seen: HashSet<Finding>,
     /// Distinct protected blobs examined.
     pub protected_blobs: usize,
     /// Commits examined (`--history`).
@@ -64,6 +66,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// List a finding, once.
+    pub fn add(&mut self, f: Finding) {
+        if self.seen.insert(f.clone()) {
+            self.findings.push(f);
+        }
+    }
+
     /// Distinct paths with at least one finding, in order of first appearance.
     pub fn paths(&self) -> Vec<&str> {
         let mut seen = HashSet::new();
@@ -206,6 +215,9 @@ struct Checker<'r> {
     cache: HashMap<(String, bool, String), Vec<Finding>>,
     /// The `.sops.yaml` rules of commits read so far.
     commit_rules: HashMap<String, SopsRules>,
+    /// Each distinct `.sops.yaml` text read, by SHA-256: `--history` reads one
+    /// per commit, and a pushed range may repeat a large one thousands of times.
+    parsed_rules: HashMap<[u8; 32], Result<SopsRules, String>>,
     report: Report,
 }
 
@@ -249,6 +261,7 @@ impl<'r> Checker<'r> {
             blobs: repo.blobs()?,
             cache: HashMap::new(),
             commit_rules: HashMap::new(),
+            parsed_rules: HashMap::new(),
             report: Report::default(),
         })
     }
@@ -300,9 +313,17 @@ impl<'r> Checker<'r> {
     }
 
     fn parse_rules(&mut self, bytes: &[u8], commit: Option<&str>) -> SopsRules {
-        let parsed = std::str::from_utf8(bytes)
-            .map_err(|_| "it is not UTF-8 text".to_string())
-            .and_then(SopsRules::parse);
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let parsed = self
+            .parsed_rules
+            .entry(digest)
+            .or_insert_with(|| {
+                std::str::from_utf8(bytes)
+                    .map_err(|_| "it is not UTF-8 text".to_string())
+                    .and_then(SopsRules::parse)
+            })
+            .clone();
         match parsed {
             Ok(r) => r,
             Err(why) => {
@@ -312,9 +333,7 @@ impl<'r> Checker<'r> {
                 );
                 f.path = ".sops.yaml".into();
                 f.commit = commit.map(str::to_string);
-                if !self.report.findings.contains(&f) {
-                    self.report.findings.push(f);
-                }
+                self.report.add(f);
                 SopsRules::none()
             }
         }
@@ -538,8 +557,6 @@ impl<'r> Checker<'r> {
     fn push(&mut self, entry: &Entry, commit: Option<&str>, mut f: Finding) {
         f.path = entry.path.clone();
         f.commit = commit.map(str::to_string);
-        if !self.report.findings.contains(&f) {
-            self.report.findings.push(f);
-        }
+        self.report.add(f);
     }
 }

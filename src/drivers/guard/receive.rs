@@ -43,7 +43,7 @@ pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
             continue; // a deleted ref brings nothing
         }
         if name.starts_with("refs/notes/textconv/") {
-            checker.report.findings.push(finding(
+            checker.report.add(finding(
                 name,
                 Kind::DecryptedFile,
                 "git's textconv cache (`diff.<driver>.cachetextconv`) holds decrypted diffs of protected files; it is never accepted".into(),
@@ -63,10 +63,10 @@ pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
                 let bytes = checker.read(&id)?.unwrap_or_default();
                 let intact = file::sniff(name, &bytes).is_some_and(|loaded| {
                     let (doc, _) = loaded.document();
-                    form::check(doc, &loaded.meta, 0).is_empty()
+                    form::check(doc, &loaded.meta, 0, 1).is_empty()
                 });
                 if !intact {
-                    checker.report.findings.push(finding(
+                    checker.report.add(finding(
                         name,
                         Kind::NotEncrypted,
                         format!("the ref points straight at a blob ({id}), which has no path, so nothing says whether it is a protected secret; push it inside a commit"),
@@ -74,7 +74,7 @@ pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
                 }
             }
             other => {
-                checker.report.findings.push(finding(
+                checker.report.add(finding(
                     name,
                     Kind::Unparseable,
                     format!("the ref points at a {other} object, which the guard cannot check"),

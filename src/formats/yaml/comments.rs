@@ -27,6 +27,13 @@
 //! Checked against sops 3.11 on the cases in the tests (`comment_placement_*`);
 //! go-yaml has further corner cases (comments between an explicit `?` key and its
 //! value, comments before `---`) that are only approximated.
+//!
+//! Placement is linear in the size of the file (plus a log factor): the flow
+//! collection around each comment comes from one sweep over all of them, items
+//! are found by binary search, and the closing levels of a gap are matched to its
+//! comment groups through a table by column, not by rescanning the groups.
+
+use std::collections::HashMap;
 
 use super::scan::{RawComment, Source};
 use super::tree::{Built, MarkKind};
@@ -62,10 +69,11 @@ pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Pl
         };
         comments.len()
     ];
+    let flows = innermost_flows(built, comments);
     let mut i = 0;
     while i < comments.len() {
         let c = &comments[i];
-        if let Some(f) = innermost_flow(built, c.hash) {
+        if let Some(f) = flows[i] {
             out[i] = Placement {
                 coll: f,
                 sort: c.hash,
@@ -85,7 +93,7 @@ pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Pl
         while j < comments.len()
             && comments[j].own_line
             && next_mark(built, comments[j].hash) == n
-            && innermost_flow(built, comments[j].hash).is_none()
+            && flows[j].is_none()
         {
             j += 1;
         }
@@ -96,17 +104,36 @@ pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Pl
     out
 }
 
-fn innermost_flow(built: &Built, at: usize) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (id, c) in built.colls.iter().enumerate() {
-        if c.flow && c.start < at && at < c.end {
-            match best {
-                Some(b) if built.colls[b].start > c.start => {}
-                _ => best = Some(id),
+/// For each comment, the innermost flow collection around its `#`: one sweep over
+/// the comments and the flow collections in source order, keeping the open
+/// collections on a stack (flow collections nest properly).
+fn innermost_flows(built: &Built, comments: &[RawComment]) -> Vec<Option<usize>> {
+    let colls = &built.colls;
+    let mut flows: Vec<usize> = (0..colls.len()).filter(|&id| colls[id].flow).collect();
+    flows.sort_by_key(|&id| (colls[id].start, std::cmp::Reverse(colls[id].end)));
+    let mut order: Vec<usize> = (0..comments.len()).collect();
+    order.sort_by_key(|&i| comments[i].hash);
+    let mut out = vec![None; comments.len()];
+    let mut open: Vec<usize> = Vec::new();
+    let mut next = 0;
+    for i in order {
+        let at = comments[i].hash;
+        while let Some(&id) = flows.get(next).filter(|&&id| colls[id].start < at) {
+            while open
+                .last()
+                .is_some_and(|&top| colls[top].end <= colls[id].start)
+            {
+                open.pop();
             }
+            open.push(id);
+            next += 1;
         }
+        while open.last().is_some_and(|&top| colls[top].end <= at) {
+            open.pop();
+        }
+        out[i] = open.last().copied();
     }
-    best
+    out
 }
 
 fn prev_mark(built: &Built, at: usize) -> Option<usize> {
@@ -154,10 +181,12 @@ fn item_start(built: &Built, coll: usize, item: usize) -> usize {
         .map_or(built.colls[coll].start, |i| i.start)
 }
 
-/// The item of `coll` that contains byte `at`, by start.
+/// The item of `coll` that contains byte `at`, by start. Items are in source
+/// order and do not overlap, so only the last two starting at or before `at` can.
 fn item_containing(built: &Built, coll: usize, at: usize) -> Option<usize> {
-    built.colls[coll]
-        .items
+    let items = &built.colls[coll].items;
+    let k = items.partition_point(|i| i.start <= at);
+    items[k.saturating_sub(2)..k]
         .iter()
         .find(|i| i.start <= at && at <= i.end)
         .map(|i| i.start)
@@ -418,21 +447,36 @@ fn gap(
         .copied()
         .filter(|&c| (built.colls[c].indent as i64) > n_col)
         .collect();
+    // Each closing level scans back from the last group through the groups that
+    // follow on from each other (one ends at or after the next one's scan mark);
+    // that chain is the same for every level, and a level's BLOCK-END moves to the
+    // earliest group of the chain at its column. So: one table by column.
+    let mut chain = emitted.len();
+    while chain > 1 && emitted[chain - 2].end_off >= emitted[chain - 1].scan_mark {
+        chain -= 1;
+    }
+    let mut earliest_at_col: HashMap<usize, usize> = HashMap::new();
+    for e in emitted[chain.saturating_sub(1).min(emitted.len())..]
+        .iter()
+        .rev()
+    {
+        earliest_at_col.insert(e.start_col, e.start_off);
+    }
     let mut block_mark = pm.end.saturating_sub(1);
-    let mut ends = Vec::new();
+    let mut ends = Vec::with_capacity(closing.len());
     for &lv in &closing {
-        let mut stop = block_mark;
-        for e in emitted.iter().rev() {
-            if e.end_off < stop {
-                break;
-            }
-            if e.start_col == built.colls[lv].indent {
-                block_mark = e.start_off;
-            }
-            stop = e.scan_mark;
+        if let Some(&off) = earliest_at_col.get(&built.colls[lv].indent) {
+            block_mark = off;
         }
         ends.push((lv, block_mark));
     }
+    // The first level (innermost first) whose BLOCK-END is at or after a mark:
+    // binary search over the running maximum.
+    let mut running = Vec::with_capacity(ends.len());
+    for &(_, bm) in &ends {
+        running.push(running.last().map_or(bm, |&m: &usize| m.max(bm)));
+    }
+    let first_end_after = |tm: usize| ends.get(running.partition_point(|&m| m < tm));
 
     let head_target = n_placement(built, Some(p), n);
     let mut out = vec![
@@ -451,18 +495,14 @@ fn gap(
                     container
                 }
             }
-            (true, TokenMark::At(tm)) => {
-                ends.iter()
-                    .find(|(_, bm)| *bm >= tm)
-                    .map_or(head_target, |&(lv, _)| {
-                        let coll = &built.colls[lv];
-                        if coll.is_map {
-                            lv
-                        } else {
-                            coll.parent.unwrap_or(lv)
-                        }
-                    })
-            }
+            (true, TokenMark::At(tm)) => first_end_after(tm).map_or(head_target, |&(lv, _)| {
+                let coll = &built.colls[lv];
+                if coll.is_map {
+                    lv
+                } else {
+                    coll.parent.unwrap_or(lv)
+                }
+            }),
             (false, _) => head_target,
         };
         for &m in &e.members {

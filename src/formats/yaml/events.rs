@@ -5,11 +5,15 @@
 //! into byte offsets. A parse error becomes a [`FormatError::Syntax`] with saphyr's
 //! message and position. saphyr is guarded with `catch_unwind` so that no input can
 //! make `parse` panic.
+//!
+//! Collections nested deeper than [`MAX_DEPTH`] stop the stream at once: 10 MB of
+//! `- - - ...` would otherwise become millions of events before the tree builder
+//! refuses the depth.
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 use super::scan::Source;
-use crate::formats::FormatError;
+use crate::formats::{too_deep, FormatError, MAX_DEPTH};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EvKind {
@@ -61,24 +65,46 @@ pub fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
         }
     };
     match raw {
-        Ok(evs) => Ok(evs
-            .into_iter()
-            .map(|(kind, s, e, col)| Ev {
-                kind,
-                start: src.byte(s),
-                end: src.byte(e),
-                col,
-            })
-            .collect()),
+        Ok((evs, too_deep_at)) => {
+            if let Some(at) = too_deep_at {
+                let (line, column) = src.line_col(src.byte(at));
+                return Err(too_deep(line, column));
+            }
+            Ok(evs
+                .into_iter()
+                .map(|(kind, s, e, col)| Ev {
+                    kind,
+                    start: src.byte(s),
+                    end: src.byte(e),
+                    col,
+                })
+                .collect())
+        }
         Err((index, line, col, info)) => {
             let _ = index;
             Err(FormatError::Syntax {
                 line,
                 column: col + 1,
-                message: format!("invalid YAML: {info}"),
+                message: describe_error(&info),
             })
         }
     }
+}
+
+/// saphyr's error message, with the one about its nesting limit spelled out.
+fn describe_error(info: &str) -> String {
+    match flow_limit(info) {
+        Some(m) => m.to_string(),
+        None => format!("invalid YAML: {info}"),
+    }
+}
+
+/// What saphyr's "recursion limit exceeded" means (it counts open `[`/`{` in a byte).
+pub(crate) fn flow_limit(info: &str) -> Option<&'static str> {
+    (info == "recursion limit exceeded").then_some(
+        "flow collections (`[...]`, `{...}`) are nested more than 255 levels deep, which the \
+         YAML parser does not accept: flatten the structure or write it in block style",
+    )
 }
 
 type RawEv = (EvKind, usize, usize, usize);
@@ -88,9 +114,12 @@ fn tag_of(tag: Option<&saphyr_parser::Tag>) -> Option<(String, String)> {
     tag.map(|t| (t.handle.clone(), t.suffix.clone()))
 }
 
-fn collect(text: &str) -> Result<Vec<RawEv>, RawErr> {
+/// The events, or (as the second part) the char index of the first collection
+/// nested deeper than [`MAX_DEPTH`], where collecting stopped.
+fn collect(text: &str) -> Result<(Vec<RawEv>, Option<usize>), RawErr> {
     let mut parser = Parser::new_from_str(text);
     let mut out = Vec::new();
+    let mut depth = 0usize;
     while let Some(next) = parser.next_event() {
         let (ev, span) = next.map_err(|e| {
             let m = e.marker();
@@ -119,7 +148,17 @@ fn collect(text: &str) -> Result<Vec<RawEv>, RawErr> {
             },
             Event::MappingEnd => EvKind::MapEnd,
         };
+        match kind {
+            EvKind::SeqStart { .. } | EvKind::MapStart { .. } => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Ok((out, Some(span.start.index())));
+                }
+            }
+            EvKind::SeqEnd | EvKind::MapEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
         out.push((kind, span.start.index(), span.end.index(), span.start.col()));
     }
-    Ok(out)
+    Ok((out, None))
 }

@@ -75,6 +75,7 @@ use super::{
 use scan::Source;
 use tree::{Built, SkNode};
 
+pub(crate) use events::flow_limit;
 pub use render::canonical_float;
 pub use resolve::{canonical_spelling, go_format_float};
 

@@ -85,12 +85,21 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// 0-based column in characters of a byte offset.
+    /// 0-based column in characters of a byte offset. Through the table of
+    /// non-ASCII chars, not by counting: a file may be one long line.
     pub fn col(&self, at: usize) -> usize {
+        let at = at.min(self.text.len());
         let ls = self.line_start(self.line_of(at));
-        self.text
-            .get(ls..at.min(self.text.len()))
-            .map_or(0, |s| s.chars().count())
+        self.char_index(at) - self.char_index(ls)
+    }
+
+    /// Character index of byte offset `at` (a char boundary, `ls <= at`).
+    fn char_index(&self, at: usize) -> usize {
+        let k = self.after_wide.partition_point(|&(_, b)| b <= at);
+        match k.checked_sub(1).and_then(|k| self.after_wide.get(k)) {
+            Some(&(ci, bi)) => ci + (at - bi),
+            None => at,
+        }
     }
 
     /// 0-based column in bytes of a byte offset.
@@ -350,6 +359,26 @@ mod source_tests {
                 assert_eq!(src.byte(ci), *bi, "{text:?} char {ci}");
             }
             assert_eq!(src.byte(expected.len() + 5), text.len(), "clamped");
+        }
+    }
+
+    #[test]
+    fn columns_count_chars_from_the_line_start() {
+        for text in [
+            "",
+            "a: b\n  c\n",
+            "é: ü\n€x\n  é€𝄞x\n",
+            "\u{feff}a: 1\r\nb: é\n",
+        ] {
+            let src = Source::new(text);
+            for (at, _) in text.char_indices().chain([(text.len(), ' ')]) {
+                let ls = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                assert_eq!(
+                    src.col(at),
+                    text[ls..at].chars().count(),
+                    "{text:?} at {at}"
+                );
+            }
         }
     }
 }

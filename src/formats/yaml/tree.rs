@@ -8,6 +8,14 @@
 //! ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
 //! non-string or duplicate keys, uint64 integers, comments after block headers)
 //! happen here because this is where each construct is first seen with a position.
+//!
+//! The builder recurses once per nesting level, so it refuses collections nested
+//! deeper than [`MAX_DEPTH`]; duplicate keys are found through a hash set of each
+//! open mapping's keys, so a flat mapping costs linear time.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 use saphyr_parser::ScalarStyle;
 use zeroize::Zeroizing;
@@ -15,7 +23,9 @@ use zeroize::Zeroizing;
 use super::events::{Ev, EvKind};
 use super::resolve::{self, ResolveError};
 use super::scan::{self, Source};
-use crate::formats::{Comment, FormatError, Leaf, LeafContext, Scalar, Span, Style};
+use crate::formats::{
+    too_deep, Comment, FormatError, Leaf, LeafContext, Scalar, Span, Style, MAX_DEPTH,
+};
 
 /// A collection under construction.
 #[derive(Debug)]
@@ -119,7 +129,16 @@ struct Builder<'s, 'a> {
     colls: Vec<Coll>,
     marks: Vec<Mark>,
     opaque: Vec<Span>,
+    /// Collections open around the current event.
+    depth: usize,
+    /// Hashes the open mappings' key sets (SipHash with a random key, so no input
+    /// can force collisions).
+    hasher: RandomState,
 }
+
+/// The keys of one mapping under construction, by hash; a hit is confirmed against
+/// the items themselves.
+type KeySet = HashSet<u64>;
 
 pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
     let mut b = Builder {
@@ -130,6 +149,8 @@ pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
         colls: Vec::new(),
         marks: Vec::new(),
         opaque: Vec::new(),
+        depth: 0,
+        hasher: RandomState::new(),
     };
     let mut roots = Vec::new();
     let mut empty_doc_at = None;
@@ -267,6 +288,11 @@ impl Builder<'_, '_> {
             _ => return Err(unsupported(self.src, ev.start, "expected a collection")),
         };
         let src = self.src;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            let (line, column) = src.line_col(ev.start);
+            return Err(too_deep(line, column));
+        }
         if anchor {
             return Err(unsupported(src, ev.start, ANCHOR_MSG));
         }
@@ -305,6 +331,7 @@ impl Builder<'_, '_> {
             self.prev_end = start + 1;
         }
         let mut first = true;
+        let mut keys = KeySet::new();
         loop {
             let Some(peek) = self.evs.get(self.pos).cloned() else {
                 return Err(unsupported(src, src.text.len(), "unexpected end of input"));
@@ -334,12 +361,13 @@ impl Builder<'_, '_> {
                         let end = self.colls[id].items.last().map_or(start, |i| i.end);
                         self.colls[id].end = end;
                     }
+                    self.depth -= 1;
                     return Ok(id);
                 }
                 _ => {}
             }
             if is_map {
-                self.entry(id, doc, flow)?;
+                self.entry(id, doc, flow, &mut keys)?;
             } else {
                 self.list_item(id, doc, flow, first, parent_indent)?;
             }
@@ -347,7 +375,13 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn entry(&mut self, id: usize, doc: usize, flow: bool) -> Result<(), FormatError> {
+    fn entry(
+        &mut self,
+        id: usize,
+        doc: usize,
+        flow: bool,
+        keys: &mut KeySet,
+    ) -> Result<(), FormatError> {
         let src = self.src;
         let Some(kev) = self.next() else {
             return Err(unsupported(src, src.text.len(), "unexpected end of input"));
@@ -417,11 +451,14 @@ impl Builder<'_, '_> {
                 ))
             }
         };
-        if self.colls[id].items.iter().any(|i| {
-            i.key
-                .as_ref()
-                .is_some_and(|(k, _)| k.as_str() == key.as_str())
-        }) {
+        let hash = self.hasher.hash_one(key.as_str());
+        if !keys.insert(hash)
+            && self.colls[id].items.iter().any(|i| {
+                i.key
+                    .as_ref()
+                    .is_some_and(|(k, _)| k.as_str() == key.as_str())
+            })
+        {
             return Err(unsupported(
                 src,
                 kstart,
