@@ -320,6 +320,15 @@ fn tampered_sops_files_are_refused() {
 fn sops_written_files_are_accepted() {
     let sb = Sandbox::new();
     let r = initialized(&sb, "repo");
+    // The narrower files have a creation rule of their own that says so, as
+    // sops users write it.
+    r.write(
+        ".sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: ^secrets/regex\\.\n    encrypted_regex: ^password$\n    age: {TEST_RECIPIENT}\n  - path_regex: ^secrets/\n    age: {TEST_RECIPIENT}\n"
+        ),
+    );
+    r.git(&["add", ".sops.yaml"]).ok();
     for (name, plain) in [("db.json", JSON_PLAIN), ("app.yaml", YAML_PLAIN)] {
         let ext = name.rsplit('.').next().expect("ext");
         // Default rules: `public_unencrypted` stays plain, everything else (YAML comments too) is encrypted.
@@ -343,6 +352,25 @@ fn sops_written_files_are_accepted() {
     r.check(&["--all"]).ok();
     r.check(&["--history", "HEAD"]).ok();
     assert_eq!(r.check_json(&["--all"]), (0, Vec::new()));
+
+    // A file whose own selector leaves plaintext what its creation rule
+    // encrypts (a "template" made with a narrower selector) is reported...
+    let narrow = sb.sops_encrypt("app.yaml", YAML_PLAIN, &["--encrypted-regex", "^password$"]);
+    r.stage_raw("secrets/narrow.yaml", &narrow);
+    let (code, findings) = r.check_json(&["--staged"]);
+    assert_eq!(code, 1);
+    assert!(
+        findings.iter().any(|f| f["path"] == "secrets/narrow.yaml"
+            && f["kind"] == "plaintext-value"
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("creation rule 2"))),
+        "{findings:?}"
+    );
+    // ...and `git add` with a key encrypts it under the rule.
+    r.git(&["add", "secrets/narrow.yaml"]).ok();
+    assert!(!r.staged("secrets/narrow.yaml").contains("admin"));
+    assert_eq!(r.check_json(&["--staged"]), (0, Vec::new()));
 }
 
 #[test]

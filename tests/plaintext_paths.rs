@@ -1158,3 +1158,308 @@ fn init_chains_a_hook_that_only_mentions_the_check_in_a_comment() {
     assert!(read(&dir, ".git/hooks/pre-commit").contains("git-sops hook"));
     assert_store_clean(&alice, &dir);
 }
+
+// ---------------------------------------------------------------------------------
+// Found by the adversarial review
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn replace_refs_do_not_hide_plaintext_from_the_guard() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo_bypass("repo");
+    let server = alice.env.work.join("server.git");
+    alice
+        .git(
+            &alice.env.work,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &repo.display().to_string(),
+                "server.git",
+            ],
+        )
+        .ok();
+    std::fs::copy(
+        common::manifest_dir().join("hooks/pre-receive"),
+        server.join("hooks/pre-receive"),
+    )
+    .expect("install hook");
+    alice
+        .git(
+            &repo,
+            &["remote", "add", "server", &server.display().to_string()],
+        )
+        .ok();
+    let plain = alice
+        .git_cmd(&repo, &["hash-object", "-w", "--stdin", "--no-filters"])
+        .stdin("db:\n  password: bypass-replace-0007\n")
+        .run()
+        .ok()
+        .stdout_str();
+    let plain = plain.trim();
+    let good = alice
+        .git(&repo, &["rev-parse", "HEAD:secrets/db.yaml"])
+        .ok()
+        .stdout_str();
+    // Locally: the replaced blob looks like the intact ciphertext to git...
+    alice.git(&repo, &["replace", plain, good.trim()]).ok();
+    alice
+        .git(
+            &repo,
+            &[
+                "update-index",
+                "--cacheinfo",
+                &format!("100644,{plain},secrets/db.yaml"),
+            ],
+        )
+        .ok();
+    // ...but not to the hook, nor to `check --history`.
+    let out = alice.git(&repo, &["commit", "-q", "-m", "leak"]);
+    assert!(!out.success(), "{}", out.describe());
+    alice
+        .git(&repo, &["commit", "-q", "--no-verify", "-m", "leak"])
+        .ok();
+    let (code, f) = alice.check(&repo, &["--history", "HEAD~1..HEAD"]);
+    assert_eq!(code, Some(1), "{f:?}");
+    // The server: the replace ref first, then the commit.
+    let leak = alice.head(&repo);
+    let _ = alice.git(
+        &repo,
+        &[
+            "push",
+            "-q",
+            "server",
+            &format!("refs/replace/{plain}:refs/replace/{plain}"),
+        ],
+    );
+    let out = alice.git(
+        &repo,
+        &["push", "-q", "server", &format!("{leak}:refs/heads/leak")],
+    );
+    assert!(!out.success(), "accepted: {}", out.describe());
+    let objects = alice
+        .git(&server, &["cat-file", "--batch-all-objects", "--batch"])
+        .ok();
+    assert!(!String::from_utf8_lossy(&objects.stdout).contains("bypass-replace-0007"));
+}
+
+#[test]
+fn an_orphan_branch_without_the_rules_is_refused_by_the_server() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo_bypass("repo");
+    let server = alice.env.work.join("server.git");
+    alice
+        .git(
+            &alice.env.work,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &repo.display().to_string(),
+                "server.git",
+            ],
+        )
+        .ok();
+    std::fs::copy(
+        common::manifest_dir().join("hooks/pre-receive"),
+        server.join("hooks/pre-receive"),
+    )
+    .expect("install hook");
+    alice
+        .git(
+            &repo,
+            &["remote", "add", "server", &server.display().to_string()],
+        )
+        .ok();
+    alice
+        .git(&repo, &["checkout", "-q", "--orphan", "orphan"])
+        .ok();
+    alice
+        .git(
+            &repo,
+            &["rm", "-q", "--cached", ".gitattributes", ".sops.yaml"],
+        )
+        .ok();
+    std::fs::remove_file(repo.join(".gitattributes")).expect("rm");
+    std::fs::remove_file(repo.join(".sops.yaml")).expect("rm");
+    alice
+        .git(&repo, &["rm", "-r", "-q", "--cached", "secrets"])
+        .ok();
+    alice.git(&repo, &["add", "-A"]).ok();
+    assert!(alice
+        .blob(&repo, ":secrets/db.yaml")
+        .contains("bypass-pw-0001"));
+    alice
+        .git(&repo, &["commit", "-q", "--no-verify", "-m", "orphan"])
+        .ok();
+    let out = alice.git(&repo, &["push", "-q", "server", "orphan"]);
+    assert!(!out.success(), "accepted: {}", out.describe());
+    assert!(
+        out.stderr.contains("protection-removed"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_template_whose_own_selector_leaves_secrets_plain_follows_the_creation_rule() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo("repo");
+    // `password` ends in `d`: the template's own selector leaves it plaintext.
+    let template = alice
+        .sops_cmd(
+            &repo,
+            &[
+                "encrypt",
+                "--age",
+                &key.recipient,
+                "--unencrypted-suffix",
+                "d",
+                "--input-type",
+                "yaml",
+            ],
+        )
+        .stdin("api:\n  password: CHANGEME\n  token: CHANGEME\n")
+        .run()
+        .ok()
+        .stdout_str();
+    assert!(template.contains("password: CHANGEME"));
+    // A user without the key cannot commit it...
+    let bob = User::new(None);
+    let clone = bob.clone(&repo, "locked");
+    write(&clone, "secrets/api.yaml", &template);
+    let out = bob.git(&clone, &["add", "secrets/api.yaml"]);
+    assert!(!out.success(), "{}", out.describe());
+    // ...the guard reports it wherever it came from...
+    let oid = bob
+        .git_cmd(&clone, &["hash-object", "-w", "--no-filters", "--stdin"])
+        .stdin(template.as_bytes())
+        .run()
+        .ok()
+        .stdout_str();
+    bob.git(
+        &clone,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{},secrets/api.yaml", oid.trim()),
+        ],
+    )
+    .ok();
+    let (code, f) = bob.check(&clone, &["--staged"]);
+    assert_eq!(code, Some(1), "{f:?}");
+    assert!(has(&f, "secrets/api.yaml", "plaintext-value"), "{f:?}");
+    // ...and a key holder's `git add` encrypts it under the rule, so the real
+    // value filled in later is never committed in the clear.
+    write(&repo, "secrets/api.yaml", &template);
+    let out = alice.git(&repo, &["add", "secrets/api.yaml"]).ok();
+    assert!(out.stderr.contains("creation rule"), "{}", out.describe());
+    alice.git(&repo, &["commit", "-qm", "template"]).ok();
+    assert!(!alice
+        .blob(&repo, "HEAD:secrets/api.yaml")
+        .contains("CHANGEME"));
+    std::fs::remove_file(repo.join("secrets/api.yaml")).expect("rm");
+    alice
+        .git(&repo, &["checkout", "--", "secrets/api.yaml"])
+        .ok();
+    let filled = read(&repo, "secrets/api.yaml").replacen("CHANGEME", "NEWSECRET-7d1e", 1);
+    write(&repo, "secrets/api.yaml", &filled);
+    alice.git(&repo, &["commit", "-qam", "fill"]).ok();
+    assert_store_clean(&alice, &repo);
+    assert_store_clean(&bob, &clone);
+}
+
+#[test]
+fn text_after_enc_and_entries_inside_the_sops_block_are_not_passed_through() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let origin = alice.repo("origin");
+    let bob = User::new(None);
+    let clone = bob.clone(&origin, "locked");
+    let db = read(&clone, "secrets/db.yaml");
+    let env = read(&clone, "secrets/app.env");
+    let cases = [
+        ("secrets/db.yaml", {
+            let i = db.find("password: ENC[").expect("enc");
+            let end = i + db[i..].find('\n').expect("eol");
+            format!("{} NEWSECRET-7d1e{}", &db[..end], &db[end..])
+        }),
+        ("secrets/app.env", {
+            let i = env.find("STRIPE_KEY=ENC[").expect("enc");
+            let end = i + env[i..].find('\n').expect("eol");
+            format!("{} NEWSECRET-7d1e{}", &env[..end], &env[end..])
+        }),
+        (
+            "secrets/db.yaml",
+            db.replacen("sops:\n", "sops:\n    leaked_note: NEWSECRET-7d1e\n", 1),
+        ),
+        (
+            "secrets/db.yaml",
+            db.replacen("sops:\n", "sops:\n    # NEWSECRET-7d1e\n", 1),
+        ),
+    ];
+    for (path, text) in cases {
+        assert!(
+            text.contains("NEWSECRET-7d1e"),
+            "{path}: the case was not built"
+        );
+        write(&clone, path, &text);
+        let out = bob.git(&clone, &["add", path]);
+        assert!(!out.success(), "{path}: stored\n{}", out.describe());
+        assert_no_secret_in(&out);
+        bob.git(&clone, &["checkout", "--", path]).ok();
+    }
+    assert_store_clean(&bob, &clone);
+}
+
+#[test]
+fn an_exact_plaintext_copy_anywhere_is_found_by_the_known_blobs() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo_bypass("repo");
+    std::fs::copy(repo.join("secrets/db.yaml"), repo.join("backup.yaml")).expect("cp");
+    alice.git(&repo, &["add", "backup.yaml"]).ok();
+    let (code, f) = alice.check(&repo, &["--staged"]);
+    assert_eq!(code, Some(1), "{f:?}");
+    assert!(has(&f, "backup.yaml", "decrypted-copy"), "{f:?}");
+    let out = alice.git(&repo, &["commit", "-qm", "backup"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("git gc --prune=now"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_key_holders_added_value_is_stable_across_status() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo("repo");
+    let blob = alice.blob(&repo, "HEAD:secrets/db.yaml");
+    write(
+        &repo,
+        "secrets/db.yaml",
+        &blob.replacen("db:", "new_token: NEWSECRET-7d1e\ndb:", 1),
+    );
+    alice.git(&repo, &["add", "secrets/db.yaml"]).ok();
+    let staged = alice.blob(&repo, ":secrets/db.yaml");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Touch: git cleans the same mixed working tree again.
+    let text = read(&repo, "secrets/db.yaml");
+    write(&repo, "secrets/db.yaml", &text);
+    assert_eq!(
+        alice
+            .git(&repo, &["status", "--porcelain"])
+            .ok()
+            .stdout_str(),
+        "M  secrets/db.yaml\n"
+    );
+    assert_eq!(alice.blob(&repo, ":secrets/db.yaml"), staged);
+    assert_store_clean(&alice, &repo);
+}

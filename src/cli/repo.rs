@@ -536,6 +536,9 @@ fn hook_advice(report: &Report) -> String {
         text.push_str(if text.is_empty() { "" } else { "  " });
         text.push_str("fix .sops.yaml so its creation rules can be read\n");
     }
+    if !encrypt.is_empty() || !decrypted.is_empty() || !unprotected.is_empty() {
+        text.push_str("  git stored the staged plaintext in .git/objects before this hook ran; after fixing the index, `git gc --prune=now` deletes it (it is never pushed)\n");
+    }
     text.push_str("  `git sops check --staged` checks again; `git commit --no-verify` would commit the plaintext");
     text
 }

@@ -36,7 +36,23 @@ use crate::git::Git;
 use crate::sops::decrypt::Check;
 use crate::sops::keycache::KeyCache;
 use crate::sops::keygroups::{self, Keyring};
+use crate::sops::selectors::Selector;
 use crate::sops::{config, encrypt, file, form, metadata::Metadata, Error};
+
+/// What the previous versions of a file offer clean.
+#[derive(Default)]
+struct Templates {
+    /// A blob that decrypts to the plaintext being cleaned, byte for byte.
+    exact: Option<Vec<u8>>,
+    /// The first one a key opens: its metadata, data key and IVs.
+    usable: Option<(
+        Metadata,
+        crate::sops::datakey::DataKey,
+        crate::sops::stash::IvStash,
+    )>,
+    /// The first one no key opens: its recipients.
+    locked: Option<Metadata>,
+}
 
 /// What smudge produced.
 pub enum Smudged {
@@ -266,6 +282,66 @@ impl Filter {
         }
     }
 
+    /// The selector of `path`'s creation rule (sops' default when the rule
+    /// names none); `None` without a rule, or for a binary file (one value).
+    fn rule_selector(&self, path: &str, format: Format) -> Option<Selector> {
+        if format == Format::Binary {
+            return None;
+        }
+        let rule = self.creation_rule(path).ok()?;
+        Some(rule.selector.unwrap_or_else(Selector::default_suffix))
+    }
+
+    /// Encrypt an existing file under its creation rule's selector when the
+    /// rule asks more of it than its own recorded selector, and the switch
+    /// leaves nothing plaintext that was encrypted. When each selector
+    /// encrypts something the other leaves plaintext, neither can be used
+    /// safely: refuse, so that nothing the rule protects is committed plain.
+    fn follow_rule_selector(
+        &self,
+        path: &str,
+        format: Format,
+        plaintext: &[u8],
+        meta: &mut Metadata,
+    ) -> Result<(), DriverError> {
+        let Some(rule) = self.rule_selector(path, format) else {
+            return Ok(());
+        };
+        let own = meta.effective_selector();
+        if rule == own {
+            return Ok(());
+        }
+        let Ok(doc) = std::str::from_utf8(plaintext)
+            .map_err(|_| ())
+            .and_then(|t| format.store().parse(t).map_err(|_| ()))
+        else {
+            return Ok(()); // sealing reports what is wrong with the text
+        };
+        let (only_rule, only_own) = form::selector_difference(&doc, &rule, &own);
+        if only_rule == 0 {
+            return Ok(());
+        }
+        let describe = |s: &Selector| format!("{} {:?}", s.field_name(), s.pattern());
+        if only_own == 0 {
+            eprintln!(
+                "git-sops: {path}: encrypted under its .sops.yaml creation rule's selector ({}) instead of its own ({}), which left {only_rule} value(s) the rule encrypts in plaintext",
+                describe(&rule),
+                describe(&own)
+            );
+            meta.selector = (rule != Selector::default_suffix()).then_some(rule);
+            return Ok(());
+        }
+        Err(DriverError::new(
+            path,
+            format!(
+                "its own selector ({}) leaves {only_rule} value(s) in plaintext that its .sops.yaml creation rule's selector ({}) encrypts, and the rule's leaves {only_own} in plaintext that the file encrypts; nothing was staged",
+                describe(&own),
+                describe(&rule)
+            ),
+        )
+        .hint("make one selector cover the other (for example widen the rule's encrypted_regex in .sops.yaml), then `git add` again"))
+    }
+
     /// `input` as a SOPS file, when it is one; `None` when it is plaintext to
     /// encrypt. What is neither (a reserved `sops` entry that is not metadata,
     /// ciphertext without its metadata) is refused: storing it would store
@@ -328,13 +404,20 @@ impl Filter {
         staged: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, DriverError> {
         let format = loaded.format();
-        // Exactly what git already holds adds nothing to the object store (and a
-        // damaged committed file must not make `git status` fail).
-        if staged.as_deref() == Some(input) || self.template(1, path).as_deref() == Some(input) {
-            return Ok(input.to_vec());
-        }
+        // Exactly what git already holds adds nothing to the object store, and a
+        // damaged committed file must not make `git status` fail; only plaintext
+        // entries that a key can encrypt are worth a new blob then.
+        let identical =
+            staged.as_deref() == Some(input) || self.template(1, path).as_deref() == Some(input);
         let (doc, _) = loaded.document();
-        let problems = form::check(doc, &loaded.meta, 0, 16);
+        let mut problems = form::check(doc, &loaded.meta, 0, 16);
+        // What its creation rule encrypts must be encrypted too, whatever the
+        // file's own selector says (a "template" that leaves `password` plain).
+        if let Some(rule) = self.rule_selector(path, loaded.format()) {
+            if rule != loaded.meta.effective_selector() {
+                problems.extend(form::unencrypted(doc, &rule, 16).0);
+            }
+        }
         let key = self.keys.recover(&loaded.meta, &self.keyring).ok();
         let shown = super::shell_word(path);
         let plaintext: Vec<&form::Problem> = problems
@@ -352,6 +435,9 @@ impl Filter {
                 form::ProblemKind::MalformedValue | form::ProblemKind::BadMac
             )
         }) {
+            if identical {
+                return Ok(input.to_vec());
+            }
             return Err(DriverError::new(
                 path,
                 format!(
@@ -365,7 +451,7 @@ impl Filter {
             )));
         }
         let Some(key) = key else {
-            if let Some(p) = plaintext.first() {
+            if let (Some(p), false) = (plaintext.first(), identical) {
                 return Err(DriverError::new(
                     path,
                     format!(
@@ -380,6 +466,9 @@ impl Filter {
             return Ok(input.to_vec());
         };
         if plaintext.is_empty() {
+            if identical {
+                return Ok(input.to_vec());
+            }
             return match loaded.open(&key) {
                 Ok(opened) => {
                     self.remember(input, format, &opened.plaintext);
@@ -403,7 +492,19 @@ impl Filter {
                 "restore it with `git checkout HEAD -- {shown}` and make your change again"
             ))
         })?;
+        // Already staged that way (`git status` cleans the same working tree
+        // again): the same blob, not a new encryption of the new entries.
+        if let Some(blob) = self
+            .templates(path, format, &opened.plaintext, staged)
+            .exact
+        {
+            // (Not the input itself: its plaintext entries are what needs encrypting.)
+            if blob != input {
+                return Ok(blob);
+            }
+        }
         let mut meta = loaded.meta.clone();
+        self.follow_rule_selector(path, format, &opened.plaintext, &mut meta)?;
         let mut ivs = opened.ivs;
         let out = file::seal(format, &opened.plaintext, &key, &mut meta, &mut ivs)
             .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
@@ -430,10 +531,39 @@ impl Filter {
         path: &str,
         format: Format,
         input: &[u8],
-        mut staged: Option<Vec<u8>>,
+        staged: Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>, DriverError> {
-        let mut usable = None;
-        let mut locked = None;
+        let found = self.templates(path, format, input, staged);
+        if let Some(blob) = found.exact {
+            return Ok(Some(blob));
+        }
+        if let Some((mut meta, key, mut ivs)) = found.usable {
+            // Same data key and recipients; unchanged values keep their IVs.
+            self.follow_rule_selector(path, format, input, &mut meta)?;
+            let out = file::seal(format, input, &key, &mut meta, &mut ivs)
+                .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+            self.warn_on_drift(path, &meta);
+            self.remember(&out, format, input);
+            return Ok(Some(out));
+        }
+        // No key for the previous version (a locked clone that replaced the file
+        // with plaintext): a new data key for the same recipients.
+        match found.locked {
+            Some(meta) => self.reencrypt_for(path, format, input, &meta).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Go through the previous versions of the file (see [`Filter::template`])
+    /// until one decrypts to `plaintext` exactly.
+    fn templates(
+        &mut self,
+        path: &str,
+        format: Format,
+        plaintext: &[u8],
+        mut staged: Option<Vec<u8>>,
+    ) -> Templates {
+        let mut found = Templates::default();
         let mut seen: Vec<Vec<u8>> = Vec::new();
         for which in 0..4 {
             let candidate = match which {
@@ -454,34 +584,22 @@ impl Filter {
                 continue;
             };
             let Ok(key) = self.keys.recover(&loaded.meta, &self.keyring) else {
-                locked.get_or_insert(loaded.meta);
+                found.locked.get_or_insert(loaded.meta);
                 continue;
             };
             // A damaged previous version is no template (its recipients still are).
             let Ok(opened) = loaded.open(&key) else {
-                locked.get_or_insert(loaded.meta);
+                found.locked.get_or_insert(loaded.meta);
                 continue;
             };
-            if opened.plaintext.as_slice() == input {
-                self.remember(&template, format, input);
-                return Ok(Some(template));
+            if opened.plaintext.as_slice() == plaintext {
+                self.remember(&template, format, plaintext);
+                found.exact = Some(template);
+                return found;
             }
-            usable.get_or_insert((loaded.meta, key, opened.ivs));
+            found.usable.get_or_insert((loaded.meta, key, opened.ivs));
         }
-        if let Some((mut meta, key, mut ivs)) = usable {
-            // Same data key and recipients; unchanged values keep their IVs.
-            let out = file::seal(format, input, &key, &mut meta, &mut ivs)
-                .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
-            self.warn_on_drift(path, &meta);
-            self.remember(&out, format, input);
-            return Ok(Some(out));
-        }
-        // No key for the previous version (a locked clone that replaced the file
-        // with plaintext): a new data key for the same recipients.
-        match locked {
-            Some(meta) => self.reencrypt_for(path, format, input, &meta).map(Some),
-            None => Ok(None),
-        }
+        found
     }
 
     fn reencrypt_for(
@@ -505,6 +623,7 @@ impl Filter {
             shamir_threshold: threshold,
             ..previous.clone()
         };
+        self.follow_rule_selector(path, format, input, &mut meta)?;
         let out =
             file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.warn_on_drift(path, &meta);

@@ -38,6 +38,8 @@ pub struct KnownBlobs {
     key: Zeroizing<[u8; KEY_LEN]>,
     known: HashMap<[u8; 32], [u8; 32]>,
     file: Option<File>,
+    /// Every recorded plaintext tag, for [`KnownBlobs::knows_plaintext`].
+    tags: std::cell::OnceCell<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl KnownBlobs {
@@ -78,6 +80,7 @@ impl KnownBlobs {
             key,
             known,
             file: None,
+            tags: std::cell::OnceCell::new(),
         }
     }
 
@@ -119,6 +122,24 @@ impl KnownBlobs {
     fn cleaned_file(&self, path: &str) -> PathBuf {
         let name = hex::encode(Sha256::digest(path.as_bytes()));
         self.path.with_file_name("cleaned").join(name)
+    }
+
+    /// Is `content`, read as any format, exactly what some recorded blob
+    /// decrypts to? The guard asks this of unprotected files: a decrypted copy
+    /// of a protected file, wherever it was put, is proven without a key.
+    pub fn knows_plaintext(&self, content: &[u8]) -> bool {
+        let tags = self
+            .tags
+            .get_or_init(|| self.known.values().copied().collect());
+        [
+            Format::Yaml,
+            Format::Json,
+            Format::Dotenv,
+            Format::Ini,
+            Format::Binary,
+        ]
+        .into_iter()
+        .any(|f| tags.contains(&self.tag(f, content)))
     }
 
     /// Does `blob` decrypt to `plaintext` as a `format` file (as recorded)?

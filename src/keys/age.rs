@@ -14,6 +14,11 @@ use zeroize::Zeroizing;
 
 use super::KeyError;
 
+/// The longest armored age file read as a wrapped data key. One X25519 stanza
+/// (what sops writes) is about 300 bytes armored; this leaves room for a few
+/// dozen stanzas of any kind.
+pub const MAX_ENC_LEN: usize = 16 * 1024;
+
 /// The default key file: `$XDG_CONFIG_HOME/sops/age/keys.txt` (also on macOS when
 /// set, as sops does), else the platform config dir (`~/.config` on Linux).
 pub fn default_key_file() -> Option<PathBuf> {
@@ -128,7 +133,7 @@ impl Identities {
             .collect()
     }
 
-    /// Unwrap an armored age file from `enc`.
+    /// Unwrap an armored age file from `enc` (at most [`MAX_ENC_LEN`] bytes).
     pub fn unwrap(&self, enc: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if self.keys.is_empty() {
             return Err(KeyError::NoIdentities {
@@ -136,6 +141,15 @@ impl Identities {
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "~/.config/sops/age/keys.txt".into()),
             });
+        }
+        if enc.len() > MAX_ENC_LEN {
+            // age reads a header again from its start each time it needs more
+            // bytes, so a hostile header costs quadratic time; sops writes one
+            // stanza per file (a few hundred bytes).
+            return Err(KeyError::Damaged(format!(
+                "it is {} bytes long; a data key wrapped by age is a few hundred bytes, and git-sops reads at most {MAX_ENC_LEN}",
+                enc.len()
+            )));
         }
         let reader = age::armor::ArmoredReader::new(enc.trim_start().as_bytes());
         let decryptor =
@@ -227,6 +241,16 @@ mod tests {
             other.unwrap(&enc),
             Err(KeyError::NoMatchingIdentity { .. })
         ));
+    }
+
+    #[test]
+    fn an_oversized_header_is_refused_before_age_reads_it() {
+        let ids = Identities::from_text("test", ID).unwrap();
+        let enc = wrap(RECIPIENT, &[9u8; 32]).unwrap();
+        let padded = format!("{enc}{}", " ".repeat(MAX_ENC_LEN));
+        let started = std::time::Instant::now();
+        assert!(matches!(ids.unwrap(&padded), Err(KeyError::Damaged(m)) if m.contains("at most")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::display_path;
 use super::metadata::Metadata;
 use super::selectors::Selector;
 use super::walk::{walk, Visit};
-use crate::formats::{Document, Scalar};
+use crate::formats::{Document, Entry, ListItem, Map, MapItem, Node, Scalar};
 
 /// What is wrong with one entry of the form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,14 +78,12 @@ pub fn unencrypted(doc: &Document, selector: &Selector, limit: usize) -> (Vec<Pr
                 let shown = match &leaf.value {
                     Scalar::Str(s) if s.is_empty() => return Ok(()),
                     Scalar::Str(s) if cipher::is_enc(s) => {
-                        if let Err(e) = EncValue::parse(s) {
+                        if let Some(why) = malformed(s) {
                             problems.push(Problem {
                                 kind: ProblemKind::MalformedValue,
                                 line: leaf.line,
                                 key_path,
-                                what: format!(
-                                    "the value starts like ENC[...] but sops cannot read it: {e}"
-                                ),
+                                what: format!("the value starts like ENC[...] but {why}"),
                             });
                         }
                         return Ok(());
@@ -101,10 +99,18 @@ pub fn unencrypted(doc: &Document, selector: &Selector, limit: usize) -> (Vec<Pr
                 });
             }
             Visit::Comment(comment) => {
-                if cipher::is_enc(&comment.text)
-                    || comment.text.trim().is_empty()
-                    || !selector.should_encrypt_at(pos, true)
-                {
+                if cipher::is_enc(&comment.text) {
+                    if let Some(why) = malformed(&comment.text) {
+                        problems.push(Problem {
+                            kind: ProblemKind::MalformedValue,
+                            line: comment.line,
+                            key_path: (!pos.path.is_empty()).then(|| display_path(&pos.path)),
+                            what: format!("an encrypted comment starts like ENC[...] but {why}"),
+                        });
+                    }
+                    return Ok(());
+                }
+                if comment.text.trim().is_empty() || !selector.should_encrypt_at(pos, true) {
                     return Ok(());
                 }
                 problems.push(Problem {
@@ -120,6 +126,17 @@ pub fn unencrypted(doc: &Document, selector: &Selector, limit: usize) -> (Vec<Pr
     (problems, more)
 }
 
+/// Why text that starts like `ENC[...]` is not exactly one value sops can
+/// read, if it is not: sops' own pattern ignores anything after the closing
+/// `]`, so text there would be stored, and pushed, in the clear.
+fn malformed(text: &str) -> Option<String> {
+    if let Err(e) = EncValue::parse(text) {
+        return Some(format!("sops cannot read it: {e}"));
+    }
+    (!text.trim_end().ends_with(']'))
+        .then(|| "there is text after its closing `]`, which is not encrypted".to_string())
+}
+
 /// The MAC's problem, if any: sops seals it as an `ENC[...]` string.
 pub fn mac_problem(meta: &Metadata, line: usize) -> Option<Problem> {
     let what = if meta.mac.is_empty() {
@@ -131,7 +148,10 @@ pub fn mac_problem(meta: &Metadata, line: usize) -> Option<Problem> {
                 "the MAC has type:{}; sops seals it as type:str",
                 enc.type_tag.as_str()
             ),
-            Ok(_) => return None,
+            Ok(_) => match malformed(&meta.mac) {
+                Some(why) => format!("the MAC starts like ENC[...] but {why}"),
+                None => return None,
+            },
         }
     };
     Some(Problem {
@@ -142,11 +162,163 @@ pub fn mac_problem(meta: &Metadata, line: usize) -> Option<Problem> {
     })
 }
 
+/// The fields sops reads in a `sops` block (and older versions wrote).
+const TOP_FIELDS: [&str; 21] = [
+    "kms",
+    "gcp_kms",
+    "hckms",
+    "azure_kv",
+    "hc_vault",
+    "age",
+    "pgp",
+    "key_groups",
+    "shamir_threshold",
+    "lastmodified",
+    "mac",
+    "version",
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+    "mac_only_encrypted",
+    "attention",
+    "encrypted_comment_suffix",
+];
+
+/// The fields of one master key entry, by key type.
+fn key_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "kms" => &["arn", "role", "context", "created_at", "enc", "aws_profile"],
+        "gcp_kms" => &["resource_id", "created_at", "enc"],
+        "hckms" => &["key_id", "created_at", "enc"],
+        "azure_kv" => &["vault_url", "name", "version", "created_at", "enc"],
+        "hc_vault" => &[
+            "vault_address",
+            "engine_path",
+            "key_name",
+            "created_at",
+            "enc",
+        ],
+        "age" => &["recipient", "enc"],
+        "pgp" => &["fp", "created_at", "enc"],
+        _ => &[],
+    }
+}
+
+const KEY_KINDS: [&str; 7] = [
+    "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age", "pgp",
+];
+
+/// What the `sops` block holds besides metadata: a comment, or an entry sops
+/// does not read. Neither is encrypted by anyone, so text pasted there is
+/// committed, and pushed, in the clear (the values of a KMS `context` are
+/// plaintext by design and are not reported).
+pub fn metadata_problems(sops: &Entry) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let Node::Map(top) = &sops.value else {
+        return problems;
+    };
+    let mut extra = |line: usize, what: String| {
+        problems.push(Problem {
+            kind: ProblemKind::MalformedValue,
+            line,
+            key_path: None,
+            what,
+        })
+    };
+    let comment = "a comment inside the `sops` block, which nothing encrypts".to_string();
+    for item in &top.items {
+        let e = match item {
+            MapItem::Comment(c) => {
+                extra(c.line, comment.clone());
+                continue;
+            }
+            MapItem::Entry(e) => e,
+        };
+        if !TOP_FIELDS.contains(&e.key.as_str()) {
+            extra(e.line, format!("an entry `{}` inside the `sops` block, which sops does not read and nothing encrypts", mask(&e.key)));
+            continue;
+        }
+        if KEY_KINDS.contains(&e.key.as_str()) {
+            check_keys(&e.key, &e.value, &mut extra, &comment);
+        } else if e.key == "key_groups" {
+            for group in list_maps(&e.value, &mut extra, &comment) {
+                for item in &group.items {
+                    match item {
+                        MapItem::Comment(c) => extra(c.line, comment.clone()),
+                        MapItem::Entry(g) if KEY_KINDS.contains(&g.key.as_str()) => {
+                            check_keys(&g.key, &g.value, &mut extra, &comment)
+                        }
+                        MapItem::Entry(g) => extra(g.line, format!("an entry `{}` in a key group, which sops does not read and nothing encrypts", mask(&g.key))),
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The mappings of a list (comments between them reported).
+fn list_maps<'a>(
+    node: &'a Node,
+    extra: &mut dyn FnMut(usize, String),
+    comment: &str,
+) -> Vec<&'a Map> {
+    let Node::List(list) = node else {
+        return Vec::new();
+    };
+    let mut maps = Vec::new();
+    for item in &list.items {
+        match item {
+            ListItem::Comment(c) => extra(c.line, comment.to_string()),
+            ListItem::Node(Node::Map(m)) => maps.push(m),
+            ListItem::Node(_) => {}
+        }
+    }
+    maps
+}
+
+/// The entries of one key type's list: only that type's fields.
+fn check_keys(kind: &str, node: &Node, extra: &mut dyn FnMut(usize, String), comment: &str) {
+    let fields = key_fields(kind);
+    for key in list_maps(node, extra, comment) {
+        for item in &key.items {
+            match item {
+                MapItem::Comment(c) => extra(c.line, comment.to_string()),
+                MapItem::Entry(f) if fields.contains(&f.key.as_str()) => {
+                    if let (true, Node::Map(ctx)) = (f.key == "context", &f.value) {
+                        for c in ctx.items.iter().filter_map(|i| match i {
+                            MapItem::Comment(c) => Some(c),
+                            MapItem::Entry(_) => None,
+                        }) {
+                            extra(c.line, comment.to_string());
+                        }
+                    }
+                }
+                MapItem::Entry(f) => extra(
+                    f.line,
+                    format!(
+                        "an entry `{}` in a {kind} key, which sops does not read and nothing encrypts",
+                        mask(&f.key)
+                    ),
+                ),
+            }
+        }
+    }
+}
+
 /// The whole form check of a loaded SOPS file: the MAC, then (the first
 /// `limit` of) every entry its own recorded selector encrypts. Empty means the
 /// form is intact.
 pub fn check(doc: &Document, meta: &Metadata, mac_line: usize, limit: usize) -> Vec<Problem> {
     let mut problems: Vec<Problem> = mac_problem(meta, mac_line).into_iter().collect();
+    for root in &doc.docs {
+        if let Some(sops) = crate::formats::find_entry(root, "sops") {
+            problems.extend(metadata_problems(sops));
+        }
+    }
     problems.extend(unencrypted(doc, &meta.effective_selector(), limit).0);
     problems
 }
@@ -167,6 +339,33 @@ pub fn first_enc_value(doc: &Document) -> Option<(usize, String)> {
         Ok(())
     });
     found
+}
+
+/// How two selectors differ on one document: how many of its non-empty values
+/// and comments only `a` encrypts, and how many only `b` does.
+pub fn selector_difference(doc: &Document, a: &Selector, b: &Selector) -> (usize, usize) {
+    let (mut only_a, mut only_b) = (0, 0);
+    let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
+        let is_comment = match visit {
+            Visit::Leaf(leaf) => match &leaf.value {
+                Scalar::Null => return Ok(()),
+                Scalar::Str(s) if s.is_empty() => return Ok(()),
+                _ => false,
+            },
+            Visit::Comment(c) if c.text.trim().is_empty() => return Ok(()),
+            Visit::Comment(_) => true,
+        };
+        match (
+            a.should_encrypt_at(pos, is_comment),
+            b.should_encrypt_at(pos, is_comment),
+        ) {
+            (true, false) => only_a += 1,
+            (false, true) => only_b += 1,
+            _ => {}
+        }
+        Ok(())
+    });
+    (only_a, only_b)
 }
 
 /// The key paths of a document's leaves, split into those holding `ENC[...]`

@@ -413,9 +413,15 @@ pub fn check_recipient(r: &Recipient) -> Result<(), KeyGroupError> {
 /// (AWS KMS, a network call) in file order — stopping at the first that opens
 /// it; with several groups, trying stops once `shamir_threshold` groups are open.
 /// On failure the error lists every key tried and what each attempt said.
+/// The most KMS keys one file's data key is tried with. Each try may wait for
+/// the KMS timeout, and a hostile file can list hundreds of keys; real files
+/// list one per region or account (sops users rarely need more than a few).
+pub const MAX_KMS_TRIES: usize = 8;
+
 pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let mut report = String::new();
     let mut secrets = Vec::new();
+    let mut kms_tried = 0;
     let several = meta.key_groups.len() > 1;
     let threshold = if several {
         meta.shamir_threshold.max(2)
@@ -445,6 +451,18 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
         };
         let mut opened = None;
         for key in order {
+            if matches!(key, MasterKey::Kms(_)) {
+                if kms_tried >= MAX_KMS_TRIES {
+                    let _ = writeln!(
+                        report,
+                        "{indent}{} {}: not tried: git-sops calls KMS for at most {MAX_KMS_TRIES} keys of one file",
+                        key.kind(),
+                        key.identifier()
+                    );
+                    continue;
+                }
+                kms_tried += 1;
+            }
             match keyring.unwrap(key) {
                 Ok(secret) => {
                     let _ = writeln!(
@@ -494,4 +512,45 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
             })?
     };
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sops::metadata::KmsKey;
+
+    #[test]
+    fn kms_is_tried_for_at_most_a_few_keys_of_one_file() {
+        let key = |n: usize| {
+            MasterKey::Kms(KmsKey {
+                arn: format!("arn:aws:kms:eu-west-1:111122223333:key/k{n}"),
+                role: String::new(),
+                context: Vec::new(),
+                created_at: "2024-01-01T00:00:00Z".into(),
+                enc: "AAAA".into(),
+                aws_profile: String::new(),
+            })
+        };
+        let meta = Metadata {
+            key_groups: vec![(0..20).map(key).collect()],
+            shamir_threshold: 0,
+            lastmodified: "2024-01-01T00:00:00Z".into(),
+            mac: String::new(),
+            selector: None,
+            mac_only_encrypted: false,
+            version: "3.11.0".into(),
+        };
+        let Err(KeyGroupError::Recover { report }) = recover(&meta, &Keyring::offline()) else {
+            panic!("recovered a key");
+        };
+        assert_eq!(
+            report.matches("not tried: this command").count(),
+            MAX_KMS_TRIES
+        );
+        assert_eq!(
+            report.matches("at most 8 keys").count(),
+            20 - MAX_KMS_TRIES,
+            "{report}"
+        );
+    }
 }

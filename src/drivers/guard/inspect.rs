@@ -30,7 +30,19 @@ use crate::sops::metadata::Metadata;
 use crate::sops::selectors::Selector;
 
 /// The findings for one blob (paths left empty: the caller knows where the blob is).
-pub fn inspect(path: &str, format: Format, content: &[u8], protected: bool) -> Vec<Finding> {
+///
+/// `rule`: the `.sops.yaml` creation rule that covers a protected path (its
+/// number and selector). Whatever it encrypts must be encrypted too, whatever
+/// the file's own recorded selector says: a file encrypted with a narrower
+/// selector (a "template" whose metadata leaves `password` plaintext) would
+/// otherwise take every value filled into it later to git in the clear.
+pub fn inspect(
+    path: &str,
+    format: Format,
+    content: &[u8],
+    protected: bool,
+    rule: Option<(usize, &Selector)>,
+) -> Vec<Finding> {
     if protected {
         // A SOPS file of another format under a name sops calls binary (say
         // `kubeconfig`) is stored as it is by clean, so it is judged as what it is.
@@ -40,7 +52,7 @@ pub fn inspect(path: &str, format: Format, content: &[u8], protected: bool) -> V
             }
             _ => format,
         };
-        inspect_protected(format, content)
+        inspect_protected(format, content, rule)
     } else {
         inspect_unprotected(path, content)
     }
@@ -51,7 +63,11 @@ pub fn worth_reading_unprotected(path: &str) -> bool {
     looks_decrypted_name(path) || Format::from_path(path).is_some()
 }
 
-fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
+fn inspect_protected(
+    format: Format,
+    content: &[u8],
+    rule: Option<(usize, &Selector)>,
+) -> Vec<Finding> {
     if crate::drivers::merge::is_conflict(content) {
         // Encrypted, but not the file: sops (and everything reading it) would
         // see one `git_sops_conflict` value instead of the secrets.
@@ -129,9 +145,27 @@ fn inspect_protected(format: Format, content: &[u8]) -> Vec<Finding> {
     let rules = Rules::recorded(&meta, false);
     let mut findings: Vec<Finding> = form::mac_problem(&meta, mac_line)
         .into_iter()
+        .chain(
+            doc.docs
+                .iter()
+                .filter_map(|root| find_entry(root, "sops"))
+                .flat_map(form::metadata_problems),
+        )
         .map(|p| rules.finding(p))
         .collect();
-    findings.extend(check_tree(&doc, &meta.effective_selector(), &rules));
+    let own = meta.effective_selector();
+    findings.extend(check_tree(&doc, &own, &rules));
+    if let Some((n, selector)) = rule.filter(|(_, s)| **s != own) {
+        let by_rule = Rules::creation_rule(n, selector, &meta);
+        for f in check_tree(&doc, selector, &by_rule) {
+            let reported = findings
+                .iter()
+                .any(|g| g.line == f.line && g.key_path == f.key_path && g.kind == f.kind);
+            if !reported {
+                findings.push(f);
+            }
+        }
+    }
     findings
 }
 
@@ -230,6 +264,21 @@ impl Rules {
         f
     }
 
+    /// What the path's creation rule encrypts, which the file's own selector
+    /// leaves plaintext.
+    fn creation_rule(n: usize, selector: &Selector, meta: &Metadata) -> Rules {
+        Rules {
+            value_kind: Kind::PlaintextValue,
+            comment_kind: Kind::PlaintextComment,
+            why: format!(
+                ".sops.yaml creation rule {n} ({} {:?}) says it must be encrypted; the file's own selector ({}) leaves it plaintext, so re-encrypt the file under the rule (`git add` does, where the rule's selector covers everything the file's does)",
+                selector.field_name(),
+                selector.pattern(),
+                describe_selector(meta)
+            ),
+        }
+    }
+
     /// A protected file without any `sops` metadata.
     fn plaintext_file() -> Rules {
         Rules {
@@ -265,7 +314,7 @@ mod tests {
     use super::*;
 
     fn check(path: &str, content: &[u8], protected: bool) -> Vec<Finding> {
-        inspect(path, Format::detect(path), content, protected)
+        inspect(path, Format::detect(path), content, protected, None)
     }
 
     const ENC: &str = "ENC[AES256_GCM,data:AAAA,iv:AAAAAAAAAAAAAAAAAAAAAA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]";

@@ -31,7 +31,6 @@ use std::collections::{BTreeSet, HashMap};
 use super::finding::{Finding, Kind};
 use super::snapshot::{AttrSource, Entry, ParentDiff, SnapshotError};
 use super::{Checker, Child, Protection};
-use crate::drivers::known_blobs::KnownBlobs;
 use crate::formats::Format;
 use crate::sops::{file, form};
 
@@ -262,14 +261,9 @@ impl Checker<'_> {
         removed: &[Removed],
         selected: &dyn Fn(&str) -> bool,
     ) -> Result<(), SnapshotError> {
-        if removed.is_empty() {
+        if removed.is_empty() && self.known.is_none() {
             return Ok(());
         }
-        let known = if self.repo.bare {
-            None
-        } else {
-            KnownBlobs::existing(self.repo.git())
-        };
         let mut seen = std::collections::HashSet::new();
         for diff in parents {
             for change in &diff.changes {
@@ -286,8 +280,10 @@ impl Checker<'_> {
                     continue;
                 };
                 let plain = plaintext_paths(path, &bytes);
+                let mut matched = false;
                 for r in removed {
-                    let exact = known
+                    let exact = self
+                        .known
                         .as_ref()
                         .is_some_and(|k| k.matches(&r.blob, r.format, &bytes));
                     let how = if exact {
@@ -326,12 +322,37 @@ impl Checker<'_> {
                         ),
                     );
                     self.push(&entry, child.commit, finding);
+                    matched = true;
+                }
+                // A copy of any protected file this clone decrypted, deleted or not.
+                let known_copy = bytes.len() >= MIN_COPY_LEN
+                    && self
+                        .known
+                        .as_ref()
+                        .is_some_and(|k| k.knows_plaintext(&bytes));
+                if known_copy && !matched {
+                    let entry = Entry {
+                        path: path.to_string(),
+                        oid: oid.clone(),
+                    };
+                    let finding = Finding::new(
+                        Kind::DecryptedCopy,
+                        format!(
+                            "holds the exact decrypted content of a protected file that this clone checked out or encrypted (by its known-blobs record). Keep it encrypted (give this path filter=sops) or take it out; {}",
+                            mark_hint(path)
+                        ),
+                    );
+                    self.push(&entry, child.commit, finding);
                 }
             }
         }
         Ok(())
     }
 }
+
+/// Below this size a file equal to some secret's plaintext is more likely a
+/// coincidence (`{}`, `a: 1`) than a copy.
+const MIN_COPY_LEN: usize = 16;
 
 /// The key paths of a plaintext file's non-empty values.
 fn plaintext_paths(path: &str, bytes: &[u8]) -> BTreeSet<String> {

@@ -200,6 +200,8 @@ pub(crate) struct Protection {
     /// `sops-unprotected`: protection taken away on purpose.
     unprotected: bool,
     sops_types: Vec<String>,
+    /// The selector of the creation rule that covers it: (number, selector).
+    selector: Option<(usize, crate::sops::selectors::Selector)>,
 }
 
 impl Protection {
@@ -218,6 +220,8 @@ struct Checker<'r> {
     /// Each distinct `.sops.yaml` text read, by SHA-256: `--history` reads one
     /// per commit, and a pushed range may repeat a large one thousands of times.
     parsed_rules: HashMap<[u8; 32], Result<SopsRules, String>>,
+    /// This clone's known-blobs records, where there are any (never on a server).
+    known: Option<crate::drivers::known_blobs::KnownBlobs>,
     report: Report,
 }
 
@@ -262,6 +266,11 @@ impl<'r> Checker<'r> {
             cache: HashMap::new(),
             commit_rules: HashMap::new(),
             parsed_rules: HashMap::new(),
+            known: if repo.bare {
+                None
+            } else {
+                crate::drivers::known_blobs::KnownBlobs::existing(repo.git())
+            },
             report: Report::default(),
         })
     }
@@ -345,12 +354,13 @@ impl<'r> Checker<'r> {
         entry: &Entry,
         format: &Result<Format, String>,
         protected: bool,
+        rule: Option<(usize, &crate::sops::selectors::Selector)>,
     ) -> Result<Vec<Finding>, SnapshotError> {
-        let key = (
-            entry.oid.clone(),
-            protected,
-            reading_of(&entry.path, format),
-        );
+        let mut reading = reading_of(&entry.path, format);
+        if let (true, Some((n, s))) = (protected, rule) {
+            reading.push_str(&format!("|{n}|{}|{}", s.field_name(), s.pattern()));
+        }
+        let key = (entry.oid.clone(), protected, reading);
         if let Some(found) = self.cache.get(&key) {
             return Ok(found.clone());
         }
@@ -361,7 +371,7 @@ impl<'r> Checker<'r> {
             }
             (Some(bytes), format) => {
                 let format = format.clone().unwrap_or(Format::detect(&entry.path));
-                inspect::inspect(&entry.path, format, &bytes, protected)
+                inspect::inspect(&entry.path, format, &bytes, protected, rule)
             }
         };
         if protected {
@@ -393,6 +403,7 @@ impl<'r> Checker<'r> {
                 .rules
                 .matching(path)
                 .map(|(n, pattern)| (n, pattern.to_string()));
+            p.selector = child.rules.selector_for(path);
         }
         Ok(out)
     }
@@ -460,7 +471,8 @@ impl<'r> Checker<'r> {
         let protected = p.protected();
         if protected || inspect::worth_reading_unprotected(&entry.path) {
             let format = format_of(&entry.path, &p.sops_types);
-            for f in self.inspect(entry, &format, protected)? {
+            let rule = p.selector.as_ref().map(|(n, s)| (*n, s));
+            for f in self.inspect(entry, &format, protected, rule)? {
                 self.push(entry, commit, f);
             }
         }
@@ -512,6 +524,7 @@ impl<'r> Checker<'r> {
                         remembered: false,
                         unprotected: a.is_some_and(|a| a.unprotected),
                         sops_types: vec![a.map_or("unspecified".into(), |a| a.sops_type.clone())],
+                        selector: rules.selector_for(&e.path),
                     }
                 })
                 .collect();

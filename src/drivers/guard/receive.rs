@@ -8,7 +8,8 @@
 //! - whatever the new value points at is peeled (through annotated tags) and
 //!   checked by its type: the commits it brings (`NEW --not --all`: the push's
 //!   objects are not reachable from any existing ref yet) with the history
-//!   rules; a tree under its own rules, remembering what HEAD protects; a blob,
+//!   rules, a root commit (an orphan branch) remembering what HEAD protects as
+//!   if HEAD were its parent; a tree under its own rules, likewise; a blob,
 //!   which has no path and so no protection to go by, only when it is an intact
 //!   SOPS file.
 
@@ -54,7 +55,14 @@ pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
         match kind.as_str() {
             "commit" => {
                 let range = format!("{id} --not --all");
-                let commits = repo.history(&range)?;
+                let mut commits = repo.history(&range)?;
+                // A root commit (an orphan branch) has no parent to remember
+                // what was protected: the repository's HEAD stands in for one.
+                if let Some(head) = &head {
+                    for c in commits.iter_mut().filter(|c| c.parents.is_empty()) {
+                        c.parents.push(repo.tree_changes(head, &c.commit)?);
+                    }
+                }
                 checker.report.commits += commits.len();
                 checker.history(&commits, &|_| true)?;
             }

@@ -11,12 +11,16 @@
 use regex::Regex;
 
 use crate::formats::{yaml_value, Value};
+use crate::sops::selectors::Selector;
 
-/// The `path_regex` rules of one `.sops.yaml`.
+/// The `path_regex` rules of one `.sops.yaml`, and the selector of every
+/// creation rule.
 #[derive(Clone, Default)]
 pub struct SopsRules {
     /// (1-based rule number, pattern, compiled regex)
     rules: Vec<(usize, String, Regex)>,
+    /// Every creation rule in order: (number, path_regex, selector).
+    selectors: Vec<(usize, Option<Regex>, Option<Selector>)>,
 }
 
 impl SopsRules {
@@ -35,10 +39,19 @@ impl SopsRules {
             Some(_) => return Err("`creation_rules` must be a list".into()),
         };
         let mut out = Vec::new();
+        let mut selectors = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
+            let selector =
+                rule_selector(rule).map_err(|e| format!("creation rule {}: {e}", i + 1))?;
             let pattern = match rule.get("path_regex") {
-                None | Some(Value::Null) => continue,
-                Some(Value::Str(s)) if s.is_empty() => continue,
+                None | Some(Value::Null) => {
+                    selectors.push((i + 1, None, selector));
+                    continue;
+                }
+                Some(Value::Str(s)) if s.is_empty() => {
+                    selectors.push((i + 1, None, selector));
+                    continue;
+                }
                 Some(Value::Str(s)) => s,
                 Some(_) => {
                     return Err(format!(
@@ -53,13 +66,27 @@ impl SopsRules {
                     i + 1
                 )
             })?;
+            selectors.push((i + 1, Some(regex.clone()), selector));
             if regex.is_match("") {
                 // A catch-all (`.*`, `^`): says which keys new files get, not which are secret.
                 continue;
             }
             out.push((i + 1, pattern.clone(), regex));
         }
-        Ok(SopsRules { rules: out })
+        Ok(SopsRules {
+            rules: out,
+            selectors,
+        })
+    }
+
+    /// The selector of the creation rule sops would use for `path` (the first
+    /// whose `path_regex` matches, or that has none), with the rule's number;
+    /// sops' default when that rule names none. `None`: no rule covers it.
+    pub fn selector_for(&self, path: &str) -> Option<(usize, Selector)> {
+        self.selectors
+            .iter()
+            .find(|(_, re, _)| re.as_ref().is_none_or(|re| re.is_match(path)))
+            .map(|(n, _, sel)| (*n, sel.clone().unwrap_or_else(Selector::default_suffix)))
     }
 
     /// The first rule whose `path_regex` matches the repository-relative `path`:
@@ -77,11 +104,32 @@ impl SopsRules {
     /// Add another config's rules (the working tree's beside the index's).
     pub fn extend(&mut self, other: SopsRules) {
         self.rules.extend(other.rules);
+        self.selectors.extend(other.selectors);
     }
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// The one selector a creation rule names, if any.
+fn rule_selector(rule: &Value) -> Result<Option<Selector>, String> {
+    let mut found = None;
+    for name in Selector::FIELDS {
+        if let Some(Value::Str(pattern)) = rule.get(name) {
+            if pattern.is_empty() {
+                continue;
+            }
+            if found.is_some() {
+                return Err(format!(
+                    "more than one selector is set; sops allows one of {}",
+                    Selector::FIELDS.join(", ")
+                ));
+            }
+            found = Some(Selector::new(name, pattern).map_err(|e| format!("invalid {name}: {e}"))?);
+        }
+    }
+    Ok(found)
 }
 
 /// Files that configure protection (or git itself) and so can never be
