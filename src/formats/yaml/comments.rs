@@ -1,476 +1,1843 @@
-//! Which collection each comment belongs to.
+//! Which collection each comment belongs to (its AAD), exactly as sops 3.11 decides.
 //!
-//! A comment's AAD is the path of the map or list that holds it, so a comment we
-//! encrypt in place must land in the same collection when real sops reads the file
-//! back. sops takes comments from go-yaml v3, which attaches them to nodes with an
-//! indentation- and blank-line-sensitive algorithm (`scannerc.go`
-//! `yaml_parser_scan_comments` and `yaml_parser_unroll_indent`, then the decoder
-//! moves foot comments onto keys, then sops' `appendCommentToMap/List`). This module
-//! emulates that algorithm on the gap between two tokens:
+//! sops encrypts a comment with the path of the map or list its YAML store puts the
+//! comment in. That store reads comments from the head, line and foot comment
+//! fields go-yaml v3 attaches to nodes, and go-yaml's attachment depends on token
+//! positions, indentation, blank lines and even on how far its scanner runs ahead
+//! of its parser. No simple rule of thumb reproduces it (a two-line comment block
+//! closing a nested map is bound to that map, but the same block after a blank
+//! line, or at a deeper column, or in a CRLF file, may be bound elsewhere), so this
+//! module *replays* go-yaml on our parse, then applies sops' distribution:
 //!
-//! * **Inline comments** (code before the `#` on its line) belong to the collection
-//!   of the item on that line and are placed before that item; after a key with no
-//!   inline value (`a: # c` above a nested block) that is the map holding `a`; after
-//!   a flow collection's closing bracket it is that flow collection (or the list
-//!   holding it).
-//! * **Own-line comments** between the previous token P and the next token N are
-//!   grouped and split the way go-yaml does: the first comment group directly after P
-//!   becomes a *foot of P* (it goes to P's collection) unless it is dedented below the
-//!   innermost block indentation and followed by a blank line; later groups at a
-//!   different column become *foot* comments that are attached to the end of the
-//!   deepest closing block collection whose indentation equals the group's column
-//!   (a closing map keeps them; a closing sequence hands them to its parent, as
-//!   go-yaml moves a sequence's foot comment to its key); everything else is a
-//!   *head* comment of N and goes to N's collection (the document root at the end).
-//! * Comments inside flow collections belong to the innermost flow collection.
+//! 1. **Tokens.** The source is cut into go-yaml's tokens: scalars (the spans the
+//!    tree builder found), indicators (`-`, `?`, `:`, `,`, brackets, `---`,
+//!    `...`, tags), and the tokens go-yaml inserts: `KEY` and
+//!    `BLOCK-MAPPING-START` in front of a simple key when its `:` is found,
+//!    `BLOCK-SEQUENCE-START` before the first `-` of an indented sequence, and
+//!    `BLOCK-END` whenever a token starts left of the current indentation.
+//! 2. **Comment groups** (go-yaml's scanner). A comment on a token's line after
+//!    it is a *line* comment of that token (after `:` or `,` of the token before;
+//!    never after a `-`). Own-line comments between two tokens are grouped: a
+//!    group ends at a blank line that follows the first group directly under the
+//!    previous token (that group is a *foot* of the previous token), and at a line
+//!    less indented than the current block level whose column differs from the
+//!    group's first comment (a *foot* of what precedes). Whatever is left before
+//!    the next token is a *head* comment. The line break right after a comment is
+//!    not looked at, so only real blank lines split groups — except in CRLF
+//!    files, where the `\n` of every `\r\n` looks like one.
+//! 3. **Block ends.** A closing block level's `BLOCK-END` is placed at the first
+//!    comment of the gap at that level's column (else just before the gap), so a
+//!    foot group at a closing map's column stays inside that map.
+//! 4. **Attachment** (go-yaml's parser). Groups are handed to the parser when it
+//!    reaches a token at or after the group's mark (the previous token for a first
+//!    foot group, the split point for later ones, the comment itself for a head;
+//!    heads wait past `BLOCK-END`s). The next event that takes comments — a
+//!    scalar, a flow collection's start or end, a block map's end, a document's
+//!    end — gets them as head, line and foot comments. Then go-yaml's composer
+//!    moves feet: a value's foot to its key, a key's foot to the previous key, a
+//!    block map's foot to its last key (each move *overwrites*, so sops loses the
+//!    comment that was there).
+//! 5. **sops' store.** Comments of keys and scalar values go into the map holding
+//!    them (head and line before the entry, foot after it); comments of a nested
+//!    map or list value go into that collection (head and line first, foot last);
+//!    comments of list items go into the list; a document's go into its root.
 //!
-//! Checked against sops 3.11 on the cases in the tests (`comment_placement_*`);
-//! go-yaml has further corner cases (comments between an explicit `?` key and its
-//! value, comments before `---`) that are only approximated.
+//! A plaintext is bound as it will be read once encrypted: followed by the `sops:`
+//! entry git-sops appends to each document (see [`super::metadata`]), because a
+//! comment at the end of a document can bind differently before a key than before
+//! the end of the file. Comments go-yaml drops (it overwrites some foot comments and
+//! ignores comments on directive lines) are never seen by sops; they stay in the
+//! collection that contains them. If the replay cannot follow the input (go-yaml
+//! would reject it), every comment falls back to the innermost collection that
+//! contains it.
+//!
+//! Two details of go-yaml are approximated: the 1024-character limit of simple keys
+//! (only keys on the line of their `:` are simple) and tab characters in
+//! indentation (go-yaml rejects most of them).
 
 use super::scan::{RawComment, Source};
-use super::tree::{Built, MarkKind};
+use super::tree::{Built, MarkKind, SkNode};
 
-/// Where a comment goes: collection id and a sort position among its items.
+/// Where a comment goes: collection id and a sort position among its items
+/// (it precedes every item whose start is at or after `sort`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
     pub coll: usize,
     pub sort: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TokenMark {
-    Prev,
-    At(usize),
-}
-
-struct Emitted {
-    members: Vec<usize>,
-    foot: bool,
-    token_mark: TokenMark,
-    start_off: usize,
-    start_col: usize,
-    scan_mark: usize,
-    end_off: usize,
-}
-
 pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Placement> {
-    let mut out = vec![
-        Placement {
-            coll: built.roots.first().copied().unwrap_or(0),
-            sort: 0,
-        };
-        comments.len()
-    ];
-    let mut i = 0;
-    while i < comments.len() {
-        let c = &comments[i];
-        if let Some(f) = innermost_flow(built, c.hash) {
-            out[i] = Placement {
-                coll: f,
-                sort: c.hash,
-            };
-            i += 1;
-            continue;
-        }
-        let p = prev_mark(built, c.hash);
-        if !c.own_line {
-            out[i] = inline(src, built, p, c.hash);
-            i += 1;
-            continue;
-        }
-        let n = next_mark(built, c.hash);
-        // The gap: consecutive own-line comments with the same P and N.
-        let mut j = i + 1;
-        while j < comments.len()
-            && comments[j].own_line
-            && next_mark(built, comments[j].hash) == n
-            && innermost_flow(built, comments[j].hash).is_none()
-        {
-            j += 1;
-        }
-        let placed = gap(src, built, p, n, &comments[i..j]);
-        out[i..j].copy_from_slice(&placed);
-        i = j;
-    }
-    out
+    simulate(src, built, comments).unwrap_or_else(|| fallback(built, comments))
 }
 
-fn innermost_flow(built: &Built, at: usize) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (id, c) in built.colls.iter().enumerate() {
-        if c.flow && c.start < at && at < c.end {
-            match best {
-                Some(b) if built.colls[b].start > c.start => {}
-                _ => best = Some(id),
+/// Every comment in the innermost collection containing it (the document root
+/// when none does), in source order.
+fn fallback(built: &Built, comments: &[RawComment]) -> Vec<Placement> {
+    comments
+        .iter()
+        .map(|c| {
+            let mut best: Option<usize> = None;
+            for (id, coll) in built.colls.iter().enumerate() {
+                if coll.start <= c.hash && c.hash < coll.end {
+                    match best {
+                        Some(b) if built.colls[b].start >= coll.start => {}
+                        _ => best = Some(id),
+                    }
+                }
             }
-        }
-    }
-    best
+            let coll = best.unwrap_or_else(|| root_at(built, c.hash));
+            Placement { coll, sort: c.hash }
+        })
+        .collect()
 }
 
-fn prev_mark(built: &Built, at: usize) -> Option<usize> {
-    let k = built.marks.partition_point(|m| m.start < at);
-    if k == 0 {
-        None
-    } else {
-        Some(k - 1)
-    }
-}
-
-fn next_mark(built: &Built, at: usize) -> Option<usize> {
-    let k = built.marks.partition_point(|m| m.start < at);
-    if k < built.marks.len() {
-        Some(k)
-    } else {
-        None
-    }
-}
-
-fn doc_root(built: &Built, doc: usize) -> usize {
+/// The root of the last document starting at or before `at`.
+fn root_at(built: &Built, at: usize) -> usize {
     built
         .roots
-        .get(doc)
-        .or(built.roots.last())
+        .iter()
         .copied()
+        .rfind(|&r| built.colls[r].start <= at)
+        .or_else(|| built.roots.first().copied())
         .unwrap_or(0)
 }
 
-fn mark_doc(built: &Built, m: usize) -> usize {
-    match built.marks[m].kind {
-        MarkKind::Key { coll, .. }
-        | MarkKind::Leaf { coll, .. }
-        | MarkKind::Dash { coll, .. }
-        | MarkKind::FlowStart { coll }
-        | MarkKind::FlowEnd { coll } => built.colls[coll].doc,
-        MarkKind::DocBoundary { doc } => doc,
-    }
-}
-
-fn item_start(built: &Built, coll: usize, item: usize) -> usize {
-    built.colls[coll]
-        .items
-        .get(item)
-        .map_or(built.colls[coll].start, |i| i.start)
-}
-
-/// The item of `coll` that contains byte `at`, by start.
-fn item_containing(built: &Built, coll: usize, at: usize) -> Option<usize> {
-    built.colls[coll]
-        .items
-        .iter()
-        .find(|i| i.start <= at && at <= i.end)
-        .map(|i| i.start)
-}
-
-fn inline(_src: &Source<'_>, built: &Built, p: Option<usize>, hash: usize) -> Placement {
-    let Some(p) = p else {
-        return Placement {
-            coll: doc_root(built, 0),
-            sort: hash,
-        };
-    };
-    match built.marks[p].kind {
-        MarkKind::Key { coll, item }
-        | MarkKind::Leaf { coll, item, .. }
-        | MarkKind::Dash { coll, item } => Placement {
-            coll,
-            sort: item_start(built, coll, item),
-        },
-        MarkKind::FlowStart { coll } => Placement { coll, sort: hash },
-        MarkKind::FlowEnd { coll } => match built.colls[coll].parent {
-            Some(parent) if !built.colls[parent].is_map => Placement {
-                coll: parent,
-                sort: item_containing(built, parent, built.colls[coll].start).unwrap_or(hash),
-            },
-            _ => Placement { coll, sort: hash },
-        },
-        MarkKind::DocBoundary { doc } => Placement {
-            coll: doc_root(built, doc),
-            sort: hash,
-        },
-    }
-}
-
-/// The collection a head comment of mark `n` goes to.
-fn n_placement(built: &Built, p: Option<usize>, n: Option<usize>) -> usize {
-    match n.map(|n| built.marks[n].kind) {
-        Some(MarkKind::Key { coll, .. })
-        | Some(MarkKind::Dash { coll, .. })
-        | Some(MarkKind::Leaf { coll, .. })
-        | Some(MarkKind::FlowStart { coll })
-        | Some(MarkKind::FlowEnd { coll }) => coll,
-        Some(MarkKind::DocBoundary { doc }) => {
-            // Comments before `---`/`...` stay with the document they follow.
-            let d = p.map_or(doc, |p| mark_doc(built, p));
-            doc_root(built, d)
-        }
-        None => doc_root(built, p.map_or(0, |p| mark_doc(built, p))),
-    }
-}
-
-/// The offset of the start of the line holding `at` (the text before it holds
-/// only complete lines).
-fn line_start_before(text: &str, at: usize) -> usize {
-    let at = at.min(text.len());
-    text[..at].rfind('\n').map_or(0, |i| i + 1)
-}
-
-fn gap(
+/// The replay; `None` when go-yaml would not read the input the way we do.
+pub(super) fn simulate(
     src: &Source<'_>,
     built: &Built,
-    p: Option<usize>,
-    n: Option<usize>,
     comments: &[RawComment],
-) -> Vec<Placement> {
-    let sorted = |coll: usize| -> Vec<Placement> {
-        comments
-            .iter()
-            .map(|c| Placement { coll, sort: c.hash })
-            .collect()
-    };
-    let Some(p) = p else {
-        return sorted(n_placement(built, None, n));
-    };
-    let pm = built.marks[p];
-    // P's container and whether P is a VALUE token (key with nothing after it).
-    let (container, prev_is_value) = match pm.kind {
-        MarkKind::Key { coll, .. } => (coll, true),
-        MarkKind::Leaf { coll, empty, .. } => (coll, empty),
-        MarkKind::Dash { coll, .. } => (coll, false),
-        MarkKind::FlowEnd { coll } => (built.colls[coll].parent.unwrap_or(coll), false),
-        MarkKind::FlowStart { coll } => return sorted(coll),
-        MarkKind::DocBoundary { doc } => {
-            let d = n.map_or(doc, |n| mark_doc(built, n));
-            let _ = d;
-            return sorted(n_placement(built, None, n));
-        }
-    };
-    // Block indentation levels open at P, innermost first.
-    let mut levels = Vec::new();
-    let mut cur = Some(container);
-    while let Some(c) = cur {
-        let coll = &built.colls[c];
-        if !coll.flow && (coll.is_map || !coll.indentless) {
-            levels.push(c);
-        }
-        cur = coll.parent;
+) -> Option<Vec<Placement>> {
+    if comments.is_empty() {
+        return Some(Vec::new());
     }
-    let next_indent = levels.first().map_or(0, |&c| built.colls[c].indent);
-    let n_col: i64 = match n.map(|n| built.marks[n]) {
-        Some(m) if !matches!(m.kind, MarkKind::DocBoundary { .. }) => m.col as i64,
-        _ => -1,
+    let units = lex(src, built, comments)?;
+    let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
+    let inserts = metadata_inserts(src, built, comments, &units);
+    let nodes = if inserts.is_empty() {
+        let mut sim = Sim::new(src, &units, &positions);
+        sim.run()?;
+        compose(&sim.events)?
+    } else {
+        let (text, units, positions) = with_inserts(src.text, &units, &positions, &inserts);
+        let vsrc = Source::new(&text);
+        let mut sim = Sim::new(&vsrc, &units, &positions);
+        sim.run()?;
+        compose(&sim.events)?
     };
-    let n_start = n.map_or(src.text.len(), |n| built.marks[n].start);
+    distribute(built, &nodes, comments.len(), !inserts.is_empty()).map(|placed| {
+        placed
+            .into_iter()
+            .zip(fallback(built, comments))
+            .map(|(p, f)| p.unwrap_or(f))
+            .collect()
+    })
+}
 
-    // --- yaml_parser_scan_comments, line by line ---
-    let text = src.text;
-    let first = &comments[0];
-    let before = &text[pm.end.min(first.hash)..first.hash];
-    let ws_tail = before.len() - before.trim_end_matches([' ', '\t', '\n', '\r']).len();
-    let newlines = before[before.len() - ws_tail..].matches('\n').count();
-    let first_line = src.line_of(first.hash);
-    let p_line = src.line_of(pm.end.min(text.len()));
-    let foot_line: i64 = if p_line > 0 {
-        let mut f = first_line as i64 - newlines as i64 + 1;
-        if newlines == 0 && src.col(first.hash) + 1 > 1 {
-            f += 1;
+// ---------------------------------------------------------------------------------
+// Lexing: the source as go-yaml's scanner sees it
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum U {
+    /// A scalar; `trailing`: plain and block scalars, whose scanner eats the
+    /// whitespace and line breaks after them.
+    Scalar {
+        trailing: bool,
+    },
+    DocStart,
+    DocEnd,
+    Directive,
+    Dash,
+    Question,
+    Colon,
+    Comma,
+    FlowOpen {
+        map: bool,
+    },
+    FlowClose {
+        map: bool,
+    },
+    /// A tag or an anchor.
+    Property,
+    Alias,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    u: U,
+    start: usize,
+    end: usize,
+}
+
+fn is_blankz_at(b: &[u8], i: usize) -> bool {
+    matches!(b.get(i), None | Some(b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+fn bom_len(text: &str) -> usize {
+    if text.starts_with('\u{feff}') {
+        3
+    } else {
+        0
+    }
+}
+
+/// Cut the source into tokens: the scalar spans of the tree and the indicators
+/// between them. `None` on anything go-yaml would not read as we do.
+fn lex(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Option<Vec<Unit>> {
+    let b = src.text.as_bytes();
+    let bom = bom_len(src.text);
+    let opaque = &built.opaque;
+    let mut units = Vec::new();
+    let (mut oi, mut ci, mut flow) = (0usize, 0usize, 0usize);
+    let mut pos = bom;
+    loop {
+        while pos < b.len() && matches!(b[pos], b' ' | b'\t' | b'\r' | b'\n') {
+            pos += 1;
         }
-        f
-    } else {
-        -1
-    };
-    // go-yaml ends an indentless sequence (`key:` then `- item` at the key's
-    // column) at the next key of its map; a comment at that column right before
-    // such a key is that key's head comment, not the sequence's foot.
-    let indentless_head = !built.colls[container].is_map
-        && built.colls[container].indentless
-        && n.is_some_and(|n| {
-            let m = built.marks[n];
-            matches!(m.kind, MarkKind::Key { .. })
-                && m.col == src.col(first.hash)
-                // A blank line in between keeps it the sequence's foot comment.
-                && !text[first.hash..line_start_before(text, m.start)]
-                    .lines()
-                    .any(|l| l.trim().is_empty())
-        });
-    let mut first_empty = newlines <= 1 && !indentless_head;
-    let mut scan_mark = pm.end;
-    let mut token_mark = TokenMark::Prev;
-    let mut group: Vec<usize> = Vec::new();
-    let mut g_start = (0usize, 0usize, 0usize); // line, col, offset
-    let mut emitted: Vec<Emitted> = Vec::new();
-
-    let last_line = if n.is_some() {
-        src.line_of(n_start)
-    } else {
-        src.line_count().saturating_sub(1)
-    };
-    let mut ci = 0;
-    let mut line = first_line;
-    while line <= last_line {
-        let ls = src.line_start(line);
-        let lt = src.line_text(line);
-        let indent_bytes = lt.len() - lt.trim_start_matches([' ', '\t']).len();
-        let is_comment = ci < comments.len() && comments[ci].hash == ls + indent_bytes;
-        let blank = lt.trim().is_empty();
-        if is_comment {
-            let c = &comments[ci];
-            let col = src.col(c.hash);
-            if !group.is_empty() && col < next_indent && col != g_start.1 {
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: c.hash,
-                });
-                scan_mark = c.hash;
-                token_mark = TokenMark::At(c.hash);
-            }
-            if group.is_empty() {
-                g_start = (line, col, c.hash);
-            }
-            group.push(ci);
+        if pos >= b.len() {
+            break;
+        }
+        while ci < comments.len() && comments[ci].hash < pos {
             ci += 1;
-            // The line break (or end of input) after the comment.
-            let eol = c.text.end;
-            // Observed with sops 3.11: a dedented first comment directly followed by
-            // more content stays a foot of P; only a blank line or the end makes it
-            // "unrelated to the prior token".
-            let next_blank = line + 1 > last_line
-                || src.line_start(line + 1) >= text.len()
-                || src.line_text(line + 1).trim().is_empty();
-            let dedented = g_start.1 < next_indent;
-            if first_empty
-                && (!dedented || next_blank)
-                && ((g_start.0 as i64 == foot_line && !prev_is_value) || dedented)
-            {
-                let tm = if g_start.1 < next_indent {
-                    TokenMark::At(g_start.2)
-                } else {
-                    token_mark
-                };
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark: tm,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: eol,
-                });
-                scan_mark = eol;
-                token_mark = TokenMark::At(eol);
+        }
+        if ci < comments.len() && comments[ci].hash == pos {
+            pos = comments[ci].text.end.max(pos + 1);
+            continue;
+        }
+        while oi < opaque.len() && opaque[oi].start < pos {
+            oi += 1;
+        }
+        if oi < opaque.len() && opaque[oi].start == pos && opaque[oi].end > pos {
+            let trailing = !matches!(b[pos], b'\'' | b'"');
+            units.push(Unit {
+                u: U::Scalar { trailing },
+                start: pos,
+                end: opaque[oi].end,
+            });
+            pos = opaque[oi].end;
+            continue;
+        }
+        let at_line_start = pos == bom || b[pos - 1] == b'\n';
+        let three = |c: u8| {
+            at_line_start && b.get(pos..pos + 3) == Some(&[c, c, c][..]) && is_blankz_at(b, pos + 3)
+        };
+        let (u, len) = match b[pos] {
+            b'-' if three(b'-') => (U::DocStart, 3),
+            b'.' if three(b'.') => (U::DocEnd, 3),
+            b'%' if at_line_start => {
+                let end = src.line_end(pos);
+                (U::Directive, end - pos)
             }
-            first_empty = false;
-        } else if blank {
-            first_empty = false;
+            b'-' if flow == 0 && is_blankz_at(b, pos + 1) => (U::Dash, 1),
+            b'?' if is_blankz_at(b, pos + 1) => (U::Question, 1),
+            b':' => (U::Colon, 1),
+            b',' if flow > 0 => (U::Comma, 1),
+            b'[' | b'{' => {
+                flow += 1;
+                (
+                    U::FlowOpen {
+                        map: b[pos] == b'{',
+                    },
+                    1,
+                )
+            }
+            b']' | b'}' => {
+                flow = flow.checked_sub(1)?;
+                (
+                    U::FlowClose {
+                        map: b[pos] == b'}',
+                    },
+                    1,
+                )
+            }
+            b'!' | b'&' | b'*' => {
+                let mut e = pos + 1;
+                while e < b.len()
+                    && !matches!(b[e], b' ' | b'\t' | b'\r' | b'\n')
+                    && !(flow > 0 && matches!(b[e], b',' | b'[' | b']' | b'{' | b'}'))
+                {
+                    e += 1;
+                }
+                let u = if b[pos] == b'*' {
+                    U::Alias
+                } else {
+                    U::Property
+                };
+                (u, e - pos)
+            }
+            _ => return None,
+        };
+        units.push(Unit {
+            u,
+            start: pos,
+            end: pos + len,
+        });
+        pos += len;
+    }
+    Some(units)
+}
+
+// ---------------------------------------------------------------------------------
+// The `sops:` entry a plaintext will be followed by once encrypted
+// ---------------------------------------------------------------------------------
+
+/// For each block document without a `sops` entry whose last comment comes after
+/// its last token: where git-sops' metadata insertion puts the entry, and the text
+/// it inserts before the key (line breaks only; the key text itself is added by
+/// [`with_inserts`]). Documents without such a comment bind the same either way.
+fn metadata_inserts(
+    src: &Source<'_>,
+    built: &Built,
+    comments: &[RawComment],
+    units: &[Unit],
+) -> Vec<(usize, String)> {
+    let text = src.text;
+    let nl = if text
+        .find('\n')
+        .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
+    {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let mut out = Vec::new();
+    let mut doc_start = 0;
+    for (doc, &root) in built.roots.iter().enumerate() {
+        let coll = &built.colls[root];
+        let at = doc_end(text, coll.end);
+        let from = doc_start;
+        doc_start = at;
+        if coll.flow
+            || coll
+                .items
+                .iter()
+                .any(|i| i.key.as_ref().is_some_and(|(k, _)| k == "sops"))
+        {
+            continue;
+        }
+        let last_token = units
+            .iter()
+            .filter(|u| u.end <= at && u.start >= from)
+            .map(|u| u.end)
+            .max()
+            .unwrap_or(from);
+        let in_doc = |c: &&RawComment| c.hash >= from && c.hash < at;
+        if !comments.iter().filter(in_doc).any(|c| c.hash >= last_token) {
+            continue;
+        }
+        // As metadata insertion: a blank line first when the document's last
+        // key, value or comment is a comment.
+        let last_comment = comments
+            .iter()
+            .filter(in_doc)
+            .map(|c| c.text.end)
+            .max()
+            .unwrap_or(0);
+        let last_value = built
+            .marks
+            .iter()
+            .filter_map(|m| match m.kind {
+                MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. }
+                    if built.colls[coll].doc == doc =>
+                {
+                    Some(m.end)
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let gap = if last_comment > last_value { nl } else { "" };
+        let ends_with_break = at == 0 || text[..at].ends_with('\n');
+        let prefix = if ends_with_break {
+            gap.to_string()
         } else {
-            // The next token's line.
-            let col = src.col(ls + indent_bytes);
-            if !group.is_empty() && col < next_indent && col != g_start.1 {
-                let off = ls + indent_bytes;
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: off,
+            format!("{nl}{gap}")
+        };
+        out.push((at, prefix));
+    }
+    out
+}
+
+/// Where a document whose root ends at `root_end` ends: the start of the line of
+/// the next `...` or `---` marker, or the end of the text (as metadata insertion).
+fn doc_end(src: &str, root_end: usize) -> usize {
+    let from = root_end.min(src.len());
+    let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
+    while pos < src.len() {
+        let rest = &src[pos..];
+        let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
+            && rest[3..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
+        if is_marker {
+            return pos;
+        }
+        pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
+    }
+    src.len()
+}
+
+const META_KEY: &str = "sops: x";
+
+/// The text with a `sops: x` entry inserted at each point, and the units and
+/// comment positions moved to match.
+#[allow(clippy::type_complexity)]
+fn with_inserts(
+    text: &str,
+    units: &[Unit],
+    positions: &[(usize, usize)],
+    inserts: &[(usize, String)],
+) -> (String, Vec<Unit>, Vec<(usize, usize)>) {
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(text.len() + inserts.len() * 16);
+    let mut shifts: Vec<(usize, usize)> = Vec::new(); // (original at, total shift from there)
+    let mut extra = Vec::new();
+    let mut last = 0;
+    for (at, prefix) in inserts {
+        out.push_str(&text[last..*at]);
+        out.push_str(prefix);
+        let key = out.len();
+        out.push_str(META_KEY);
+        let tail_break = if text[..*at].ends_with('\n') || *at == 0 {
+            nl
+        } else {
+            ""
+        };
+        out.push_str(tail_break);
+        extra.push(Unit {
+            u: U::Scalar { trailing: true },
+            start: key,
+            end: key + 4,
+        });
+        extra.push(Unit {
+            u: U::Colon,
+            start: key + 4,
+            end: key + 5,
+        });
+        extra.push(Unit {
+            u: U::Scalar { trailing: true },
+            start: key + 6,
+            end: key + 7,
+        });
+        shifts.push((*at, out.len() - *at));
+        last = *at;
+    }
+    out.push_str(&text[last..]);
+    let shift = |p: usize| {
+        let k = shifts.partition_point(|(at, _)| *at <= p);
+        if k == 0 {
+            p
+        } else {
+            p + shifts[k - 1].1
+        }
+    };
+    let mut moved: Vec<Unit> = units
+        .iter()
+        .map(|u| Unit {
+            u: u.u,
+            start: shift(u.start),
+            end: shift(u.start) + (u.end - u.start),
+        })
+        .chain(extra)
+        .collect();
+    moved.sort_by_key(|u| u.start);
+    let positions = positions
+        .iter()
+        .map(|&(h, e)| (shift(h), shift(h) + (e - h)))
+        .collect();
+    (out, moved, positions)
+}
+
+// ---------------------------------------------------------------------------------
+// go-yaml's scanner and parser, for comments only
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum T {
+    StreamStart,
+    StreamEnd,
+    DocStart,
+    DocEnd,
+    Directive,
+    BlockSeqStart,
+    BlockMapStart,
+    BlockEnd,
+    BlockEntry,
+    FlowSeqStart,
+    FlowSeqEnd,
+    FlowMapStart,
+    FlowMapEnd,
+    FlowEntry,
+    Key,
+    Value,
+    Alias,
+    Property,
+    Scalar,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tok {
+    t: T,
+    start: i64,
+}
+
+/// A comment text as go-yaml builds it: comment lines (raw comment indices) and
+/// line breaks (`NL`); sops reads every non-empty line of it.
+type Text = Vec<u32>;
+const NL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GroupKind {
+    Head,
+    Line,
+    Foot,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Mark {
+    index: i64,
+    line: i64,
+    column: i64,
+}
+
+#[derive(Debug)]
+struct Group {
+    kind: GroupKind,
+    token_mark: i64,
+    start: Mark,
+    /// Zero for line comments, as in go-yaml.
+    end: i64,
+    scan_mark: i64,
+    text: Text,
+    /// Handed to the parser (go-yaml clears the record then).
+    taken: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SimpleKey {
+    possible: bool,
+    token: usize,
+    index: usize,
+    line: usize,
+    column: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    StreamStart,
+    ImplicitDocStart,
+    DocStart,
+    DocContent,
+    DocEnd,
+    BlockNode,
+    BlockSeqFirst,
+    BlockSeqEntry,
+    IndentlessEntry,
+    BlockMapFirstKey,
+    BlockMapKey,
+    BlockMapValue,
+    FlowSeqFirst,
+    FlowSeqEntry,
+    FlowSeqPairKey,
+    FlowSeqPairValue,
+    FlowSeqPairEnd,
+    FlowMapFirstKey,
+    FlowMapKey,
+    FlowMapValue,
+    FlowMapEmptyValue,
+    End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EvKind {
+    StreamStart,
+    StreamEnd,
+    DocStart,
+    DocEnd,
+    Scalar,
+    SeqStart { flow: bool },
+    SeqEnd,
+    MapStart { flow: bool },
+    MapEnd,
+}
+
+#[derive(Debug)]
+struct Event {
+    kind: EvKind,
+    head: Text,
+    line: Text,
+    foot: Text,
+}
+
+impl Event {
+    fn bare(kind: EvKind) -> Event {
+        Event {
+            kind,
+            head: Vec::new(),
+            line: Vec::new(),
+            foot: Vec::new(),
+        }
+    }
+}
+
+struct Sim<'s, 'a> {
+    src: &'s Source<'a>,
+    b: &'s [u8],
+    bom: usize,
+    units: &'s [Unit],
+    /// (hash, end of text) of every comment, by index.
+    comments: &'s [(usize, usize)],
+    next_unit: usize,
+    // Scanner.
+    pos: usize,
+    toks: Vec<Tok>,
+    groups: Vec<Group>,
+    indent: i64,
+    indents: Vec<i64>,
+    flow: usize,
+    simple_keys: Vec<SimpleKey>,
+    /// Token number → index in `simple_keys` (go-yaml's `simple_keys_by_tok`).
+    by_tok: Vec<(usize, usize)>,
+    simple_key_allowed: bool,
+    stream_end: bool,
+    // Parser.
+    head: usize,
+    groups_head: usize,
+    head_comment: Text,
+    line_comment: Text,
+    foot_comment: Text,
+    stem_comment: Option<Text>,
+    state: State,
+    states: Vec<State>,
+    events: Vec<Event>,
+}
+
+fn is_break(c: u8) -> bool {
+    c == b'\r' || c == b'\n'
+}
+
+fn is_breakz(c: u8) -> bool {
+    c == 0 || is_break(c)
+}
+
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+fn append(to: &mut Text, text: &[u32]) {
+    if !to.is_empty() {
+        to.push(NL);
+    }
+    to.extend_from_slice(text);
+}
+
+/// Enough steps for any input: every unit is fetched once and every event
+/// consumes a token or changes state; this only guards against a loop.
+const STEP_FACTOR: usize = 8;
+
+impl<'s, 'a> Sim<'s, 'a> {
+    fn new(src: &'s Source<'a>, units: &'s [Unit], comments: &'s [(usize, usize)]) -> Self {
+        let bom = bom_len(src.text);
+        Sim {
+            src,
+            b: src.text.as_bytes(),
+            bom,
+            units,
+            comments,
+            next_unit: 0,
+            pos: bom,
+            toks: Vec::new(),
+            groups: Vec::new(),
+            indent: -1,
+            indents: Vec::new(),
+            flow: 0,
+            simple_keys: vec![SimpleKey {
+                possible: false,
+                token: 0,
+                index: 0,
+                line: 0,
+                column: 0,
+            }],
+            by_tok: Vec::new(),
+            simple_key_allowed: true,
+            stream_end: false,
+            head: 0,
+            groups_head: 0,
+            head_comment: Vec::new(),
+            line_comment: Vec::new(),
+            foot_comment: Vec::new(),
+            stem_comment: None,
+            state: State::StreamStart,
+            states: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn byte(&self, i: usize) -> u8 {
+        self.b.get(i).copied().unwrap_or(0)
+    }
+
+    fn line(&self, at: usize) -> i64 {
+        self.src.line_of(at.min(self.b.len())) as i64
+    }
+
+    /// go-yaml's column (characters; a leading BOM is not part of the text).
+    fn column(&self, at: usize) -> i64 {
+        let at = at.min(self.b.len());
+        let col = self.src.col(at) as i64;
+        if self.bom > 0 && self.src.line_of(at) == 0 {
+            col - 1
+        } else {
+            col
+        }
+    }
+
+    fn mark(&self, at: usize) -> Mark {
+        Mark {
+            index: at as i64,
+            line: self.line(at),
+            column: self.column(at),
+        }
+    }
+
+    /// Line breaks since the last non-blank character before `at`.
+    fn newlines(&self, at: usize) -> i64 {
+        let mut n = 0;
+        let mut i = at.min(self.b.len());
+        while i > self.bom {
+            match self.b[i - 1] {
+                b'\n' => n += 1,
+                b'\r' => {
+                    if self.byte(i) != b'\n' {
+                        n += 1;
+                    }
+                }
+                b' ' | b'\t' => {}
+                _ => break,
+            }
+            i -= 1;
+        }
+        n
+    }
+
+    fn comment_at(&self, hash: usize) -> Option<(u32, usize)> {
+        let k = self.comments.partition_point(|(h, _)| *h < hash);
+        match self.comments.get(k) {
+            Some(&(h, end)) if h == hash => Some((k as u32, end)),
+            _ => None,
+        }
+    }
+
+    fn run(&mut self) -> Option<()> {
+        let limit = (self.units.len() + self.comments.len() + 8) * STEP_FACTOR;
+        for _ in 0..limit {
+            if self.state == State::End {
+                return Some(());
+            }
+            let ev = self.parse()?;
+            self.events.push(ev);
+        }
+        None
+    }
+
+    // --- scanner ----------------------------------------------------------------
+
+    fn push_tok(&mut self, t: T, start: i64) {
+        self.toks.push(Tok { t, start });
+    }
+
+    fn insert_tok(&mut self, at: usize, t: T, start: i64) {
+        let at = at.min(self.toks.len());
+        self.toks.insert(at, Tok { t, start });
+    }
+
+    fn remove_simple_key(&mut self) {
+        if let Some(k) = self.simple_keys.last_mut() {
+            if k.possible {
+                k.possible = false;
+                let token = k.token;
+                self.by_tok.retain(|(t, _)| *t != token);
+            }
+        }
+    }
+
+    fn save_simple_key(&mut self, at: usize) {
+        if !self.simple_key_allowed {
+            return;
+        }
+        self.remove_simple_key();
+        let level = self.simple_keys.len() - 1;
+        let key = SimpleKey {
+            possible: true,
+            token: self.toks.len(),
+            index: at,
+            line: self.src.line_of(at),
+            column: self.column(at),
+        };
+        self.simple_keys[level] = key;
+        self.by_tok.push((key.token, level));
+    }
+
+    fn simple_key_valid(&mut self, level: usize) -> bool {
+        let Some(k) = self.simple_keys.get(level).copied() else {
+            return false;
+        };
+        if !k.possible {
+            return false;
+        }
+        let here = self.pos.min(self.b.len());
+        if k.line < self.src.line_of(here) || k.index + 1024 < here {
+            self.simple_keys[level].possible = false;
+            return false;
+        }
+        true
+    }
+
+    fn roll_indent(&mut self, column: i64, at_token: Option<usize>, t: T, start: i64) {
+        if self.flow > 0 || self.indent >= column {
+            return;
+        }
+        self.indents.push(self.indent);
+        self.indent = column;
+        match at_token {
+            Some(i) => self.insert_tok(i, t, start),
+            None => self.push_tok(t, start),
+        }
+    }
+
+    fn unroll_indent(&mut self, column: i64, scan_mark: i64) {
+        if self.flow > 0 {
+            return;
+        }
+        let mut block_mark = scan_mark - 1;
+        while self.indent > column {
+            let mut stop = block_mark;
+            for g in self.groups.iter().rev() {
+                // A group handed to the parser is a cleared record in go-yaml.
+                let (end, scan, start) = if g.taken {
+                    (0, 0, Mark::default())
+                } else {
+                    (g.end, g.scan_mark, g.start)
+                };
+                if end < stop {
+                    break;
+                }
+                if start.column == self.indent + 1 {
+                    block_mark = start.index;
+                }
+                stop = scan;
+            }
+            self.push_tok(T::BlockEnd, block_mark);
+            self.indent = self.indents.pop().unwrap_or(-1);
+        }
+    }
+
+    /// Ensure the parser can look at token `head` (go-yaml keeps two tokens of
+    /// look-ahead, more while the head may still become a simple key).
+    fn fetch_more(&mut self) {
+        // Each round reads a unit or ends the stream; the bound only guards the loop.
+        for _ in 0..(self.units.len() + 16) * 2 {
+            if self.head + 2 < self.toks.len() {
+                let level = self
+                    .by_tok
+                    .iter()
+                    .find(|(t, _)| *t == self.head)
+                    .map(|(_, l)| *l);
+                let stalled = match level {
+                    Some(l) => self.simple_key_valid(l),
+                    None => false,
+                };
+                if !stalled || self.stream_end {
+                    break;
+                }
+            }
+            if self.stream_end {
+                // Nothing more to read: go-yaml repeats the stream end.
+                self.push_tok(T::StreamEnd, self.b.len() as i64);
+                continue;
+            }
+            self.fetch_next();
+        }
+    }
+
+    fn fetch_next(&mut self) {
+        if self.toks.is_empty() {
+            self.push_tok(T::StreamStart, self.bom as i64);
+            return;
+        }
+        let scan_mark = self.mark(self.pos);
+        self.scan_to_next_token(scan_mark);
+        let unit = self.units.get(self.next_unit).copied();
+        let start = unit.map_or(self.b.len(), |u| u.start);
+        self.pos = self.pos.max(start);
+        self.unroll_indent(self.column(start), scan_mark.index);
+        let Some(unit) = unit else {
+            // Stream end: go-yaml unrolls every level at the end.
+            self.unroll_indent(-1, self.b.len() as i64);
+            self.remove_simple_key();
+            self.simple_key_allowed = false;
+            self.push_tok(T::StreamEnd, self.b.len() as i64);
+            self.stream_end = true;
+            return;
+        };
+        self.next_unit += 1;
+        let s = unit.start as i64;
+        let col = self.column(unit.start);
+        // The mark line comments after this token attach to.
+        let mut comment_mark = s;
+        match unit.u {
+            U::DocStart | U::DocEnd | U::Directive => {
+                self.unroll_indent(-1, s);
+                self.remove_simple_key();
+                self.simple_key_allowed = false;
+                let t = match unit.u {
+                    U::DocStart => T::DocStart,
+                    U::DocEnd => T::DocEnd,
+                    _ => T::Directive,
+                };
+                self.push_tok(t, s);
+                self.pos = unit.end;
+                return;
+            }
+            U::Dash => {
+                self.roll_indent(col, None, T::BlockSeqStart, s);
+                self.remove_simple_key();
+                self.simple_key_allowed = true;
+                self.push_tok(T::BlockEntry, s);
+                self.pos = unit.end;
+                return;
+            }
+            U::Question => {
+                self.roll_indent(col, None, T::BlockMapStart, s);
+                self.remove_simple_key();
+                self.simple_key_allowed = self.flow == 0;
+                self.push_tok(T::Key, s);
+            }
+            U::Colon => {
+                if self.flow == 0 {
+                    comment_mark = self.toks.last().map_or(s, |t| t.start);
+                }
+                let level = self.simple_keys.len() - 1;
+                if self.simple_key_valid(level) {
+                    let k = self.simple_keys[level];
+                    self.insert_tok(k.token, T::Key, k.index as i64);
+                    self.roll_indent(k.column, Some(k.token), T::BlockMapStart, k.index as i64);
+                    self.simple_keys[level].possible = false;
+                    self.by_tok.retain(|(t, _)| *t != k.token);
+                    self.simple_key_allowed = false;
+                } else {
+                    self.roll_indent(col, None, T::BlockMapStart, s);
+                    self.simple_key_allowed = self.flow == 0;
+                }
+                self.push_tok(T::Value, s);
+            }
+            U::Comma => {
+                comment_mark = self.toks.last().map_or(s, |t| t.start);
+                self.remove_simple_key();
+                self.simple_key_allowed = true;
+                self.push_tok(T::FlowEntry, s);
+            }
+            U::FlowOpen { map } => {
+                self.save_simple_key(unit.start);
+                self.flow += 1;
+                self.simple_keys.push(SimpleKey {
+                    possible: false,
+                    token: self.toks.len(),
+                    index: unit.start,
+                    line: 0,
+                    column: 0,
                 });
-                scan_mark = off;
+                self.simple_key_allowed = true;
+                self.push_tok(
+                    if map {
+                        T::FlowMapStart
+                    } else {
+                        T::FlowSeqStart
+                    },
+                    s,
+                );
+            }
+            U::FlowClose { map } => {
+                self.remove_simple_key();
+                if self.flow > 0 {
+                    self.flow -= 1;
+                    if let Some(k) = self.simple_keys.pop() {
+                        self.by_tok.retain(|(t, _)| *t != k.token);
+                    }
+                }
+                self.simple_key_allowed = false;
+                self.push_tok(if map { T::FlowMapEnd } else { T::FlowSeqEnd }, s);
+            }
+            U::Property | U::Alias => {
+                self.save_simple_key(unit.start);
+                self.simple_key_allowed = false;
+                let t = if unit.u == U::Alias {
+                    T::Alias
+                } else {
+                    T::Property
+                };
+                self.push_tok(t, s);
+            }
+            U::Scalar { trailing } => {
+                let block = matches!(self.byte(unit.start), b'|' | b'>');
+                if block {
+                    self.remove_simple_key();
+                    self.simple_key_allowed = true;
+                } else {
+                    self.save_simple_key(unit.start);
+                    self.simple_key_allowed = false;
+                }
+                self.push_tok(T::Scalar, s);
+                if trailing {
+                    // The scalar's scanner eats the blanks and line breaks after it.
+                    let mut p = unit.end;
+                    while p < self.b.len() && matches!(self.b[p], b' ' | b'\t' | b'\r' | b'\n') {
+                        p += 1;
+                    }
+                    if self.b[unit.end.min(self.b.len())..p]
+                        .iter()
+                        .any(|&c| is_break(c))
+                    {
+                        self.simple_key_allowed = true;
+                    }
+                    self.pos = p;
+                } else {
+                    self.pos = unit.end;
+                }
+                self.scan_line_comment(comment_mark);
+                return;
+            }
+        }
+        self.pos = unit.end;
+        self.scan_line_comment(comment_mark);
+    }
+
+    fn scan_line_comment(&mut self, token_mark: i64) {
+        if self.newlines(self.pos) > 0 {
+            return;
+        }
+        for peek in 0..512 {
+            let c = self.byte(self.pos + peek);
+            if is_blank(c) {
+                continue;
+            }
+            if c == b'#' {
+                let hash = self.pos + peek;
+                if let Some((idx, end)) = self.comment_at(hash) {
+                    let start = self.mark(hash);
+                    self.groups.push(Group {
+                        kind: GroupKind::Line,
+                        token_mark,
+                        start,
+                        end: 0,
+                        scan_mark: 0,
+                        text: vec![idx],
+                        taken: false,
+                    });
+                    self.pos = end;
+                }
             }
             break;
         }
-        line += 1;
-    }
-    // Any comment the line walk did not reach (should not happen) joins the group.
-    while ci < comments.len() {
-        if group.is_empty() {
-            g_start = (
-                src.line_of(comments[ci].hash),
-                src.col(comments[ci].hash),
-                comments[ci].hash,
-            );
-        }
-        group.push(ci);
-        ci += 1;
-    }
-    if !group.is_empty() {
-        emitted.push(Emitted {
-            members: group,
-            foot: false,
-            token_mark: TokenMark::At(g_start.2),
-            start_off: g_start.2,
-            start_col: g_start.1,
-            scan_mark,
-            end_off: n_start.saturating_sub(1),
-        });
     }
 
-    // --- yaml_parser_unroll_indent: where each closing level's BLOCK-END sits ---
-    let closing: Vec<usize> = levels
-        .iter()
-        .copied()
-        .filter(|&c| (built.colls[c].indent as i64) > n_col)
-        .collect();
-    let mut block_mark = pm.end.saturating_sub(1);
-    let mut ends = Vec::new();
-    for &lv in &closing {
-        let mut stop = block_mark;
-        for e in emitted.iter().rev() {
-            if e.end_off < stop {
-                break;
+    fn scan_to_next_token(&mut self, scan_mark: Mark) {
+        loop {
+            while is_blank(self.byte(self.pos)) {
+                self.pos += 1;
             }
-            if e.start_col == built.colls[lv].indent {
-                block_mark = e.start_off;
-            }
-            stop = e.scan_mark;
-        }
-        ends.push((lv, block_mark));
-    }
-
-    let head_target = n_placement(built, Some(p), n);
-    let mut out = vec![
-        Placement {
-            coll: head_target,
-            sort: 0
-        };
-        comments.len()
-    ];
-    for e in &emitted {
-        let target = match (e.foot, e.token_mark) {
-            (true, TokenMark::Prev) => {
-                if prev_is_value {
-                    head_target
-                } else {
-                    container
+            // A line comment left under the first entry of a block sequence
+            // becomes a head comment of what follows (go-yaml's `- # c` case).
+            let n = self.toks.len();
+            let here = self.byte(self.pos);
+            if n > 1
+                && self.toks[n - 2].t == T::BlockSeqStart
+                && self.toks[n - 1].t == T::BlockEntry
+                && !is_break(here)
+            {
+                let line_now = self.line(self.pos);
+                let pos = self.pos as i64;
+                if let Some(g) = self.groups.last_mut() {
+                    if !g.taken && g.kind == GroupKind::Line {
+                        g.kind = GroupKind::Head;
+                        if g.start.line == line_now - 1 {
+                            g.token_mark = pos;
+                        }
+                    }
                 }
             }
-            (true, TokenMark::At(tm)) => {
-                ends.iter()
-                    .find(|(_, bm)| *bm >= tm)
-                    .map_or(head_target, |&(lv, _)| {
-                        let coll = &built.colls[lv];
-                        if coll.is_map {
-                            lv
-                        } else {
-                            coll.parent.unwrap_or(lv)
-                        }
-                    })
+            if self.byte(self.pos) == b'#' {
+                self.scan_comments(scan_mark);
             }
-            (false, _) => head_target,
-        };
-        for &m in &e.members {
-            out[m] = Placement {
-                coll: target,
-                sort: comments[m].hash,
-            };
+            let c = self.byte(self.pos);
+            if is_break(c) {
+                self.pos += if c == b'\r' && self.byte(self.pos + 1) == b'\n' {
+                    2
+                } else {
+                    1
+                };
+                if self.flow == 0 {
+                    self.simple_key_allowed = true;
+                }
+                continue;
+            }
+            break;
         }
     }
-    out
+
+    /// go-yaml's `yaml_parser_scan_comments`, from the `#` at `self.pos`.
+    fn scan_comments(&mut self, scan_mark_in: Mark) {
+        let Some(&last) = self.toks.last() else {
+            return;
+        };
+        let n = self.toks.len();
+        let token = if last.t == T::FlowEntry && n > 1 {
+            self.toks[n - 2]
+        } else {
+            last
+        };
+        let mut scan_mark = scan_mark_in;
+        let mut token_mark = token.start;
+        let mut start_mark = Mark::default();
+        let mut next_indent = self.indent.max(0);
+        let mut recent_empty = false;
+        let newlines = self.newlines(self.pos);
+        let mut first_empty = newlines <= 1;
+        let here = self.mark(self.pos);
+        let mut line = here.line;
+        let mut column = here.column;
+        let mut text: Text = Vec::new();
+        let foot_line = if scan_mark.line > 0 {
+            let mut f = here.line - newlines + 1;
+            if newlines == 0 && here.column > 1 {
+                f += 1;
+            }
+            f
+        } else {
+            -1
+        };
+        let mut peek = 0usize;
+        while peek < 512 {
+            let at = self.pos + peek;
+            let c = self.byte(at);
+            column += 1;
+            if is_blank(c) {
+                peek += 1;
+                continue;
+            }
+            let close_flow = self.flow > 0 && (c == b']' || c == b'}');
+            if close_flow || is_breakz(c) {
+                if close_flow || !recent_empty {
+                    if close_flow
+                        || first_empty
+                            && (start_mark.line == foot_line && token.t != T::Value
+                                || start_mark.column - 1 < next_indent)
+                    {
+                        if !text.is_empty() {
+                            if start_mark.column - 1 < next_indent {
+                                token_mark = start_mark.index;
+                            }
+                            let end = Mark {
+                                index: at as i64,
+                                line,
+                                column,
+                            };
+                            self.groups.push(Group {
+                                kind: GroupKind::Foot,
+                                token_mark,
+                                start: start_mark,
+                                end: end.index,
+                                scan_mark: scan_mark.index,
+                                text: std::mem::take(&mut text),
+                                taken: false,
+                            });
+                            scan_mark = end;
+                            token_mark = end.index;
+                        }
+                    } else if !text.is_empty() && c != 0 {
+                        text.push(NL);
+                    }
+                }
+                if !is_break(c) {
+                    break;
+                }
+                first_empty = false;
+                recent_empty = true;
+                column = 0;
+                line += 1;
+                peek += 1;
+                continue;
+            }
+            if !text.is_empty()
+                && (close_flow || column - 1 < next_indent && column != start_mark.column)
+            {
+                let end = Mark {
+                    index: at as i64,
+                    line,
+                    column,
+                };
+                self.groups.push(Group {
+                    kind: GroupKind::Foot,
+                    token_mark,
+                    start: start_mark,
+                    end: end.index,
+                    scan_mark: scan_mark.index,
+                    text: std::mem::take(&mut text),
+                    taken: false,
+                });
+                scan_mark = end;
+                token_mark = end.index;
+            }
+            if c != b'#' {
+                break;
+            }
+            let Some((idx, end)) = self.comment_at(at) else {
+                break;
+            };
+            if text.is_empty() {
+                start_mark = Mark {
+                    index: at as i64,
+                    line,
+                    column,
+                };
+            } else {
+                text.push(NL);
+            }
+            text.push(idx);
+            recent_empty = false;
+            self.pos = end.max(at + 1);
+            // go-yaml resets its look-ahead and then steps past the line break.
+            peek = 1;
+            column = 0;
+            line = self.line(self.pos);
+            next_indent = self.indent.max(0);
+        }
+        if !text.is_empty() {
+            self.groups.push(Group {
+                kind: GroupKind::Head,
+                token_mark: start_mark.index,
+                start: start_mark,
+                end: (self.pos + peek) as i64 - 1,
+                scan_mark: scan_mark.index,
+                text,
+                taken: false,
+            });
+        }
+    }
+
+    // --- parser -----------------------------------------------------------------
+
+    fn peek(&mut self) -> Tok {
+        if self.head + 2 >= self.toks.len() || !self.by_tok.is_empty() {
+            self.fetch_more();
+        }
+        let tok = self.toks.get(self.head).copied().unwrap_or(Tok {
+            t: T::StreamEnd,
+            start: self.b.len() as i64,
+        });
+        // Hand over every comment group whose mark the token has reached.
+        while self.groups_head < self.groups.len()
+            && tok.start >= self.groups[self.groups_head].token_mark
+        {
+            let g = &mut self.groups[self.groups_head];
+            match g.kind {
+                GroupKind::Head => {
+                    if tok.t == T::BlockEnd {
+                        break;
+                    }
+                    append(&mut self.head_comment, &g.text);
+                }
+                GroupKind::Foot => append(&mut self.foot_comment, &g.text),
+                GroupKind::Line => append(&mut self.line_comment, &g.text),
+            }
+            g.taken = true;
+            self.groups_head += 1;
+        }
+        tok
+    }
+
+    fn skip(&mut self) {
+        self.head += 1;
+    }
+
+    fn take_comments(&mut self, kind: EvKind) -> Event {
+        self.stem_comment = None;
+        Event {
+            kind,
+            head: std::mem::take(&mut self.head_comment),
+            line: std::mem::take(&mut self.line_comment),
+            foot: std::mem::take(&mut self.foot_comment),
+        }
+    }
+
+    fn pop_state(&mut self) {
+        self.state = self.states.pop().unwrap_or(State::End);
+    }
+
+    fn parse(&mut self) -> Option<Event> {
+        match self.state {
+            State::StreamStart => {
+                let tok = self.peek();
+                if tok.t != T::StreamStart {
+                    return None;
+                }
+                self.state = State::ImplicitDocStart;
+                self.skip();
+                Some(Event::bare(EvKind::StreamStart))
+            }
+            State::ImplicitDocStart => self.document_start(true),
+            State::DocStart => self.document_start(false),
+            State::DocContent => {
+                let tok = self.peek();
+                if matches!(tok.t, T::Directive | T::DocStart | T::DocEnd | T::StreamEnd) {
+                    self.pop_state();
+                    return Some(Event::bare(EvKind::Scalar));
+                }
+                self.node(true, false)
+            }
+            State::DocEnd => {
+                let tok = self.peek();
+                if tok.t == T::DocEnd {
+                    self.skip();
+                }
+                self.state = State::DocStart;
+                let mut ev = self.take_comments(EvKind::DocEnd);
+                if !ev.head.is_empty() && ev.foot.is_empty() {
+                    ev.foot = std::mem::take(&mut ev.head);
+                }
+                Some(ev)
+            }
+            State::BlockNode => self.node(true, false),
+            State::BlockSeqFirst | State::BlockSeqEntry => {
+                if self.state == State::BlockSeqFirst {
+                    self.peek();
+                    self.skip();
+                }
+                let tok = self.peek();
+                match tok.t {
+                    T::BlockEntry => {
+                        let prior = self.head_comment.len();
+                        self.skip();
+                        self.split_stem(prior);
+                        let tok = self.peek();
+                        if tok.t != T::BlockEntry && tok.t != T::BlockEnd {
+                            self.states.push(State::BlockSeqEntry);
+                            self.node(true, false)
+                        } else {
+                            self.state = State::BlockSeqEntry;
+                            Some(Event::bare(EvKind::Scalar))
+                        }
+                    }
+                    T::BlockEnd => {
+                        self.pop_state();
+                        self.skip();
+                        Some(Event::bare(EvKind::SeqEnd))
+                    }
+                    _ => None,
+                }
+            }
+            State::IndentlessEntry => {
+                let tok = self.peek();
+                if tok.t == T::BlockEntry {
+                    let prior = self.head_comment.len();
+                    self.skip();
+                    self.split_stem(prior);
+                    let tok = self.peek();
+                    if !matches!(tok.t, T::BlockEntry | T::Key | T::Value | T::BlockEnd) {
+                        self.states.push(State::IndentlessEntry);
+                        self.node(true, false)
+                    } else {
+                        self.state = State::IndentlessEntry;
+                        Some(Event::bare(EvKind::Scalar))
+                    }
+                } else {
+                    self.pop_state();
+                    Some(Event::bare(EvKind::SeqEnd))
+                }
+            }
+            State::BlockMapFirstKey | State::BlockMapKey => {
+                if self.state == State::BlockMapFirstKey {
+                    self.peek();
+                    self.skip();
+                }
+                let tok = self.peek();
+                match tok.t {
+                    T::Key => {
+                        self.skip();
+                        let tok = self.peek();
+                        if !matches!(tok.t, T::Key | T::Value | T::BlockEnd) {
+                            self.states.push(State::BlockMapValue);
+                            self.node(true, true)
+                        } else {
+                            self.state = State::BlockMapValue;
+                            Some(Event::bare(EvKind::Scalar))
+                        }
+                    }
+                    T::BlockEnd => {
+                        self.pop_state();
+                        let ev = self.take_comments(EvKind::MapEnd);
+                        self.skip();
+                        Some(ev)
+                    }
+                    _ => None,
+                }
+            }
+            State::BlockMapValue => {
+                let tok = self.peek();
+                if tok.t == T::Value {
+                    self.skip();
+                    let tok = self.peek();
+                    if !matches!(tok.t, T::Key | T::Value | T::BlockEnd) {
+                        self.states.push(State::BlockMapKey);
+                        return self.node(true, true);
+                    }
+                }
+                self.state = State::BlockMapKey;
+                Some(Event::bare(EvKind::Scalar))
+            }
+            State::FlowSeqFirst | State::FlowSeqEntry => {
+                let first = self.state == State::FlowSeqFirst;
+                if first {
+                    self.peek();
+                    self.skip();
+                }
+                let mut tok = self.peek();
+                if tok.t != T::FlowSeqEnd {
+                    if !first {
+                        if tok.t != T::FlowEntry {
+                            return None;
+                        }
+                        self.skip();
+                        tok = self.peek();
+                    }
+                    if tok.t == T::Key {
+                        self.state = State::FlowSeqPairKey;
+                        self.skip();
+                        return Some(Event::bare(EvKind::MapStart { flow: true }));
+                    } else if tok.t != T::FlowSeqEnd {
+                        self.states.push(State::FlowSeqEntry);
+                        return self.node(false, false);
+                    }
+                }
+                self.pop_state();
+                let ev = self.take_comments(EvKind::SeqEnd);
+                self.skip();
+                Some(ev)
+            }
+            State::FlowSeqPairKey => {
+                let tok = self.peek();
+                if !matches!(tok.t, T::Value | T::FlowEntry | T::FlowSeqEnd) {
+                    self.states.push(State::FlowSeqPairValue);
+                    return self.node(false, false);
+                }
+                self.skip();
+                self.state = State::FlowSeqPairValue;
+                Some(Event::bare(EvKind::Scalar))
+            }
+            State::FlowSeqPairValue => {
+                let tok = self.peek();
+                if tok.t == T::Value {
+                    self.skip();
+                    let tok = self.peek();
+                    if tok.t != T::FlowEntry && tok.t != T::FlowSeqEnd {
+                        self.states.push(State::FlowSeqPairEnd);
+                        return self.node(false, false);
+                    }
+                }
+                self.state = State::FlowSeqPairEnd;
+                Some(Event::bare(EvKind::Scalar))
+            }
+            State::FlowSeqPairEnd => {
+                self.peek();
+                self.state = State::FlowSeqEntry;
+                Some(Event::bare(EvKind::MapEnd))
+            }
+            State::FlowMapFirstKey | State::FlowMapKey => {
+                let first = self.state == State::FlowMapFirstKey;
+                if first {
+                    self.peek();
+                    self.skip();
+                }
+                let mut tok = self.peek();
+                if tok.t != T::FlowMapEnd {
+                    if !first {
+                        if tok.t != T::FlowEntry {
+                            return None;
+                        }
+                        self.skip();
+                        tok = self.peek();
+                    }
+                    if tok.t == T::Key {
+                        self.skip();
+                        let tok = self.peek();
+                        if !matches!(tok.t, T::Value | T::FlowEntry | T::FlowMapEnd) {
+                            self.states.push(State::FlowMapValue);
+                            return self.node(false, false);
+                        }
+                        self.state = State::FlowMapValue;
+                        return Some(Event::bare(EvKind::Scalar));
+                    } else if tok.t != T::FlowMapEnd {
+                        self.states.push(State::FlowMapEmptyValue);
+                        return self.node(false, false);
+                    }
+                }
+                self.pop_state();
+                let ev = self.take_comments(EvKind::MapEnd);
+                self.skip();
+                Some(ev)
+            }
+            State::FlowMapValue => {
+                let tok = self.peek();
+                if tok.t == T::Value {
+                    self.skip();
+                    let tok = self.peek();
+                    if tok.t != T::FlowEntry && tok.t != T::FlowMapEnd {
+                        self.states.push(State::FlowMapKey);
+                        return self.node(false, false);
+                    }
+                }
+                self.state = State::FlowMapKey;
+                Some(Event::bare(EvKind::Scalar))
+            }
+            State::FlowMapEmptyValue => {
+                self.peek();
+                self.state = State::FlowMapKey;
+                Some(Event::bare(EvKind::Scalar))
+            }
+            State::End => None,
+        }
+    }
+
+    fn document_start(&mut self, implicit: bool) -> Option<Event> {
+        let mut tok = self.peek();
+        if !implicit {
+            while tok.t == T::DocEnd {
+                self.skip();
+                tok = self.peek();
+            }
+        }
+        if implicit && !matches!(tok.t, T::Directive | T::DocStart | T::StreamEnd) {
+            self.states.push(State::DocEnd);
+            self.state = State::BlockNode;
+            // The head comment up to its last blank line is the document's.
+            let mut head = Vec::new();
+            let h = &self.head_comment;
+            for i in (1..h.len()).rev() {
+                if h[i] == NL {
+                    if i == h.len() - 1 {
+                        head = h[..i].to_vec();
+                        self.head_comment = h[i + 1..].to_vec();
+                        break;
+                    } else if h[i - 1] == NL {
+                        head = h[..i - 1].to_vec();
+                        self.head_comment = h[i + 1..].to_vec();
+                        break;
+                    }
+                }
+            }
+            let mut ev = Event::bare(EvKind::DocStart);
+            ev.head = head;
+            Some(ev)
+        } else if tok.t != T::StreamEnd {
+            while tok.t == T::Directive {
+                self.skip();
+                tok = self.peek();
+            }
+            if tok.t != T::DocStart {
+                return None;
+            }
+            self.states.push(State::DocEnd);
+            self.state = State::DocContent;
+            self.skip();
+            Some(Event::bare(EvKind::DocStart))
+        } else {
+            self.state = State::End;
+            self.skip();
+            Some(Event::bare(EvKind::StreamEnd))
+        }
+    }
+
+    fn split_stem(&mut self, stem_len: usize) {
+        if stem_len == 0 {
+            return;
+        }
+        let tok = self.peek();
+        if tok.t != T::BlockSeqStart && tok.t != T::BlockMapStart {
+            return;
+        }
+        let head = std::mem::take(&mut self.head_comment);
+        let stem_len = stem_len.min(head.len());
+        self.stem_comment = Some(head[..stem_len].to_vec());
+        if head.len() > stem_len + 1 {
+            self.head_comment = head[stem_len + 1..].to_vec();
+        }
+    }
+
+    fn node(&mut self, block: bool, indentless: bool) -> Option<Event> {
+        let mut tok = self.peek();
+        if tok.t == T::Alias {
+            self.pop_state();
+            let ev = self.take_comments(EvKind::Scalar);
+            self.skip();
+            return Some(ev);
+        }
+        let mut properties = false;
+        while tok.t == T::Property {
+            properties = true;
+            self.skip();
+            tok = self.peek();
+        }
+        if indentless && tok.t == T::BlockEntry {
+            self.state = State::IndentlessEntry;
+            return Some(Event::bare(EvKind::SeqStart { flow: false }));
+        }
+        match tok.t {
+            T::Scalar => {
+                self.pop_state();
+                let ev = self.take_comments(EvKind::Scalar);
+                self.skip();
+                Some(ev)
+            }
+            T::FlowSeqStart => {
+                self.state = State::FlowSeqFirst;
+                Some(self.take_comments(EvKind::SeqStart { flow: true }))
+            }
+            T::FlowMapStart => {
+                self.state = State::FlowMapFirstKey;
+                Some(self.take_comments(EvKind::MapStart { flow: true }))
+            }
+            T::BlockSeqStart if block => {
+                self.state = State::BlockSeqFirst;
+                let mut ev = Event::bare(EvKind::SeqStart { flow: false });
+                if let Some(stem) = self.stem_comment.take() {
+                    ev.head = stem;
+                }
+                Some(ev)
+            }
+            T::BlockMapStart if block => {
+                self.state = State::BlockMapFirstKey;
+                let mut ev = Event::bare(EvKind::MapStart { flow: false });
+                if let Some(stem) = self.stem_comment.take() {
+                    ev.head = stem;
+                }
+                Some(ev)
+            }
+            _ if properties => {
+                self.pop_state();
+                Some(Event::bare(EvKind::Scalar))
+            }
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// go-yaml's composer: events to nodes, with its moves of foot comments
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeKind {
+    Doc,
+    Scalar,
+    Map { flow: bool },
+    Seq,
+}
+
+#[derive(Debug)]
+struct GNode {
+    kind: NodeKind,
+    head: Text,
+    line: Text,
+    foot: Text,
+    children: Vec<usize>,
+}
+
+/// The nodes of every document (the first `docs` entries are unused: roots are
+/// listed in `GTree::docs`).
+struct GTree {
+    nodes: Vec<GNode>,
+    docs: Vec<usize>,
+}
+
+fn compose(events: &[Event]) -> Option<GTree> {
+    let mut nodes: Vec<GNode> = Vec::new();
+    let mut docs = Vec::new();
+    let mut stack: Vec<usize> = Vec::new();
+    for ev in events {
+        let new = |kind| GNode {
+            kind,
+            head: ev.head.clone(),
+            line: ev.line.clone(),
+            foot: ev.foot.clone(),
+            children: Vec::new(),
+        };
+        match ev.kind {
+            EvKind::StreamStart | EvKind::StreamEnd => {}
+            EvKind::DocStart => {
+                nodes.push(GNode {
+                    kind: NodeKind::Doc,
+                    head: ev.head.clone(),
+                    line: Vec::new(),
+                    foot: Vec::new(),
+                    children: Vec::new(),
+                });
+                docs.push(nodes.len() - 1);
+                stack.push(nodes.len() - 1);
+            }
+            EvKind::DocEnd => {
+                let d = stack.pop()?;
+                nodes[d].foot = ev.foot.clone();
+            }
+            EvKind::Scalar => {
+                nodes.push(new(NodeKind::Scalar));
+                let id = nodes.len() - 1;
+                attach(&mut nodes, &stack, id)?;
+            }
+            EvKind::MapStart { flow } => {
+                nodes.push(new(NodeKind::Map { flow }));
+                stack.push(nodes.len() - 1);
+            }
+            EvKind::SeqStart { .. } => {
+                nodes.push(new(NodeKind::Seq));
+                stack.push(nodes.len() - 1);
+            }
+            EvKind::MapEnd | EvKind::SeqEnd => {
+                let id = stack.pop()?;
+                nodes[id].line = ev.line.clone();
+                nodes[id].foot = ev.foot.clone();
+                if nodes[id].kind == (NodeKind::Map { flow: false }) && !nodes[id].foot.is_empty() {
+                    let n = nodes[id].children.len();
+                    if n > 1 {
+                        let key = nodes[id].children[n - 2];
+                        nodes[key].foot = std::mem::take(&mut nodes[id].foot);
+                    }
+                }
+                attach(&mut nodes, &stack, id)?;
+            }
+        }
+    }
+    Some(GTree { nodes, docs })
+}
+
+/// A complete node becomes the next child of the node being built.
+fn attach(nodes: &mut [GNode], stack: &[usize], id: usize) -> Option<()> {
+    let parent = *stack.last()?;
+    nodes[parent].children.push(id);
+    if let NodeKind::Map { flow } = nodes[parent].kind {
+        let n = nodes[parent].children.len();
+        if n % 2 == 1 {
+            // A key: a foot comment on it was the previous key's.
+            if !flow && !nodes[id].foot.is_empty() && n > 2 {
+                let prev = nodes[parent].children[n - 3];
+                nodes[prev].foot = std::mem::take(&mut nodes[id].foot);
+            }
+        } else {
+            let key = nodes[parent].children[n - 2];
+            if nodes[key].foot.is_empty() && !nodes[id].foot.is_empty() {
+                nodes[key].foot = std::mem::take(&mut nodes[id].foot);
+            }
+        }
+    }
+    Some(())
+}
+
+// ---------------------------------------------------------------------------------
+// sops' YAML store: node comments into the tree
+// ---------------------------------------------------------------------------------
+
+/// The placement of every comment sops sees (`None` for those it never sees), or
+/// `None` when the replayed tree does not have our tree's shape.
+fn distribute(
+    built: &Built,
+    tree: &GTree,
+    count: usize,
+    virtual_entries: bool,
+) -> Option<Vec<Option<Placement>>> {
+    let mut out: Vec<Option<Placement>> = vec![None; count];
+    let mut put = |text: &Text, coll: usize, sort: usize| {
+        for &c in text {
+            if let Some(slot) = out.get_mut(c as usize) {
+                *slot = Some(Placement { coll, sort });
+            }
+        }
+    };
+    if tree.docs.len() != built.roots.len() {
+        return None;
+    }
+    // (replayed node, our collection, whether its own comments are handled here)
+    let mut work: Vec<(usize, usize, bool)> = Vec::new();
+    for (&d, &root) in tree.docs.iter().zip(&built.roots).rev() {
+        let doc = &tree.nodes[d];
+        let &[r] = doc.children.as_slice() else {
+            return None;
+        };
+        put(&doc.head, root, 0);
+        put(&doc.line, root, 0);
+        put(&doc.foot, root, usize::MAX);
+        work.push((r, root, true));
+    }
+    while let Some((n, coll, own)) = work.pop() {
+        let node = &tree.nodes[n];
+        let c = &built.colls[coll];
+        if own {
+            put(&node.head, coll, 0);
+            put(&node.line, coll, 0);
+            put(&node.foot, coll, usize::MAX);
+        }
+        let before = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start);
+        let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
+        match node.kind {
+            NodeKind::Map { .. } if c.is_map => {
+                let pairs = node.children.len() / 2;
+                let extra = usize::from(virtual_entries && c.parent.is_none());
+                if !node.children.len().is_multiple_of(2)
+                    || !(pairs == c.items.len() || pairs == c.items.len() + extra)
+                {
+                    return None;
+                }
+                for j in 0..pairs {
+                    let k = &tree.nodes[node.children[2 * j]];
+                    let vid = node.children[2 * j + 1];
+                    let v = &tree.nodes[vid];
+                    put(&k.head, coll, before(j));
+                    put(&k.line, coll, before(j));
+                    put(&k.foot, coll, after(j));
+                    let item = c.items.get(j).map(|i| &i.node);
+                    match (v.kind, item) {
+                        (NodeKind::Scalar, Some(SkNode::Leaf(_)) | None) => {
+                            put(&v.head, coll, before(j));
+                            put(&v.line, coll, before(j));
+                            put(&v.foot, coll, after(j));
+                        }
+                        (NodeKind::Map { .. } | NodeKind::Seq, Some(SkNode::Coll(id))) => {
+                            work.push((vid, *id, true));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            NodeKind::Seq if !c.is_map => {
+                if node.children.len() != c.items.len() {
+                    return None;
+                }
+                for (j, &id) in node.children.iter().enumerate() {
+                    let item = &tree.nodes[id];
+                    put(&item.head, coll, before(j));
+                    put(&item.line, coll, before(j));
+                    put(&item.foot, coll, after(j));
+                    match (item.kind, &c.items[j].node) {
+                        (NodeKind::Scalar, SkNode::Leaf(_)) => {}
+                        (NodeKind::Map { .. } | NodeKind::Seq, SkNode::Coll(sub)) => {
+                            work.push((id, *sub, false));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
