@@ -92,9 +92,10 @@ impl Gen {
 
     fn comment_text(&mut self) -> String {
         self.comment += 1;
-        match self.rng.gen_range(0..10) {
-            0 => format!("#c{}", self.comment),
-            1 => format!("#  c{} two words", self.comment),
+        match self.rng.gen_range(0..20) {
+            0 | 1 => format!("#c{}", self.comment),
+            2 | 3 => format!("#  c{} two words", self.comment),
+            4 => format!("# c{}  ", self.comment),
             _ => format!("# c{}", self.comment),
         }
     }
@@ -106,6 +107,9 @@ impl Gen {
 
     fn scalar(&mut self) -> String {
         self.value += 1;
+        if self.rng.gen_range(0..40) == 0 {
+            return format!("!!str s{}", self.value);
+        }
         match self.rng.gen_range(0..8) {
             0 => format!("{}", self.value),
             1 => format!("'q{}'", self.value),
@@ -190,7 +194,11 @@ impl Gen {
                 }
             };
             self.block_col = None;
-            let key = format!("k{i}");
+            let key = match self.rng.gen_range(0..20) {
+                0 => format!("'k{i}'"),
+                1 => format!("\"k{i}\""),
+                _ => format!("k{i}"),
+            };
             let kind = if depth >= 3 {
                 self.rng.gen_range(0..4)
             } else {
@@ -409,6 +417,9 @@ impl Gen {
         }
         if crlf {
             text = text.replace('\n', "\r\n");
+        }
+        if self.rng.gen_bool(0.03) {
+            text.insert(0, '\u{feff}');
         }
         text
     }
@@ -638,12 +649,15 @@ enum Note {
 struct Verdict {
     mismatches: Vec<(Kind, String)>,
     notes: Vec<(Note, String)>,
+    /// Every comment sops keeps: text, sops' path, git-sops' paths.
+    paths: Vec<(String, String, String)>,
 }
 
 fn check(tools: &Tools, dir: &Path, plain: &str, quick: bool) -> Verdict {
     let mut v = Verdict {
         mismatches: Vec::new(),
         notes: Vec::new(),
+        paths: Vec::new(),
     };
     let doc = match yaml::parse(plain) {
         Ok(d) => d,
@@ -709,6 +723,14 @@ fn check(tools: &Tools, dir: &Path, plain: &str, quick: bool) -> Verdict {
             continue;
         };
         seen.insert(text.clone());
+        v.paths.push((
+            text.clone(),
+            aad.clone(),
+            ours_by_text
+                .get(text)
+                .map(|l| l.join(" "))
+                .unwrap_or_default(),
+        ));
         match ours_by_text.get(text) {
             None => {
                 // sops writes an empty line of a comment block as its own
@@ -958,12 +980,13 @@ struct Args {
     quick: bool,
     files: Vec<PathBuf>,
     show: bool,
+    git_sops: Option<PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: yaml_comment_diff [--seed N] [--count N] [--jobs N] [--out DIR] \
-         [--minimize N] [--quick] [--show] [--file PATH...]"
+         [--minimize N] [--quick] [--show] [--git-sops PATH] [--file PATH...]"
     );
     std::process::exit(2)
 }
@@ -978,6 +1001,7 @@ fn args() -> Args {
         quick: false,
         files: Vec::new(),
         show: false,
+        git_sops: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -994,6 +1018,7 @@ fn args() -> Args {
             "--out" => a.out = PathBuf::from(it.next().unwrap_or_else(|| usage())),
             "--quick" => a.quick = true,
             "--show" => a.show = true,
+            "--git-sops" => a.git_sops = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "--file" => {
                 a.files.extend(it.by_ref().map(PathBuf::from));
             }
@@ -1003,10 +1028,10 @@ fn args() -> Args {
     a
 }
 
-fn tools(dir: &Path) -> Tools {
+fn tools(dir: &Path, git_sops: Option<PathBuf>) -> Tools {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let sops = root.join("target/tools/bin/sops");
-    let git_sops = root.join("target/debug/git-sops");
+    let git_sops = git_sops.unwrap_or_else(|| root.join("target/debug/git-sops"));
     for p in [&sops, &git_sops] {
         if !p.exists() {
             eprintln!(
@@ -1038,7 +1063,7 @@ fn main() {
             eprintln!("cannot create a temp dir: {e}");
             std::process::exit(2)
         });
-    let tools = tools(tmp.path());
+    let tools = tools(tmp.path(), args.git_sops.clone());
 
     let inputs: Vec<(String, String)> = if args.files.is_empty() {
         (0..args.count)
@@ -1110,6 +1135,11 @@ fn main() {
             }
             for (n, m) in &v.notes {
                 println!("  note {n:?}: {m}");
+            }
+            if !args.files.is_empty() {
+                for (text, theirs, ours) in &v.paths {
+                    println!("  #{text}: sops {theirs}, git-sops {ours}");
+                }
             }
         }
     }

@@ -55,6 +55,8 @@
 //! (only keys on the line of their `:` are simple) and tab characters in
 //! indentation (go-yaml rejects most of them).
 
+use std::collections::HashMap;
+
 use super::scan::{RawComment, Source};
 use super::tree::{Built, MarkKind, SkNode};
 
@@ -67,47 +69,58 @@ pub struct Placement {
 }
 
 pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Placement> {
-    simulate(src, built, comments).unwrap_or_else(|| fallback(built, comments))
+    let placed = simulate(src, built, comments).unwrap_or_else(|| vec![None; comments.len()]);
+    if placed.iter().all(Option::is_some) {
+        return placed.into_iter().flatten().collect();
+    }
+    placed
+        .into_iter()
+        .zip(containing(built, comments))
+        .zip(comments)
+        .map(|((p, coll), c)| p.unwrap_or(Placement { coll, sort: c.hash }))
+        .collect()
 }
 
-/// Every comment in the innermost collection containing it (the document root
-/// when none does), in source order.
-fn fallback(built: &Built, comments: &[RawComment]) -> Vec<Placement> {
+/// For each comment (in source order), the innermost collection containing it,
+/// or else the root of the document it is in.
+fn containing(built: &Built, comments: &[RawComment]) -> Vec<usize> {
+    let colls = &built.colls;
+    let mut order: Vec<usize> = (0..colls.len()).collect();
+    order.sort_by_key(|&i| (colls[i].start, std::cmp::Reverse(colls[i].end)));
+    let mut open: Vec<usize> = Vec::new();
+    let mut next = 0;
     comments
         .iter()
         .map(|c| {
-            let mut best: Option<usize> = None;
-            for (id, coll) in built.colls.iter().enumerate() {
-                if coll.start <= c.hash && c.hash < coll.end {
-                    match best {
-                        Some(b) if built.colls[b].start >= coll.start => {}
-                        _ => best = Some(id),
-                    }
+            while next < order.len() && colls[order[next]].start <= c.hash {
+                let id = order[next];
+                while open
+                    .last()
+                    .is_some_and(|&o| colls[o].end <= colls[id].start)
+                {
+                    open.pop();
                 }
+                open.push(id);
+                next += 1;
             }
-            let coll = best.unwrap_or_else(|| root_at(built, c.hash));
-            Placement { coll, sort: c.hash }
+            while open.last().is_some_and(|&o| colls[o].end <= c.hash) {
+                open.pop();
+            }
+            open.last().copied().unwrap_or_else(|| {
+                let k = built.roots.partition_point(|&r| colls[r].start <= c.hash);
+                built.roots[k.saturating_sub(1).min(built.roots.len().saturating_sub(1))]
+            })
         })
         .collect()
 }
 
-/// The root of the last document starting at or before `at`.
-fn root_at(built: &Built, at: usize) -> usize {
-    built
-        .roots
-        .iter()
-        .copied()
-        .rfind(|&r| built.colls[r].start <= at)
-        .or_else(|| built.roots.first().copied())
-        .unwrap_or(0)
-}
-
-/// The replay; `None` when go-yaml would not read the input the way we do.
+/// The replay: each comment's placement, `None` for the comments sops never sees;
+/// `None` altogether when go-yaml would not read the input the way we do.
 pub(super) fn simulate(
     src: &Source<'_>,
     built: &Built,
     comments: &[RawComment],
-) -> Option<Vec<Placement>> {
+) -> Option<Vec<Option<Placement>>> {
     if comments.is_empty() {
         return Some(Vec::new());
     }
@@ -125,13 +138,7 @@ pub(super) fn simulate(
         sim.run()?;
         compose(&sim.events)?
     };
-    distribute(built, &nodes, comments.len(), !inserts.is_empty()).map(|placed| {
-        placed
-            .into_iter()
-            .zip(fallback(built, comments))
-            .map(|(p, f)| p.unwrap_or(f))
-            .collect()
-    })
+    distribute(built, &nodes, comments.len(), !inserts.is_empty())
 }
 
 // ---------------------------------------------------------------------------------
@@ -301,13 +308,22 @@ fn metadata_inserts(
     } else {
         "\n"
     };
+    // The end of each document's last key or value.
+    let mut last_value = vec![0usize; built.roots.len()];
+    for m in &built.marks {
+        if let MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. } = m.kind {
+            if let Some(v) = last_value.get_mut(built.colls[coll].doc) {
+                *v = (*v).max(m.end);
+            }
+        }
+    }
     let mut out = Vec::new();
-    let mut doc_start = 0;
+    let mut from = 0;
     for (doc, &root) in built.roots.iter().enumerate() {
         let coll = &built.colls[root];
-        let at = doc_end(text, coll.end);
-        let from = doc_start;
-        doc_start = at;
+        let at = doc_end(text, coll.end).max(from);
+        let range = (from, at);
+        from = at;
         if coll.flow
             || coll
                 .items
@@ -316,37 +332,18 @@ fn metadata_inserts(
         {
             continue;
         }
-        let last_token = units
-            .iter()
-            .filter(|u| u.end <= at && u.start >= from)
-            .map(|u| u.end)
-            .max()
-            .unwrap_or(from);
-        let in_doc = |c: &&RawComment| c.hash >= from && c.hash < at;
-        if !comments.iter().filter(in_doc).any(|c| c.hash >= last_token) {
+        let u = units.partition_point(|u| u.start < range.1);
+        let last_token = units[..u].last().map_or(range.0, |u| u.end).max(range.0);
+        let c0 = comments.partition_point(|c| c.hash < range.0);
+        let c1 = comments.partition_point(|c| c.hash < range.1);
+        let in_doc = &comments[c0..c1.max(c0)];
+        if !in_doc.iter().any(|c| c.hash >= last_token) {
             continue;
         }
         // As metadata insertion: a blank line first when the document's last
         // key, value or comment is a comment.
-        let last_comment = comments
-            .iter()
-            .filter(in_doc)
-            .map(|c| c.text.end)
-            .max()
-            .unwrap_or(0);
-        let last_value = built
-            .marks
-            .iter()
-            .filter_map(|m| match m.kind {
-                MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. }
-                    if built.colls[coll].doc == doc =>
-                {
-                    Some(m.end)
-                }
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let last_comment = in_doc.last().map_or(0, |c| c.text.end);
+        let last_value = last_value.get(doc).copied().unwrap_or(0);
         let gap = if last_comment > last_value { nl } else { "" };
         let ends_with_break = at == 0 || text[..at].ends_with('\n');
         let prefix = if ends_with_break {
@@ -598,8 +595,9 @@ struct Sim<'s, 'a> {
     indents: Vec<i64>,
     flow: usize,
     simple_keys: Vec<SimpleKey>,
-    /// Token number → index in `simple_keys` (go-yaml's `simple_keys_by_tok`).
-    by_tok: Vec<(usize, usize)>,
+    /// Token number → index in `simple_keys` (go-yaml's `simple_keys_by_tok`;
+    /// like it, keeps entries of keys that went stale).
+    by_tok: HashMap<usize, usize>,
     simple_key_allowed: bool,
     stream_end: bool,
     // Parser.
@@ -660,7 +658,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 line: 0,
                 column: 0,
             }],
-            by_tok: Vec::new(),
+            by_tok: HashMap::new(),
             simple_key_allowed: true,
             stream_end: false,
             head: 0,
@@ -758,7 +756,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             if k.possible {
                 k.possible = false;
                 let token = k.token;
-                self.by_tok.retain(|(t, _)| *t != token);
+                self.by_tok.remove(&token);
             }
         }
     }
@@ -777,7 +775,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             column: self.column(at),
         };
         self.simple_keys[level] = key;
-        self.by_tok.push((key.token, level));
+        self.by_tok.insert(key.token, level);
     }
 
     fn simple_key_valid(&mut self, level: usize) -> bool {
@@ -840,11 +838,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         // Each round reads a unit or ends the stream; the bound only guards the loop.
         for _ in 0..(self.units.len() + 16) * 2 {
             if self.head + 2 < self.toks.len() {
-                let level = self
-                    .by_tok
-                    .iter()
-                    .find(|(t, _)| *t == self.head)
-                    .map(|(_, l)| *l);
+                let level = self.by_tok.get(&self.head).copied();
                 let stalled = match level {
                     Some(l) => self.simple_key_valid(l),
                     None => false,
@@ -925,7 +919,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                     self.insert_tok(k.token, T::Key, k.index as i64);
                     self.roll_indent(k.column, Some(k.token), T::BlockMapStart, k.index as i64);
                     self.simple_keys[level].possible = false;
-                    self.by_tok.retain(|(t, _)| *t != k.token);
+                    self.by_tok.remove(&k.token);
                     self.simple_key_allowed = false;
                 } else {
                     self.roll_indent(col, None, T::BlockMapStart, s);
@@ -964,7 +958,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 if self.flow > 0 {
                     self.flow -= 1;
                     if let Some(k) = self.simple_keys.pop() {
-                        self.by_tok.retain(|(t, _)| *t != k.token);
+                        self.by_tok.remove(&k.token);
                     }
                 }
                 self.simple_key_allowed = false;
@@ -1230,7 +1224,7 @@ impl<'s, 'a> Sim<'s, 'a> {
     // --- parser -----------------------------------------------------------------
 
     fn peek(&mut self) -> Tok {
-        if self.head + 2 >= self.toks.len() || !self.by_tok.is_empty() {
+        if self.head + 2 >= self.toks.len() || self.by_tok.contains_key(&self.head) {
             self.fetch_more();
         }
         let tok = self.toks.get(self.head).copied().unwrap_or(Tok {
