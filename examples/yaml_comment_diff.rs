@@ -878,11 +878,10 @@ fn check(tools: &Tools, dir: &Path, plain: &str, quick: bool) -> Verdict {
     v
 }
 
-/// Every comment line (trimmed) with its line number.
+/// Every comment line (trimmed) with its indentation, in order.
 fn comment_lines(text: &str) -> Vec<(usize, &str)> {
     text.lines()
-        .enumerate()
-        .map(|(i, l)| (i, l.trim()))
+        .map(|l| (l.len() - l.trim_start().len(), l.trim()))
         .filter(|(_, l)| l.starts_with('#'))
         .collect()
 }

@@ -231,11 +231,10 @@ fn child(node: &git_sops::formats::Node, path: Vec<String>) -> Option<(Items<'_>
     }
 }
 
-/// The comment lines of a text (trimmed), with their line numbers.
+/// The comment lines of a text (trimmed), with their indentation, in order.
 fn comment_lines(text: &str) -> Vec<(usize, String)> {
     text.lines()
-        .enumerate()
-        .map(|(i, l)| (i, l.trim().to_string()))
+        .map(|l| (l.len() - l.trim_start().len(), l.trim().to_string()))
         .filter(|(_, l)| l.starts_with('#'))
         .collect()
 }
@@ -395,6 +394,8 @@ comment_cases! {
     comments_null_value_comment_at_key_column => "33-null-value-comment-at-key-column.yaml",
     comments_line_comment_dedented_foot_multi_document => "34-line-comment-dedented-foot-multi-document.yaml",
     comments_flow_comments_bind_to_inner_collections => "35-flow-comments-bind-to-inner-collections.yaml",
+    comments_comment_before_empty_last_item => "36-comment-before-empty-last-item.yaml",
+    comments_comment_after_dash_before_empty_item => "37-comment-after-dash-before-empty-item.yaml",
 }
 
 #[test]

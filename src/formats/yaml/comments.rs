@@ -126,7 +126,7 @@ pub(super) fn simulate(
     }
     let units = lex(src, built, comments)?;
     let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
-    let inserts = metadata_inserts(src, built, comments, &units);
+    let inserts = metadata_inserts(src, built, comments);
     let nodes = if inserts.is_empty() {
         let mut sim = Sim::new(src, &units, &positions);
         sim.run()?;
@@ -289,15 +289,15 @@ fn lex(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Option<Vec<U
 // The `sops:` entry a plaintext will be followed by once encrypted
 // ---------------------------------------------------------------------------------
 
-/// For each block document without a `sops` entry whose last comment comes after
-/// its last token: where git-sops' metadata insertion puts the entry, and the text
-/// it inserts before the key (line breaks only; the key text itself is added by
-/// [`with_inserts`]). Documents without such a comment bind the same either way.
+/// For each block document with comments and without a `sops` entry: where
+/// git-sops' metadata insertion puts the entry, and the text it inserts before the
+/// key (line breaks only; the key text itself is added by [`with_inserts`]). Any
+/// comment of a document may depend on it: go-yaml hands comments to the next
+/// event that takes any, which may be the entry's key.
 fn metadata_inserts(
     src: &Source<'_>,
     built: &Built,
     comments: &[RawComment],
-    units: &[Unit],
 ) -> Vec<(usize, String)> {
     let text = src.text;
     let nl = if text
@@ -332,12 +332,10 @@ fn metadata_inserts(
         {
             continue;
         }
-        let u = units.partition_point(|u| u.start < range.1);
-        let last_token = units[..u].last().map_or(range.0, |u| u.end).max(range.0);
         let c0 = comments.partition_point(|c| c.hash < range.0);
         let c1 = comments.partition_point(|c| c.hash < range.1);
         let in_doc = &comments[c0..c1.max(c0)];
-        if !in_doc.iter().any(|c| c.hash >= last_token) {
+        if in_doc.is_empty() {
             continue;
         }
         // As metadata insertion: a blank line first when the document's last
@@ -582,6 +580,7 @@ impl Event {
 struct Sim<'s, 'a> {
     src: &'s Source<'a>,
     b: &'s [u8],
+    ascii: bool,
     bom: usize,
     units: &'s [Unit],
     /// (hash, end of text) of every comment, by index.
@@ -641,6 +640,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         Sim {
             src,
             b: src.text.as_bytes(),
+            ascii: src.text.is_ascii(),
             bom,
             units,
             comments,
@@ -684,7 +684,11 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// go-yaml's column (characters; a leading BOM is not part of the text).
     fn column(&self, at: usize) -> i64 {
         let at = at.min(self.b.len());
-        let col = self.src.col(at) as i64;
+        let col = if self.ascii {
+            self.src.byte_col(at)
+        } else {
+            self.src.col(at)
+        } as i64;
         if self.bom > 0 && self.src.line_of(at) == 0 {
             col - 1
         } else {
@@ -772,7 +776,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             token: self.toks.len(),
             index: at,
             line: self.src.line_of(at),
-            column: self.column(at),
+            column: if self.flow == 0 { self.column(at) } else { 0 },
         };
         self.simple_keys[level] = key;
         self.by_tok.insert(key.token, level);
@@ -861,12 +865,15 @@ impl<'s, 'a> Sim<'s, 'a> {
             self.push_tok(T::StreamStart, self.bom as i64);
             return;
         }
-        let scan_mark = self.mark(self.pos);
+        let scan_mark = self.pos;
         self.scan_to_next_token(scan_mark);
         let unit = self.units.get(self.next_unit).copied();
         let start = unit.map_or(self.b.len(), |u| u.start);
         self.pos = self.pos.max(start);
-        self.unroll_indent(self.column(start), scan_mark.index);
+        if self.flow == 0 {
+            // (Columns are only needed in block context: long flow lines stay linear.)
+            self.unroll_indent(self.column(start), scan_mark as i64);
+        }
         let Some(unit) = unit else {
             // Stream end: go-yaml unrolls every level at the end.
             self.unroll_indent(-1, self.b.len() as i64);
@@ -878,7 +885,11 @@ impl<'s, 'a> Sim<'s, 'a> {
         };
         self.next_unit += 1;
         let s = unit.start as i64;
-        let col = self.column(unit.start);
+        let col = if self.flow == 0 {
+            self.column(unit.start)
+        } else {
+            0
+        };
         // The mark line comments after this token attach to.
         let mut comment_mark = s;
         match unit.u {
@@ -1037,7 +1048,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
-    fn scan_to_next_token(&mut self, scan_mark: Mark) {
+    fn scan_to_next_token(&mut self, scan_mark: usize) {
         loop {
             while is_blank(self.byte(self.pos)) {
                 self.pos += 1;
@@ -1082,7 +1093,7 @@ impl<'s, 'a> Sim<'s, 'a> {
     }
 
     /// go-yaml's `yaml_parser_scan_comments`, from the `#` at `self.pos`.
-    fn scan_comments(&mut self, scan_mark_in: Mark) {
+    fn scan_comments(&mut self, scan_mark_at: usize) {
         let Some(&last) = self.toks.last() else {
             return;
         };
@@ -1092,7 +1103,11 @@ impl<'s, 'a> Sim<'s, 'a> {
         } else {
             last
         };
-        let mut scan_mark = scan_mark_in;
+        let mut scan_mark = Mark {
+            index: scan_mark_at as i64,
+            line: self.line(scan_mark_at),
+            column: 0,
+        };
         let mut token_mark = token.start;
         let mut start_mark = Mark::default();
         let mut next_indent = self.indent.max(0);
