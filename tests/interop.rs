@@ -398,6 +398,50 @@ comment_cases! {
     comments_comment_after_dash_before_empty_item => "37-comment-after-dash-before-empty-item.yaml",
 }
 
+/// A comment encrypted for another collection than the one it binds to now (as
+/// files written by an earlier git-sops with another binding, or by sops, whose
+/// output does not always read back with the binding it encrypted with) still
+/// decrypts, without a warning.
+#[test]
+fn comments_bound_elsewhere_by_the_writer_still_decrypt() {
+    use git_sops::sops::{cipher, keygroups};
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    // `# c` binds to the top level (it is handed to the `sops` key after the list).
+    let src = "k1:\n  - 5\n  # c\n  -\n";
+    env.write("plain.yaml", src);
+    let enc = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "plain.yaml"])
+        .run()
+        .ok()
+        .stdout_str();
+    let store = git_sops::formats::yaml::YamlStore;
+    let (_, meta) = git_sops::sops::decrypt::load(&store, &enc).expect("metadata");
+    let ids = git_sops::keys::age::Identities::from_text("test key", &key.identity).unwrap();
+    let data_key = keygroups::recover(&meta, &keygroups::Keyring::with_age(ids)).unwrap();
+    let m = enc_regex()
+        .captures_iter(&enc)
+        .find(|m| &m[1] == "comment")
+        .expect("an encrypted comment")
+        .get(0)
+        .unwrap()
+        .as_str()
+        .to_string();
+    // The same comment as bound to the list `k1`.
+    let other = cipher::encrypt(
+        &data_key,
+        b" c",
+        "k1:",
+        cipher::TypeTag::Comment,
+        &cipher::random_iv(),
+    );
+    env.write("old.enc.yaml", enc.replace(&m, &other));
+    let out = env.git_sops().args(["decrypt", "old.enc.yaml"]).run().ok();
+    assert_eq!(out.stdout_str(), src);
+    assert_eq!(out.stderr, "", "no warning");
+}
+
 #[test]
 fn every_comment_case_has_a_test() {
     let mut listed: Vec<&str> = COMMENT_CASES.to_vec();

@@ -15,16 +15,18 @@
 //!    `BLOCK-MAPPING-START` in front of a simple key when its `:` is found,
 //!    `BLOCK-SEQUENCE-START` before the first `-` of an indented sequence, and
 //!    `BLOCK-END` whenever a token starts left of the current indentation.
-//! 2. **Comment groups** (go-yaml's scanner). A comment on a token's line after
-//!    it is a *line* comment of that token (after `:` or `,` of the token before;
-//!    never after a `-`). Own-line comments between two tokens are grouped: a
-//!    group ends at a blank line that follows the first group directly under the
-//!    previous token (that group is a *foot* of the previous token), and at a line
-//!    less indented than the current block level whose column differs from the
-//!    group's first comment (a *foot* of what precedes). Whatever is left before
-//!    the next token is a *head* comment. The line break right after a comment is
-//!    not looked at, so only real blank lines split groups — except in CRLF
-//!    files, where the `\n` of every `\r\n` looks like one.
+//! 2. **Comment groups** (go-yaml's scanner). A `#` after a token on its line is
+//!    a *line* comment of that token (of the token before when it follows a `:` or
+//!    `,`; a comment after a lone `-` is not one). The own-line comments between
+//!    two tokens are cut into groups: the first group ends at the first empty line
+//!    when it starts on the line right after the previous token (unless that token
+//!    is a `:`) or left of the current block indentation, and is a *foot*; a group
+//!    also ends where a comment line, or the next token, starts left of the block
+//!    indentation at another column than the group's first line, and is a *foot*
+//!    too; what is left before the next token is a *head*. An empty line is only
+//!    noticed as such: the line break right after a comment is skipped, so two
+//!    adjacent comment lines stay one group — except in CRLF files, where the `\n`
+//!    of every `\r\n` looks like an empty line.
 //! 3. **Block ends.** A closing block level's `BLOCK-END` is placed at the first
 //!    comment of the gap at that level's column (else just before the gap), so a
 //!    foot group at a closing map's column stays inside that map.
@@ -51,9 +53,13 @@
 //! would reject it), every comment falls back to the innermost collection that
 //! contains it.
 //!
-//! Two details of go-yaml are approximated: the 1024-character limit of simple keys
-//! (only keys on the line of their `:` are simple) and tab characters in
-//! indentation (go-yaml rejects most of them).
+//! The scanner and the parser are replayed interleaved, with go-yaml's look-ahead
+//! (two tokens, more while a token may still turn out to be a simple key), because
+//! a comment already handed to the parser no longer counts when the scanner later
+//! places a `BLOCK-END` or turns a line comment into a head comment. Approximated:
+//! go-yaml counts its 1024-character simple-key limit and 512-character comment
+//! look-ahead in characters (here: bytes), tabs in indentation are taken as spaces
+//! (go-yaml rejects most), and NEL, LS and PS are not line breaks here.
 
 use std::collections::HashMap;
 
@@ -577,6 +583,10 @@ impl Event {
     }
 }
 
+/// go-yaml's scanner and parser, reduced to what decides where comments go: the
+/// token queue with its inserted tokens, indentation levels, simple keys (they
+/// decide how far the scanner runs ahead), the comment groups, and the parser's
+/// state machine with its pending head, line, foot and stem comments.
 struct Sim<'s, 'a> {
     src: &'s Source<'a>,
     b: &'s [u8],
@@ -732,6 +742,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Parse the whole stream into events; `None` where go-yaml would fail.
     fn run(&mut self) -> Option<()> {
         let limit = (self.units.len() + self.comments.len() + 8) * STEP_FACTOR;
         for _ in 0..limit {
@@ -765,6 +776,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// A token that may turn out to be a simple key once its `:` is read.
     fn save_simple_key(&mut self, at: usize) {
         if !self.simple_key_allowed {
             return;
@@ -782,6 +794,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.by_tok.insert(key.token, level);
     }
 
+    /// Whether the pending simple key of `level` can still be one (same line,
+    /// near enough); marks it stale otherwise, as go-yaml does.
     fn simple_key_valid(&mut self, level: usize) -> bool {
         let Some(k) = self.simple_keys.get(level).copied() else {
             return false;
@@ -797,6 +811,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         true
     }
 
+    /// Open a block level at `column` (with its start token) if it is deeper.
     fn roll_indent(&mut self, column: i64, at_token: Option<usize>, t: T, start: i64) {
         if self.flow > 0 || self.indent >= column {
             return;
@@ -809,6 +824,9 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Close the block levels deeper than `column`. Each `BLOCK-END` is placed at
+    /// the first comment of the gap at its level's column, so that comments at a
+    /// closing level's column are handed to that level's end.
     fn unroll_indent(&mut self, column: i64, scan_mark: i64) {
         if self.flow > 0 {
             return;
@@ -860,6 +878,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Scan the gap before the next unit (its comments), then the unit's token(s)
+    /// and a comment on its line.
     fn fetch_next(&mut self) {
         if self.toks.is_empty() {
             self.push_tok(T::StreamStart, self.bom as i64);
@@ -1019,6 +1039,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.scan_line_comment(comment_mark);
     }
 
+    /// A comment on the line of the token just read.
     fn scan_line_comment(&mut self, token_mark: i64) {
         if self.newlines(self.pos) > 0 {
             return;
@@ -1048,6 +1069,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Skip whitespace and comments up to the next token (go-yaml's
+    /// `yaml_parser_scan_to_next_token`).
     fn scan_to_next_token(&mut self, scan_mark: usize) {
         loop {
             while is_blank(self.byte(self.pos)) {
@@ -1238,6 +1261,8 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     // --- parser -----------------------------------------------------------------
 
+    /// The parser's look at the next token: read far enough ahead, then take
+    /// over every comment group that token has reached.
     fn peek(&mut self) -> Tok {
         if self.head + 2 >= self.toks.len() || self.by_tok.contains_key(&self.head) {
             self.fetch_more();
@@ -1285,6 +1310,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.state = self.states.pop().unwrap_or(State::End);
     }
 
+    /// The next event (go-yaml's parser state machine).
     fn parse(&mut self) -> Option<Event> {
         match self.state {
             State::StreamStart => {
@@ -1568,6 +1594,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Under a `-` whose item is a block collection, the head comment read before
+    /// the `-` becomes that collection's head (go-yaml's stem comment).
     fn split_stem(&mut self, stem_len: usize) {
         if stem_len == 0 {
             return;
@@ -1584,6 +1612,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// A node: scalar, alias or the start of a collection.
     fn node(&mut self, block: bool, indentless: bool) -> Option<Event> {
         let mut tok = self.peek();
         if tok.t == T::Alias {
