@@ -784,6 +784,38 @@ fn check(tools: &Tools, dir: &Path, plain: &str, quick: bool) -> Verdict {
             "sops warns about a comment of its own file".into(),
         ));
     }
+    if !sops_warns {
+        // sops reads back every comment of its file with the path it encrypted it
+        // with: git-sops must bind each one there too (this checks the binding of
+        // sops' own layout, which git-sops' lenient decryption would hide).
+        match (
+            yaml::parse(&sops_enc).map_err(|e| e.to_string()),
+            tools.data_key(&sops_enc),
+        ) {
+            (Ok(sdoc), Ok(skey)) => {
+                let (bound, paths) = git_sops_paths(&sdoc);
+                for (enc, aad) in bound {
+                    let Ok(value) = EncValue::parse(&enc) else {
+                        continue;
+                    };
+                    let opens = |p: &String| cipher::decrypt(&skey, &value, p).is_ok();
+                    if !opens(&aad) {
+                        let real = paths.iter().find(|p| opens(p)).cloned();
+                        v.mismatches.push((
+                            Kind::A,
+                            format!(
+                                "in sops' file, git-sops binds {enc} to {aad}, sops to {}",
+                                real.unwrap_or_else(|| "(no path)".into())
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => v
+                .mismatches
+                .push((Kind::A, format!("git-sops cannot read sops' file: {e}"))),
+        }
+    }
     let a = tools.gs_decrypt(dir, "sops.enc.yaml", &sops_enc);
     if !a.ok {
         v.mismatches.push((
