@@ -65,7 +65,7 @@ mod replay;
 
 use super::scan::{RawComment, Source};
 use super::tree::{Built, MarkKind, SkNode};
-use replay::{compose, GTree, NodeKind, Sim, Text};
+use replay::{Composer, GTree, NodeKind, Sim, Text};
 
 /// Where a comment goes: collection id and a sort position among its items
 /// (it precedes every item whose start is at or after `sort`).
@@ -135,15 +135,15 @@ pub(super) fn simulate(
     let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
     let inserts = metadata_inserts(src, built, comments);
     let nodes = if inserts.is_empty() {
-        let mut sim = Sim::new(src, &units, &positions);
-        sim.run()?;
-        compose(&sim.events)?
+        let mut composer = Composer::default();
+        Sim::new(src, &units, &positions).run(&mut composer)?;
+        composer.finish()
     } else {
         let (text, units, positions) = with_inserts(src.text, &units, &positions, &inserts);
         let vsrc = Source::new(&text);
-        let mut sim = Sim::new(&vsrc, &units, &positions);
-        sim.run()?;
-        compose(&sim.events)?
+        let mut composer = Composer::default();
+        Sim::new(&vsrc, &units, &positions).run(&mut composer)?;
+        composer.finish()
     };
     distribute(built, &nodes, comments.len(), !inserts.is_empty())
 }

@@ -123,7 +123,7 @@ enum EvKind {
 }
 
 #[derive(Debug)]
-pub(super) struct Event {
+struct Event {
     kind: EvKind,
     head: Text,
     line: Text,
@@ -176,7 +176,6 @@ pub(super) struct Sim<'s, 'a> {
     stem_comment: Option<Text>,
     state: State,
     states: Vec<State>,
-    pub(super) events: Vec<Event>,
 }
 
 fn is_break(c: u8) -> bool {
@@ -241,7 +240,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             stem_comment: None,
             state: State::StreamStart,
             states: Vec::new(),
-            events: Vec::new(),
         }
     }
 
@@ -304,15 +302,16 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
-    /// Parse the whole stream into events; `None` where go-yaml would fail.
-    pub(super) fn run(&mut self) -> Option<()> {
+    /// Parse the whole stream, handing each event to `composer`; `None` where
+    /// go-yaml would fail.
+    pub(super) fn run(&mut self, composer: &mut Composer) -> Option<()> {
         let limit = (self.units.len() + self.comments.len() + 8) * STEP_FACTOR;
         for _ in 0..limit {
             if self.state == State::End {
                 return Some(());
             }
             let ev = self.parse()?;
-            self.events.push(ev);
+            composer.feed(ev)?;
         }
         None
     }
@@ -1261,52 +1260,69 @@ pub(super) struct GTree {
     pub(super) docs: Vec<usize>,
 }
 
-pub(super) fn compose(events: &[Event]) -> Option<GTree> {
-    let mut nodes: Vec<GNode> = Vec::new();
-    let mut docs = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    for ev in events {
-        let new = |kind| GNode {
+/// Builds the node tree as the parser hands over events (go-yaml's `parser` in
+/// `decode.go`), so the events are never all held at once.
+#[derive(Default)]
+pub(super) struct Composer {
+    nodes: Vec<GNode>,
+    docs: Vec<usize>,
+    stack: Vec<usize>,
+}
+
+impl Composer {
+    fn feed(&mut self, ev: Event) -> Option<()> {
+        let Event {
             kind,
-            head: ev.head.clone(),
-            line: ev.line.clone(),
-            foot: ev.foot.clone(),
+            head,
+            line,
+            foot,
+        } = ev;
+        let nodes = &mut self.nodes;
+        let stack = &mut self.stack;
+        let node = |kind| GNode {
+            kind,
+            head: Vec::new(),
+            line: Vec::new(),
+            foot: Vec::new(),
             children: Vec::new(),
         };
-        match ev.kind {
+        match kind {
             EvKind::StreamStart | EvKind::StreamEnd => {}
             EvKind::DocStart => {
                 nodes.push(GNode {
-                    kind: NodeKind::Doc,
-                    head: ev.head.clone(),
-                    line: Vec::new(),
-                    foot: Vec::new(),
-                    children: Vec::new(),
+                    head,
+                    ..node(NodeKind::Doc)
                 });
-                docs.push(nodes.len() - 1);
+                self.docs.push(nodes.len() - 1);
                 stack.push(nodes.len() - 1);
             }
             EvKind::DocEnd => {
                 let d = stack.pop()?;
-                nodes[d].foot = ev.foot.clone();
+                nodes[d].foot = foot;
             }
-            EvKind::Scalar => {
-                nodes.push(new(NodeKind::Scalar));
+            EvKind::Scalar | EvKind::MapStart { .. } | EvKind::SeqStart { .. } => {
+                let kind = match kind {
+                    EvKind::MapStart { flow } => NodeKind::Map { flow },
+                    EvKind::SeqStart { .. } => NodeKind::Seq,
+                    _ => NodeKind::Scalar,
+                };
+                nodes.push(GNode {
+                    head,
+                    line,
+                    foot,
+                    ..node(kind)
+                });
                 let id = nodes.len() - 1;
-                attach(&mut nodes, &stack, id)?;
-            }
-            EvKind::MapStart { flow } => {
-                nodes.push(new(NodeKind::Map { flow }));
-                stack.push(nodes.len() - 1);
-            }
-            EvKind::SeqStart { .. } => {
-                nodes.push(new(NodeKind::Seq));
-                stack.push(nodes.len() - 1);
+                if kind == NodeKind::Scalar {
+                    attach(nodes, stack, id)?;
+                } else {
+                    stack.push(id);
+                }
             }
             EvKind::MapEnd | EvKind::SeqEnd => {
                 let id = stack.pop()?;
-                nodes[id].line = ev.line.clone();
-                nodes[id].foot = ev.foot.clone();
+                nodes[id].line = line;
+                nodes[id].foot = foot;
                 if nodes[id].kind == (NodeKind::Map { flow: false }) && !nodes[id].foot.is_empty() {
                     let n = nodes[id].children.len();
                     if n > 1 {
@@ -1314,11 +1330,18 @@ pub(super) fn compose(events: &[Event]) -> Option<GTree> {
                         nodes[key].foot = std::mem::take(&mut nodes[id].foot);
                     }
                 }
-                attach(&mut nodes, &stack, id)?;
+                attach(nodes, stack, id)?;
             }
         }
+        Some(())
     }
-    Some(GTree { nodes, docs })
+
+    pub(super) fn finish(self) -> GTree {
+        GTree {
+            nodes: self.nodes,
+            docs: self.docs,
+        }
+    }
 }
 
 /// A complete node becomes the next child of the node being built.
