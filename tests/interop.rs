@@ -165,6 +165,295 @@ fn every_corpus_file_has_a_test() {
 }
 
 // ---------------------------------------------------------------------------------
+// Comment binding: every comment gets the path sops gives it (tests/comments/)
+// ---------------------------------------------------------------------------------
+
+/// Every comment of a parsed YAML text with the AAD git-sops binds it to, and
+/// the path of every collection.
+fn comment_paths(text: &str) -> (Vec<(String, String)>, Vec<String>) {
+    use git_sops::formats::{ListItem, MapItem};
+    fn aad(path: &[String]) -> String {
+        if path.is_empty() {
+            ":".into()
+        } else {
+            path.iter().map(|k| format!("{k}:")).collect()
+        }
+    }
+    let doc = git_sops::formats::yaml::parse(text).unwrap_or_else(|e| panic!("git-sops: {e}"));
+    let (mut comments, mut paths) = (Vec::new(), Vec::new());
+    let mut work: Vec<(Items<'_>, Vec<String>)> = doc
+        .docs
+        .iter()
+        .rev()
+        .map(|m| (Items::Map(m), Vec::new()))
+        .collect();
+    while let Some((items, path)) = work.pop() {
+        let mut later = Vec::new();
+        match items {
+            Items::Map(m) => {
+                for item in &m.items {
+                    match item {
+                        MapItem::Comment(c) => comments.push((c.text.to_string(), aad(&path))),
+                        MapItem::Entry(e) => {
+                            let mut p = path.clone();
+                            p.push(e.key.clone());
+                            later.extend(child(&e.value, p));
+                        }
+                    }
+                }
+            }
+            Items::List(l) => {
+                for item in &l.items {
+                    match item {
+                        ListItem::Comment(c) => comments.push((c.text.to_string(), aad(&path))),
+                        ListItem::Node(n) => later.extend(child(n, path.clone())),
+                    }
+                }
+            }
+        }
+        paths.push(aad(&path));
+        work.extend(later.into_iter().rev());
+    }
+    (comments, paths)
+}
+
+enum Items<'a> {
+    Map(&'a git_sops::formats::Map),
+    List(&'a git_sops::formats::List),
+}
+
+fn child(node: &git_sops::formats::Node, path: Vec<String>) -> Option<(Items<'_>, Vec<String>)> {
+    use git_sops::formats::Node;
+    match node {
+        Node::Leaf(_) => None,
+        Node::Map(m) => Some((Items::Map(m), path)),
+        Node::List(l) => Some((Items::List(l), path)),
+    }
+}
+
+/// The comment lines of a text (trimmed), with their indentation, in order.
+fn comment_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .map(|l| (l.len() - l.trim_start().len(), l.trim().to_string()))
+        .filter(|(_, l)| l.starts_with('#'))
+        .collect()
+}
+
+fn check_comment_case(name: &str) {
+    use git_sops::formats::{apply_edits, Store};
+    use git_sops::sops::{cipher, keygroups};
+    let src = fixture("comments", name);
+    let text = String::from_utf8(src.clone()).expect("UTF-8 case");
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    let mut checks = Checks::new();
+
+    checks.check(
+        "every comment is bound to the path sops binds it to",
+        || {
+            // sops reads our file with the `sops:` entry after each document; that
+            // layout's binding is the one to match. sops would not encrypt a `sops`
+            // key, so an ordinary key stands where the entry goes.
+            let (ours, mut paths) = comment_paths(&text);
+            paths.push("zsops:".into());
+            let doc = git_sops::formats::yaml::parse(&text).expect("parse");
+            let store = git_sops::formats::yaml::YamlStore;
+            let edits = store
+                .insert_metadata(&text, &doc, &git_sops::formats::Value::Str("x".into()))
+                .into_iter()
+                .map(|mut e| {
+                    e.text = e.text.replacen("sops:", "zsops:", 1);
+                    e
+                })
+                .collect();
+            let with_entry = apply_edits(&text, edits).expect("insert").to_string();
+            let enc = sops_encrypt(&env, with_entry.as_bytes(), "yaml", &key.recipient, &[]);
+            let enc = String::from_utf8(enc).expect("UTF-8");
+            let (_, meta) =
+                git_sops::sops::decrypt::load(&store, &enc).expect("read sops' metadata");
+            let ids = git_sops::keys::age::Identities::from_text("test key", &key.identity)
+                .expect("identity");
+            let data_key = keygroups::recover(&meta, &keygroups::Keyring::with_age(ids))
+                .expect("open sops' data key");
+            let mut sops_paths = Vec::new();
+            for m in enc_regex().captures_iter(&enc) {
+                if &m[1] != "comment" {
+                    continue;
+                }
+                let v = cipher::EncValue::parse(&m[0]).expect("ENC value");
+                let (plain, aad) = paths
+                    .iter()
+                    .find_map(|aad| {
+                        cipher::decrypt(&data_key, &v, aad)
+                            .ok()
+                            .map(|p| (String::from_utf8_lossy(&p).into_owned(), aad.clone()))
+                    })
+                    .unwrap_or_else(|| panic!("no path of the document opens {}", &m[0]));
+                sops_paths.push((plain, aad));
+            }
+            let mut ours = ours;
+            ours.retain(|(t, _)| sops_paths.iter().any(|(s, _)| s == t));
+            ours.sort();
+            sops_paths.sort();
+            assert_eq!(ours, sops_paths, "(comment, path) by git-sops vs sops");
+        },
+    );
+    env.write("plain.yaml", &src);
+    let ours = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "plain.yaml"])
+        .run()
+        .ok()
+        .stdout;
+    checks.check("sops opens every comment of our file", || {
+        env.write("ours.enc.yaml", &ours);
+        let out = env
+            .sops()
+            .args(["decrypt", "--input-type", "yaml", "--output-type", "yaml"])
+            .arg("ours.enc.yaml")
+            .run()
+            .ok();
+        let err = out.stderr.clone();
+        assert!(
+            !err.contains("unencrypted comment") && !out.stdout_str().contains("ENC["),
+            "sops could not open a comment of our file:\n{err}\n{}",
+            out.stdout_str()
+        );
+    });
+    checks.check(
+        "we open and place the comments of sops' file as sops does",
+        || {
+            let theirs = sops_encrypt(&env, &src, "yaml", &key.recipient, &[]);
+            env.write("sops.enc.yaml", &theirs);
+            let reference = env.sops().args(["decrypt", "sops.enc.yaml"]).run().ok();
+            if reference.stderr.contains("unencrypted comment") {
+                return; // sops cannot read its own file here; nothing to match
+            }
+            let out = env.git_sops().args(["decrypt", "sops.enc.yaml"]).run().ok();
+            assert_eq!(out.stderr.clone(), "", "warnings on sops' file");
+            assert_eq!(
+                comment_lines(&out.stdout_str()),
+                comment_lines(&reference.stdout_str()),
+                "where the comments land in our decryption vs sops'"
+            );
+        },
+    );
+    checks.check("our decrypt(our encrypt(x)) == x byte for byte", || {
+        env.write("ours.enc.yaml", &ours);
+        let back = env
+            .git_sops()
+            .args(["decrypt", "ours.enc.yaml"])
+            .run()
+            .ok()
+            .stdout;
+        assert_bytes_eq(&src, &back, "round trip");
+    });
+    checks.finish(name);
+}
+
+macro_rules! comment_cases {
+    ($($test:ident => $file:literal,)*) => {
+        $( #[test] fn $test() { check_comment_case($file) } )*
+        const COMMENT_CASES: &[&str] = &[$($file),*];
+    };
+}
+
+comment_cases! {
+    comments_two_lines_end_nested_map => "01-two-lines-end-nested-map.yaml",
+    comments_blank_line_splits_foot => "02-blank-line-splits-foot.yaml",
+    comments_crlf_every_line_break_splits => "03-crlf-every-line-break-splits.yaml",
+    comments_each_depth_keeps_its_block => "04-each-depth-keeps-its-block.yaml",
+    comments_two_lines_end_list => "05-two-lines-end-list.yaml",
+    comments_end_of_file => "06-end-of-file.yaml",
+    comments_end_of_file_no_final_newline => "07-end-of-file-no-final-newline.yaml",
+    comments_second_document => "08-second-document.yaml",
+    comments_end_of_file_after_blank_line => "09-end-of-file-after-blank-line.yaml",
+    comments_deeper_and_dedented_columns => "10-deeper-and-dedented-columns.yaml",
+    comments_bom => "11-bom.yaml",
+    comments_inline_on_map_key_then_deeper_lines => "12-inline-on-map-key-then-deeper-lines.yaml",
+    comments_two_lines_deep_before_block_scalar => "13-two-lines-deep-before-block-scalar.yaml",
+    comments_foot_after_inline_then_odd_column => "14-foot-after-inline-then-odd-column.yaml",
+    comments_two_lines_after_quoted_value => "15-two-lines-after-quoted-value.yaml",
+    comments_two_space_indent_end_of_file => "16-two-space-indent-end-of-file.yaml",
+    comments_deep_indent_comment_on_parent_key => "17-deep-indent-comment-on-parent-key.yaml",
+    comments_flow_and_dedented_lines_in_nested_map => "18-flow-and-dedented-lines-in-nested-map.yaml",
+    comments_foot_lines_at_two_columns => "19-foot-lines-at-two-columns.yaml",
+    comments_column_zero_line_inside_nested_map => "20-column-zero-line-inside-nested-map.yaml",
+    comments_indentless_list_item_map_foot => "21-indentless-list-item-map-foot.yaml",
+    comments_deeper_second_line => "22-deeper-second-line.yaml",
+    comments_indentless_item_key_comments_end_of_file => "23-indentless-item-key-comments-end-of-file.yaml",
+    comments_null_value_then_comment_at_key_column => "24-null-value-then-comment-at-key-column.yaml",
+    comments_list_item_null_deep_comment => "25-list-item-null-deep-comment.yaml",
+    comments_null_value_deeper_comment_end_of_file => "26-null-value-deeper-comment-end-of-file.yaml",
+    comments_dash_comment_before_next_key => "27-dash-comment-before-next-key.yaml",
+    comments_nested_null_deep_comment => "28-nested-null-deep-comment.yaml",
+    comments_list_foot_then_deeper => "29-list-foot-then-deeper.yaml",
+    comments_list_foot_before_empty_flow => "30-list-foot-before-empty-flow.yaml",
+    comments_block_scalar_then_comments_no_final_newline => "31-block-scalar-then-comments-no-final-newline.yaml",
+    comments_multi_document_list_foot => "32-multi-document-list-foot.yaml",
+    comments_null_value_comment_at_key_column => "33-null-value-comment-at-key-column.yaml",
+    comments_line_comment_dedented_foot_multi_document => "34-line-comment-dedented-foot-multi-document.yaml",
+    comments_flow_comments_bind_to_inner_collections => "35-flow-comments-bind-to-inner-collections.yaml",
+    comments_comment_before_empty_last_item => "36-comment-before-empty-last-item.yaml",
+    comments_comment_after_dash_before_empty_item => "37-comment-after-dash-before-empty-item.yaml",
+}
+
+/// A comment encrypted for another collection than the one it binds to now (as
+/// files written by an earlier git-sops with another binding, or by sops, whose
+/// output does not always read back with the binding it encrypted with) still
+/// decrypts, without a warning.
+#[test]
+fn comments_bound_elsewhere_by_the_writer_still_decrypt() {
+    use git_sops::sops::{cipher, keygroups};
+    let key = AgeKey::generate();
+    let env = Env::with_keys(&[&key]);
+    // `# c` binds to the top level (it is handed to the `sops` key after the list).
+    let src = "k1:\n  - 5\n  # c\n  -\n";
+    env.write("plain.yaml", src);
+    let enc = env
+        .git_sops()
+        .args(["encrypt", "--age", &key.recipient, "plain.yaml"])
+        .run()
+        .ok()
+        .stdout_str();
+    let store = git_sops::formats::yaml::YamlStore;
+    let (_, meta) = git_sops::sops::decrypt::load(&store, &enc).expect("metadata");
+    let ids = git_sops::keys::age::Identities::from_text("test key", &key.identity).unwrap();
+    let data_key = keygroups::recover(&meta, &keygroups::Keyring::with_age(ids)).unwrap();
+    let m = enc_regex()
+        .captures_iter(&enc)
+        .find(|m| &m[1] == "comment")
+        .expect("an encrypted comment")
+        .get(0)
+        .unwrap()
+        .as_str()
+        .to_string();
+    // The same comment as bound to the list `k1`.
+    let other = cipher::encrypt(
+        &data_key,
+        b" c",
+        "k1:",
+        cipher::TypeTag::Comment,
+        &cipher::random_iv(),
+    );
+    env.write("old.enc.yaml", enc.replace(&m, &other));
+    let out = env.git_sops().args(["decrypt", "old.enc.yaml"]).run().ok();
+    assert_eq!(out.stdout_str(), src);
+    assert_eq!(out.stderr, "", "no warning");
+}
+
+#[test]
+fn every_comment_case_has_a_test() {
+    let mut listed: Vec<&str> = COMMENT_CASES.to_vec();
+    listed.sort();
+    assert_eq!(
+        fixture_names("comments"),
+        listed,
+        "tests/comments and the comment_cases! list differ"
+    );
+}
+
+// ---------------------------------------------------------------------------------
 // Normalisations: values whose spelling may change (and only these)
 // ---------------------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ pub fn open(
     let mut edits = Vec::new();
     let mut warnings = Vec::new();
     let mut ivs = IvStash::default();
+    let mut every_path: Option<Vec<String>> = None;
     walk(doc, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
@@ -150,7 +151,11 @@ pub fn open(
                     }
                     return Ok(());
                 }
-                match open_comment(key, &comment.text, &pos.path) {
+                let opened = open_comment(key, &comment.text, &pos.path).or_else(|| {
+                    let all = every_path.get_or_insert_with(|| collection_paths(doc));
+                    open_comment_any(key, &comment.text, all)
+                });
+                match opened {
                     Some((plain, aad, iv)) => {
                         ivs.record(&aad, TypeTag::Comment, plain.as_bytes(), &iv);
                         edits.push(Edit::replace(comment.span.clone(), plain));
@@ -193,6 +198,36 @@ fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, Str
         let plain = String::from_utf8(bytes.to_vec()).ok()?;
         Some((plain, aad, enc.iv.clone()))
     })
+}
+
+/// Open an encrypted comment bound to some other collection of the document: a
+/// file written while comments were bound differently (by an earlier git-sops,
+/// or by sops itself, whose output does not always read back with the binding
+/// it encrypted with). Comments are not covered by the MAC; the GCM tag still
+/// proves the data key encrypted this text.
+fn open_comment_any(
+    key: &DataKey,
+    text: &str,
+    paths: &[String],
+) -> Option<(String, String, Vec<u8>)> {
+    let enc = EncValue::parse(text).ok()?;
+    paths.iter().find_map(|aad| {
+        let bytes = cipher::decrypt(key, &enc, aad).ok()?;
+        let plain = String::from_utf8(bytes.to_vec()).ok()?;
+        Some((plain, aad.clone(), enc.iv.clone()))
+    })
+}
+
+/// The AAD of every collection of the document that holds a value or comment.
+fn collection_paths(doc: &Document) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let _ = walk(doc, &mut |_, pos| {
+        for depth in 0..=pos.path.len() {
+            out.insert(super::walk::aad(&pos.path[..depth]));
+        }
+        Ok::<(), ()>(())
+    });
+    out.into_iter().collect()
 }
 
 /// Compare the MAC recomputed over the plaintexts with the one sealed in `meta`.

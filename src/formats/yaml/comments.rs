@@ -1,516 +1,552 @@
-//! Which collection each comment belongs to.
+//! Which collection each comment belongs to (its AAD), exactly as sops 3.11 decides.
 //!
-//! A comment's AAD is the path of the map or list that holds it, so a comment we
-//! encrypt in place must land in the same collection when real sops reads the file
-//! back. sops takes comments from go-yaml v3, which attaches them to nodes with an
-//! indentation- and blank-line-sensitive algorithm (`scannerc.go`
-//! `yaml_parser_scan_comments` and `yaml_parser_unroll_indent`, then the decoder
-//! moves foot comments onto keys, then sops' `appendCommentToMap/List`). This module
-//! emulates that algorithm on the gap between two tokens:
+//! sops encrypts a comment with the path of the map or list its YAML store puts the
+//! comment in. That store reads comments from the head, line and foot comment
+//! fields go-yaml v3 attaches to nodes, and go-yaml's attachment depends on token
+//! positions, indentation, blank lines and even on how far its scanner runs ahead
+//! of its parser. No simple rule of thumb reproduces it (a two-line comment block
+//! closing a nested map is bound to that map, but the same block after a blank
+//! line, or at a deeper column, or in a CRLF file, may be bound elsewhere), so this
+//! module *replays* go-yaml on our parse, then applies sops' distribution:
 //!
-//! * **Inline comments** (code before the `#` on its line) belong to the collection
-//!   of the item on that line and are placed before that item; after a key with no
-//!   inline value (`a: # c` above a nested block) that is the map holding `a`; after
-//!   a flow collection's closing bracket it is that flow collection (or the list
-//!   holding it).
-//! * **Own-line comments** between the previous token P and the next token N are
-//!   grouped and split the way go-yaml does: the first comment group directly after P
-//!   becomes a *foot of P* (it goes to P's collection) unless it is dedented below the
-//!   innermost block indentation and followed by a blank line; later groups at a
-//!   different column become *foot* comments that are attached to the end of the
-//!   deepest closing block collection whose indentation equals the group's column
-//!   (a closing map keeps them; a closing sequence hands them to its parent, as
-//!   go-yaml moves a sequence's foot comment to its key); everything else is a
-//!   *head* comment of N and goes to N's collection (the document root at the end).
-//! * Comments inside flow collections belong to the innermost flow collection.
+//! 1. **Tokens.** The source is cut into go-yaml's tokens: scalars (the spans the
+//!    tree builder found), indicators (`-`, `?`, `:`, `,`, brackets, `---`,
+//!    `...`, tags), and the tokens go-yaml inserts: `KEY` and
+//!    `BLOCK-MAPPING-START` in front of a simple key when its `:` is found,
+//!    `BLOCK-SEQUENCE-START` before the first `-` of an indented sequence, and
+//!    `BLOCK-END` whenever a token starts left of the current indentation.
+//! 2. **Comment groups** (go-yaml's scanner). A `#` after a token on its line is
+//!    a *line* comment of that token (of the token before when it follows a `:` or
+//!    `,`; a comment after a lone `-` is not one). The own-line comments between
+//!    two tokens are cut into groups: the first group ends at the first empty line
+//!    when it starts on the line right after the previous token (unless that token
+//!    is a `:`) or left of the current block indentation, and is a *foot*; a group
+//!    also ends where a comment line, or the next token, starts left of the block
+//!    indentation at another column than the group's first line, and is a *foot*
+//!    too; what is left before the next token is a *head*. An empty line is only
+//!    noticed as such: the line break right after a comment is skipped, so two
+//!    adjacent comment lines stay one group — except in CRLF files, where the `\n`
+//!    of every `\r\n` looks like an empty line.
+//! 3. **Block ends.** A closing block level's `BLOCK-END` is placed at the first
+//!    comment of the gap at that level's column (else just before the gap), so a
+//!    foot group at a closing map's column stays inside that map.
+//! 4. **Attachment** (go-yaml's parser). Groups are handed to the parser when it
+//!    reaches a token at or after the group's mark (the previous token for a first
+//!    foot group, the split point for later ones, the comment itself for a head;
+//!    heads wait past `BLOCK-END`s). The next event that takes comments — a
+//!    scalar, a flow collection's start or end, a block map's end, a document's
+//!    end — gets them as head, line and foot comments. Then go-yaml's composer
+//!    moves feet: a value's foot to its key, a key's foot to the previous key, a
+//!    block map's foot to its last key (each move *overwrites*, so sops loses the
+//!    comment that was there).
+//! 5. **sops' store.** Comments of keys and scalar values go into the map holding
+//!    them (head and line before the entry, foot after it); comments of a nested
+//!    map or list value go into that collection (head and line first, foot last);
+//!    comments of list items go into the list; a document's go into its root.
 //!
-//! Checked against sops 3.11 on the cases in the tests (`comment_placement_*`);
-//! go-yaml has further corner cases (comments between an explicit `?` key and its
-//! value, comments before `---`) that are only approximated.
+//! A plaintext is bound as it will be read once encrypted: followed by the `sops:`
+//! entry git-sops appends to each document (see [`super::metadata`]), because a
+//! comment at the end of a document can bind differently before a key than before
+//! the end of the file. Comments go-yaml drops (it overwrites some foot comments and
+//! ignores comments on directive lines) are never seen by sops; they stay in the
+//! collection that contains them. If the replay cannot follow the input (go-yaml
+//! would reject it), every comment falls back to the innermost collection that
+//! contains it.
 //!
-//! Placement is linear in the size of the file (plus a log factor): the flow
-//! collection around each comment comes from one sweep over all of them, items
-//! are found by binary search, and the closing levels of a gap are matched to its
-//! comment groups through a table by column, not by rescanning the groups.
+//! The scanner and the parser are replayed interleaved, with go-yaml's look-ahead
+//! (two tokens, more while a token may still turn out to be a simple key), because
+//! a comment already handed to the parser no longer counts when the scanner later
+//! places a `BLOCK-END` or turns a line comment into a head comment. Approximated:
+//! go-yaml counts its 1024-character simple-key limit and 512-character comment
+//! look-ahead in characters (here: bytes), tabs in indentation are taken as spaces
+//! (go-yaml rejects most), and NEL, LS and PS are not line breaks here.
 
-use std::collections::HashMap;
+mod replay;
 
 use super::scan::{RawComment, Source};
-use super::tree::{Built, MarkKind};
+use super::tree::{Built, MarkKind, SkNode};
+use replay::{Composer, GTree, NodeKind, Sim, Text};
 
-/// Where a comment goes: collection id and a sort position among its items.
+/// Where a comment goes: collection id and a sort position among its items
+/// (it precedes every item whose start is at or after `sort`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
     pub coll: usize,
     pub sort: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TokenMark {
-    Prev,
-    At(usize),
-}
-
-struct Emitted {
-    members: Vec<usize>,
-    foot: bool,
-    token_mark: TokenMark,
-    start_off: usize,
-    start_col: usize,
-    scan_mark: usize,
-    end_off: usize,
-}
-
 pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Placement> {
-    let mut out = vec![
-        Placement {
-            coll: built.roots.first().copied().unwrap_or(0),
-            sort: 0,
-        };
-        comments.len()
-    ];
-    let flows = innermost_flows(built, comments);
-    let mut i = 0;
-    while i < comments.len() {
-        let c = &comments[i];
-        if let Some(f) = flows[i] {
-            out[i] = Placement {
-                coll: f,
-                sort: c.hash,
-            };
-            i += 1;
-            continue;
-        }
-        let p = prev_mark(built, c.hash);
-        if !c.own_line {
-            out[i] = inline(src, built, p, c.hash);
-            i += 1;
-            continue;
-        }
-        let n = next_mark(built, c.hash);
-        // The gap: consecutive own-line comments with the same P and N.
-        let mut j = i + 1;
-        while j < comments.len()
-            && comments[j].own_line
-            && next_mark(built, comments[j].hash) == n
-            && flows[j].is_none()
-        {
-            j += 1;
-        }
-        let placed = gap(src, built, p, n, &comments[i..j]);
-        out[i..j].copy_from_slice(&placed);
-        i = j;
+    let placed = simulate(src, built, comments).unwrap_or_else(|| vec![None; comments.len()]);
+    if placed.iter().all(Option::is_some) {
+        return placed.into_iter().flatten().collect();
     }
-    out
+    placed
+        .into_iter()
+        .zip(containing(built, comments))
+        .zip(comments)
+        .map(|((p, coll), c)| p.unwrap_or(Placement { coll, sort: c.hash }))
+        .collect()
 }
 
-/// For each comment, the innermost flow collection around its `#`: one sweep over
-/// the comments and the flow collections in source order, keeping the open
-/// collections on a stack (flow collections nest properly).
-fn innermost_flows(built: &Built, comments: &[RawComment]) -> Vec<Option<usize>> {
+/// For each comment (in source order), the innermost collection containing it,
+/// or else the root of the document it is in.
+fn containing(built: &Built, comments: &[RawComment]) -> Vec<usize> {
     let colls = &built.colls;
-    let mut flows: Vec<usize> = (0..colls.len()).filter(|&id| colls[id].flow).collect();
-    flows.sort_by_key(|&id| (colls[id].start, std::cmp::Reverse(colls[id].end)));
-    let mut order: Vec<usize> = (0..comments.len()).collect();
-    order.sort_by_key(|&i| comments[i].hash);
-    let mut out = vec![None; comments.len()];
+    let mut order: Vec<usize> = (0..colls.len()).collect();
+    order.sort_by_key(|&i| (colls[i].start, std::cmp::Reverse(colls[i].end)));
     let mut open: Vec<usize> = Vec::new();
     let mut next = 0;
-    for i in order {
-        let at = comments[i].hash;
-        while let Some(&id) = flows.get(next).filter(|&&id| colls[id].start < at) {
-            while open
-                .last()
-                .is_some_and(|&top| colls[top].end <= colls[id].start)
-            {
+    comments
+        .iter()
+        .map(|c| {
+            while next < order.len() && colls[order[next]].start <= c.hash {
+                let id = order[next];
+                while open
+                    .last()
+                    .is_some_and(|&o| colls[o].end <= colls[id].start)
+                {
+                    open.pop();
+                }
+                open.push(id);
+                next += 1;
+            }
+            while open.last().is_some_and(|&o| colls[o].end <= c.hash) {
                 open.pop();
             }
-            open.push(id);
-            next += 1;
-        }
-        while open.last().is_some_and(|&top| colls[top].end <= at) {
-            open.pop();
-        }
-        out[i] = open.last().copied();
-    }
-    out
+            open.last().copied().unwrap_or_else(|| {
+                let k = built.roots.partition_point(|&r| colls[r].start <= c.hash);
+                built.roots[k.saturating_sub(1).min(built.roots.len().saturating_sub(1))]
+            })
+        })
+        .collect()
 }
 
-fn prev_mark(built: &Built, at: usize) -> Option<usize> {
-    let k = built.marks.partition_point(|m| m.start < at);
-    if k == 0 {
-        None
-    } else {
-        Some(k - 1)
-    }
-}
-
-fn next_mark(built: &Built, at: usize) -> Option<usize> {
-    let k = built.marks.partition_point(|m| m.start < at);
-    if k < built.marks.len() {
-        Some(k)
-    } else {
-        None
-    }
-}
-
-fn doc_root(built: &Built, doc: usize) -> usize {
-    built
-        .roots
-        .get(doc)
-        .or(built.roots.last())
-        .copied()
-        .unwrap_or(0)
-}
-
-fn mark_doc(built: &Built, m: usize) -> usize {
-    match built.marks[m].kind {
-        MarkKind::Key { coll, .. }
-        | MarkKind::Leaf { coll, .. }
-        | MarkKind::Dash { coll, .. }
-        | MarkKind::FlowStart { coll }
-        | MarkKind::FlowEnd { coll } => built.colls[coll].doc,
-        MarkKind::DocBoundary { doc } => doc,
-    }
-}
-
-fn item_start(built: &Built, coll: usize, item: usize) -> usize {
-    built.colls[coll]
-        .items
-        .get(item)
-        .map_or(built.colls[coll].start, |i| i.start)
-}
-
-/// The item of `coll` that contains byte `at`, by start. Items are in source
-/// order and do not overlap, so only the last two starting at or before `at` can.
-fn item_containing(built: &Built, coll: usize, at: usize) -> Option<usize> {
-    let items = &built.colls[coll].items;
-    let k = items.partition_point(|i| i.start <= at);
-    items[k.saturating_sub(2)..k]
-        .iter()
-        .find(|i| i.start <= at && at <= i.end)
-        .map(|i| i.start)
-}
-
-fn inline(_src: &Source<'_>, built: &Built, p: Option<usize>, hash: usize) -> Placement {
-    let Some(p) = p else {
-        return Placement {
-            coll: doc_root(built, 0),
-            sort: hash,
-        };
-    };
-    match built.marks[p].kind {
-        MarkKind::Key { coll, item }
-        | MarkKind::Leaf { coll, item, .. }
-        | MarkKind::Dash { coll, item } => Placement {
-            coll,
-            sort: item_start(built, coll, item),
-        },
-        MarkKind::FlowStart { coll } => Placement { coll, sort: hash },
-        MarkKind::FlowEnd { coll } => match built.colls[coll].parent {
-            Some(parent) if !built.colls[parent].is_map => Placement {
-                coll: parent,
-                sort: item_containing(built, parent, built.colls[coll].start).unwrap_or(hash),
-            },
-            _ => Placement { coll, sort: hash },
-        },
-        MarkKind::DocBoundary { doc } => Placement {
-            coll: doc_root(built, doc),
-            sort: hash,
-        },
-    }
-}
-
-/// The collection a head comment of mark `n` goes to.
-fn n_placement(built: &Built, p: Option<usize>, n: Option<usize>) -> usize {
-    match n.map(|n| built.marks[n].kind) {
-        Some(MarkKind::Key { coll, .. })
-        | Some(MarkKind::Dash { coll, .. })
-        | Some(MarkKind::Leaf { coll, .. })
-        | Some(MarkKind::FlowStart { coll })
-        | Some(MarkKind::FlowEnd { coll }) => coll,
-        Some(MarkKind::DocBoundary { doc }) => {
-            // Comments before `---`/`...` stay with the document they follow.
-            let d = p.map_or(doc, |p| mark_doc(built, p));
-            doc_root(built, d)
-        }
-        None => doc_root(built, p.map_or(0, |p| mark_doc(built, p))),
-    }
-}
-
-/// The offset of the start of the line holding `at` (the text before it holds
-/// only complete lines).
-fn line_start_before(text: &str, at: usize) -> usize {
-    let at = at.min(text.len());
-    text[..at].rfind('\n').map_or(0, |i| i + 1)
-}
-
-fn gap(
+/// The replay: each comment's placement, `None` for the comments sops never sees;
+/// `None` altogether when go-yaml would not read the input the way we do.
+pub(super) fn simulate(
     src: &Source<'_>,
     built: &Built,
-    p: Option<usize>,
-    n: Option<usize>,
     comments: &[RawComment],
-) -> Vec<Placement> {
-    let sorted = |coll: usize| -> Vec<Placement> {
-        comments
-            .iter()
-            .map(|c| Placement { coll, sort: c.hash })
-            .collect()
-    };
-    let Some(p) = p else {
-        return sorted(n_placement(built, None, n));
-    };
-    let pm = built.marks[p];
-    // P's container and whether P is a VALUE token (key with nothing after it).
-    let (container, prev_is_value) = match pm.kind {
-        MarkKind::Key { coll, .. } => (coll, true),
-        MarkKind::Leaf { coll, empty, .. } => (coll, empty),
-        MarkKind::Dash { coll, .. } => (coll, false),
-        MarkKind::FlowEnd { coll } => (built.colls[coll].parent.unwrap_or(coll), false),
-        MarkKind::FlowStart { coll } => return sorted(coll),
-        MarkKind::DocBoundary { doc } => {
-            let d = n.map_or(doc, |n| mark_doc(built, n));
-            let _ = d;
-            return sorted(n_placement(built, None, n));
-        }
-    };
-    // Block indentation levels open at P, innermost first.
-    let mut levels = Vec::new();
-    let mut cur = Some(container);
-    while let Some(c) = cur {
-        let coll = &built.colls[c];
-        if !coll.flow && (coll.is_map || !coll.indentless) {
-            levels.push(c);
-        }
-        cur = coll.parent;
+) -> Option<Vec<Option<Placement>>> {
+    if comments.is_empty() {
+        return Some(Vec::new());
     }
-    let next_indent = levels.first().map_or(0, |&c| built.colls[c].indent);
-    let n_col: i64 = match n.map(|n| built.marks[n]) {
-        Some(m) if !matches!(m.kind, MarkKind::DocBoundary { .. }) => m.col as i64,
-        _ => -1,
+    let units = lex(src, built, comments)?;
+    let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
+    let inserts = metadata_inserts(src, built, comments);
+    let nodes = if inserts.is_empty() {
+        let mut composer = Composer::default();
+        Sim::new(src, &units, &positions).run(&mut composer)?;
+        composer.finish()
+    } else {
+        let (text, units, positions) = with_inserts(src.text, &units, &positions, &inserts);
+        let vsrc = Source::new(&text);
+        let mut composer = Composer::default();
+        Sim::new(&vsrc, &units, &positions).run(&mut composer)?;
+        composer.finish()
     };
-    let n_start = n.map_or(src.text.len(), |n| built.marks[n].start);
+    distribute(built, &nodes, comments.len(), !inserts.is_empty())
+}
 
-    // --- yaml_parser_scan_comments, line by line ---
-    let text = src.text;
-    let first = &comments[0];
-    let before = &text[pm.end.min(first.hash)..first.hash];
-    let ws_tail = before.len() - before.trim_end_matches([' ', '\t', '\n', '\r']).len();
-    let newlines = before[before.len() - ws_tail..].matches('\n').count();
-    let first_line = src.line_of(first.hash);
-    let p_line = src.line_of(pm.end.min(text.len()));
-    let foot_line: i64 = if p_line > 0 {
-        let mut f = first_line as i64 - newlines as i64 + 1;
-        if newlines == 0 && src.col(first.hash) + 1 > 1 {
-            f += 1;
+// ---------------------------------------------------------------------------------
+// Lexing: the source as go-yaml's scanner sees it
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum U {
+    /// A scalar; `trailing`: plain and block scalars, whose scanner eats the
+    /// whitespace and line breaks after them.
+    Scalar {
+        trailing: bool,
+    },
+    DocStart,
+    DocEnd,
+    Directive,
+    Dash,
+    Question,
+    Colon,
+    Comma,
+    FlowOpen {
+        map: bool,
+    },
+    FlowClose {
+        map: bool,
+    },
+    /// A tag or an anchor.
+    Property,
+    Alias,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    u: U,
+    start: usize,
+    end: usize,
+}
+
+fn is_blankz_at(b: &[u8], i: usize) -> bool {
+    matches!(b.get(i), None | Some(b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+fn bom_len(text: &str) -> usize {
+    if text.starts_with('\u{feff}') {
+        3
+    } else {
+        0
+    }
+}
+
+/// Cut the source into tokens: the scalar spans of the tree and the indicators
+/// between them. `None` on anything go-yaml would not read as we do.
+fn lex(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Option<Vec<Unit>> {
+    let b = src.text.as_bytes();
+    let bom = bom_len(src.text);
+    let opaque = &built.opaque;
+    let mut units = Vec::new();
+    let (mut oi, mut ci, mut flow) = (0usize, 0usize, 0usize);
+    let mut pos = bom;
+    loop {
+        while pos < b.len() && matches!(b[pos], b' ' | b'\t' | b'\r' | b'\n') {
+            pos += 1;
         }
-        f
-    } else {
-        -1
-    };
-    // go-yaml ends an indentless sequence (`key:` then `- item` at the key's
-    // column) at the next key of its map; a comment at that column right before
-    // such a key is that key's head comment, not the sequence's foot.
-    let indentless_head = !built.colls[container].is_map
-        && built.colls[container].indentless
-        && n.is_some_and(|n| {
-            let m = built.marks[n];
-            matches!(m.kind, MarkKind::Key { .. })
-                && m.col == src.col(first.hash)
-                // A blank line in between keeps it the sequence's foot comment.
-                && !text[first.hash..line_start_before(text, m.start)]
-                    .lines()
-                    .any(|l| l.trim().is_empty())
-        });
-    let mut first_empty = newlines <= 1 && !indentless_head;
-    let mut scan_mark = pm.end;
-    let mut token_mark = TokenMark::Prev;
-    let mut group: Vec<usize> = Vec::new();
-    let mut g_start = (0usize, 0usize, 0usize); // line, col, offset
-    let mut emitted: Vec<Emitted> = Vec::new();
-
-    let last_line = if n.is_some() {
-        src.line_of(n_start)
-    } else {
-        src.line_count().saturating_sub(1)
-    };
-    let mut ci = 0;
-    let mut line = first_line;
-    while line <= last_line {
-        let ls = src.line_start(line);
-        let lt = src.line_text(line);
-        let indent_bytes = lt.len() - lt.trim_start_matches([' ', '\t']).len();
-        let is_comment = ci < comments.len() && comments[ci].hash == ls + indent_bytes;
-        let blank = lt.trim().is_empty();
-        if is_comment {
-            let c = &comments[ci];
-            let col = src.col(c.hash);
-            if !group.is_empty() && col < next_indent && col != g_start.1 {
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: c.hash,
-                });
-                scan_mark = c.hash;
-                token_mark = TokenMark::At(c.hash);
-            }
-            if group.is_empty() {
-                g_start = (line, col, c.hash);
-            }
-            group.push(ci);
-            ci += 1;
-            // The line break (or end of input) after the comment.
-            let eol = c.text.end;
-            // Observed with sops 3.11: a dedented first comment directly followed by
-            // more content stays a foot of P; only a blank line or the end makes it
-            // "unrelated to the prior token".
-            let next_blank = line + 1 > last_line
-                || src.line_start(line + 1) >= text.len()
-                || src.line_text(line + 1).trim().is_empty();
-            let dedented = g_start.1 < next_indent;
-            if first_empty
-                && (!dedented || next_blank)
-                && ((g_start.0 as i64 == foot_line && !prev_is_value) || dedented)
-            {
-                let tm = if g_start.1 < next_indent {
-                    TokenMark::At(g_start.2)
-                } else {
-                    token_mark
-                };
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark: tm,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: eol,
-                });
-                scan_mark = eol;
-                token_mark = TokenMark::At(eol);
-            }
-            first_empty = false;
-        } else if blank {
-            first_empty = false;
-        } else {
-            // The next token's line.
-            let col = src.col(ls + indent_bytes);
-            if !group.is_empty() && col < next_indent && col != g_start.1 {
-                let off = ls + indent_bytes;
-                emitted.push(Emitted {
-                    members: std::mem::take(&mut group),
-                    foot: true,
-                    token_mark,
-                    start_off: g_start.2,
-                    start_col: g_start.1,
-                    scan_mark,
-                    end_off: off,
-                });
-                scan_mark = off;
-            }
+        if pos >= b.len() {
             break;
         }
-        line += 1;
-    }
-    // Any comment the line walk did not reach (should not happen) joins the group.
-    while ci < comments.len() {
-        if group.is_empty() {
-            g_start = (
-                src.line_of(comments[ci].hash),
-                src.col(comments[ci].hash),
-                comments[ci].hash,
-            );
+        while ci < comments.len() && comments[ci].hash < pos {
+            ci += 1;
         }
-        group.push(ci);
-        ci += 1;
-    }
-    if !group.is_empty() {
-        emitted.push(Emitted {
-            members: group,
-            foot: false,
-            token_mark: TokenMark::At(g_start.2),
-            start_off: g_start.2,
-            start_col: g_start.1,
-            scan_mark,
-            end_off: n_start.saturating_sub(1),
-        });
-    }
-
-    // --- yaml_parser_unroll_indent: where each closing level's BLOCK-END sits ---
-    let closing: Vec<usize> = levels
-        .iter()
-        .copied()
-        .filter(|&c| (built.colls[c].indent as i64) > n_col)
-        .collect();
-    // Each closing level scans back from the last group through the groups that
-    // follow on from each other (one ends at or after the next one's scan mark);
-    // that chain is the same for every level, and a level's BLOCK-END moves to the
-    // earliest group of the chain at its column. So: one table by column.
-    let mut chain = emitted.len();
-    while chain > 1 && emitted[chain - 2].end_off >= emitted[chain - 1].scan_mark {
-        chain -= 1;
-    }
-    let mut earliest_at_col: HashMap<usize, usize> = HashMap::new();
-    for e in emitted[chain.saturating_sub(1).min(emitted.len())..]
-        .iter()
-        .rev()
-    {
-        earliest_at_col.insert(e.start_col, e.start_off);
-    }
-    let mut block_mark = pm.end.saturating_sub(1);
-    let mut ends = Vec::with_capacity(closing.len());
-    for &lv in &closing {
-        if let Some(&off) = earliest_at_col.get(&built.colls[lv].indent) {
-            block_mark = off;
+        if ci < comments.len() && comments[ci].hash == pos {
+            pos = comments[ci].text.end.max(pos + 1);
+            continue;
         }
-        ends.push((lv, block_mark));
-    }
-    // The first level (innermost first) whose BLOCK-END is at or after a mark:
-    // binary search over the running maximum.
-    let mut running = Vec::with_capacity(ends.len());
-    for &(_, bm) in &ends {
-        running.push(running.last().map_or(bm, |&m: &usize| m.max(bm)));
-    }
-    let first_end_after = |tm: usize| ends.get(running.partition_point(|&m| m < tm));
-
-    let head_target = n_placement(built, Some(p), n);
-    let mut out = vec![
-        Placement {
-            coll: head_target,
-            sort: 0
+        while oi < opaque.len() && opaque[oi].start < pos {
+            oi += 1;
+        }
+        if oi < opaque.len() && opaque[oi].start == pos && opaque[oi].end > pos {
+            let trailing = !matches!(b[pos], b'\'' | b'"');
+            units.push(Unit {
+                u: U::Scalar { trailing },
+                start: pos,
+                end: opaque[oi].end,
+            });
+            pos = opaque[oi].end;
+            continue;
+        }
+        let at_line_start = pos == bom || b[pos - 1] == b'\n';
+        let three = |c: u8| {
+            at_line_start && b.get(pos..pos + 3) == Some(&[c, c, c][..]) && is_blankz_at(b, pos + 3)
         };
-        comments.len()
-    ];
-    for e in &emitted {
-        let target = match (e.foot, e.token_mark) {
-            (true, TokenMark::Prev) => {
-                if prev_is_value {
-                    head_target
-                } else {
-                    container
-                }
+        let (u, len) = match b[pos] {
+            b'-' if three(b'-') => (U::DocStart, 3),
+            b'.' if three(b'.') => (U::DocEnd, 3),
+            b'%' if at_line_start => {
+                let end = src.line_end(pos);
+                (U::Directive, end - pos)
             }
-            (true, TokenMark::At(tm)) => first_end_after(tm).map_or(head_target, |&(lv, _)| {
-                let coll = &built.colls[lv];
-                if coll.is_map {
-                    lv
-                } else {
-                    coll.parent.unwrap_or(lv)
+            b'-' if flow == 0 && is_blankz_at(b, pos + 1) => (U::Dash, 1),
+            b'?' if is_blankz_at(b, pos + 1) => (U::Question, 1),
+            b':' => (U::Colon, 1),
+            b',' if flow > 0 => (U::Comma, 1),
+            b'[' | b'{' => {
+                flow += 1;
+                (
+                    U::FlowOpen {
+                        map: b[pos] == b'{',
+                    },
+                    1,
+                )
+            }
+            b']' | b'}' => {
+                flow = flow.checked_sub(1)?;
+                (
+                    U::FlowClose {
+                        map: b[pos] == b'}',
+                    },
+                    1,
+                )
+            }
+            b'!' | b'&' | b'*' => {
+                let mut e = pos + 1;
+                while e < b.len()
+                    && !matches!(b[e], b' ' | b'\t' | b'\r' | b'\n')
+                    && !(flow > 0 && matches!(b[e], b',' | b'[' | b']' | b'{' | b'}'))
+                {
+                    e += 1;
                 }
-            }),
-            (false, _) => head_target,
+                let u = if b[pos] == b'*' {
+                    U::Alias
+                } else {
+                    U::Property
+                };
+                (u, e - pos)
+            }
+            _ => return None,
         };
-        for &m in &e.members {
-            out[m] = Placement {
-                coll: target,
-                sort: comments[m].hash,
-            };
+        units.push(Unit {
+            u,
+            start: pos,
+            end: pos + len,
+        });
+        pos += len;
+    }
+    Some(units)
+}
+
+// ---------------------------------------------------------------------------------
+// The `sops:` entry a plaintext will be followed by once encrypted
+// ---------------------------------------------------------------------------------
+
+/// For each block document with comments and without a `sops` entry: where
+/// git-sops' metadata insertion puts the entry, and the text it inserts before the
+/// key (line breaks only; the key text itself is added by [`with_inserts`]). Any
+/// comment of a document may depend on it: go-yaml hands comments to the next
+/// event that takes any, which may be the entry's key.
+fn metadata_inserts(
+    src: &Source<'_>,
+    built: &Built,
+    comments: &[RawComment],
+) -> Vec<(usize, String)> {
+    let text = src.text;
+    let nl = if text
+        .find('\n')
+        .is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r')
+    {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    // The end of each document's last key or value.
+    let mut last_value = vec![0usize; built.roots.len()];
+    for m in &built.marks {
+        if let MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. } = m.kind {
+            if let Some(v) = last_value.get_mut(built.colls[coll].doc) {
+                *v = (*v).max(m.end);
+            }
         }
+    }
+    let mut out = Vec::new();
+    let mut from = 0;
+    for (doc, &root) in built.roots.iter().enumerate() {
+        let coll = &built.colls[root];
+        let at = doc_end(text, coll.end).max(from);
+        let range = (from, at);
+        from = at;
+        if coll.flow
+            || coll
+                .items
+                .iter()
+                .any(|i| i.key.as_ref().is_some_and(|(k, _)| k == "sops"))
+        {
+            continue;
+        }
+        let c0 = comments.partition_point(|c| c.hash < range.0);
+        let c1 = comments.partition_point(|c| c.hash < range.1);
+        let in_doc = &comments[c0..c1.max(c0)];
+        if in_doc.is_empty() {
+            continue;
+        }
+        // As metadata insertion: a blank line first when the document's last
+        // key, value or comment is a comment.
+        let last_comment = in_doc.last().map_or(0, |c| c.text.end);
+        let last_value = last_value.get(doc).copied().unwrap_or(0);
+        let gap = if last_comment > last_value { nl } else { "" };
+        let ends_with_break = at == 0 || text[..at].ends_with('\n');
+        let prefix = if ends_with_break {
+            gap.to_string()
+        } else {
+            format!("{nl}{gap}")
+        };
+        out.push((at, prefix));
     }
     out
+}
+
+/// Where a document whose root ends at `root_end` ends: the start of the line of
+/// the next `...` or `---` marker, or the end of the text (as metadata insertion).
+fn doc_end(src: &str, root_end: usize) -> usize {
+    let from = root_end.min(src.len());
+    let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
+    while pos < src.len() {
+        let rest = &src[pos..];
+        let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
+            && rest[3..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
+        if is_marker {
+            return pos;
+        }
+        pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
+    }
+    src.len()
+}
+
+const META_KEY: &str = "sops: x";
+
+/// The text with a `sops: x` entry inserted at each point, and the units and
+/// comment positions moved to match.
+#[allow(clippy::type_complexity)]
+fn with_inserts(
+    text: &str,
+    units: &[Unit],
+    positions: &[(usize, usize)],
+    inserts: &[(usize, String)],
+) -> (String, Vec<Unit>, Vec<(usize, usize)>) {
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(text.len() + inserts.len() * 16);
+    let mut shifts: Vec<(usize, usize)> = Vec::new(); // (original at, total shift from there)
+    let mut extra = Vec::new();
+    let mut last = 0;
+    for (at, prefix) in inserts {
+        out.push_str(&text[last..*at]);
+        out.push_str(prefix);
+        let key = out.len();
+        out.push_str(META_KEY);
+        let tail_break = if text[..*at].ends_with('\n') || *at == 0 {
+            nl
+        } else {
+            ""
+        };
+        out.push_str(tail_break);
+        extra.push(Unit {
+            u: U::Scalar { trailing: true },
+            start: key,
+            end: key + 4,
+        });
+        extra.push(Unit {
+            u: U::Colon,
+            start: key + 4,
+            end: key + 5,
+        });
+        extra.push(Unit {
+            u: U::Scalar { trailing: true },
+            start: key + 6,
+            end: key + 7,
+        });
+        shifts.push((*at, out.len() - *at));
+        last = *at;
+    }
+    out.push_str(&text[last..]);
+    let shift = |p: usize| {
+        let k = shifts.partition_point(|(at, _)| *at <= p);
+        if k == 0 {
+            p
+        } else {
+            p + shifts[k - 1].1
+        }
+    };
+    let mut moved: Vec<Unit> = units
+        .iter()
+        .map(|u| Unit {
+            u: u.u,
+            start: shift(u.start),
+            end: shift(u.start) + (u.end - u.start),
+        })
+        .chain(extra)
+        .collect();
+    moved.sort_by_key(|u| u.start);
+    let positions = positions
+        .iter()
+        .map(|&(h, e)| (shift(h), shift(h) + (e - h)))
+        .collect();
+    (out, moved, positions)
+}
+
+// ---------------------------------------------------------------------------------
+// sops' YAML store: node comments into the tree
+// ---------------------------------------------------------------------------------
+
+/// The placement of every comment sops sees (`None` for those it never sees), or
+/// `None` when the replayed tree does not have our tree's shape.
+fn distribute(
+    built: &Built,
+    tree: &GTree,
+    count: usize,
+    virtual_entries: bool,
+) -> Option<Vec<Option<Placement>>> {
+    let mut out: Vec<Option<Placement>> = vec![None; count];
+    let mut put = |text: &Text, coll: usize, sort: usize| {
+        for &c in text {
+            if let Some(slot) = out.get_mut(c as usize) {
+                *slot = Some(Placement { coll, sort });
+            }
+        }
+    };
+    if tree.docs.len() != built.roots.len() {
+        return None;
+    }
+    // (replayed node, our collection, whether its own comments are handled here)
+    let mut work: Vec<(usize, usize, bool)> = Vec::new();
+    for (&d, &root) in tree.docs.iter().zip(&built.roots).rev() {
+        let doc = &tree.nodes[d];
+        let &[r] = doc.children.as_slice() else {
+            return None;
+        };
+        put(&doc.head, root, 0);
+        put(&doc.line, root, 0);
+        put(&doc.foot, root, usize::MAX);
+        work.push((r, root, true));
+    }
+    while let Some((n, coll, own)) = work.pop() {
+        let node = &tree.nodes[n];
+        let c = &built.colls[coll];
+        if own {
+            put(&node.head, coll, 0);
+            put(&node.line, coll, 0);
+            put(&node.foot, coll, usize::MAX);
+        }
+        let before = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start);
+        let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
+        match node.kind {
+            NodeKind::Map { .. } if c.is_map => {
+                let pairs = node.children.len() / 2;
+                let extra = usize::from(virtual_entries && c.parent.is_none());
+                if !node.children.len().is_multiple_of(2)
+                    || !(pairs == c.items.len() || pairs == c.items.len() + extra)
+                {
+                    return None;
+                }
+                for j in 0..pairs {
+                    let k = &tree.nodes[node.children[2 * j]];
+                    let vid = node.children[2 * j + 1];
+                    let v = &tree.nodes[vid];
+                    put(&k.head, coll, before(j));
+                    put(&k.line, coll, before(j));
+                    put(&k.foot, coll, after(j));
+                    let item = c.items.get(j).map(|i| &i.node);
+                    match (v.kind, item) {
+                        (NodeKind::Scalar, Some(SkNode::Leaf(_)) | None) => {
+                            put(&v.head, coll, before(j));
+                            put(&v.line, coll, before(j));
+                            put(&v.foot, coll, after(j));
+                        }
+                        (NodeKind::Map { .. } | NodeKind::Seq, Some(SkNode::Coll(id))) => {
+                            work.push((vid, *id, true));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            NodeKind::Seq if !c.is_map => {
+                if node.children.len() != c.items.len() {
+                    return None;
+                }
+                for (j, &id) in node.children.iter().enumerate() {
+                    let item = &tree.nodes[id];
+                    put(&item.head, coll, before(j));
+                    put(&item.line, coll, before(j));
+                    put(&item.foot, coll, after(j));
+                    match (item.kind, &c.items[j].node) {
+                        (NodeKind::Scalar, SkNode::Leaf(_)) => {}
+                        (NodeKind::Map { .. } | NodeKind::Seq, SkNode::Coll(sub)) => {
+                            work.push((id, *sub, false));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }

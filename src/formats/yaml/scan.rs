@@ -302,8 +302,6 @@ pub fn block_end(
 pub struct RawComment {
     pub hash: usize,
     pub text: Range<usize>,
-    /// Nothing but whitespace precedes it on its line.
-    pub own_line: bool,
 }
 
 /// Find every comment outside the `opaque` ranges (scalar texts, sorted by start):
@@ -325,13 +323,9 @@ pub fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawCommen
             && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') || is_bom_before(b, i))
         {
             let end = src.line_end(i);
-            let ls = src.line_start(src.line_of(i));
-            let before = &src.text[ls..i];
-            let own_line = before.trim_start_matches('\u{feff}').trim().is_empty();
             out.push(RawComment {
                 hash: i,
                 text: i + 1..end,
-                own_line,
             });
             i = end;
             continue;

@@ -390,6 +390,23 @@ fn comment_placement_follows_sops() {
         ("x:\n  y:\n    a: 1\n  # f2\n", vec![("x:", " f2")]),
         ("l:\n  - a: 1\n\n  # f2\n\nz: 1\n", vec![("l:", " f2")]),
         ("k: |\n  text\n# after block\nz: 1\n", vec![(":", " after block")]),
+        // A block of comment lines closing a nested map or list stays in it...
+        ("a:\n    c: 1\n    # one\n    # two\nd: 2\n", vec![("a:", " one"), ("a:", " two")]),
+        ("l:\n  - x\n  # one\n  # two\nd: 2\n", vec![("l:", " one"), ("l:", " two")]),
+        (
+            "a:\n  b:\n    c: 1\n    # 4\n    # 4b\n  # 2\n  # 2b\nd: 2\n",
+            vec![("a:b:", " 4"), ("a:b:", " 4b"), ("a:", " 2"), ("a:", " 2b")],
+        ),
+        ("x: 1\n---\na:\n    c: 1\n    # one\n    # two\n", vec![("a:", " one"), ("a:", " two")]),
+        // ...but a blank line after its first line ends the part that does, and
+        // so does every line break of a CRLF file.
+        ("a:\n    c: 1\n    # one\n\n    # two\nd: 2\n", vec![("a:", " one"), (":", " two")]),
+        ("a:\r\n    c: 1\r\n    # one\r\n    # two\r\nd: 2\r\n", vec![("a:", " one"), (":", " two")]),
+        // At the end of a document, as before the `sops:` entry that follows it
+        // once encrypted (at the end of the file go-yaml would say `:`).
+        ("a:\n  b: 1\n\n  # foot\n", vec![("a:", " foot")]),
+        // Comments inside flow collections go where go-yaml attaches them.
+        ("f: {a: [1, 2], # c1\n  b: 1}\n", vec![("f:a:", " c1")]),
     ];
     for (src, want) in cases {
         let got = comment_paths(&p(src));
@@ -411,6 +428,59 @@ fn comment_placement_follows_sops() {
             assert_eq!(c.line, 1);
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// The replay of go-yaml reads every YAML file of the test suite (no comment
+/// falls back to "the collection containing it" because go-yaml was not followed).
+#[test]
+fn comment_replay_reads_every_test_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut n = 0;
+    for dir in ["corpus", "comments", "normalize"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let src = scan::Source::new(&text);
+            let evs = events::events(&src).unwrap();
+            let built = tree::build(&src, evs).unwrap();
+            let raw = scan::find_comments(&src, &built.opaque);
+            let placed = comments::simulate(&src, &built, &raw);
+            assert!(placed.is_some(), "{}: the replay gave up", path.display());
+            n += 1;
+        }
+    }
+    assert!(n > 40, "only {n} files");
+}
+
+/// Plaintext comments are bound as if followed by the `sops:` entry, where
+/// metadata insertion really puts it (after a blank line when the document ends
+/// in a comment).
+#[test]
+fn comment_binding_sees_the_metadata_entry_where_it_is_inserted() {
+    for src in [
+        "a:\n  b: 1\n\n  # foot\n",
+        "a:\n  b: 1\n  # foot\n",
+        "a:\n  b: 1\n  # foot",
+        "a: 1 # c\n",
+        "l:\n  - x # c\n  - y\n",
+        "a:\n  b: 1\n  # foot\n---\nc: 2\n  # x\n...\n",
+        "a:\r\n  b: 1\r\n  # foot\r\n",
+    ] {
+        let d = p(src);
+        let meta = Value::Str("x".into());
+        let edits = YamlStore.insert_metadata(src, &d, &meta);
+        let with = apply_edits(src, edits).unwrap().to_string();
+        // Both texts bind every comment alike.
+        let mut want = comment_paths(&p(&with));
+        want.retain(|(path, _)| !path.starts_with("sops:"));
+        assert_eq!(comment_paths(&d), want, "{src:?} vs {with:?}");
     }
 }
 

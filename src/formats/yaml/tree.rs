@@ -4,8 +4,7 @@
 //! The builder walks the event stream once and fills an arena of collections
 //! ([`Coll`]) whose items hold leaves with exact byte spans (fixed up with [`scan`]).
 //! It also records [`Mark`]s — keys, sequence dashes, leaves and flow brackets in
-//! source order — which stand in for go-yaml's tokens when comments are placed
-//! ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
+//! source order — which comment placement reads ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
 //! non-string or duplicate keys, uint64 integers, comments after block headers)
 //! happen here because this is where each construct is first seen with a position.
 //!
@@ -99,7 +98,6 @@ pub struct Mark {
     pub kind: MarkKind,
     pub start: usize,
     pub end: usize,
-    pub col: usize,
 }
 
 pub struct Built {
@@ -165,7 +163,6 @@ pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
                         kind: MarkKind::DocBoundary { doc: roots.len() },
                         start: ev.start,
                         end: ev.end,
-                        col: 0,
                     });
                 }
                 let doc = roots.len();
@@ -205,7 +202,6 @@ pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
                     kind: MarkKind::DocBoundary { doc },
                     start: ev.start.max(b.prev_end),
                     end: ev.end.max(b.prev_end),
-                    col: 0,
                 });
                 if ev.end > ev.start {
                     b.prev_end = ev.end;
@@ -326,7 +322,6 @@ impl Builder<'_, '_> {
                 kind: MarkKind::FlowStart { coll: id },
                 start,
                 end: start + 1,
-                col: indent,
             });
             self.prev_end = start + 1;
         }
@@ -353,7 +348,6 @@ impl Builder<'_, '_> {
                             kind: MarkKind::FlowEnd { coll: id },
                             start: close,
                             end: close + 1,
-                            col: src.col(close),
                         });
                         self.colls[id].end = close + 1;
                         self.prev_end = close + 1;
@@ -478,7 +472,6 @@ impl Builder<'_, '_> {
             },
             start: kstart,
             end: kend,
-            col: src.col(kstart),
         });
         self.opaque.push(kstart..kend);
         self.prev_end = kend;
@@ -528,7 +521,6 @@ impl Builder<'_, '_> {
                     },
                     start: d,
                     end: d + 1,
-                    col: src.col(d),
                 });
                 self.prev_end = d + 1;
                 item_start = Some(d);
@@ -581,7 +573,6 @@ impl Builder<'_, '_> {
                     },
                     start: leaf.span.start,
                     end: leaf.span.end,
-                    col: src.col(leaf.span.start),
                 });
                 if !empty {
                     self.opaque.push(leaf.span.clone());
