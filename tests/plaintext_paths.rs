@@ -1286,7 +1286,7 @@ fn an_orphan_branch_without_the_rules_is_refused_by_the_server() {
     std::fs::remove_file(repo.join(".gitattributes")).expect("rm");
     std::fs::remove_file(repo.join(".sops.yaml")).expect("rm");
     alice
-        .git(&repo, &["rm", "-r", "-q", "--cached", "secrets"])
+        .git(&repo, &["rm", "-r", "-q", "-f", "--cached", "secrets"])
         .ok();
     alice.git(&repo, &["add", "-A"]).ok();
     assert!(alice
