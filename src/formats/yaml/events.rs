@@ -6,11 +6,17 @@
 //! message and position. saphyr is guarded with `catch_unwind` so that no input can
 //! make `parse` panic.
 //!
+//! Scalar values are plaintext when a file is encrypted: the events hold them in
+//! zeroizing strings. saphyr's own buffers (its scanner's token text, from which
+//! each value is copied) are not ours to wipe; they live only while the stream
+//! is read.
+//!
 //! Collections nested deeper than [`MAX_DEPTH`] stop the stream at once: 10 MB of
 //! `- - - ...` would otherwise become millions of events before the tree builder
 //! refuses the depth.
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
+use zeroize::Zeroizing;
 
 use super::scan::Source;
 use crate::formats::{too_deep, FormatError, MAX_DEPTH};
@@ -21,7 +27,8 @@ pub enum EvKind {
     DocEnd,
     Alias,
     Scalar {
-        value: String,
+        /// The scalar's value: plaintext, wiped when the event is dropped.
+        value: Zeroizing<String>,
         style: ScalarStyle,
         anchor: bool,
         /// (handle, suffix); handle `tag:yaml.org,2002:` for `!!x`.
@@ -132,7 +139,7 @@ fn collect(text: &str) -> Result<(Vec<RawEv>, Option<usize>), RawErr> {
             Event::DocumentEnd => EvKind::DocEnd,
             Event::Alias(_) => EvKind::Alias,
             Event::Scalar(v, style, anchor, tag) => EvKind::Scalar {
-                value: v.into_owned(),
+                value: Zeroizing::new(v.into_owned()),
                 style,
                 anchor: anchor != 0,
                 tag: tag_of(tag.as_deref()),

@@ -412,7 +412,7 @@ impl Builder<'_, '_> {
                         ))
                     }
                     None if is_plain => {
-                        if value == "<<" {
+                        if value.as_str() == "<<" {
                             return Err(unsupported(src, start, ANCHOR_MSG));
                         }
                         match resolve::resolve_plain(value) {
@@ -478,7 +478,7 @@ impl Builder<'_, '_> {
         let line = src.line_of(kstart) + 1;
         let (node, end) = self.value(id, doc, flow, item_index, true)?;
         self.colls[id].items.push(Item {
-            key: Some((key, kstart..kend)),
+            key: Some((key.to_string(), kstart..kend)),
             node,
             start: kstart,
             end: end.max(kend),
