@@ -1463,3 +1463,165 @@ fn a_key_holders_added_value_is_stable_across_status() {
     assert_eq!(alice.blob(&repo, ":secrets/db.yaml"), staged);
     assert_store_clean(&alice, &repo);
 }
+
+// ---------------------------------------------------------------------------------
+// Found by the second adversarial review
+// ---------------------------------------------------------------------------------
+
+/// A bare server with the shipped hook whose HEAD names a branch nobody pushed
+/// (`git init --bare` without `init.defaultBranch`, a team that pushes `main`).
+fn server_with_dangling_head(user: &User, repo: &Path) -> PathBuf {
+    let server = user.env.work.join("server.git");
+    user.git(&user.env.work, &["init", "-q", "--bare", "server.git"])
+        .ok();
+    user.git(&server, &["symbolic-ref", "HEAD", "refs/heads/master"])
+        .ok();
+    std::fs::copy(
+        common::manifest_dir().join("hooks/pre-receive"),
+        server.join("hooks/pre-receive"),
+    )
+    .expect("install hook");
+    user.git(
+        repo,
+        &["remote", "add", "server", &server.display().to_string()],
+    )
+    .ok();
+    user.git(repo, &["push", "-q", "server", "main"]).ok();
+    server
+}
+
+#[test]
+fn orphan_branches_are_checked_locally_and_on_a_server_whose_head_dangles() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo_bypass("repo");
+    let server = server_with_dangling_head(&alice, &repo);
+    alice.git(&repo, &["checkout", "-q", "--orphan", "o"]).ok();
+    alice
+        .git(&repo, &["rm", "-r", "-q", "-f", "--cached", "."])
+        .ok();
+    std::fs::remove_file(repo.join(".gitattributes")).expect("rm");
+    std::fs::remove_file(repo.join(".sops.yaml")).expect("rm");
+    alice.git(&repo, &["add", "secrets/db.yaml"]).ok();
+    assert!(alice
+        .blob(&repo, ":secrets/db.yaml")
+        .contains("bypass-pw-0001"));
+    // The hook remembers the latest branch for the unborn one...
+    let out = alice.git(&repo, &["commit", "-q", "-m", "orphan"]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains("commit refused"), "{}", out.describe());
+    alice
+        .git(&repo, &["commit", "-q", "--no-verify", "-m", "orphan"])
+        .ok();
+    // ...and so does the server, whose HEAD names no commit.
+    let out = alice.git(&repo, &["push", "-q", "server", "o"]);
+    assert!(!out.success(), "accepted: {}", out.describe());
+    let objects = alice
+        .git(&server, &["cat-file", "--batch-all-objects", "--batch"])
+        .ok();
+    assert!(!String::from_utf8_lossy(&objects.stdout).contains("bypass-pw-0001"));
+}
+
+#[test]
+fn a_binary_secret_moved_out_is_refused_by_the_server_without_known_blobs() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo_bypass("repo");
+    let server = server_with_dangling_head(&alice, &repo);
+    let _ = server;
+    write(
+        &repo,
+        "secrets/tls.pem",
+        "-----BEGIN KEY-----\nbypass-pem-0008-abcdefghijklmnopqrstuvwxyz\n-----END KEY-----\n",
+    );
+    alice.git(&repo, &["add", "-A"]).ok();
+    alice.git(&repo, &["commit", "-qm", "pem"]).ok();
+    alice.git(&repo, &["push", "-q", "server", "main"]).ok();
+    alice.git(&repo, &["mv", "secrets/tls.pem", "tls.pem"]).ok();
+    alice.git(&repo, &["add", "tls.pem"]).ok();
+    alice
+        .git(&repo, &["commit", "-q", "--no-verify", "-m", "move"])
+        .ok();
+    let out = alice.git(&repo, &["push", "-q", "server", "main"]);
+    assert!(!out.success(), "accepted: {}", out.describe());
+    assert!(out.stderr.contains("decrypted-copy"), "{}", out.describe());
+}
+
+#[test]
+fn widening_a_rule_does_not_block_commits_and_edits_follow_it() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let dir = alice.env.work.join("repo");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    alice.git(&dir, &["init", "-q", "-b", "main"]).ok();
+    let narrow = format!(
+        "creation_rules:\n  - path_regex: ^secrets/\n    age: {}\n    encrypted_regex: ^password$\n",
+        key.recipient
+    );
+    write(&dir, ".sops.yaml", &narrow);
+    alice.sops(&dir, &["init"]).ok();
+    write(&dir, "secrets/a.yaml", "db:\n  password: p1\n  user: bob\n");
+    alice.git(&dir, &["add", "-A"]).ok();
+    alice.git(&dir, &["commit", "-qm", "narrow"]).ok();
+    assert!(alice
+        .blob(&dir, "HEAD:secrets/a.yaml")
+        .contains("user: bob"));
+    // Widen the rule: commits go on; the unchanged file stays as it was.
+    write(
+        &dir,
+        ".sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: ^secrets/\n    age: {}\n",
+            key.recipient
+        ),
+    );
+    alice.git(&dir, &["commit", "-qam", "widen"]).ok();
+    write(&dir, "README", "x\n");
+    alice.git(&dir, &["add", "README"]).ok();
+    alice.git(&dir, &["commit", "-qm", "unrelated"]).ok();
+    // The next edit encrypts it under the wider rule.
+    write(&dir, "secrets/a.yaml", "db:\n  password: p2\n  user: bob\n");
+    let out = alice.git(&dir, &["commit", "-qam", "edit"]).ok();
+    assert!(out.stderr.contains("creation rule"), "{}", out.describe());
+    assert!(!alice.blob(&dir, "HEAD:secrets/a.yaml").contains("bob"));
+    alice.sops(&dir, &["check", "--all"]).ok();
+}
+
+#[test]
+fn an_unreadable_committed_file_does_not_break_the_working_tree() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo("repo");
+    let blob = alice
+        .git_cmd(&repo, &["hash-object", "-w", "--no-filters", "--stdin"])
+        .stdin("a: [\n")
+        .run()
+        .ok()
+        .stdout_str();
+    alice
+        .git(
+            &repo,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},secrets/broken.yaml", blob.trim()),
+            ],
+        )
+        .ok();
+    alice
+        .git(&repo, &["commit", "-q", "--no-verify", "-m", "broken"])
+        .ok();
+    let clone = alice.clone(&repo, "clone");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let text = read(&clone, "secrets/broken.yaml");
+    write(&clone, "secrets/broken.yaml", &text); // racy: git cleans it again
+    alice.git(&clone, &["status", "--porcelain"]).ok();
+    write(&clone, "other.txt", "x\n");
+    alice.git(&clone, &["add", "other.txt"]).ok();
+    alice.git(&clone, &["stash"]).ok();
+    // An edit of it is still refused, with the reason.
+    write(&clone, "secrets/broken.yaml", "a: [\nb\n");
+    let out = alice.git(&clone, &["add", "secrets/broken.yaml"]);
+    assert!(!out.success(), "{}", out.describe());
+}

@@ -243,6 +243,11 @@ impl Keyring {
         self.age.get_or_init(age::Identities::discover).as_ref()
     }
 
+    /// The recipients of the age identities this process holds.
+    fn age_recipients(&self) -> Vec<String> {
+        self.age().map(|ids| ids.recipients()).unwrap_or_default()
+    }
+
     fn unwrap(&self, key: &MasterKey) -> Result<Zeroizing<Vec<u8>>, String> {
         match key {
             MasterKey::Age(k) => match self.age() {
@@ -418,10 +423,16 @@ pub fn check_recipient(r: &Recipient) -> Result<(), KeyGroupError> {
 /// list one per region or account (sops users rarely need more than a few).
 pub const MAX_KMS_TRIES: usize = 8;
 
+/// The most age keys one file's data key is tried with (those addressed to
+/// one of our identities first): each costs an X25519 operation per stanza, and
+/// a hostile file can repeat an entry hundreds of times.
+pub const MAX_AGE_TRIES: usize = 16;
+
 pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let mut report = String::new();
     let mut secrets = Vec::new();
     let mut kms_tried = 0;
+    let mut age_tried = 0;
     let several = meta.key_groups.len() > 1;
     let threshold = if several {
         meta.shamir_threshold.max(2)
@@ -432,11 +443,21 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
         if secrets.len() >= threshold {
             break;
         }
+        // Local keys first (age: those addressed to one of our identities
+        // before the others), the network last.
+        // (Only asked when the group has age keys: a KMS-only file must not run
+        // SOPS_AGE_KEY_CMD.)
+        let ours = if group.iter().any(|k| matches!(k, MasterKey::Age(_))) {
+            keyring.age_recipients()
+        } else {
+            Vec::new()
+        };
         let mut order: Vec<&MasterKey> = group.iter().collect();
         order.sort_by_key(|k| match k {
-            MasterKey::Age(_) => 0,
-            MasterKey::Other { kind, .. } if kind == "pgp" => 1,
-            _ => 2,
+            MasterKey::Age(a) if ours.contains(&a.recipient) => 0,
+            MasterKey::Age(_) => 1,
+            MasterKey::Other { kind, .. } if kind == "pgp" => 2,
+            _ => 3,
         });
         let indent = if several {
             let _ = writeln!(
@@ -451,6 +472,18 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
         };
         let mut opened = None;
         for key in order {
+            if matches!(key, MasterKey::Age(_)) {
+                if age_tried >= MAX_AGE_TRIES {
+                    let _ = writeln!(
+                        report,
+                        "{indent}{} {}: not tried: git-sops tries at most {MAX_AGE_TRIES} age keys of one file",
+                        key.kind(),
+                        key.identifier()
+                    );
+                    continue;
+                }
+                age_tried += 1;
+            }
             if matches!(key, MasterKey::Kms(_)) {
                 if kms_tried >= MAX_KMS_TRIES {
                     let _ = writeln!(

@@ -43,6 +43,9 @@ pub(super) struct Removed {
     format: Format,
     /// The key paths of its encrypted values.
     secret_paths: BTreeSet<String>,
+    /// A binary secret's plaintext length (AES-GCM keeps it): a file of exactly
+    /// that size added with the deletion is a copy in all likelihood.
+    binary_len: Option<usize>,
 }
 
 impl Removed {
@@ -236,10 +239,11 @@ impl Checker<'_> {
             return Ok(None);
         };
         let format = loaded.format();
-        let secret_paths = if format == Format::Binary {
-            BTreeSet::new() // one `data` value: nothing to recognise it by
+        let (secret_paths, binary_len) = if format == Format::Binary {
+            // One `data` value: nothing to recognise it by but its length.
+            (BTreeSet::new(), binary_data_len(loaded.document().0))
         } else {
-            form::leaf_paths(loaded.document().0).0
+            (form::leaf_paths(loaded.document().0).0, None)
         };
         Ok(Some(Removed {
             path: path.to_string(),
@@ -247,6 +251,7 @@ impl Checker<'_> {
             blob,
             format,
             secret_paths,
+            binary_len,
         }))
     }
 
@@ -286,9 +291,17 @@ impl Checker<'_> {
                         .known
                         .as_ref()
                         .is_some_and(|k| k.matches(&r.blob, r.format, &bytes));
+                    let same_size = r
+                        .binary_len
+                        .is_some_and(|n| n >= MIN_COPY_LEN && n == bytes.len());
                     let how = if exact {
                         "its exact decrypted content (by this clone's known-blobs record)"
                             .to_string()
+                    } else if same_size {
+                        format!(
+                            "exactly the size of its plaintext ({} bytes), not encrypted",
+                            bytes.len()
+                        )
                     } else {
                         match resembles(&r.secret_paths, &plain) {
                             Some(n) => format!(
@@ -353,6 +366,21 @@ impl Checker<'_> {
 /// Below this size a file equal to some secret's plaintext is more likely a
 /// coincidence (`{}`, `a: 1`) than a copy.
 const MIN_COPY_LEN: usize = 16;
+
+/// The plaintext length of a binary envelope's `data` value.
+fn binary_data_len(doc: &crate::formats::Document) -> Option<usize> {
+    let root = doc.docs.first()?;
+    let entry = crate::formats::find_entry(root, "data")?;
+    let crate::formats::Node::Leaf(leaf) = &entry.value else {
+        return None;
+    };
+    let crate::formats::Scalar::Str(s) = &leaf.value else {
+        return None;
+    };
+    crate::sops::cipher::EncValue::parse(s)
+        .ok()
+        .map(|e| e.data.len())
+}
 
 /// The key paths of a plaintext file's non-empty values.
 fn plaintext_paths(path: &str, bytes: &[u8]) -> BTreeSet<String> {

@@ -111,6 +111,13 @@ pub fn check(dir: &Path, scope: &Scope, paths: &[String]) -> Result<Report, Snap
                     parents.push(repo.index_changes(&id)?);
                 }
             }
+            // On an unborn branch (`git switch --orphan`) the repository's
+            // latest branch stands in for the parent it does not have.
+            if parents.is_empty() {
+                if let Some(id) = repo.reference_commit() {
+                    parents.push(repo.index_changes(&id)?);
+                }
+            }
             // Protected if the index *or* the working tree says so: a `.gitattributes`
             // or `.sops.yaml` not staged yet must not open a gap. Only the index
             // (what is committed, and reviewed) can mark a path unprotected.
@@ -223,6 +230,31 @@ struct Checker<'r> {
     /// This clone's known-blobs records, where there are any (never on a server).
     known: Option<crate::drivers::known_blobs::KnownBlobs>,
     report: Report,
+}
+
+/// A blob is held to its creation rule's selector (beyond its own) only where
+/// it is new or changed: a file encrypted under an older, narrower rule stays
+/// valid until it is next edited, when clean encrypts it under the rule. So
+/// widening a rule does not block every commit, while a narrow "template"
+/// cannot come in unnoticed.
+fn only_changed_follow_the_rule(
+    entries: &[Entry],
+    parents: &[ParentDiff],
+    protection: &mut [Protection],
+) {
+    if parents.is_empty() {
+        return;
+    }
+    let changed: HashSet<(&str, &str)> = parents
+        .iter()
+        .flat_map(|d| &d.changes)
+        .filter_map(|c| Some((c.path.as_str(), c.new.as_deref()?)))
+        .collect();
+    for (e, p) in entries.iter().zip(protection.iter_mut()) {
+        if !changed.contains(&(e.path.as_str(), e.oid.as_str())) {
+            p.selector = None;
+        }
+    }
 }
 
 /// Does a `.gitattributes` text assign the git-sops filter to anything?
@@ -418,6 +450,7 @@ impl<'r> Checker<'r> {
     ) -> Result<(), SnapshotError> {
         let paths: Vec<&str> = child.entries.iter().map(|e| e.path.as_str()).collect();
         let mut protection = self.protection(child, &paths)?;
+        only_changed_follow_the_rule(child.entries, parents, &mut protection);
         let index: HashMap<&str, usize> = paths.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         let mut removed = self.remember(child, parents, &index, &mut protection, selected)?;
         if let Some(head) = parents.first().filter(|_| child.commit.is_none()) {
@@ -528,6 +561,7 @@ impl<'r> Checker<'r> {
                     }
                 })
                 .collect();
+            only_changed_follow_the_rule(&c.entries, &c.parents, &mut protection);
             let child = Child {
                 commit: Some(&c.commit),
                 entries: &c.entries,

@@ -34,7 +34,7 @@ fn finding(path: &str, kind: Kind, message: String) -> Finding {
 pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
     let repo = Repo::open(dir)?;
     let mut checker = Checker::new(&repo)?;
-    let head = repo.try_commit_id("HEAD");
+    let head = repo.reference_commit();
     for line in updates.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [_old, new, name] = fields[..] else {
@@ -57,7 +57,8 @@ pub fn check(dir: &Path, updates: &str) -> Result<Report, SnapshotError> {
                 let range = format!("{id} --not --all");
                 let mut commits = repo.history(&range)?;
                 // A root commit (an orphan branch) has no parent to remember
-                // what was protected: the repository's HEAD stands in for one.
+                // what was protected: the repository's HEAD (or its latest
+                // branch, when HEAD names none) stands in for one.
                 if let Some(head) = &head {
                     for c in commits.iter_mut().filter(|c| c.parents.is_empty()) {
                         c.parents.push(repo.tree_changes(head, &c.commit)?);

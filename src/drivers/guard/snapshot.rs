@@ -313,6 +313,31 @@ impl Repo {
         self.commit_id(rev).ok()
     }
 
+    /// The commit that stands for "what this repository protects" when a
+    /// snapshot has no parent of its own (an orphan branch, a root commit in a
+    /// push, a tree): HEAD, or, when HEAD names no commit (an unborn branch, a
+    /// bare repository whose HEAD points at a branch nobody pushed), the most
+    /// recently committed branch.
+    pub fn reference_commit(&self) -> Option<String> {
+        if let Some(head) = self.try_commit_id("HEAD") {
+            return Some(head);
+        }
+        let out = self
+            .run(
+                &[
+                    "for-each-ref",
+                    "--sort=-committerdate",
+                    "--count=1",
+                    "--format=%(objectname)",
+                    "refs/heads/",
+                ],
+                None,
+            )
+            .ok()?;
+        let id = String::from_utf8_lossy(&out).trim().to_string();
+        (!id.is_empty()).then_some(id)
+    }
+
     /// The `filter`, `sops-type` and `sops-unprotected` attributes of each path, in order.
     pub fn attributes(
         &self,
