@@ -1,12 +1,13 @@
 //! The metadata block. The first byte picks the store (YAML, JSON, dotenv,
 //! INI) the rest is read with. A block that reads must render (as sops 3.11
 //! writes it) to a block that reads back the same, and must survive being
-//! written into a file of every store and read back from it.
+//! written into a file of every store and read back from it (exactly into its
+//! own store; into the others, as far as git-sops interprets it).
 #![no_main]
 
 use git_sops::formats::{apply_edits, Format, Value};
 use git_sops::sops::decrypt;
-use git_sops::sops::metadata::Metadata;
+use git_sops::sops::metadata::{MasterKey, Metadata};
 use libfuzzer_sys::fuzz_target;
 
 const FORMATS: [Format; 4] = [Format::Yaml, Format::Json, Format::Dotenv, Format::Ini];
@@ -38,6 +39,20 @@ fn sorted(v: &Value) -> Value {
         Value::List(items) => Value::List(items.iter().map(sorted).collect()),
         other => other.clone(),
     }
+}
+
+/// What git-sops interprets of a block. The fields of key kinds it only
+/// carries along (pgp, gcp_kms, ...) are typed by the store they were read
+/// from (a JSON `0` is a float, a dotenv `0` a string), so across stores only
+/// their kind is compared.
+fn interpreted(m: &Metadata) -> Metadata {
+    let mut m = m.clone();
+    for key in m.key_groups.iter_mut().flatten() {
+        if let MasterKey::Other { entry, .. } = key {
+            *entry = Value::Null;
+        }
+    }
+    m
 }
 
 fuzz_target!(|data: &[u8]| fuzz_support::on_binary_stack(|| check(data)));
@@ -72,11 +87,20 @@ fn check(data: &[u8]) {
                 *written
             ),
         };
-        assert_eq!(
-            sorted(&back.to_value()),
-            sorted(&rendered),
-            "{target:?}: the block reads back different\n{}",
-            *written
-        );
+        if target == format {
+            assert_eq!(
+                sorted(&back.to_value()),
+                sorted(&rendered),
+                "{target:?}: the block reads back different\n{}",
+                *written
+            );
+        } else {
+            assert_eq!(
+                interpreted(&back),
+                interpreted(&meta),
+                "{target:?}: the block reads back different\n{}",
+                *written
+            );
+        }
     }
 }
