@@ -82,7 +82,17 @@ impl Config {
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
-        let value = yaml_value::parse(&text).map_err(|e| err(e.to_string()))?;
+        Config::parse(path, &text)
+    }
+
+    /// [`Config::load`] of `text` as the content of the config at `path` (which
+    /// only names it in errors and anchors `path_regex`; it is not read).
+    pub fn parse(path: &Path, text: &str) -> Result<Option<Config>, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let value = yaml_value::parse(text).map_err(|e| err(e.to_string()))?;
         let rules = match value.get("creation_rules") {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::List(rules)) => rules.clone(),

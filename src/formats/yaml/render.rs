@@ -129,7 +129,7 @@ fn string(leaf: &Leaf, s: &str) -> String {
         Style::Plain => {
             if plain_safe(s, false) && resolves_to_str(s) {
                 s.to_string()
-            } else if s.contains('\n') {
+            } else if s.contains('\n') && !leaf.context.comment_follows {
                 literal(leaf, s).unwrap_or_else(|| double_quoted(s))
             } else {
                 double_quoted(s)

@@ -687,6 +687,10 @@ impl Builder<'_, '_> {
         };
         let value = self.typed(src, span.start, value, *style, tag)?;
         let (line, column) = src.line_col(span.start);
+        let comment_follows = src
+            .text
+            .get(span.end..)
+            .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('#'));
         Ok(Leaf {
             value,
             span,
@@ -697,6 +701,7 @@ impl Builder<'_, '_> {
                 in_flow,
                 indent,
                 in_list: !in_map,
+                comment_follows,
                 ..LeafContext::default()
             },
         })
