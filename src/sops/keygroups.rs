@@ -423,16 +423,15 @@ pub fn check_recipient(r: &Recipient) -> Result<(), KeyGroupError> {
 /// list one per region or account (sops users rarely need more than a few).
 pub const MAX_KMS_TRIES: usize = 8;
 
-/// The most age keys one file's data key is tried with (those addressed to
-/// one of our identities first): each costs an X25519 operation per stanza, and
-/// a hostile file can repeat an entry hundreds of times.
+/// The most age keys of one key group tried (those addressed to one of our
+/// identities first): each costs an X25519 operation per stanza, and a hostile
+/// file can repeat an entry hundreds of times.
 pub const MAX_AGE_TRIES: usize = 16;
 
 pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let mut report = String::new();
     let mut secrets = Vec::new();
     let mut kms_tried = 0;
-    let mut age_tried = 0;
     let several = meta.key_groups.len() > 1;
     let threshold = if several {
         meta.shamir_threshold.max(2)
@@ -471,12 +470,13 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
             "  "
         };
         let mut opened = None;
+        let mut age_tried = 0;
         for key in order {
             if matches!(key, MasterKey::Age(_)) {
                 if age_tried >= MAX_AGE_TRIES {
                     let _ = writeln!(
                         report,
-                        "{indent}{} {}: not tried: git-sops tries at most {MAX_AGE_TRIES} age keys of one file",
+                        "{indent}{} {}: not tried: git-sops tries at most {MAX_AGE_TRIES} age keys of one key group",
                         key.kind(),
                         key.identifier()
                     );

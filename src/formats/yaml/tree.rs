@@ -433,7 +433,7 @@ impl Builder<'_, '_> {
                     }
                     None => {}
                 }
-                (value.clone(), start, end)
+                (value.to_string(), start, end)
             }
             EvKind::Alias => return Err(unsupported(src, kev.start, ANCHOR_MSG)),
             _ => {
