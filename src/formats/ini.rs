@@ -375,7 +375,10 @@ impl Store for IniStore {
         let mut block = format!("[{SOPS}]");
         for (k, v) in pairs {
             let pad = width - k.chars().count();
-            block.push_str(&format!("{nl}{k}{} = {v}", " ".repeat(pad)));
+            // Quoted as go-ini quotes it (sops writes the section with go-ini): a
+            // regex or KMS context value may hold `;` or `#`, which would
+            // otherwise read back as the start of a comment.
+            block.push_str(&format!("{nl}{k}{} = {}", " ".repeat(pad), write_value(&v)));
         }
         let text = if src.is_empty() {
             format!("{block}{nl}")
@@ -788,6 +791,26 @@ mod tests {
         assert_eq!(age[0].get("enc"), Some(&Value::Str("a\nb\n".into())));
         // The metadata keys are not data.
         assert_eq!(shape(&out), vec![t("s", "k", "v")]);
+    }
+
+    /// Found by fuzzing (metadata): values with `;`, `#`, a backquote or
+    /// surrounding spaces (a selector regex, a KMS context) must read back.
+    #[test]
+    fn metadata_values_that_need_quotes_read_back() {
+        let odd = ["^(a|#b)$", "x;y", " padded ", "back`quote", "a # b ; c"];
+        let meta = Value::Map(
+            odd.iter()
+                .enumerate()
+                .map(|(i, v)| (format!("k{i}"), Value::Str((*v).into())))
+                .collect(),
+        );
+        let src = "[s]\nk = v\n";
+        let doc = parse(src);
+        let out = apply_edits(src, IniStore.insert_metadata(src, &doc, &meta)).unwrap();
+        assert!(out.contains("k0 = `^(a|#b)$`\n"), "{}", *out);
+        let back = parse(&out);
+        let v = Value::from_node(&find_entry(&back.docs[0], "sops").unwrap().value);
+        assert_eq!(v, meta, "{}", *out);
     }
 
     #[test]
