@@ -765,3 +765,23 @@ fn normalizes_single_quoted_in_flow() {
     let s = Scalar::Str(Zeroizing::new("y".to_string()));
     assert_eq!(dec("a: ['x']\n", s, ""), "y");
 }
+
+/// Found by fuzzing (store_yaml): a block scalar whose file ends in a line of
+/// indentation only, without a line break, is still clipped to one final line
+/// break, as go-yaml (and so sops) reads it; a lone `\r` is refused.
+#[test]
+fn block_scalar_ending_in_indentation_at_eof_is_clipped() {
+    for (src, want) in [
+        ("f: |\n  a\n  ", "a\n"),
+        ("f: >\n #\n ", "#\n"),
+        ("f: |\n #\n\n ", "#\n"),
+        ("f: |+\n  a\n  ", "a\n"),
+        ("f: |-\n  a\n  ", "a"),
+    ] {
+        let (_, leaf) = leaves(&p(src)).into_iter().next().unwrap();
+        assert!(is_str(&leaf.value, want), "{src:?}: {:?}", leaf.value);
+    }
+    let (l, _, m) = err_at("key: >\n  folded\r  text\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("carriage return"), "{m}");
+}

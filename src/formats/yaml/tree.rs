@@ -622,6 +622,8 @@ impl Builder<'_, '_> {
             pc.byte_indent
         };
         let _ = item_col;
+        // A block scalar without a chomping indicator (`|`, `>`).
+        let mut clip = false;
         let (span, st, indent) = match style {
             ScalarStyle::Plain => {
                 if ev.end <= ev.start || value.is_empty() && tag.is_none() {
@@ -658,6 +660,7 @@ impl Builder<'_, '_> {
                         "could not locate this block scalar's header",
                     ));
                 };
+                clip = !h.keep && !src.text[h.start..h.end].contains('-');
                 if h.has_comment {
                     return Err(unsupported(
                         src,
@@ -683,6 +686,14 @@ impl Builder<'_, '_> {
                 };
                 (h.start..end.max(h.end), st, indent)
             }
+        };
+        // Clipping keeps one final line break. saphyr keeps two when the file ends
+        // in a line of indentation only, without a line break (found by fuzzing;
+        // go-yaml keeps one).
+        let value: &str = if clip && value.ends_with("\n\n") {
+            &value[..value.trim_end_matches('\n').len() + 1]
+        } else {
+            value
         };
         // A block scalar that ends the file without a line break has no final
         // line break to clip or keep (go-yaml agrees); the parser adds one.
