@@ -390,26 +390,14 @@ impl Store for IniStore {
         vec![Edit::insert(src.len(), text)]
     }
 
-    fn remove_metadata(&self, src: &str, _doc: &Document) -> Vec<Edit> {
-        let all = lines(src);
-        let Some(pos) = all.iter().position(|&(s, e)| {
-            let (s, e) = trimmed(src, s, e);
-            src[s..e]
-                .strip_prefix('[')
-                .and_then(|t| t.strip_suffix(']'))
-                .map(|t| t.trim_matches([' ', '\t']))
-                == Some(SOPS)
-        }) else {
+    fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit> {
+        // Where the parser found the header: a `[sops]` line inside a """ value
+        // is not one (found by fuzzing). The section is always the last.
+        let Some(entry) = doc.docs.first().and_then(|m| super::find_entry(m, SOPS)) else {
             return Vec::new();
         };
-        let header = all[pos].0;
-        let end = all[pos + 1..]
-            .iter()
-            .find(|&&(s, e)| {
-                let (s, e) = trimmed(src, s, e);
-                src[s..e].starts_with('[')
-            })
-            .map_or(src.len(), |&(s, _)| s);
+        let header = entry.span.start.min(src.len());
+        let end = src.len();
         let mut start = header;
         let before = &src[..start];
         // The blank line sops (and insertion) puts before the section.
@@ -822,6 +810,8 @@ mod tests {
             "[s]\nk = v",
             "a=1\r\n[s]\r\nk = v\r\n",
             "k = v\n\n",
+            // Found by fuzzing (store_ini): a `[sops]` line inside a """ value.
+            "k = \"\"\"\n[sops]\n\"\"\"\nu = u\n",
         ] {
             let with = insert(src);
             assert_eq!(remove(&with), src, "{src:?}");
