@@ -707,10 +707,10 @@ impl Builder<'_, '_> {
         };
         let value = self.typed(src, span.start, value, *style, tag)?;
         let (line, column) = src.line_col(span.start);
-        let comment_follows = src
-            .text
-            .get(span.end..)
-            .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('#'));
+        let text_follows = src.text.get(span.end..).is_some_and(|rest| {
+            let line = rest.split('\n').next().unwrap_or("");
+            !line.strip_suffix('\r').unwrap_or(line).is_empty()
+        });
         Ok(Leaf {
             value,
             span,
@@ -721,7 +721,7 @@ impl Builder<'_, '_> {
                 in_flow,
                 indent,
                 in_list: !in_map,
-                comment_follows,
+                text_follows,
                 ..LeafContext::default()
             },
         })
