@@ -281,6 +281,8 @@ bad_cases! {
     alias_bomb_config => "alias-bomb.sops.yaml",
     deep_config => "deep-config.sops.yaml",
     too_many_key_groups_config => "too-many-key-groups.sops.yaml",
+    // Found by fuzzing (scripts/fuzz).
+    bare_carriage_return => "bare-carriage-return.yaml",
 }
 
 #[test]

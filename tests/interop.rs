@@ -491,8 +491,8 @@ normalizations! {
     normalize_yaml_bool_title_case => ("yaml-bool-title-case", "yaml"),
     normalize_yaml_float_plus_inf => ("yaml-float-plus-inf", "yaml"),
     normalize_yaml_literal_block_no_final_newline => ("yaml-literal-block-no-final-newline", "yaml"),
-    // Found by fuzzing (store_yaml): a comment after a multi-line value must not
-    // be taken into a literal block when it comes back.
+    // Found by fuzzing (store_yaml): a comment or spaces after a multi-line value
+    // must not be taken into a literal block when it comes back.
     normalize_yaml_multi_line_plain_comment => ("yaml-multi-line-plain-comment", "yaml"),
 }
 

@@ -375,7 +375,10 @@ impl Store for IniStore {
         let mut block = format!("[{SOPS}]");
         for (k, v) in pairs {
             let pad = width - k.chars().count();
-            block.push_str(&format!("{nl}{k}{} = {v}", " ".repeat(pad)));
+            // Quoted as go-ini quotes it (sops writes the section with go-ini): a
+            // regex or KMS context value may hold `;` or `#`, which would
+            // otherwise read back as the start of a comment.
+            block.push_str(&format!("{nl}{k}{} = {}", " ".repeat(pad), write_value(&v)));
         }
         let text = if src.is_empty() {
             format!("{block}{nl}")
@@ -387,26 +390,14 @@ impl Store for IniStore {
         vec![Edit::insert(src.len(), text)]
     }
 
-    fn remove_metadata(&self, src: &str, _doc: &Document) -> Vec<Edit> {
-        let all = lines(src);
-        let Some(pos) = all.iter().position(|&(s, e)| {
-            let (s, e) = trimmed(src, s, e);
-            src[s..e]
-                .strip_prefix('[')
-                .and_then(|t| t.strip_suffix(']'))
-                .map(|t| t.trim_matches([' ', '\t']))
-                == Some(SOPS)
-        }) else {
+    fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit> {
+        // Where the parser found the header: a `[sops]` line inside a """ value
+        // is not one (found by fuzzing). The section is always the last.
+        let Some(entry) = doc.docs.first().and_then(|m| super::find_entry(m, SOPS)) else {
             return Vec::new();
         };
-        let header = all[pos].0;
-        let end = all[pos + 1..]
-            .iter()
-            .find(|&&(s, e)| {
-                let (s, e) = trimmed(src, s, e);
-                src[s..e].starts_with('[')
-            })
-            .map_or(src.len(), |&(s, _)| s);
+        let header = entry.span.start.min(src.len());
+        let end = src.len();
         let mut start = header;
         let before = &src[..start];
         // The blank line sops (and insertion) puts before the section.
@@ -790,6 +781,26 @@ mod tests {
         assert_eq!(shape(&out), vec![t("s", "k", "v")]);
     }
 
+    /// Found by fuzzing (metadata): values with `;`, `#`, a backquote or
+    /// surrounding spaces (a selector regex, a KMS context) must read back.
+    #[test]
+    fn metadata_values_that_need_quotes_read_back() {
+        let odd = ["^(a|#b)$", "x;y", " padded ", "back`quote", "a # b ; c"];
+        let meta = Value::Map(
+            odd.iter()
+                .enumerate()
+                .map(|(i, v)| (format!("k{i}"), Value::Str((*v).into())))
+                .collect(),
+        );
+        let src = "[s]\nk = v\n";
+        let doc = parse(src);
+        let out = apply_edits(src, IniStore.insert_metadata(src, &doc, &meta)).unwrap();
+        assert!(out.contains("k0 = `^(a|#b)$`\n"), "{}", *out);
+        let back = parse(&out);
+        let v = Value::from_node(&find_entry(&back.docs[0], "sops").unwrap().value);
+        assert_eq!(v, meta, "{}", *out);
+    }
+
     #[test]
     fn insert_then_remove_is_identity() {
         for src in [
@@ -799,6 +810,8 @@ mod tests {
             "[s]\nk = v",
             "a=1\r\n[s]\r\nk = v\r\n",
             "k = v\n\n",
+            // Found by fuzzing (store_ini): a `[sops]` line inside a """ value.
+            "k = \"\"\"\n[sops]\n\"\"\"\nu = u\n",
         ] {
             let with = insert(src);
             assert_eq!(remove(&with), src, "{src:?}");

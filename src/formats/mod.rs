@@ -215,10 +215,10 @@ pub struct LeafContext {
     pub block_parent: usize,
     /// The file uses CRLF line endings (for multi-line replacement text).
     pub crlf: bool,
-    /// YAML: a comment follows the value on the line where it ends, so its
-    /// replacement must end on that line too (a block scalar would take the
-    /// comment in as content).
-    pub comment_follows: bool,
+    /// YAML: text (spaces, a comment) follows the value on the line where it
+    /// ends, so its replacement must end on that line too (a block scalar would
+    /// take that text in as content).
+    pub text_follows: bool,
 }
 
 /// A comment. `text` is what follows the comment marker (`#`), as sops takes it:

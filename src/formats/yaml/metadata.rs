@@ -9,7 +9,7 @@
 //! `remove(insert(x)) == x`, and also works on files sops wrote (where the entry may
 //! sit anywhere in the top-level map).
 
-use super::render::{canonical_float, double_quoted, plain_safe};
+use super::render::{canonical_float, double_quoted, plain_safe, printable};
 use super::resolve;
 use crate::formats::{Document, Edit, Map, MapItem, Node, Scalar, Value};
 
@@ -241,8 +241,10 @@ fn scalar_text(v: &Value) -> Option<String> {
 fn is_block_string(v: &Value) -> bool {
     matches!(v, Value::Str(s) if s.contains('\n')
         && !s.trim_end_matches('\n').is_empty()
-        && s.chars().all(|c| c == '\n' || (c >= ' ' && c != '\u{7f}'))
-        && !s.trim_end_matches('\n').split('\n').next().is_some_and(|l| l.starts_with(' ')))
+        && s.chars().all(|c| matches!(c, '\n' | '\t') || printable(c))
+        // The first line with text sets the block's indentation, so it must
+        // not start with a space, and no line of spaces only may come before it.
+        && s.split('\n').find(|l| !l.is_empty()).is_some_and(|l| !l.starts_with(' ')))
 }
 
 /// Emit a literal block for `s` (after a `key:` or `- `), content at `content_col`.

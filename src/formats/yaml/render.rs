@@ -129,7 +129,7 @@ fn string(leaf: &Leaf, s: &str) -> String {
         Style::Plain => {
             if plain_safe(s, false) && resolves_to_str(s) {
                 s.to_string()
-            } else if s.contains('\n') && !leaf.context.comment_follows {
+            } else if s.contains('\n') && !leaf.context.text_follows {
                 literal(leaf, s).unwrap_or_else(|| double_quoted(s))
             } else {
                 double_quoted(s)
@@ -189,7 +189,7 @@ pub fn go_yaml_string(s: &str) -> String {
 }
 
 /// Printable in the YAML (and go-yaml) sense, excluding line separators and BOM.
-fn printable(c: char) -> bool {
+pub(crate) fn printable(c: char) -> bool {
     matches!(c, ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
         && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
 }

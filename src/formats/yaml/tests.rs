@@ -3,7 +3,7 @@
 
 use super::render::Ctx;
 use super::*;
-use crate::formats::{apply_edits, LeafContext};
+use crate::formats::{apply_edits, find_entry, LeafContext};
 
 const ENC: &str = "ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]";
 
@@ -745,6 +745,36 @@ fn list_comments_and_metadata_of_sops_files() {
     let _ = LeafContext::default();
 }
 
+/// Found by fuzzing (metadata): a metadata string that cannot be a literal block
+/// (a byte order mark, a C1 control, a first text line starting with spaces) is
+/// written quoted and reads back exactly.
+#[test]
+fn metadata_strings_that_cannot_be_blocks_read_back() {
+    for odd in [
+        "-----BEGIN AGE\u{feff}-----\nx\n",
+        "a\u{85}b\nc\n",
+        "\n  indented\nx\n",
+        "   \nx\n",
+        "\ttab\nx\n",
+    ] {
+        let meta = Value::Map(vec![
+            ("enc".into(), Value::Str(odd.into())),
+            ("mac".into(), Value::Str(ENC.into())),
+        ]);
+        let src = "a: 1\n";
+        let out = apply_edits(src, YamlStore.insert_metadata(src, &p(src), &meta)).unwrap();
+        let back = p(&out);
+        let sops = find_entry(&back.docs[0], "sops").expect("a sops entry");
+        let sops = Value::from_node(&sops.value);
+        assert_eq!(
+            sops.get("enc"),
+            Some(&Value::Str(odd.into())),
+            "{}",
+            out.as_str()
+        );
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -834,4 +864,24 @@ mod props {
 fn normalizes_single_quoted_in_flow() {
     let s = Scalar::Str(Zeroizing::new("y".to_string()));
     assert_eq!(dec("a: ['x']\n", s, ""), "y");
+}
+
+/// Found by fuzzing (store_yaml): a block scalar whose file ends in a line of
+/// indentation only, without a line break, is still clipped to one final line
+/// break, as go-yaml (and so sops) reads it; a lone `\r` is refused.
+#[test]
+fn block_scalar_ending_in_indentation_at_eof_is_clipped() {
+    for (src, want) in [
+        ("f: |\n  a\n  ", "a\n"),
+        ("f: >\n #\n ", "#\n"),
+        ("f: |\n #\n\n ", "#\n"),
+        ("f: |+\n  a\n  ", "a\n"),
+        ("f: |-\n  a\n  ", "a"),
+    ] {
+        let (_, leaf) = leaves(&p(src)).into_iter().next().unwrap();
+        assert!(is_str(&leaf.value, want), "{src:?}: {:?}", leaf.value);
+    }
+    let (l, _, m) = err_at("key: >\n  folded\r  text\n");
+    assert_eq!(l, 2);
+    assert!(m.contains("carriage return"), "{m}");
 }

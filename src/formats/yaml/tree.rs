@@ -613,6 +613,8 @@ impl Builder<'_, '_> {
             pc.byte_indent
         };
         let _ = item_col;
+        // A block scalar without a chomping indicator (`|`, `>`).
+        let mut clip = false;
         let (span, st, indent) = match style {
             ScalarStyle::Plain => {
                 if ev.end <= ev.start || value.is_empty() && tag.is_none() {
@@ -649,6 +651,7 @@ impl Builder<'_, '_> {
                         "could not locate this block scalar's header",
                     ));
                 };
+                clip = !h.keep && !src.text[h.start..h.end].contains('-');
                 if h.has_comment {
                     return Err(unsupported(
                         src,
@@ -675,6 +678,14 @@ impl Builder<'_, '_> {
                 (h.start..end.max(h.end), st, indent)
             }
         };
+        // Clipping keeps one final line break. saphyr keeps two when the file ends
+        // in a line of indentation only, without a line break (found by fuzzing;
+        // go-yaml keeps one).
+        let value: &str = if clip && value.ends_with("\n\n") {
+            &value[..value.trim_end_matches('\n').len() + 1]
+        } else {
+            value
+        };
         // A block scalar that ends the file without a line break has no final
         // line break to clip or keep (go-yaml agrees); the parser adds one.
         let value: &str = if matches!(st, Style::Literal | Style::Folded)
@@ -687,10 +698,10 @@ impl Builder<'_, '_> {
         };
         let value = self.typed(src, span.start, value, *style, tag)?;
         let (line, column) = src.line_col(span.start);
-        let comment_follows = src
-            .text
-            .get(span.end..)
-            .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('#'));
+        let text_follows = src.text.get(span.end..).is_some_and(|rest| {
+            let line = rest.split('\n').next().unwrap_or("");
+            !line.strip_suffix('\r').unwrap_or(line).is_empty()
+        });
         Ok(Leaf {
             value,
             span,
@@ -701,7 +712,7 @@ impl Builder<'_, '_> {
                 in_flow,
                 indent,
                 in_list: !in_map,
-                comment_follows,
+                text_follows,
                 ..LeafContext::default()
             },
         })
