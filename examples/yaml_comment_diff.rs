@@ -35,15 +35,15 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use git_sops::formats::yaml;
-use git_sops::formats::{apply_edits, Document, ListItem, Map, MapItem, Node, Store, Value};
-use git_sops::keys::age::Identities;
-use git_sops::sops::cipher::{self, EncValue};
-use git_sops::sops::datakey::DataKey;
-use git_sops::sops::decrypt;
-use git_sops::sops::keygroups::{self, Keyring};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sops_file::cipher::{self, EncValue};
+use sops_file::datakey::DataKey;
+use sops_file::decrypt;
+use sops_file::formats::yaml;
+use sops_file::formats::{apply_edits, Document, ListItem, Map, MapItem, Node, Store, Value};
+use sops_file::keygroups::{self, Keyring};
+use sops_file::keys::age::Identities;
 
 /// The public sops test key (also in `tests/common`).
 const IDENTITY: &str = "AGE-SECRET-KEY-1G0Q5K9TV4REQ3ZSQRMTMG8NSWQGYT0T7TZ33RAZEE0GZYVZN0APSU24RK7";

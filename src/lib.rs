@@ -5,7 +5,4 @@
 
 pub mod cli;
 pub mod drivers;
-pub mod formats;
 pub mod git;
-pub mod keys;
-pub mod sops;

@@ -4,6 +4,7 @@
 //! simulated 50 ms KMS round trip: printed, never asserted), and a later checkout
 //! only unwraps the keys of the files it writes. KMS is moto on loopback behind
 //! a delaying, request-counting proxy (`prefetch_support`).
+#![cfg(feature = "kms")] // AWS KMS (moto); an age-only build skips this file.
 
 mod kms_support;
 mod prefetch_support;

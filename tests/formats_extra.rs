@@ -8,6 +8,7 @@
 //! its own encryption of the same plaintext.
 
 mod common;
+#[cfg(feature = "kms")]
 mod kms_support;
 
 use common::*;
@@ -989,6 +990,7 @@ fn git_filter_binary_files_and_sops_type() {
 // AWS KMS (moto): the flattened `kms` entries (context map, empty aws_profile)
 // ---------------------------------------------------------------------------------
 
+#[cfg(feature = "kms")]
 #[test]
 fn kms_interop_both_ways() {
     let (moto, keys) = kms_support::shared();

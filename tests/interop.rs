@@ -171,7 +171,7 @@ fn every_corpus_file_has_a_test() {
 /// Every comment of a parsed YAML text with the AAD git-sops binds it to, and
 /// the path of every collection.
 fn comment_paths(text: &str) -> (Vec<(String, String)>, Vec<String>) {
-    use git_sops::formats::{ListItem, MapItem};
+    use sops_file::formats::{ListItem, MapItem};
     fn aad(path: &[String]) -> String {
         if path.is_empty() {
             ":".into()
@@ -179,7 +179,7 @@ fn comment_paths(text: &str) -> (Vec<(String, String)>, Vec<String>) {
             path.iter().map(|k| format!("{k}:")).collect()
         }
     }
-    let doc = git_sops::formats::yaml::parse(text).unwrap_or_else(|e| panic!("git-sops: {e}"));
+    let doc = sops_file::formats::yaml::parse(text).unwrap_or_else(|e| panic!("git-sops: {e}"));
     let (mut comments, mut paths) = (Vec::new(), Vec::new());
     let mut work: Vec<(Items<'_>, Vec<String>)> = doc
         .docs
@@ -218,12 +218,12 @@ fn comment_paths(text: &str) -> (Vec<(String, String)>, Vec<String>) {
 }
 
 enum Items<'a> {
-    Map(&'a git_sops::formats::Map),
-    List(&'a git_sops::formats::List),
+    Map(&'a sops_file::formats::Map),
+    List(&'a sops_file::formats::List),
 }
 
-fn child(node: &git_sops::formats::Node, path: Vec<String>) -> Option<(Items<'_>, Vec<String>)> {
-    use git_sops::formats::Node;
+fn child(node: &sops_file::formats::Node, path: Vec<String>) -> Option<(Items<'_>, Vec<String>)> {
+    use sops_file::formats::Node;
     match node {
         Node::Leaf(_) => None,
         Node::Map(m) => Some((Items::Map(m), path)),
@@ -240,8 +240,8 @@ fn comment_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 fn check_comment_case(name: &str) {
-    use git_sops::formats::{apply_edits, Store};
-    use git_sops::sops::{cipher, keygroups};
+    use sops_file::formats::{apply_edits, Store};
+    use sops_file::{cipher, keygroups};
     let src = fixture("comments", name);
     let text = String::from_utf8(src.clone()).expect("UTF-8 case");
     let key = AgeKey::generate();
@@ -256,10 +256,10 @@ fn check_comment_case(name: &str) {
             // key, so an ordinary key stands where the entry goes.
             let (ours, mut paths) = comment_paths(&text);
             paths.push("zsops:".into());
-            let doc = git_sops::formats::yaml::parse(&text).expect("parse");
-            let store = git_sops::formats::yaml::YamlStore;
+            let doc = sops_file::formats::yaml::parse(&text).expect("parse");
+            let store = sops_file::formats::yaml::YamlStore;
             let edits = store
-                .insert_metadata(&text, &doc, &git_sops::formats::Value::Str("x".into()))
+                .insert_metadata(&text, &doc, &sops_file::formats::Value::Str("x".into()))
                 .into_iter()
                 .map(|mut e| {
                     e.text = e.text.replacen("sops:", "zsops:", 1);
@@ -269,9 +269,8 @@ fn check_comment_case(name: &str) {
             let with_entry = apply_edits(&text, edits).expect("insert").to_string();
             let enc = sops_encrypt(&env, with_entry.as_bytes(), "yaml", &key.recipient, &[]);
             let enc = String::from_utf8(enc).expect("UTF-8");
-            let (_, meta) =
-                git_sops::sops::decrypt::load(&store, &enc).expect("read sops' metadata");
-            let ids = git_sops::keys::age::Identities::from_text("test key", &key.identity)
+            let (_, meta) = sops_file::decrypt::load(&store, &enc).expect("read sops' metadata");
+            let ids = sops_file::keys::age::Identities::from_text("test key", &key.identity)
                 .expect("identity");
             let data_key = keygroups::recover(&meta, &keygroups::Keyring::with_age(ids))
                 .expect("open sops' data key");
@@ -404,7 +403,7 @@ comment_cases! {
 /// decrypts, without a warning.
 #[test]
 fn comments_bound_elsewhere_by_the_writer_still_decrypt() {
-    use git_sops::sops::{cipher, keygroups};
+    use sops_file::{cipher, keygroups};
     let key = AgeKey::generate();
     let env = Env::with_keys(&[&key]);
     // `# c` binds to the top level (it is handed to the `sops` key after the list).
@@ -416,9 +415,9 @@ fn comments_bound_elsewhere_by_the_writer_still_decrypt() {
         .run()
         .ok()
         .stdout_str();
-    let store = git_sops::formats::yaml::YamlStore;
-    let (_, meta) = git_sops::sops::decrypt::load(&store, &enc).expect("metadata");
-    let ids = git_sops::keys::age::Identities::from_text("test key", &key.identity).unwrap();
+    let store = sops_file::formats::yaml::YamlStore;
+    let (_, meta) = sops_file::decrypt::load(&store, &enc).expect("metadata");
+    let ids = sops_file::keys::age::Identities::from_text("test key", &key.identity).unwrap();
     let data_key = keygroups::recover(&meta, &keygroups::Keyring::with_age(ids)).unwrap();
     let m = enc_regex()
         .captures_iter(&enc)

@@ -3,6 +3,7 @@
 //! ways (context, role, profile, key groups with Shamir), every failure class
 //! with its own message in bounded time, `updatekeys` and `rotate`, and bad input
 //! that must leave files untouched.
+#![cfg(feature = "kms")] // AWS KMS (moto); an age-only build skips this file.
 
 mod kms_support;
 

@@ -3,7 +3,7 @@
 //! succeeds cleanly.
 #![no_main]
 
-use git_sops::sops::cipher::{self, EncValue};
+use sops_file::cipher::{self, EncValue};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use git_sops::drivers::guard::inspect::{inspect, worth_reading_unprotected};
-use git_sops::formats::Format;
+use sops_file::formats::Format;
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: [&str; 8] = [

@@ -5,9 +5,9 @@
 //! own store; into the others, as far as git-sops interprets it).
 #![no_main]
 
-use git_sops::formats::{apply_edits, Format, Value};
-use git_sops::sops::decrypt;
-use git_sops::sops::metadata::{MasterKey, Metadata};
+use sops_file::formats::{apply_edits, Format, Value};
+use sops_file::decrypt;
+use sops_file::metadata::{MasterKey, Metadata};
 use libfuzzer_sys::fuzz_target;
 
 const FORMATS: [Format; 4] = [Format::Yaml, Format::Json, Format::Dotenv, Format::Ini];

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use git_sops::sops::config::Config;
+use sops_file::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 const FILES: [&str; 5] = [

@@ -3,8 +3,8 @@
 #![no_main]
 
 use fuzz_support::{key, meta, CountingIvs};
-use git_sops::formats::Format;
-use git_sops::sops::file;
+use sops_file::formats::Format;
+use sops_file::file;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| fuzz_support::on_binary_stack(|| check(data)));

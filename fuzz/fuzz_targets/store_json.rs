@@ -1,7 +1,7 @@
 //! The json store: parse, encrypt with a fixed data key, read back, decrypt.
 #![no_main]
 
-use git_sops::formats::Format;
+use sops_file::formats::Format;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

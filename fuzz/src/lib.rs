@@ -2,12 +2,12 @@
 //! so every execution is pure computation), deterministic IVs, and the store
 //! round-trip property.
 
-use git_sops::formats::{Format, Value};
-use git_sops::sops::cipher::TypeTag;
-use git_sops::sops::datakey::DataKey;
-use git_sops::sops::encrypt::Ivs;
-use git_sops::sops::file;
-use git_sops::sops::metadata::{AgeKey, MasterKey, Metadata};
+use sops_file::formats::{Format, Value};
+use sops_file::cipher::TypeTag;
+use sops_file::datakey::DataKey;
+use sops_file::encrypt::Ivs;
+use sops_file::file;
+use sops_file::metadata::{AgeKey, MasterKey, Metadata};
 
 /// Run `f` as the binary runs its work: on a thread with the binary's stack
 /// ([`git_sops::cli::STACK_SIZE`]), which the parsers' depth limit is measured
@@ -84,7 +84,7 @@ pub fn store_round_trip(format: Format, data: &[u8]) {
     if file::has_metadata(&doc) {
         if let Ok(loaded) = file::read(format, text) {
             let _ = loaded.open(&key());
-            let _ = loaded.open_with(&key(), git_sops::sops::decrypt::Check::Mixed);
+            let _ = loaded.open_with(&key(), sops_file::decrypt::Check::Mixed);
         }
         return;
     }

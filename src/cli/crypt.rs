@@ -5,14 +5,14 @@ use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
 use zeroize::Zeroizing;
 
-use crate::formats::convert::{convert, first_null, ConvertError};
-use crate::formats::{apply_edits, find_entry, Format, Value};
-use crate::sops::binary;
-use crate::sops::config;
-use crate::sops::decrypt;
-use crate::sops::encrypt::{self, EncryptSpec};
-use crate::sops::keygroups::{Keyring, Recipient};
-use crate::sops::selectors::Selector;
+use sops_file::binary;
+use sops_file::config;
+use sops_file::decrypt;
+use sops_file::encrypt::{self, EncryptSpec};
+use sops_file::formats::convert::{convert, first_null, ConvertError};
+use sops_file::formats::{apply_edits, find_entry, Format, Value};
+use sops_file::keygroups::{Keyring, Recipient};
+use sops_file::selectors::Selector;
 
 /// A plaintext in the input format, re-written in the output format when
 /// `--output-type` differs (layout and comments do not carry over).
@@ -52,7 +52,7 @@ fn conversion_failure(input: &Input, e: ConvertError) -> Failure {
 /// format stores it.
 fn encrypt_then_convert(input: &Input, encrypted: &str) -> Result<String, Failure> {
     let store = input.format.store();
-    let fail = |e: crate::formats::FormatError| Failure::from_sops(&input.name, e.into());
+    let fail = |e: sops_file::formats::FormatError| Failure::from_sops(&input.name, e.into());
     let doc = store.parse(encrypted).map_err(fail)?;
     let meta = doc
         .docs

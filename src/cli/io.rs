@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::args::IoArgs;
 use super::report::Failure;
-use crate::formats::Format;
+use sops_file::formats::Format;
 
 /// The input of a command: its text, a display name and the formats in play.
 pub struct Input {

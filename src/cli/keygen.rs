@@ -1,8 +1,8 @@
 //! `git sops keygen`: a new age identity in sops' default key file.
 
 use super::report::Failure;
-use crate::keys::age;
-use crate::sops::metadata::now_rfc3339;
+use sops_file::keys::age;
+use sops_file::metadata::now_rfc3339;
 
 pub fn run() -> Result<(), Failure> {
     let path = age::default_key_file().ok_or_else(|| {

@@ -22,17 +22,17 @@ use super::crypt::{age_recipients, kms_recipients, parse_encryption_context};
 use super::io::write_atomically;
 use super::report::Failure;
 use crate::drivers::staged::StagedFile;
-use crate::formats::{apply_edits, Format, Store};
-use crate::sops::config;
-use crate::sops::datakey::DataKey;
-use crate::sops::decrypt;
-use crate::sops::encrypt::FreshIvs;
-use crate::sops::file;
-use crate::sops::keygroups::{
+use sops_file::config;
+use sops_file::datakey::DataKey;
+use sops_file::decrypt;
+use sops_file::encrypt::FreshIvs;
+use sops_file::file;
+use sops_file::formats::{apply_edits, Format, Store};
+use sops_file::keygroups::{
     self, diff_groups, key_string_form, GroupDiff, KeyGroupError, KeyName, Keyring, Recipient,
 };
-use crate::sops::metadata::{KeyGroup, MasterKey, Metadata};
-use crate::sops::Error;
+use sops_file::metadata::{KeyGroup, MasterKey, Metadata};
+use sops_file::Error;
 
 /// The change, in sops' layout (`+++` added, `---` removed, indented unchanged).
 fn render_diff(old_threshold: usize, new_threshold: usize, diffs: &[GroupDiff]) -> String {
@@ -200,7 +200,7 @@ fn in_load_order(mut group: KeyGroup) -> KeyGroup {
 fn rewrite_metadata(
     store: &dyn Store,
     src: &str,
-    doc: &crate::formats::Document,
+    doc: &sops_file::formats::Document,
     meta: &Metadata,
 ) -> Result<String, Error> {
     let stripped = apply_edits(src, store.remove_metadata(src, doc))?;
@@ -213,7 +213,7 @@ fn rewrite_metadata(
     let (_, again) = decrypt::load(store, &out)?;
     if &again != meta {
         return Err(Error::Metadata(
-            crate::sops::metadata::MetadataError::Malformed {
+            sops_file::metadata::MetadataError::Malformed {
                 field: "sops".into(),
                 why: "internal error: the rewritten metadata does not read back the same".into(),
             },
@@ -505,7 +505,7 @@ fn rotate_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sops::metadata::AgeKey;
+    use sops_file::metadata::AgeKey;
 
     fn age(r: &str) -> MasterKey {
         MasterKey::Age(AgeKey {

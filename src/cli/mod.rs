@@ -16,7 +16,7 @@ pub use report::Failure;
 
 /// The stack of the thread that does the work. Parsing, the tree walks and
 /// dropping a document recurse once per nesting level, and the parsers accept up
-/// to [`crate::formats::MAX_DEPTH`] levels (what sops accepts). Encrypting the
+/// to [`sops_file::formats::MAX_DEPTH`] levels (what sops accepts). Encrypting the
 /// deepest such YAML (`tests/hostile.rs`) needs about 56 MiB of stack in a debug
 /// build, a release build far less; the rest is margin for the other paths. Only
 /// the pages used are touched, so the reservation costs address space, not memory.

@@ -14,7 +14,7 @@ use crate::drivers::guard::{self, finding::Kind, Report, Scope as CheckScope, Sn
 use crate::drivers::install::{self, Scope};
 use crate::drivers::{init, merge, process, status, textconv, DriverError};
 use crate::git::Git;
-use crate::sops::keygroups::Keyring;
+use sops_file::keygroups::Keyring;
 
 #[derive(Subcommand, Debug)]
 pub enum RepoCommand {

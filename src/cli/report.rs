@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use crate::formats::FormatError;
-use crate::sops::keygroups::KeyGroupError;
-use crate::sops::Error;
+use sops_file::formats::FormatError;
+use sops_file::keygroups::KeyGroupError;
+use sops_file::Error;
 
 /// sops' exit codes (cmd/sops/codes).
 pub mod code {

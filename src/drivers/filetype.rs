@@ -7,9 +7,9 @@
 //! such a file; the README says so.)
 
 use super::DriverError;
-use crate::formats::Format;
 use crate::git::check_attr::AttrReader;
 use crate::git::Git;
+use sops_file::formats::Format;
 
 /// The gitattribute that overrides the format of a path.
 pub const ATTRIBUTE: &str = "sops-type";

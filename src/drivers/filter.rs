@@ -10,7 +10,7 @@
 //!
 //! Clean stores a file that already is SOPS ciphertext as it is only when its
 //! form is intact (every entry its own rules encrypt is `ENC[...]`, judged by
-//! [`crate::sops::form`] exactly as the guard judges it) and, where a key opens
+//! [`sops_file::form`] exactly as the guard judges it) and, where a key opens
 //! it, its MAC verifies; anything else that looks like SOPS is refused. The files
 //! that configure protection (`.gitattributes`, `.sops.yaml`, ...) are never
 //! transformed.
@@ -30,14 +30,14 @@ use super::filetype::FileTypes;
 use super::keystore::key_cache;
 use super::known_blobs::KnownBlobs;
 use super::DriverError;
-use crate::formats::Format;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
-use crate::sops::decrypt::Check;
-use crate::sops::keycache::KeyCache;
-use crate::sops::keygroups::{self, Keyring};
-use crate::sops::selectors::Selector;
-use crate::sops::{config, encrypt, file, form, metadata::Metadata, Error};
+use sops_file::decrypt::Check;
+use sops_file::formats::Format;
+use sops_file::keycache::KeyCache;
+use sops_file::keygroups::{self, Keyring};
+use sops_file::selectors::Selector;
+use sops_file::{config, encrypt, file, form, metadata::Metadata, Error};
 
 /// What the previous versions of a file offer clean.
 #[derive(Default)]
@@ -47,8 +47,8 @@ struct Templates {
     /// The first one a key opens: its metadata, data key and IVs.
     usable: Option<(
         Metadata,
-        crate::sops::datakey::DataKey,
-        crate::sops::stash::IvStash,
+        sops_file::datakey::DataKey,
+        sops_file::stash::IvStash,
     )>,
     /// The first one no key opens: its recipients.
     locked: Option<Metadata>,

@@ -14,8 +14,8 @@ use super::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::Git;
-use crate::keys::age;
-use crate::sops::{config, file, metadata::now_rfc3339};
+use sops_file::keys::age;
+use sops_file::{config, file, metadata::now_rfc3339};
 
 pub const DEFAULT_PATTERN: &str = "secrets/**";
 

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use crate::git::Git;
-use crate::sops::datakey::DataKey;
-use crate::sops::keycache::{KeyCache, PersistentKeys};
+use sops_file::datakey::DataKey;
+use sops_file::keycache::{KeyCache, PersistentKeys};
 
 /// The data-key cache for commands run in `git`'s repository: in memory, backed
 /// by the disk store unless it is switched off.

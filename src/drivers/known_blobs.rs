@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::formats::Format;
 use crate::git::Git;
+use sops_file::formats::Format;
 
 const KEY_LEN: usize = 32;
 const RECORD_LEN: usize = 64;

@@ -25,11 +25,11 @@ use std::collections::{HashMap, HashSet};
 
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
-use crate::keys::kms::{self, KmsKeyRef};
-use crate::sops::datakey::DataKey;
-use crate::sops::file;
-use crate::sops::keycache::{fingerprint, KeyCache};
-use crate::sops::metadata::{KmsKey, MasterKey, Metadata};
+use sops_file::datakey::DataKey;
+use sops_file::file;
+use sops_file::keycache::{fingerprint, KeyCache};
+use sops_file::keys::kms::{self, KmsKeyRef};
+use sops_file::metadata::{KmsKey, MasterKey, Metadata};
 
 /// What one prefetch did (for tests, benchmarks and `GIT_SOPS_TRACE`-style logs).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::path::Path;
 use super::filetype;
 use super::known_blobs::KnownBlobs;
 use super::DriverError;
-use crate::formats::Format;
 use crate::git::Git;
-use crate::sops::datakey::DataKey;
-use crate::sops::file;
-use crate::sops::metadata::Metadata;
+use sops_file::datakey::DataKey;
+use sops_file::file;
+use sops_file::formats::Format;
+use sops_file::metadata::Metadata;
 
 /// A protected file whose working-tree copy is plaintext, and its staged blob.
 pub struct StagedFile {

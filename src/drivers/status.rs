@@ -9,8 +9,8 @@ use super::filetype::FileTypes;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::{Git, GitError};
-use crate::sops::keygroups::{self, Keyring};
-use crate::sops::{config, file};
+use sops_file::keygroups::{self, Keyring};
+use sops_file::{config, file};
 
 pub struct PathStatus {
     pub path: String,
@@ -96,7 +96,7 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     Ok(out)
 }
 
-fn describe(meta: &crate::sops::metadata::Metadata) -> String {
+fn describe(meta: &sops_file::metadata::Metadata) -> String {
     meta.all_keys()
         .map(|k| format!("{} {}", k.kind(), k.identifier()))
         .collect::<Vec<_>>()

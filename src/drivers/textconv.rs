@@ -13,9 +13,9 @@
 
 use zeroize::Zeroizing;
 
-use crate::formats::{Edit, Format, Scalar};
-use crate::sops::walk::{walk, Visit};
-use crate::sops::{cipher, file, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
+use sops_file::formats::{Edit, Format, Scalar};
+use sops_file::walk::{walk, Visit};
+use sops_file::{cipher, file, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
 
 /// The text to show for `content` of a file named `path` (git's temporary copy:
 /// only its base name, hence its extension, is the real one).
@@ -86,7 +86,7 @@ pub fn render(
         Ok(())
     });
     edits.extend(store.remove_metadata(text, doc));
-    let mut out = match crate::formats::apply_edits(text, edits) {
+    let mut out = match sops_file::formats::apply_edits(text, edits) {
         Ok(t) => t.as_bytes().to_vec(),
         Err(_) => content.to_vec(),
     };
@@ -120,7 +120,7 @@ fn hidden(path: &str, content: &[u8]) -> Vec<u8> {
         }
         Ok(())
     });
-    match crate::formats::apply_edits(text, edits) {
+    match sops_file::formats::apply_edits(text, edits) {
         Ok(t) => {
             let mut out = t.as_bytes().to_vec();
             push_line(&mut out, note, doc.newline);

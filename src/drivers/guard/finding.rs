@@ -149,7 +149,7 @@ pub fn to_json_array(findings: &[Finding]) -> String {
     serde_json::to_string_pretty(&array).unwrap_or_else(|_| "[]".to_string())
 }
 
-pub use crate::sops::form::mask;
+pub use sops_file::form::mask;
 
 #[cfg(test)]
 mod tests {

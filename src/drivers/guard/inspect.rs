@@ -23,11 +23,11 @@
 
 use super::finding::{Finding, Kind};
 use super::rules::looks_decrypted_name;
-use crate::formats::Value;
-use crate::formats::{find_entry, Document, Entry, Format, Node};
-use crate::sops::form::{self, Problem, ProblemKind};
-use crate::sops::metadata::Metadata;
-use crate::sops::selectors::Selector;
+use sops_file::form::{self, Problem, ProblemKind};
+use sops_file::formats::Value;
+use sops_file::formats::{find_entry, Document, Entry, Format, Node};
+use sops_file::metadata::Metadata;
+use sops_file::selectors::Selector;
 
 /// The findings for one blob (paths left empty: the caller knows where the blob is).
 ///
@@ -47,8 +47,8 @@ pub fn inspect(
         // A SOPS file of another format under a name sops calls binary (say
         // `kubeconfig`) is stored as it is by clean, so it is judged as what it is.
         let format = match format {
-            Format::Binary if crate::sops::file::might_be_sops(content) => {
-                crate::sops::file::sniff(path, content).map_or(format, |l| l.format())
+            Format::Binary if sops_file::file::might_be_sops(content) => {
+                sops_file::file::sniff(path, content).map_or(format, |l| l.format())
             }
             _ => format,
         };
@@ -92,7 +92,7 @@ fn inspect_protected(
     let doc = match store.parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            use crate::formats::FormatError;
+            use sops_file::formats::FormatError;
             // Syntax messages may quote the offending text, so only its position is shown.
             let (line, why) = match &e {
                 FormatError::Syntax { line, column, .. } => {

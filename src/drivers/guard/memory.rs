@@ -31,8 +31,8 @@ use std::collections::{BTreeSet, HashMap};
 use super::finding::{Finding, Kind};
 use super::snapshot::{AttrSource, Entry, ParentDiff, SnapshotError};
 use super::{Checker, Child, Protection};
-use crate::formats::Format;
-use crate::sops::{file, form};
+use sops_file::formats::Format;
+use sops_file::{file, form};
 
 /// A SOPS file of a parent that the child (or an earlier commit) deletes.
 pub(super) struct Removed {
@@ -368,16 +368,16 @@ impl Checker<'_> {
 const MIN_COPY_LEN: usize = 16;
 
 /// The plaintext length of a binary envelope's `data` value.
-fn binary_data_len(doc: &crate::formats::Document) -> Option<usize> {
+fn binary_data_len(doc: &sops_file::formats::Document) -> Option<usize> {
     let root = doc.docs.first()?;
-    let entry = crate::formats::find_entry(root, "data")?;
-    let crate::formats::Node::Leaf(leaf) = &entry.value else {
+    let entry = sops_file::formats::find_entry(root, "data")?;
+    let sops_file::formats::Node::Leaf(leaf) = &entry.value else {
         return None;
     };
-    let crate::formats::Scalar::Str(s) = &leaf.value else {
+    let sops_file::formats::Scalar::Str(s) = &leaf.value else {
         return None;
     };
-    crate::sops::cipher::EncValue::parse(s)
+    sops_file::cipher::EncValue::parse(s)
         .ok()
         .map(|e| e.data.len())
 }

@@ -33,7 +33,7 @@ use rules::SopsRules;
 use snapshot::{AttrSource, Entry, ParentDiff, PathAttributes, Repo};
 
 use super::filetype;
-use crate::formats::Format;
+use sops_file::formats::Format;
 
 pub use snapshot::SnapshotError;
 
@@ -208,7 +208,7 @@ pub(crate) struct Protection {
     unprotected: bool,
     sops_types: Vec<String>,
     /// The selector of the creation rule that covers it: (number, selector).
-    selector: Option<(usize, crate::sops::selectors::Selector)>,
+    selector: Option<(usize, sops_file::selectors::Selector)>,
 }
 
 impl Protection {
@@ -386,7 +386,7 @@ impl<'r> Checker<'r> {
         entry: &Entry,
         format: &Result<Format, String>,
         protected: bool,
-        rule: Option<(usize, &crate::sops::selectors::Selector)>,
+        rule: Option<(usize, &sops_file::selectors::Selector)>,
     ) -> Result<Vec<Finding>, SnapshotError> {
         let mut reading = reading_of(&entry.path, format);
         if let (true, Some((n, s))) = (protected, rule) {

@@ -18,7 +18,7 @@ use std::path::Path;
 use super::finding::{Finding, Kind};
 use super::snapshot::{Repo, SnapshotError};
 use super::{check_tree, Checker, Report};
-use crate::sops::{file, form};
+use sops_file::{file, form};
 
 fn zero(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b == b'0')

@@ -10,8 +10,8 @@
 
 use regex::Regex;
 
-use crate::formats::{yaml_value, Value};
-use crate::sops::selectors::Selector;
+use sops_file::formats::{yaml_value, Value};
+use sops_file::selectors::Selector;
 
 /// The `path_regex` rules of one `.sops.yaml`, and the selector of every
 /// creation rule.

@@ -9,8 +9,8 @@
 use super::finding::{Finding, Kind};
 use super::snapshot::{Repo, SnapshotError};
 use crate::drivers::keystore::key_cache;
-use crate::sops::file;
-use crate::sops::keygroups::Keyring;
+use sops_file::file;
+use sops_file::keygroups::Keyring;
 
 /// Findings for the staged SOPS files that differ from HEAD (every staged one
 /// when there is no HEAD yet) and do not authenticate under a local key.

@@ -28,13 +28,13 @@ use zeroize::Zeroizing;
 
 use super::keystore::key_cache;
 use super::DriverError;
-use crate::formats::Format;
 use crate::git::Git;
-use crate::sops::datakey::DataKey;
-use crate::sops::file::{self, Loaded, Opened};
-use crate::sops::keycache::{fingerprint, KeyCache};
-use crate::sops::keygroups::Keyring;
-use crate::sops::metadata::Metadata;
+use sops_file::datakey::DataKey;
+use sops_file::file::{self, Loaded, Opened};
+use sops_file::formats::Format;
+use sops_file::keycache::{fingerprint, KeyCache};
+use sops_file::keygroups::Keyring;
+use sops_file::metadata::Metadata;
 
 pub use envelope::{is_conflict, open_conflict};
 
@@ -436,9 +436,9 @@ fn conflict_envelope(text: &[u8], key: &DataKey, meta: &Metadata, message: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sops::encrypt::FreshIvs;
-    use crate::sops::metadata::{AgeKey, MasterKey};
-    use crate::sops::selectors::Selector;
+    use sops_file::encrypt::FreshIvs;
+    use sops_file::metadata::{AgeKey, MasterKey};
+    use sops_file::selectors::Selector;
 
     /// Metadata for a data key "wrapped" as `wrapped` (the tests never unwrap:
     /// the key cache is told the key).

@@ -300,7 +300,7 @@ impl Metadata {
             }
             // sops 1.x wrote the version as a number (`version: 1.7`); sops 3 reads
             // it from YAML as the string it spells.
-            Some(Value::Float(f)) => crate::sops::plaintext::go_format_float(*f),
+            Some(Value::Float(f)) => crate::formats::go_format_float(*f),
             Some(Value::Int(i)) => i.to_string(),
             Some(_) => {
                 return Err(malformed(

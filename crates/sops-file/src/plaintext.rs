@@ -12,7 +12,7 @@
 use zeroize::Zeroizing;
 
 use super::cipher::TypeTag;
-use crate::formats::Scalar;
+use crate::formats::{go_format_float, Scalar};
 
 /// Why decrypted bytes are not a valid value of their type tag.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -80,8 +80,6 @@ pub fn decode(tag: TypeTag, bytes: &[u8]) -> Result<Scalar, BadPlaintext> {
 fn same_float(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
-
-pub use crate::formats::go_format_float;
 
 /// Go `strconv.Atoi`: optional sign, decimal digits, within 64 bits.
 pub fn go_atoi(s: &str) -> Option<i64> {

@@ -550,7 +550,7 @@ pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sops::metadata::KmsKey;
+    use crate::metadata::KmsKey;
 
     #[test]
     fn kms_is_tried_for_at_most_a_few_keys_of_one_file() {

@@ -73,7 +73,7 @@ pub enum Format {
     Dotenv,
     Ini,
     /// Any other file: its bytes are one encrypted value in a JSON envelope
-    /// (`crate::sops::binary`); it has no [`Store`] of its own.
+    /// (`crate::binary`); it has no [`Store`] of its own.
     Binary,
 }
 
@@ -132,7 +132,7 @@ impl Format {
     }
 
     /// The store implementing this format. A binary file's plaintext is raw bytes
-    /// (see `crate::sops::binary`); its encrypted envelope is JSON, so that is the
+    /// (see `crate::binary`); its encrypted envelope is JSON, so that is the
     /// store given for it.
     pub fn store(self) -> &'static dyn Store {
         match self {

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::{too_deep, Span, Style, Value, MAX_DEPTH};
 use super::{Entry, FormatError, Leaf, LeafContext, List, ListItem, Map, MapItem, Node, Scalar};
-use crate::sops::plaintext::go_format_float;
+use crate::formats::go_format_float;
 
 /// The flattened `(key, value)` pairs of `meta`, sorted by key as sops sorts them,
 /// values with newlines escaped.

@@ -48,6 +48,8 @@ pub enum KeyError {
     KmsBadCredentials { code: String, detail: String },
     #[error("could not assume role {role} ({detail}); check that your identity may call sts:AssumeRole on it and that the role's trust policy allows you")]
     KmsAssumeRole { role: String, detail: String },
+    #[error("this build has no AWS KMS support (built without the `kms` feature); use a build with it, or a key group with an age key you hold")]
+    KmsNotBuilt,
     #[error("KMS refused to decrypt the data key (InvalidCiphertextException): the encryption context {context} is not the one it was encrypted with, or `enc` is damaged; restore the key entry's `context` (and `enc`) from version control")]
     KmsWrongContext { context: String },
     #[error("the KMS key was not found in region {region} (NotFoundException: {detail}); check the ARN's account, region and key id")]

@@ -1,7 +1,19 @@
-//! SOPS semantics on top of the format layer: which leaves to encrypt, their AAD
-//! paths and typed plaintext, the MAC, the metadata block, key groups and
-//! `.sops.yaml` creation rules. Everything here is pure computation over a parsed
-//! [`Document`](crate::formats::Document) and its source text.
+//! SOPS files in Rust: format-preserving encryption and decryption of YAML, JSON,
+//! dotenv, INI and binary files, byte-compatible with sops 3.11 both ways, with the
+//! metadata block, the MAC, `.sops.yaml` creation rules, key groups with Shamir
+//! sharing, and the age and AWS KMS master keys.
+//!
+//! Layers point one way: [`formats`] parses and writes each file format and knows
+//! nothing of encryption; [`keys`] wraps and unwraps a data key for one recipient
+//! and knows nothing of documents; the modules at the top of this crate hold the
+//! SOPS semantics over both (which leaves to encrypt, their AAD paths and typed
+//! plaintext, the MAC, the metadata block, key groups, creation rules). Everything
+//! is computation over a parsed document and its source text: no git, no terminal.
+//! `docs/architecture.md` and `docs/sops-format.md` in the repository describe the
+//! layers and the byte format as implemented.
+
+pub mod formats;
+pub mod keys;
 
 pub mod binary;
 pub mod cipher;
