@@ -427,7 +427,7 @@ fn rotate_one(
                 ))
                 .with_hint(format!("rotate this file with `sops rotate`, or remove that key first with `sops rotate --rm-{}`", kind.replace('_', "-"))));
             }
-            rs.push(k.recipient());
+            rs.push(Recipient::from(k));
         }
         if gi == 0 {
             rs.extend(new_in_first.iter().cloned());

@@ -35,7 +35,7 @@ use crate::git::Git;
 use sops_file::decrypt::Check;
 use sops_file::formats::Format;
 use sops_file::keycache::KeyCache;
-use sops_file::keygroups::{self, Keyring};
+use sops_file::keygroups::{self, Keyring, Recipient};
 use sops_file::selectors::Selector;
 use sops_file::{config, encrypt, file, form, metadata::Metadata, Error};
 
@@ -587,7 +587,7 @@ impl Filter {
                 continue;
             }
             seen.push(template.clone());
-            if super::merge::is_conflict(&template) {
+            if sops_file::conflict::is_conflict(&template) {
                 continue; // its one value is no template for the file's values
             }
             let Some(loaded) = file::load(format, &template) else {
@@ -622,7 +622,7 @@ impl Filter {
         let groups: Vec<_> = previous
             .key_groups
             .iter()
-            .map(|g| g.iter().map(|k| k.recipient()).collect())
+            .map(|g| g.iter().map(Recipient::from).collect())
             .collect();
         let fail =
             |e: Error| DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"));
@@ -645,7 +645,7 @@ impl Filter {
     pub fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
         // A merge conflict (see `merge`): the text with conflict markers goes to the
         // working tree. It is never a clean template; clean falls back to HEAD.
-        if let Some(opened) = super::merge::open_conflict(input, &self.keys, &self.keyring) {
+        if let Some(opened) = sops_file::conflict::open_conflict(input, &self.keys, &self.keyring) {
             return Ok(match opened {
                 Ok(text) => Smudged::Plaintext(text),
                 Err(_) => Smudged::Unchanged,

@@ -5,7 +5,7 @@
 //! out (`treeish=`), the filter calls [`tree`]: it lists the protected files of
 //! that tree which the checkout will write, reads their metadata through one
 //! `git cat-file --batch`, and unwraps every data key that is not cached yet
-//! with concurrent KMS calls ([`kms::decrypt_many`]), filling the key cache. The
+//! with concurrent KMS calls ([`KeyCache::prefetch`]), filling the key cache. The
 //! smudges that follow find their keys there.
 //!
 //! Why prefetch and not git's `delay` capability: delay only exists for checkout
@@ -25,11 +25,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
-use sops_file::datakey::DataKey;
 use sops_file::file;
 use sops_file::keycache::{fingerprint, KeyCache};
-use sops_file::keys::kms::{self, KmsKeyRef};
-use sops_file::metadata::{KmsKey, MasterKey, Metadata};
+use sops_file::metadata::Metadata;
 
 /// What one prefetch did (for tests, benchmarks and `GIT_SOPS_TRACE`-style logs).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +62,10 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
     let Ok(mut blobs) = BlobReader::spawn(git) else {
         return stats;
     };
-    // One metadata per distinct, uncached data key (blobs are read one at a
-    // time and dropped: memory stays flat in the number of files).
+    // One metadata per distinct data key (blobs are read one at a time and
+    // dropped: memory stays in the number of distinct keys, not of files).
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    let mut wanted: Vec<Metadata> = Vec::new();
+    let mut metas: Vec<Metadata> = Vec::new();
     for (oid, path) in &candidates {
         let Ok(Some(blob)) = blobs.read(oid) else {
             continue;
@@ -77,62 +75,14 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
             continue;
         };
         let fp = fingerprint(&meta);
-        if !seen.insert(fp) {
-            continue;
-        }
-        if keys.contains(&fp) {
-            continue;
-        }
-        if kms_key_to_prefetch(&meta).is_some() {
-            wanted.push(meta);
+        if seen.insert(fp) && !keys.contains(&fp) {
+            metas.push(meta);
         }
     }
     drop(blobs);
-    stats.missing = wanted.len();
-    if wanted.is_empty() {
-        return stats;
-    }
-    let jobs: Vec<(KmsKeyRef<'_>, &str)> = wanted
-        .iter()
-        .filter_map(kms_key_to_prefetch)
-        .map(|k| {
-            (
-                KmsKeyRef {
-                    arn: &k.arn,
-                    role: &k.role,
-                    context: &k.context,
-                    aws_profile: &k.aws_profile,
-                },
-                k.enc.as_str(),
-            )
-        })
-        .collect();
-    for (meta, result) in wanted
-        .iter()
-        .zip(kms::decrypt_many(&jobs, kms::DEFAULT_IN_FLIGHT))
-    {
-        if let Some(key) = result.ok().and_then(|s| DataKey::from_slice(&s)) {
-            keys.remember(meta, &key);
-            stats.unwrapped += 1;
-        }
-    }
+    stats.missing = metas.len();
+    stats.unwrapped = keys.prefetch(&metas);
     stats
-}
-
-/// The KMS key the normal path would unwrap this file's data key with, when
-/// that is certain: one key group, no age key in it (age is tried first), and
-/// then the group's first KMS key in file order.
-fn kms_key_to_prefetch(meta: &Metadata) -> Option<&KmsKey> {
-    let [group] = meta.key_groups.as_slice() else {
-        return None;
-    };
-    if group.iter().any(|k| matches!(k, MasterKey::Age(_))) {
-        return None;
-    }
-    group.iter().find_map(|k| match k {
-        MasterKey::Kms(k) => Some(k),
-        _ => None,
-    })
 }
 
 /// (blob id, path) of the YAML/JSON files with `filter=sops` (attributes as the

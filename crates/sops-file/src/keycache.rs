@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::datakey::DataKey;
 use super::keygroups::{self, KeyGroupError, Keyring};
-use super::metadata::Metadata;
+use super::metadata::{KmsKey, MasterKey, Metadata};
+use crate::keys::kms::{self, KmsKeyRef};
 
 /// Where cached data keys persist between processes (git-sops keeps them under
 /// the git common dir; see `drivers::keystore`).
@@ -28,9 +29,9 @@ pub fn fingerprint(meta: &Metadata) -> [u8; 32] {
         h.update(gi.to_le_bytes());
         for key in group {
             let enc = match key {
-                super::metadata::MasterKey::Age(k) => k.enc.as_str(),
-                super::metadata::MasterKey::Kms(k) => k.enc.as_str(),
-                super::metadata::MasterKey::Other { .. } => "",
+                MasterKey::Age(k) => k.enc.as_str(),
+                MasterKey::Kms(k) => k.enc.as_str(),
+                MasterKey::Other { .. } => "",
             };
             h.update(key.kind().as_bytes());
             h.update([0]);
@@ -96,4 +97,62 @@ impl KeyCache {
     pub fn unwraps(&self) -> usize {
         *self.unwraps.borrow()
     }
+
+    /// Unwrap at once, with concurrent KMS calls, the data keys of `metas` that
+    /// are not cached, and remember them; returns how many were unwrapped. Only
+    /// what [`KeyCache::recover`] would certainly unwrap through KMS is fetched
+    /// (a single key group without an age key, through its first KMS key), so
+    /// this never makes a call that recovering the files one by one would not
+    /// have made. Best effort: a key that fails is left to `recover`, which
+    /// reports why.
+    pub fn prefetch(&self, metas: &[Metadata]) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let wanted: Vec<(&Metadata, &KmsKey)> = metas
+            .iter()
+            .filter(|m| {
+                let fp = fingerprint(m);
+                seen.insert(fp) && !self.contains(&fp)
+            })
+            .filter_map(|m| kms_key_to_prefetch(m).map(|k| (m, k)))
+            .collect();
+        let jobs: Vec<(KmsKeyRef<'_>, &str)> = wanted
+            .iter()
+            .map(|(_, k)| {
+                let key = KmsKeyRef {
+                    arn: &k.arn,
+                    role: &k.role,
+                    context: &k.context,
+                    aws_profile: &k.aws_profile,
+                };
+                (key, k.enc.as_str())
+            })
+            .collect();
+        let mut unwrapped = 0;
+        for ((meta, _), result) in wanted
+            .iter()
+            .zip(kms::decrypt_many(&jobs, kms::DEFAULT_IN_FLIGHT))
+        {
+            if let Some(key) = result.ok().and_then(|s| DataKey::from_slice(&s)) {
+                self.remember(meta, &key);
+                unwrapped += 1;
+            }
+        }
+        unwrapped
+    }
+}
+
+/// The KMS key [`KeyCache::recover`] would unwrap this file's data key with,
+/// when that is certain: one key group, no age key in it (age is tried first),
+/// and then the group's first KMS key in file order.
+fn kms_key_to_prefetch(meta: &Metadata) -> Option<&KmsKey> {
+    let [group] = meta.key_groups.as_slice() else {
+        return None;
+    };
+    if group.iter().any(|k| matches!(k, MasterKey::Age(_))) {
+        return None;
+    }
+    group.iter().find_map(|k| match k {
+        MasterKey::Kms(k) => Some(k),
+        _ => None,
+    })
 }

@@ -32,6 +32,25 @@ pub enum Recipient {
     },
 }
 
+impl From<&MasterKey> for Recipient {
+    /// The recipient a key was wrapped for, to wrap a new data key for it.
+    fn from(key: &MasterKey) -> Recipient {
+        match key {
+            MasterKey::Age(k) => Recipient::Age(k.recipient.clone()),
+            MasterKey::Kms(k) => Recipient::Kms {
+                arn: k.arn.clone(),
+                role: k.role.clone(),
+                context: k.context.clone(),
+                aws_profile: k.aws_profile.clone(),
+            },
+            MasterKey::Other { kind, .. } => Recipient::Unsupported {
+                kind: kind.clone(),
+                id: key.identifier(),
+            },
+        }
+    }
+}
+
 impl Recipient {
     pub fn describe(&self) -> String {
         match self {
@@ -103,7 +122,7 @@ pub fn key_string_form(key: &MasterKey) -> String {
                 _ => key.identifier(),
             }
         }
-        _ => key.recipient().string_form(),
+        _ => Recipient::from(key).string_form(),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod binary;
 pub mod cipher;
 pub mod config;
+pub mod conflict;
 pub mod datakey;
 pub mod decrypt;
 pub mod encrypt;

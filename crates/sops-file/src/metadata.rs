@@ -74,24 +74,6 @@ impl MasterKey {
         }
     }
 
-    /// The recipient this key was wrapped for, to wrap a new data key for it.
-    pub fn recipient(&self) -> super::keygroups::Recipient {
-        use super::keygroups::Recipient;
-        match self {
-            MasterKey::Age(k) => Recipient::Age(k.recipient.clone()),
-            MasterKey::Kms(k) => Recipient::Kms {
-                arn: k.arn.clone(),
-                role: k.role.clone(),
-                context: k.context.clone(),
-                aws_profile: k.aws_profile.clone(),
-            },
-            MasterKey::Other { kind, .. } => Recipient::Unsupported {
-                kind: kind.clone(),
-                id: self.identifier(),
-            },
-        }
-    }
-
     fn to_value(&self) -> Value {
         match self {
             MasterKey::Age(k) => Value::Map(vec![

@@ -68,7 +68,7 @@ fn inspect_protected(
     content: &[u8],
     rule: Option<(usize, &Selector)>,
 ) -> Vec<Finding> {
-    if crate::drivers::merge::is_conflict(content) {
+    if sops_file::conflict::is_conflict(content) {
         // Encrypted, but not the file: sops (and everything reading it) would
         // see one `git_sops_conflict` value instead of the secrets.
         return vec![Finding::new(

@@ -20,7 +20,6 @@
 //!   or for a binary file whose contents are not text, `%A` keeps ours.
 
 pub mod diff3;
-pub mod envelope;
 
 use std::path::PathBuf;
 
@@ -36,7 +35,7 @@ use sops_file::keycache::{fingerprint, KeyCache};
 use sops_file::keygroups::Keyring;
 use sops_file::metadata::Metadata;
 
-pub use envelope::{is_conflict, open_conflict};
+use sops_file::conflict::{self as envelope, open_conflict};
 
 /// What git passes to the driver.
 #[derive(Clone, Debug)]
@@ -436,6 +435,7 @@ fn conflict_envelope(text: &[u8], key: &DataKey, meta: &Metadata, message: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sops_file::conflict::is_conflict;
     use sops_file::encrypt::FreshIvs;
     use sops_file::metadata::{AgeKey, MasterKey};
     use sops_file::selectors::Selector;

@@ -1,6 +1,6 @@
-//! The conflict envelope: what the merge driver writes to `%A` when the sides
-//! conflict. git stores `%A` in the object store even on a conflict (a loose,
-//! unreachable blob), so it must not be plaintext (DESIGN.md invariant 1). It is a
+//! The conflict envelope: what git-sops' merge driver writes to `%A` when the
+//! sides conflict. git stores `%A` in the object store even on a conflict (a
+//! loose, unreachable blob), so it must not be plaintext. It is a
 //! valid sops JSON document holding one encrypted value, the merged plaintext with
 //! conflict markers, under the key `git_sops_conflict`:
 //!
@@ -19,13 +19,13 @@
 
 use zeroize::Zeroizing;
 
-use sops_file::datakey::DataKey;
-use sops_file::formats::json::JsonStore;
-use sops_file::formats::{find_entry, Node};
-use sops_file::keycache::KeyCache;
-use sops_file::keygroups::Keyring;
-use sops_file::metadata::Metadata;
-use sops_file::{binary, decrypt, Error};
+use crate::datakey::DataKey;
+use crate::formats::json::JsonStore;
+use crate::formats::{find_entry, Node};
+use crate::keycache::KeyCache;
+use crate::keygroups::Keyring;
+use crate::metadata::Metadata;
+use crate::{binary, decrypt, Error};
 
 /// The key of the one value.
 pub const KEY: &str = "git_sops_conflict";
@@ -45,7 +45,7 @@ pub fn is_conflict(blob: &[u8]) -> bool {
     load(blob).is_some()
 }
 
-fn load(blob: &[u8]) -> Option<(sops_file::formats::Document, Metadata)> {
+fn load(blob: &[u8]) -> Option<(crate::formats::Document, Metadata)> {
     let rest = blob.trim_ascii_start().strip_prefix(b"{")?;
     let rest = rest.trim_ascii_start().strip_prefix(b"\"")?;
     if !rest.starts_with(KEY.as_bytes()) || rest.get(KEY.len()) != Some(&b'"') {
@@ -79,12 +79,12 @@ pub fn open_conflict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sops_file::keycache::PersistentKeys;
+    use crate::keycache::PersistentKeys;
 
     fn meta() -> Metadata {
         Metadata {
-            key_groups: vec![vec![sops_file::metadata::MasterKey::Age(
-                sops_file::metadata::AgeKey {
+            key_groups: vec![vec![crate::metadata::MasterKey::Age(
+                crate::metadata::AgeKey {
                     recipient: "age1test".into(),
                     enc:
                         "-----BEGIN AGE ENCRYPTED FILE-----\nx\n-----END AGE ENCRYPTED FILE-----\n"
@@ -94,7 +94,7 @@ mod tests {
             shamir_threshold: 0,
             lastmodified: String::new(),
             mac: String::new(),
-            selector: Some(sops_file::selectors::Selector::default_suffix()),
+            selector: Some(crate::selectors::Selector::default_suffix()),
             mac_only_encrypted: false,
             version: "3.11.0".into(),
         }
