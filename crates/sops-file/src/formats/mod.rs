@@ -219,6 +219,11 @@ pub struct LeafContext {
     /// ends, so its replacement must end on that line too (a block scalar would
     /// take that text in as content).
     pub text_follows: bool,
+    /// YAML: no line break follows the value's span (it ends the file, or a block
+    /// scalar took the file's last line of indentation in), so a block scalar
+    /// replacement must write its own final line break instead of leaving it to
+    /// the source.
+    pub no_break_after: bool,
 }
 
 /// A comment. `text` is what follows the comment marker (`#`), as sops takes it:

@@ -43,8 +43,17 @@ pub fn encrypted(leaf: &Leaf, enc: &str) -> String {
         Style::Plain => enc.to_string(),
         Style::SingleQuoted => format!("'{}'", enc.replace('\'', "''")),
         Style::DoubleQuoted => double_quoted(enc),
-        Style::Literal => format!("|-{}{pad}{enc}", nl(leaf)),
-        Style::Folded => format!(">-{}{pad}{enc}", nl(leaf)),
+        Style::Literal | Style::Folded => {
+            let head = if leaf.style == Style::Literal { "|-" } else { ">-" };
+            // The span took the file's last line break in (a line of indentation
+            // only follows it): give the break back, or the value would lose its
+            // final line break when it is decrypted.
+            let tail = match &leaf.value {
+                Scalar::Str(s) if leaf.context.no_break_after && s.ends_with('\n') => nl(leaf),
+                _ => "",
+            };
+            format!("{head}{}{pad}{enc}{tail}", nl(leaf))
+        }
     }
 }
 
@@ -292,6 +301,14 @@ fn indicator(leaf: &Leaf, body: &str) -> Option<Option<usize>> {
     }
 }
 
+/// The block's last line break, which is normally left to the source after
+/// the value's span, when no line break follows it there.
+fn final_break(out: &mut String, leaf: &Leaf, trailing: usize) {
+    if trailing > 0 && leaf.context.no_break_after {
+        out.push_str(nl(leaf));
+    }
+}
+
 /// A literal block scalar for `s` at the leaf's content indentation; `None` if the
 /// value cannot be written that way (non-printable characters, `\r`).
 pub fn literal(leaf: &Leaf, s: &str) -> Option<String> {
@@ -314,6 +331,7 @@ pub fn literal(leaf: &Leaf, s: &str) -> Option<String> {
         for _ in 0..trailing {
             out.push_str(nl);
         }
+        final_break(&mut out, leaf, trailing);
         return Some(out);
     }
     for line in body.split('\n') {
@@ -326,6 +344,7 @@ pub fn literal(leaf: &Leaf, s: &str) -> Option<String> {
     for _ in 1..trailing {
         out.push_str(nl);
     }
+    final_break(&mut out, leaf, trailing);
     Some(out)
 }
 
@@ -351,6 +370,7 @@ pub fn folded(leaf: &Leaf, s: &str) -> Option<String> {
         for _ in 0..trailing {
             out.push_str(nl);
         }
+        final_break(&mut out, leaf, trailing);
         return Some(out);
     }
     let parts: Vec<&str> = body.split('\n').collect();
@@ -380,5 +400,6 @@ pub fn folded(leaf: &Leaf, s: &str) -> Option<String> {
     for _ in 1..trailing {
         out.push_str(nl);
     }
+    final_break(&mut out, leaf, trailing);
     Some(out)
 }

@@ -687,7 +687,8 @@ impl Builder<'_, '_> {
             value
         };
         // A block scalar that ends the file without a line break has no final
-        // line break to clip or keep (go-yaml agrees); the parser adds one.
+        // line break to clip or keep (go-yaml agrees); the parser adds one (also
+        // when the file ends in a line of indentation only).
         let value: &str = if matches!(st, Style::Literal | Style::Folded)
             && span.end >= src.text.len()
             && !src.text.ends_with('\n')
@@ -702,6 +703,10 @@ impl Builder<'_, '_> {
             let line = rest.split('\n').next().unwrap_or("");
             !line.strip_suffix('\r').unwrap_or(line).is_empty()
         });
+        let no_break_after = !src
+                .text
+                .get(span.end..)
+                .is_some_and(|rest| rest.starts_with('\n') || rest.starts_with("\r\n"));
         Ok(Leaf {
             value,
             span,
@@ -713,6 +718,7 @@ impl Builder<'_, '_> {
                 indent,
                 in_list: !in_map,
                 text_follows,
+                no_break_after,
                 ..LeafContext::default()
             },
         })
