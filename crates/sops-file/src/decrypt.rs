@@ -81,6 +81,7 @@ pub fn open(
     let mut warnings = Vec::new();
     let mut ivs = IvStash::default();
     let mut every_path: Option<Vec<String>> = None;
+    let mut fallback_tries = FALLBACK_TRIES;
     walk(doc, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
@@ -153,7 +154,7 @@ pub fn open(
                 }
                 let opened = open_comment(key, &comment.text, &pos.path).or_else(|| {
                     let all = every_path.get_or_insert_with(|| collection_paths(doc));
-                    open_comment_any(key, &comment.text, all)
+                    open_comment_any(key, &comment.text, all, &mut fallback_tries)
                 });
                 match opened {
                     Some((plain, aad, iv)) => {
@@ -200,34 +201,66 @@ fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, Str
     })
 }
 
+/// Bounds on the fallback of [`open_comment_any`]. A hostile file can hold
+/// many encrypted comments that open under no path and many collections, and
+/// every try is a GCM pass over the path: the paths tried are the first
+/// [`FALLBACK_PATHS`] collections (of at most [`FALLBACK_AAD_LEN`] bytes each,
+/// found within the first [`FALLBACK_VISITS`] items), with at most
+/// [`FALLBACK_TRIES`] tries per file. A comment left over stays encrypted, with
+/// a warning.
+const FALLBACK_PATHS: usize = 1024;
+const FALLBACK_AAD_LEN: usize = 1024;
+const FALLBACK_VISITS: usize = 64 * 1024;
+const FALLBACK_TRIES: usize = 16 * 1024;
+
 /// Open an encrypted comment bound to some other collection of the document: a
 /// file written while comments were bound differently (by an earlier git-sops,
 /// or by sops itself, whose output does not always read back with the binding
 /// it encrypted with). Comments are not covered by the MAC; the GCM tag still
-/// proves the data key encrypted this text.
+/// proves the data key encrypted this text. Each try spends one of `budget`.
 fn open_comment_any(
     key: &DataKey,
     text: &str,
     paths: &[String],
+    budget: &mut usize,
 ) -> Option<(String, String, Vec<u8>)> {
     let enc = EncValue::parse(text).ok()?;
     paths.iter().find_map(|aad| {
+        *budget = budget.checked_sub(1)?;
         let bytes = cipher::decrypt(key, &enc, aad).ok()?;
         let plain = String::from_utf8(bytes.to_vec()).ok()?;
         Some((plain, aad.clone(), enc.iv.clone()))
     })
 }
 
-/// The AAD of every collection of the document that holds a value or comment.
+/// The AAD of the collections of the document that hold a value or comment,
+/// within the bounds above.
 fn collection_paths(doc: &Document) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
+    let mut visits = 0;
     let _ = walk(doc, &mut |_, pos| {
-        for depth in 0..=pos.path.len() {
-            out.insert(super::walk::aad(&pos.path[..depth]));
+        visits += 1;
+        if visits > FALLBACK_VISITS || out.len() >= FALLBACK_PATHS {
+            return Err(());
+        }
+        let full = pos.aad();
+        if full.len() > FALLBACK_AAD_LEN {
+            return Ok(());
+        }
+        // Deepest first: once a prefix is known, so are all shorter ones.
+        let mut end = full.len();
+        for depth in (0..=pos.path.len()).rev() {
+            let aad = if depth == 0 { ":" } else { &full[..end] };
+            if !out.insert(aad.to_string()) {
+                break;
+            }
+            if let Some(key) = depth.checked_sub(1).and_then(|d| pos.path.get(d)) {
+                end -= key.len() + 1;
+            }
         }
         Ok::<(), ()>(())
     });
-    out.into_iter().collect()
+    out.into_iter().take(FALLBACK_PATHS).collect()
 }
 
 /// Compare the MAC recomputed over the plaintexts with the one sealed in `meta`.
@@ -243,4 +276,31 @@ pub(super) fn verify_mac(key: &DataKey, meta: &Metadata, computed: String) -> Re
         return Err(Error::MacMismatch { stored, computed });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::Format;
+
+    /// Found in review: a comment that opens under no path was tried against
+    /// every collection of the file (comments × collections GCM passes).
+    #[test]
+    fn the_comment_fallback_is_bounded() {
+        let src: String = (0..5000).map(|i| format!("k{i}:\n  v: 1\n")).collect();
+        let doc = Format::Yaml.store().parse(&src).unwrap();
+        let paths = collection_paths(&doc);
+        assert_eq!(paths.len(), FALLBACK_PATHS);
+        assert!(paths.contains(&":".to_string()) && paths.contains(&"k0:".to_string()));
+        let key = DataKey::from_bytes([1; 32]);
+        let enc = "ENC[AES256_GCM,data:AAAA,iv:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=,tag:AgICAgICAgICAgICAgICAg==,type:comment]";
+        let mut budget = 10;
+        assert!(open_comment_any(&key, enc, &paths, &mut budget).is_none());
+        assert_eq!(budget, 0);
+        assert!(open_comment_any(&key, enc, &paths, &mut budget).is_none());
+        // Long paths are not tried at all.
+        let deep = format!("{}v: 1{}\n", "abcdef: {".repeat(200), "}".repeat(200));
+        let doc = Format::Yaml.store().parse(&deep).unwrap();
+        assert!(collection_paths(&doc).is_empty());
+    }
 }
