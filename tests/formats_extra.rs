@@ -409,6 +409,8 @@ fn conversions_match_sops() {
         ("list", "yaml", "l:\n  - 1\n  - two\n"),
         ("scalar at the top", "yaml", "top: 1\ns:\n  k: v\n"),
         ("null", "yaml", "a: null\n"),
+        // Go's encoding/json escapes these (found in review).
+        ("html characters", "yaml", "a: \"x<y&z>\\u2028w\"\nb<&>: 1\n"),
         (
             "json",
             "json",

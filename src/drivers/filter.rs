@@ -6,7 +6,7 @@
 //! byte-stable: when the plaintext equals the decryption of the staged blob
 //! (fallback `HEAD:path`) it returns that blob unchanged, and otherwise it keeps
 //! that blob's data key and recipients and re-uses the IV of every unchanged value
-//! (DESIGN.md invariant 2).
+//! (docs/architecture.md §3).
 //!
 //! Clean stores a file that already is SOPS ciphertext as it is only when its
 //! form is intact (every entry its own rules encrypt is `ENC[...]`, judged by

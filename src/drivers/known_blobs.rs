@@ -3,7 +3,7 @@
 //!
 //! After a touch (or a checkout, or any racy-git moment) git cleans every
 //! stat-dirty file to learn whether it changed. For an unchanged file clean must
-//! return the staged blob byte for byte (DESIGN.md invariant 2), and proving
+//! return the staged blob byte for byte (docs/architecture.md §3), and proving
 //! "unchanged" used to mean parsing the blob, unwrapping nothing but still
 //! decrypting every value and recomputing the MAC. Here smudge and clean record
 //! `SHA-256(blob) → HMAC(secret, format ‖ plaintext)` for every blob they produce

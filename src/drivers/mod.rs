@@ -1,7 +1,7 @@
 //! The entry points git calls (the filter, textconv) and the commands that wire
-//! git-sops into a repository (install, init, status). They own DESIGN.md's
-//! invariants: no plaintext reaches the object store, clean is byte-stable,
-//! locked clones keep working.
+//! git-sops into a repository (install, init, status). They keep the invariants
+//! of docs/architecture.md §3: no plaintext reaches the object store, clean is
+//! byte-stable, locked clones keep working.
 
 pub mod filetype;
 pub mod filter;

@@ -1,4 +1,4 @@
-//! Binary files (sops-format-spec §5.5): any bytes, wrapped as sops wraps them.
+//! Binary files (docs/sops-format.md §5.5): any bytes, wrapped as sops wraps them.
 //!
 //! The whole plaintext is one `type:str` value under the key `data` (AAD `data:`),
 //! so it may hold any bytes, including non-UTF-8 ones; the MAC is the SHA-512 of

@@ -19,7 +19,7 @@ use super::datakey::DataKey;
 
 type SopsGcm = AesGcm<Aes256, U32>;
 
-/// The `type:` tag of an encrypted value (sops-format-spec §1.2).
+/// The `type:` tag of an encrypted value (docs/sops-format.md §1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TypeTag {
     Str,

@@ -1,5 +1,5 @@
 //! `.sops.yaml`: finding the nearest config and choosing the creation rule for a
-//! file, as sops 3.11 does (sops-format-spec §6). The search starts at the current
+//! file, as sops 3.11 does (docs/sops-format.md §6). The search starts at the current
 //! directory and walks up; `path_regex` is searched in the file's path relative to
 //! the config's directory; the first matching rule wins.
 

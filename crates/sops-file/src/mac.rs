@@ -1,6 +1,6 @@
 //! The MAC: uppercase hex SHA-512 over the canonical plaintext of every non-null,
 //! non-comment leaf in walk order (keys are not hashed), sealed with the data key
-//! under the `lastmodified` AAD (sops-format-spec §3).
+//! under the `lastmodified` AAD (docs/sops-format.md §3).
 
 use sha2::{Digest, Sha512};
 

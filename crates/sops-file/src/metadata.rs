@@ -1,5 +1,5 @@
 //! The `sops` metadata block: master keys (with the wrapped data key), MAC,
-//! `lastmodified`, selectors and version (sops-format-spec §4).
+//! `lastmodified`, selectors and version (docs/sops-format.md §4).
 //!
 //! Reading validates what sops validates when it loads a file; writing emits the
 //! fields in sops 3.11's struct order. Master keys of types git-sops cannot use

@@ -1,6 +1,6 @@
 //! Typed plaintext: how a tree value becomes the bytes that are encrypted and
 //! hashed into the MAC, and how decrypted bytes become a typed value again
-//! (sops-format-spec §1.2).
+//! (docs/sops-format.md §1.2).
 //!
 //! The MAC always uses sops' canonical form (Go `Itoa`, `FormatFloat('f',-1)`,
 //! `True`/`False`, RFC3339Nano). The *encrypted* bytes may instead carry the

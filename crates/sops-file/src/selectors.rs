@@ -1,5 +1,5 @@
 //! Which leaves get encrypted: sops' six mutually exclusive selectors
-//! (`shouldBeEncrypted`, sops-format-spec §2).
+//! (`shouldBeEncrypted`, docs/sops-format.md §2).
 //!
 //! Path components are the map keys from the root (list indices are not
 //! components); regexes are searched unanchored, as Go's `regexp.Match` does.

@@ -22,7 +22,7 @@
 use zeroize::Zeroizing;
 
 use super::ini::{write_key, write_value};
-use super::json::{json_float, json_string};
+use super::json::{go_json_string, json_float};
 use super::yaml::render;
 use super::{
     go_format_float, go_format_float_g, Comment, Document, Entry, Format, List, ListItem, Map,
@@ -393,8 +393,8 @@ fn json_node(out: &mut String, node: &Node, depth: usize) {
             out.push(']');
         }
         Node::Leaf(leaf) => out.push_str(&match &leaf.value {
-            Scalar::Str(s) => json_string(s),
-            Scalar::Time(t) => json_string(t),
+            Scalar::Str(s) => go_json_string(s),
+            Scalar::Time(t) => go_json_string(t),
             Scalar::Int(i) => i.to_string(),
             Scalar::Float(f) => json_float(*f),
             Scalar::Bool(b) => b.to_string(),
@@ -412,7 +412,7 @@ fn json_map(out: &mut String, map: &Map, depth: usize) {
     out.push_str("{\n");
     for (i, (k, v)) in items.iter().enumerate() {
         tabs(out, depth + 1);
-        out.push_str(&json_string(k));
+        out.push_str(&go_json_string(k));
         out.push_str(": ");
         json_node(out, v, depth + 1);
         out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });

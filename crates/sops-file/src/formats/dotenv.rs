@@ -1,4 +1,4 @@
-//! The dotenv store (sops-format-spec §5.3).
+//! The dotenv store (docs/sops-format.md §5.3).
 //!
 //! sops splits the file on `\n` (a `\r` stays part of the line), drops empty lines,
 //! takes a line starting with `#` as a comment (its text is the rest of the line)

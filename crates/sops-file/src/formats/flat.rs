@@ -1,5 +1,5 @@
 //! Flattened metadata, as sops writes it into dotenv and INI files
-//! (sops-format-spec §4.4).
+//! (docs/sops-format.md §4.4).
 //!
 //! sops 3.11 JSON-encodes the metadata and walks it: a map member appends
 //! `__map_<key>`, a list element appends `__list_<index>`, nulls are dropped,

@@ -1,4 +1,4 @@
-//! The INI store (sops-format-spec §5.4): the sops-compatible subset.
+//! The INI store (docs/sops-format.md §5.4): the sops-compatible subset.
 //!
 //! sops reads INI through go-ini: the tree is `section → {key: string}`, keys
 //! before the first section header live in section `DEFAULT` (written without a

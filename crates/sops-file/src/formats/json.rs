@@ -1,4 +1,4 @@
-//! The JSON store (sops-format-spec §5.2).
+//! The JSON store (docs/sops-format.md §5.2).
 //!
 //! Parsing is strict JSON (RFC 8259) through `jsonc-parser` with every leniency
 //! switched off, plus a scan for the two leniencies it has no switch for (extra
@@ -466,7 +466,19 @@ fn node_span(node: &Node) -> &Span {
 
 /// A JSON string literal with minimal escaping: `\"`, `\\`, the short escapes for
 /// control characters that have one, `\u00XX` for the others; everything else verbatim.
+/// For values written into the user's own file.
 pub(crate) fn json_string(s: &str) -> String {
+    escape(s, false)
+}
+
+/// A JSON string literal as Go's `encoding/json` (and so sops) writes it: as
+/// [`json_string`], and `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes. For
+/// what sops writes itself: converted documents and the metadata block.
+pub(crate) fn go_json_string(s: &str) -> String {
+    escape(s, true)
+}
+
+fn escape(s: &str, go: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -478,7 +490,9 @@ pub(crate) fn json_string(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => {
+            c if u32::from(c) < 0x20
+                || (go && matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}')) =>
+            {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -599,7 +613,7 @@ impl Layout<'_> {
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => out.push_str(&i.to_string()),
             Value::Float(f) => out.push_str(&json_float(*f)),
-            Value::Str(s) => out.push_str(&json_string(s)),
+            Value::Str(s) => out.push_str(&go_json_string(s)),
             Value::List(items) if items.is_empty() => out.push_str("[]"),
             Value::Map(members) if members.is_empty() => out.push_str("{}"),
             Value::List(items) => {

@@ -5,7 +5,7 @@
 //! span of its text in the source. Encryption and decryption never re-serialise a
 //! document: they ask the format for replacement text for individual spans and
 //! splice it into the original bytes ([`splice`]). That is what keeps comments,
-//! order, indentation and quoting intact (DESIGN.md invariant 3).
+//! order, indentation and quoting intact (docs/architecture.md §3).
 //!
 //! Formats know nothing about keys, ciphers or git; the `sops` layer decides what
 //! to encrypt and hands the format opaque strings (`ENC[...]` or plaintext).
@@ -145,7 +145,7 @@ impl Format {
     }
 }
 
-/// A scalar value typed the way sops types it (sops-format-spec §1.5).
+/// A scalar value typed the way sops types it (docs/sops-format.md §1.5).
 ///
 /// Strings are zeroizing: a document parsed from a plaintext file holds secrets.
 #[derive(Clone, PartialEq)]

@@ -44,7 +44,11 @@ pub fn encrypted(leaf: &Leaf, enc: &str) -> String {
         Style::SingleQuoted => format!("'{}'", enc.replace('\'', "''")),
         Style::DoubleQuoted => double_quoted(enc),
         Style::Literal | Style::Folded => {
-            let head = if leaf.style == Style::Literal { "|-" } else { ">-" };
+            let head = if leaf.style == Style::Literal {
+                "|-"
+            } else {
+                ">-"
+            };
             // The span took the file's last line break in (a line of indentation
             // only follows it): give the break back, or the value would lose its
             // final line break when it is decrypted.

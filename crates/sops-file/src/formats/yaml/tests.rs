@@ -883,7 +883,14 @@ fn block_scalar_ending_in_indentation_at_eof_is_clipped() {
         ("f: >+\n  a\n\n  ", "a\n\n"),
     ] {
         let (_, leaf) = leaves(&p(src)).into_iter().next().unwrap();
-        assert!(is_str(&leaf.value, want), "{src:?}: {:?}", match &leaf.value { Scalar::Str(x) => x.as_str(), _ => "?" });
+        assert!(
+            is_str(&leaf.value, want),
+            "{src:?}: {:?}",
+            match &leaf.value {
+                Scalar::Str(x) => x.as_str(),
+                _ => "?",
+            }
+        );
     }
     // Decrypted, the value keeps its final line breaks though no line break
     // follows its span (found by fuzzing store_yaml).

@@ -704,9 +704,9 @@ impl Builder<'_, '_> {
             !line.strip_suffix('\r').unwrap_or(line).is_empty()
         });
         let no_break_after = !src
-                .text
-                .get(span.end..)
-                .is_some_and(|rest| rest.starts_with('\n') || rest.starts_with("\r\n"));
+            .text
+            .get(span.end..)
+            .is_some_and(|rest| rest.starts_with('\n') || rest.starts_with("\r\n"));
         Ok(Leaf {
             value,
             span,
