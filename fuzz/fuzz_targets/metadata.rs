@@ -55,6 +55,24 @@ fn interpreted(m: &Metadata) -> Metadata {
     m
 }
 
+/// Whether dotenv and INI, which write the block flattened, can carry `v` at
+/// all (sops' encoding has the same limits): a newline is written as the two
+/// characters `\n`, so a string holding those two characters reads back with
+/// a newline; a map key holding `__` splits into other keys; a key or value
+/// holding both a backquote and `"""` has no INI quoting; an empty list or map
+/// (an empty key group) has no leaf to write.
+fn flat_can_carry(v: &Value) -> bool {
+    let text = |s: &str| !s.contains("\\n") && !(s.contains('`') && s.contains("\"\"\""));
+    match v {
+        Value::Str(s) => text(s),
+        Value::List(items) => !items.is_empty() && items.iter().all(flat_can_carry),
+        Value::Map(entries) => !entries.is_empty() && entries
+            .iter()
+            .all(|(k, v)| text(k) && !k.contains("__") && flat_can_carry(v)),
+        _ => true,
+    }
+}
+
 fuzz_target!(|data: &[u8]| fuzz_support::on_binary_stack(|| check(data)));
 
 fn check(data: &[u8]) {
@@ -75,6 +93,12 @@ fn check(data: &[u8]) {
     };
     assert_eq!(again.to_value(), rendered, "rendering is not a fixed point");
     for target in FORMATS {
+        if target != format
+            && matches!(target, Format::Dotenv | Format::Ini)
+            && !flat_can_carry(&rendered)
+        {
+            continue;
+        }
         let store = target.store();
         let src = host(target);
         let doc = store.parse(src).expect("host file parses");

@@ -82,9 +82,7 @@ impl FileTypes {
     /// The format of `path` as the attributes of `treeish` (an object name git
     /// sent with a smudge) say; the working tree's when that cannot be read.
     pub fn format_in(&mut self, path: &str, treeish: &str) -> Result<Format, DriverError> {
-        let is_name =
-            (4..=64).contains(&treeish.len()) && treeish.bytes().all(|b| b.is_ascii_hexdigit());
-        if !is_name {
+        if !crate::git::is_object_name(treeish) {
             return self.format(path);
         }
         if self.in_tree.as_ref().map(|(t, _)| t.as_str()) != Some(treeish) {

@@ -24,7 +24,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::git::cat_file::BlobReader;
-use crate::git::Git;
+use crate::git::ls_tree::TreeEntry;
+use crate::git::{is_object_name, AttrSource, Git};
 use sops_file::file;
 use sops_file::keycache::{fingerprint, KeyCache};
 use sops_file::metadata::Metadata;
@@ -38,11 +39,6 @@ pub struct Stats {
     pub missing: usize,
     /// Data keys unwrapped (and cached) by the prefetch.
     pub unwrapped: usize,
-}
-
-/// Is `s` an object name (full or abbreviated hex)? Anything else is not passed to git.
-fn is_object_name(s: &str) -> bool {
-    (4..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Unwrap, concurrently, the KMS-wrapped data keys of the protected files that
@@ -85,86 +81,42 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
     stats
 }
 
-/// (blob id, path) of the YAML/JSON files with `filter=sops` (attributes as the
-/// tree being checked out has them) whose blob differs from the index's, i.e.
-/// the protected files the checkout will write.
+/// (blob id, path) of the files with `filter=sops` (attributes as the tree being
+/// checked out has them) whose blob differs from the index's, i.e. the protected
+/// files the checkout will write.
 fn changed_protected_blobs(git: &Git, treeish: &str) -> Option<Vec<(String, String)>> {
-    let listing = git
-        .run(&["ls-tree", "-r", "-z", "--full-tree", treeish])
-        .ok()?;
     let index = index_blobs(git);
-    let mut entries: Vec<(String, String)> = Vec::new();
-    for rec in listing.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-        // "<mode> SP <type> SP <oid> TAB <path>"
-        let rec = String::from_utf8_lossy(rec);
-        let Some((head, path)) = rec.split_once('\t') else {
-            continue;
-        };
-        let mut fields = head.split(' ');
-        let (Some(_mode), Some("blob"), Some(oid)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if index.get(path).map(String::as_str) == Some(oid) {
-            continue;
-        }
-        entries.push((oid.to_string(), path.to_string()));
-    }
-    if entries.is_empty() {
-        return Some(entries);
-    }
-    let mut input = Vec::new();
-    for (_, p) in &entries {
-        input.extend_from_slice(p.as_bytes());
-        input.push(0);
-    }
-    let source = format!("--source={treeish}");
-    let out = git
-        .run_with_input(
-            &["check-attr", &source, "--stdin", "-z", "filter"],
-            Some(&input),
-        )
-        .or_else(|_| git.run_with_input(&["check-attr", "--stdin", "-z", "filter"], Some(&input)))
-        .ok()?;
-    // -z output: path NUL attr NUL value NUL, per path.
-    let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
-    let protected: HashSet<&[u8]> = fields
-        .chunks(3)
-        .filter(|c| c.len() == 3 && c[2] == b"sops")
-        .map(|c| c[0])
+    let entries: Vec<TreeEntry> = git
+        .tree_entries(treeish)
+        .ok()?
+        .into_iter()
+        .filter(|e| e.kind == "blob" && index.get(&e.path) != Some(&e.oid))
         .collect();
-    entries.retain(|(_, p)| protected.contains(p.as_bytes()));
-    Some(entries)
+    if entries.is_empty() {
+        return Some(Vec::new());
+    }
+    let paths: Vec<&[u8]> = entries.iter().map(|e| e.path.as_slice()).collect();
+    let filters = git
+        .check_attrs(AttrSource::Tree(treeish), &["filter"], &paths)
+        .or_else(|_| git.check_attrs(AttrSource::WorkTree, &["filter"], &paths))
+        .ok()?;
+    Some(
+        entries
+            .into_iter()
+            .zip(filters)
+            .filter(|(_, row)| row.first().is_some_and(|f| f == "sops"))
+            .map(|(e, _)| (e.oid, String::from_utf8_lossy(&e.path).into_owned()))
+            .collect(),
+    )
 }
 
 /// path → blob id of the stage-0 entries in the on-disk index (empty when there
 /// is none, as during a clone).
-fn index_blobs(git: &Git) -> HashMap<String, String> {
-    let Ok(out) = git.run(&["ls-files", "-s", "-z"]) else {
-        return HashMap::new();
-    };
-    out.split(|b| *b == 0)
-        .filter_map(|rec| {
-            // "<mode> SP <oid> SP <stage> TAB <path>"
-            let rec = String::from_utf8_lossy(rec);
-            let (head, path) = rec.split_once('\t')?;
-            let mut fields = head.split(' ');
-            let oid = fields.nth(1)?;
-            (fields.next()? == "0").then(|| (path.to_string(), oid.to_string()))
-        })
+fn index_blobs(git: &Git) -> HashMap<Vec<u8>, String> {
+    git.index_entries(&[])
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.stage == 0)
+        .map(|e| (e.path, e.oid))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_object_names_reach_git() {
-        assert!(is_object_name("0123abcd"));
-        assert!(is_object_name(&"a".repeat(40)));
-        assert!(!is_object_name("--output=x"));
-        assert!(!is_object_name("HEAD"));
-        assert!(!is_object_name("abc"));
-    }
 }

@@ -84,25 +84,24 @@ impl StagedFile {
         if file::load(format, &on_disk).is_some() {
             return Ok(None);
         }
-        let out = git
-            .run(&["ls-files", "-s", "-z", "--", &rel])
+        let entries = git
+            .index_entries(&[&rel])
             .map_err(|e| DriverError::new(&shown, e.to_string()))?;
-        // "<mode> <oid> <stage>\t<path>\0"; one stage-0 entry for a tracked file.
-        let record = String::from_utf8_lossy(&out);
-        let Some((meta, _)) = record.split_once('\t') else {
+        // One stage-0 entry for a tracked file; stages 1-3 in a merge conflict.
+        let Some(first) = entries.first() else {
             return Err(DriverError::new(
                 &shown,
                 "is protected (filter=sops) and plaintext in the working tree, but not staged yet, so there is no encrypted version to change",
             )
             .hint(format!("`git add {}` encrypts it first", super::shell_word(&rel))));
         };
-        let fields: Vec<&str> = meta.split(' ').collect();
-        let [mode, oid, "0"] = fields[..] else {
+        let (mode, oid) = (first.mode.as_str(), first.oid.as_str());
+        if first.stage != 0 {
             return Err(DriverError::new(
                 &shown,
                 "has a merge conflict; resolve it first",
             ));
-        };
+        }
         let blob = git
             .run(&["cat-file", "blob", oid])
             .map_err(|e| DriverError::new(&shown, e.to_string()))?;

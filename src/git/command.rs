@@ -156,23 +156,13 @@ impl Git {
         }
     }
 
-    /// The value of attribute `attr` for each path (`git check-attr`), in order.
+    /// The value of attribute `attr` for each path, as the working tree sets it.
     pub fn check_attr(&self, attr: &str, paths: &[String]) -> Result<Vec<String>, GitError> {
-        if paths.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut input = Vec::new();
-        for p in paths {
-            input.extend_from_slice(p.as_bytes());
-            input.push(0);
-        }
-        let out = self.run_with_input(&["check-attr", "--stdin", "-z", attr], Some(&input))?;
-        // -z output: path NUL attr NUL value NUL, per path.
-        let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
-        Ok(fields
-            .chunks(3)
-            .filter(|c| c.len() == 3)
-            .map(|c| String::from_utf8_lossy(c[2]).into_owned())
+        let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+        let rows = self.check_attrs(super::AttrSource::WorkTree, &[attr], &paths)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| row.into_iter().next())
             .collect())
     }
 

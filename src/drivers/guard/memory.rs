@@ -29,8 +29,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::finding::{Finding, Kind};
-use super::snapshot::{AttrSource, Entry, ParentDiff, SnapshotError};
+use super::snapshot::{Entry, ParentDiff, SnapshotError};
 use super::{Checker, Child, Protection};
+use crate::git::AttrSource;
 use sops_file::formats::Format;
 use sops_file::{file, form};
 

@@ -28,9 +28,10 @@ pub mod verify;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use crate::git::AttrSource;
 use finding::{Finding, Kind};
 use rules::SopsRules;
-use snapshot::{AttrSource, Entry, ParentDiff, PathAttributes, Repo};
+use snapshot::{Entry, ParentDiff, PathAttributes, Repo};
 
 use super::filetype;
 use sops_file::formats::Format;
@@ -308,10 +309,9 @@ impl<'r> Checker<'r> {
     }
 
     fn read(&mut self, spec: &str) -> Result<Option<Vec<u8>>, SnapshotError> {
-        self.blobs.read(spec).map_err(|e| SnapshotError::Git {
-            args: "cat-file --batch".into(),
-            stderr: e.to_string(),
-        })
+        self.blobs
+            .read(spec)
+            .map_err(|e| SnapshotError::unexpected("cat-file --batch", e))
     }
 
     /// The rules of a snapshot from its entries' `.sops.yaml`.

@@ -15,19 +15,27 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::git::cat_file::BlobReader;
-use crate::git::{Git, GitError};
+use crate::git::diff_raw::RawChange;
+use crate::git::{AttrSource, Git, GitError};
 
 /// Why the repository could not be read (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("not inside a git repository ({0})")]
-    NotARepository(String),
-    #[error("`git {args}` failed: {stderr}")]
-    Git { args: String, stderr: String },
-    #[error("cannot run git: {0}")]
-    Spawn(std::io::Error),
+    #[error(transparent)]
+    Git(#[from] GitError),
     #[error("{0}")]
     Usage(String),
+}
+
+impl SnapshotError {
+    /// git answered, but not with what was asked (a count of answers that does
+    /// not line up, a batch reader that stopped).
+    pub(super) fn unexpected(args: &str, what: impl std::fmt::Display) -> SnapshotError {
+        SnapshotError::Git(GitError::Failed {
+            args: args.to_string(),
+            stderr: what.to_string(),
+        })
+    }
 }
 
 /// One blob at one path.
@@ -71,15 +79,22 @@ pub struct ParentDiff {
     pub rules_changed: bool,
 }
 
-/// Where `.gitattributes` are read from.
-#[derive(Clone, Copy, Debug)]
-pub enum AttrSource<'a> {
-    /// The index (`check-attr --cached`).
-    Index,
-    /// The working tree's `.gitattributes`, falling back to the index's.
-    WorkTree,
-    /// A commit's tree (`check-attr --source=REV`, git ≥ 2.40).
-    Tree(&'a str),
+impl ParentDiff {
+    fn new(parent: &str, changes: Vec<RawChange>) -> ParentDiff {
+        let changes: Vec<Change> = changes
+            .into_iter()
+            .map(|c| Change {
+                path: String::from_utf8_lossy(&c.path).into_owned(),
+                old: c.old,
+                new: c.new,
+            })
+            .collect();
+        ParentDiff {
+            parent: parent.to_string(),
+            rules_changed: changes.iter().any(|c| is_rules_file(&c.path)),
+            changes,
+        }
+    }
 }
 
 /// A commit of a history range and the blobs to check for it.
@@ -98,9 +113,6 @@ pub struct Repo {
     git: Git,
     pub bare: bool,
 }
-
-const GITLINK: &str = "160000";
-const SYMLINK: &str = "120000";
 
 impl Repo {
     /// The repository containing `dir`: its working-tree top, or the repository
@@ -127,7 +139,7 @@ impl Repo {
         };
         let bare = probe
             .run(&["rev-parse", "--is-bare-repository"], None)
-            .map_err(|e| SnapshotError::NotARepository(e.to_string()))?;
+            .map_err(|e| GitError::NotARepository(e.to_string()))?;
         if String::from_utf8_lossy(&bare).trim() == "true" {
             return Ok(Repo {
                 bare: true,
@@ -136,7 +148,7 @@ impl Repo {
         }
         let top = probe
             .run(&["rev-parse", "--show-toplevel"], None)
-            .map_err(|e| SnapshotError::NotARepository(e.to_string()))?;
+            .map_err(|e| GitError::NotARepository(e.to_string()))?;
         let top = String::from_utf8_lossy(&top)
             .trim_end_matches('\n')
             .to_string();
@@ -155,13 +167,7 @@ impl Repo {
 
     /// Run git at the top of the repository; stdout on success.
     fn run(&self, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, SnapshotError> {
-        self.git
-            .run_with_input(args, input.as_deref())
-            .map_err(|e| match e {
-                GitError::Spawn(e) => SnapshotError::Spawn(e),
-                GitError::Failed { args, stderr } => SnapshotError::Git { args, stderr },
-                GitError::NotARepository(m) => SnapshotError::NotARepository(m),
-            })
+        Ok(self.git.run_with_input(args, input.as_deref())?)
     }
 
     /// A file at the top of the working tree, if there is one.
@@ -174,10 +180,7 @@ impl Repo {
 
     /// One `git cat-file --batch` for all the blobs of a check.
     pub fn blobs(&self) -> Result<BlobReader, SnapshotError> {
-        BlobReader::spawn(&self.git).map_err(|e| SnapshotError::Git {
-            args: "cat-file --batch".into(),
-            stderr: e.to_string(),
-        })
+        Ok(BlobReader::spawn(&self.git)?)
     }
 
     /// The blobs in the index (every stage; gitlinks and symlinks skipped).
@@ -187,25 +190,15 @@ impl Repo {
                 "a bare repository has no index; use --all or --history".into(),
             ));
         }
-        let out = self.run(&["ls-files", "-s", "-z", "--full-name"], None)?;
         let mut seen = HashSet::new();
         let mut entries = Vec::new();
-        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            // "<mode> <oid> <stage>\t<path>"
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
-                continue;
-            };
-            let mut fields = meta.split(' ');
-            let (Some(mode), Some(oid)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            if mode == GITLINK || mode == SYMLINK {
+        for e in self.git.index_entries(&[])? {
+            if !e.is_file() {
                 continue;
             }
             let entry = Entry {
-                path: path.to_string(),
-                oid: oid.to_string(),
+                path: String::from_utf8_lossy(&e.path).into_owned(),
+                oid: e.oid,
             };
             if seen.insert(entry.clone()) {
                 entries.push(entry);
@@ -239,52 +232,27 @@ impl Repo {
 
     /// The blobs of a commit's tree.
     pub fn tree_entries(&self, commit: &str) -> Result<Vec<Entry>, SnapshotError> {
-        let out = self.run(&["ls-tree", "-r", "-z", "--full-tree", commit], None)?;
-        let mut entries = Vec::new();
-        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            // "<mode> <type> <oid>\t<path>"
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
-                continue;
-            };
-            let fields: Vec<&str> = meta.split(' ').collect();
-            if let [mode, "blob", oid] = fields[..] {
-                if mode != SYMLINK {
-                    entries.push(Entry {
-                        path: path.to_string(),
-                        oid: oid.to_string(),
-                    });
-                }
-            }
-        }
+        let entries = self
+            .git
+            .tree_entries(commit)?
+            .into_iter()
+            .filter(|e| e.is_file())
+            .map(|e| Entry {
+                path: String::from_utf8_lossy(&e.path).into_owned(),
+                oid: e.oid,
+            })
+            .collect();
         Ok(entries)
     }
 
     /// How the index differs from `parent` (a commit).
     pub fn index_changes(&self, parent: &str) -> Result<ParentDiff, SnapshotError> {
-        self.raw_diff(&["diff-index", "--cached"], parent, None)
+        Ok(ParentDiff::new(parent, self.git.diff_index_cached(parent)?))
     }
 
     /// How tree-ish `child` differs from tree-ish `parent`.
     pub fn tree_changes(&self, parent: &str, child: &str) -> Result<ParentDiff, SnapshotError> {
-        self.raw_diff(&["diff-tree"], parent, Some(child))
-    }
-
-    /// One `git diff-index` / `diff-tree` in raw form, every path, no renames.
-    fn raw_diff(
-        &self,
-        command: &[&str],
-        parent: &str,
-        child: Option<&str>,
-    ) -> Result<ParentDiff, SnapshotError> {
-        let mut args = command.to_vec();
-        args.extend(["-r", "-z", "--no-renames", "--no-abbrev", parent]);
-        args.extend(child);
-        args.push("--");
-        let out = self.run(&args, None)?;
-        let mut diff = parse_raw_diffs(&out, false).pop().unwrap_or_default();
-        diff.parent = parent.to_string();
-        Ok(diff)
+        Ok(ParentDiff::new(parent, self.git.diff_tree(parent, child)?))
     }
 
     /// The type of an object (`commit`, `tree`, `blob`, `tag`), after peeling
@@ -347,42 +315,25 @@ impl Repo {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let source_arg;
-        let mut args = vec!["check-attr", "--stdin", "-z"];
-        match source {
-            AttrSource::Index => args.push("--cached"),
-            AttrSource::WorkTree => {}
-            AttrSource::Tree(rev) => {
-                source_arg = format!("--source={rev}");
-                args.push(&source_arg);
-            }
-        }
-        args.push("filter");
-        args.push(crate::drivers::filetype::ATTRIBUTE);
-        args.push(UNPROTECTED);
-        let mut input = Vec::new();
-        for p in paths {
-            input.extend_from_slice(p.as_bytes());
-            input.push(0);
-        }
-        let out = self.run(&args, Some(input))?;
-        // -z output: path NUL attribute NUL value NUL, per path and attribute,
-        // in input order.
-        let fields: Vec<&[u8]> = out.split(|b| *b == 0).collect();
-        let values: Vec<PathAttributes> = fields
-            .chunks(9)
-            .filter(|c| c.len() == 9)
-            .map(|c| PathAttributes {
-                filter: String::from_utf8_lossy(c[2]).into_owned(),
-                sops_type: String::from_utf8_lossy(c[5]).into_owned(),
-                unprotected: c[8] == b"set" || c[8] == b"true",
+        let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+        let rows = self.git.check_attrs(
+            source,
+            &["filter", crate::drivers::filetype::ATTRIBUTE, UNPROTECTED],
+            &paths,
+        )?;
+        let values: Vec<PathAttributes> = rows
+            .into_iter()
+            .map(|row| PathAttributes {
+                filter: row[0].clone(),
+                sops_type: row[1].clone(),
+                unprotected: row[2] == "set" || row[2] == "true",
             })
             .collect();
         if values.len() != paths.len() {
-            return Err(SnapshotError::Git {
-                args: args.join(" "),
-                stderr: format!("expected {} answers, got {}", paths.len(), values.len()),
-            });
+            return Err(SnapshotError::unexpected(
+                "check-attr --stdin",
+                format!("expected {} answers, got {}", paths.len(), values.len()),
+            ));
         }
         Ok(values)
     }
@@ -406,7 +357,7 @@ impl Repo {
         args.extend(&words);
         args.push("--");
         let out = self.run(&args, None).map_err(|e| match e {
-            SnapshotError::Git { stderr, .. } => {
+            SnapshotError::Git(GitError::Failed { stderr, .. }) => {
                 SnapshotError::Usage(format!("bad revision range `{range}`: {stderr}"))
             }
             other => other,
@@ -421,38 +372,16 @@ impl Repo {
         // One diff-tree for every (commit, parent) pair, parents outside the range
         // included: what a commit takes away from its parent matters too.
         let mut pairs = Vec::new();
-        let mut input = String::new();
         for c in &commits {
             for p in &c[1..] {
-                input.push_str(&format!("{} {}\n", c[0], p));
                 pairs.push((c[0].clone(), p.clone()));
             }
         }
         let mut diffs: HashMap<String, Vec<ParentDiff>> = HashMap::new();
         if !pairs.is_empty() {
-            // --always: a header for every pair, even one without changes, so the
-            // answers line up with the pairs asked.
-            let out = self.run(
-                &[
-                    "diff-tree",
-                    "--stdin",
-                    "--always",
-                    "-r",
-                    "-z",
-                    "--no-renames",
-                    "--no-abbrev",
-                ],
-                Some(input.into_bytes()),
-            )?;
-            let answers = parse_raw_diffs(&out, true);
-            if answers.len() != pairs.len() {
-                return Err(SnapshotError::Git {
-                    args: "diff-tree --stdin".into(),
-                    stderr: format!("expected {} answers, got {}", pairs.len(), answers.len()),
-                });
-            }
-            for ((commit, parent), mut diff) in pairs.into_iter().zip(answers) {
-                diff.parent = parent;
+            let answers = self.git.diff_tree_pairs(&pairs)?;
+            for ((commit, parent), changes) in pairs.into_iter().zip(answers) {
+                let diff = ParentDiff::new(&parent, changes);
                 diffs.entry(commit).or_default().push(diff);
             }
         }
@@ -511,50 +440,4 @@ impl Repo {
 /// Files whose change can change which paths are protected.
 fn is_rules_file(path: &str) -> bool {
     path == ".sops.yaml" || path.rsplit('/').next() == Some(".gitattributes")
-}
-
-/// `git diff-tree -z` / `git diff-index -z` raw output as one diff per header
-/// (`with_headers`: `--stdin` output, where each pair starts with a commit id
-/// line) or as one diff (no headers).
-fn parse_raw_diffs(out: &[u8], with_headers: bool) -> Vec<ParentDiff> {
-    let mut diffs: Vec<ParentDiff> = Vec::new();
-    if !with_headers {
-        diffs.push(ParentDiff::default());
-    }
-    let mut tokens = out.split(|b| *b == 0).filter(|t| !t.is_empty());
-    while let Some(tok) = tokens.next() {
-        let Some(raw) = tok.strip_prefix(b":") else {
-            if with_headers {
-                diffs.push(ParentDiff::default());
-            }
-            continue;
-        };
-        let Some(path) = tokens.next() else { break };
-        if let (Some(change), Some(diff)) = (parse_raw(raw, path), diffs.last_mut()) {
-            diff.rules_changed |= is_rules_file(&change.path);
-            diff.changes.push(change);
-        }
-    }
-    diffs
-}
-
-/// One record of `git diff-tree -z` / `git diff-index -z` raw output: the
-/// fields after the leading `:` (`<old mode> <new mode> <old oid> <new oid>
-/// <status>`) and the path. Gitlinks and symlinks count as absent: the guard
-/// checks blobs only.
-fn parse_raw(raw: &[u8], path: &[u8]) -> Option<Change> {
-    let raw = String::from_utf8_lossy(raw);
-    let f: Vec<&str> = raw.split(' ').collect();
-    let [old_mode, new_mode, old_oid, new_oid, _] = f[..] else {
-        return None;
-    };
-    let blob = |mode: &str, oid: &str| {
-        (mode != GITLINK && mode != SYMLINK && !oid.bytes().all(|b| b == b'0'))
-            .then(|| oid.to_string())
-    };
-    Some(Change {
-        path: String::from_utf8_lossy(path).into_owned(),
-        old: blob(old_mode, old_oid),
-        new: blob(new_mode, new_oid),
-    })
 }

@@ -378,7 +378,11 @@ impl Store for IniStore {
             // Quoted as go-ini quotes it (sops writes the section with go-ini): a
             // regex or KMS context value may hold `;` or `#`, which would
             // otherwise read back as the start of a comment.
-            block.push_str(&format!("{nl}{k}{} = {}", " ".repeat(pad), write_value(&v)));
+            block.push_str(&format!(
+                "{nl}{k}{} = {}",
+                " ".repeat(pad),
+                write_metadata_value(&v)
+            ));
         }
         let text = if src.is_empty() {
             format!("{block}{nl}")
@@ -505,6 +509,24 @@ fn read_value(
         end: ve,
         last_line: index,
     })
+}
+
+/// A metadata value as go-ini writes it where that reads back the same, else in
+/// `backquotes` or `"""triple quotes"""` (whichever reads back): a block read
+/// from another file can hold any string, and go-ini's own choice loses some (a
+/// value ending in `\`, one wrapped in quotes, spaces around one holding `"`).
+fn write_metadata_value(value: &str) -> String {
+    let reads_back = |w: &str| {
+        read_value(w, &[(0, w.len())], 0, 0, w.len()).is_ok_and(|r| r.value.as_str() == value)
+    };
+    let go = write_value(value);
+    if reads_back(&go) {
+        return go;
+    }
+    [format!("`{value}`"), format!("{TRIPLE}{value}{TRIPLE}")]
+        .into_iter()
+        .find(|w| reads_back(w))
+        .unwrap_or(go)
 }
 
 /// A key as go-ini writes it: in backquotes when it holds `"`, `=` or `:`, in
@@ -785,7 +807,20 @@ mod tests {
     /// surrounding spaces (a selector regex, a KMS context) must read back.
     #[test]
     fn metadata_values_that_need_quotes_read_back() {
-        let odd = ["^(a|#b)$", "x;y", " padded ", "back`quote", "a # b ; c"];
+        // The last ones found by fuzzing (metadata): go-ini's own quoting of them
+        // does not read back.
+        let odd = [
+            "^(a|#b)$",
+            "x;y",
+            " padded ",
+            "back`quote",
+            "a # b ; c",
+            "_unencrypte\\",
+            " lead \"quote",
+            "\"wrapped\"",
+            "'single'",
+            "\"\"\"triple",
+        ];
         let meta = Value::Map(
             odd.iter()
                 .enumerate()
