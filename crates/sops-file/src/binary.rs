@@ -26,7 +26,7 @@ use crate::formats::json::{json_string, JsonStore};
 use crate::formats::{apply_edits, find_entry, Document, FormatError, Node, Scalar, Store};
 
 /// The key of the one value in sops' binary envelope.
-pub const DATA: &str = "data";
+pub(crate) const DATA: &str = "data";
 
 /// Encrypt `data` for `spec` into sops' JSON envelope.
 pub fn encrypt(data: &[u8], spec: &EncryptSpec) -> Result<String, Error> {
@@ -41,7 +41,7 @@ pub fn seal(data: &[u8], key: &DataKey, meta: &mut Metadata) -> Result<String, E
 }
 
 /// [`seal`] with the value stored under `name` instead of `data`.
-pub fn seal_named(
+pub(crate) fn seal_named(
     name: &str,
     data: &[u8],
     key: &DataKey,
@@ -108,7 +108,7 @@ pub fn open(
 }
 
 /// [`open`] for a value stored under `name` instead of `data`.
-pub fn open_named(
+pub(crate) fn open_named(
     name: &str,
     doc: &Document,
     meta: &Metadata,

@@ -82,7 +82,7 @@ pub struct EncValue {
     pub data: Vec<u8>,
     pub iv: Vec<u8>,
     pub tag: Vec<u8>,
-    pub type_tag: TypeTag,
+    pub(crate) type_tag: TypeTag,
 }
 
 /// Does this string look like an encrypted value at all (sops' anchored prefix)?

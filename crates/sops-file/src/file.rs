@@ -139,18 +139,6 @@ impl Loaded {
     }
 }
 
-/// Is `plaintext` already a SOPS file of `format` (a locked clone's working
-/// tree, or a file committed as ciphertext)? Such input is stored as it is.
-pub fn is_encrypted(format: Format, plaintext: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(plaintext) else {
-        return false;
-    };
-    format
-        .store()
-        .parse(text)
-        .is_ok_and(|doc| has_metadata(&doc))
-}
-
 /// Does a parsed document carry a top-level `sops` entry?
 pub fn has_metadata(doc: &Document) -> bool {
     doc.docs

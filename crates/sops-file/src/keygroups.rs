@@ -440,12 +440,12 @@ pub fn check_recipient(r: &Recipient) -> Result<(), KeyGroupError> {
 /// The most KMS keys one file's data key is tried with. Each try may wait for
 /// the KMS timeout, and a hostile file can list hundreds of keys; real files
 /// list one per region or account (sops users rarely need more than a few).
-pub const MAX_KMS_TRIES: usize = 8;
+pub(crate) const MAX_KMS_TRIES: usize = 8;
 
 /// The most age keys of one key group tried (those addressed to one of our
 /// identities first): each costs an X25519 operation per stanza, and a hostile
 /// file can repeat an entry hundreds of times.
-pub const MAX_AGE_TRIES: usize = 16;
+pub(crate) const MAX_AGE_TRIES: usize = 16;
 
 pub fn recover(meta: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let mut report = String::new();

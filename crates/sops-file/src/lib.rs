@@ -26,11 +26,11 @@ pub mod file;
 pub mod form;
 pub mod keycache;
 pub mod keygroups;
-pub mod mac;
+mod mac;
 pub mod metadata;
-pub mod plaintext;
+mod plaintext;
 pub mod selectors;
-pub mod shamir;
+mod shamir;
 pub mod stash;
 pub mod walk;
 
@@ -41,7 +41,7 @@ use crate::formats::{FormatError, SpliceError};
 /// value, so a path of more than [`DISPLAY_PATH_KEYS`] keys shows its first and
 /// last keys around a count of the ones left out, and a key longer than
 /// [`DISPLAY_KEY_CHARS`] characters is cut.
-pub fn display_path<S: AsRef<str>>(path: &[S]) -> String {
+pub(crate) fn display_path<S: AsRef<str>>(path: &[S]) -> String {
     if path.is_empty() {
         return "the top level".to_string();
     }
@@ -62,10 +62,10 @@ pub fn display_path<S: AsRef<str>>(path: &[S]) -> String {
 }
 
 /// The most keys [`display_path`] shows.
-pub const DISPLAY_PATH_KEYS: usize = 16;
+pub(crate) const DISPLAY_PATH_KEYS: usize = 16;
 
 /// The most characters of one key [`display_path`] shows.
-pub const DISPLAY_KEY_CHARS: usize = 64;
+pub(crate) const DISPLAY_KEY_CHARS: usize = 64;
 
 /// Everything that can go wrong encrypting or decrypting a document.
 #[derive(Debug, thiserror::Error)]

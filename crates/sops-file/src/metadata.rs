@@ -445,7 +445,7 @@ fn parse_rfc3339_seconds(s: &str) -> Option<(i64, i32)> {
 
 /// The AAD the MAC is sealed under: `lastmodified` re-formatted as Go RFC3339
 /// (whole seconds; `Z` for UTC, else the numeric offset), as sops re-formats it.
-pub fn mac_aad(lastmodified: &str) -> Option<String> {
+pub(crate) fn mac_aad(lastmodified: &str) -> Option<String> {
     let (unix, offset) = parse_rfc3339_seconds(lastmodified)?;
     Some(format_rfc3339(unix, offset))
 }

@@ -20,7 +20,7 @@ use crate::formats::{go_format_float, Scalar};
 pub struct BadPlaintext(pub &'static str);
 
 /// The type tag sops writes for a value; `None` for null (never encrypted).
-pub fn type_tag(value: &Scalar) -> Option<TypeTag> {
+pub(crate) fn type_tag(value: &Scalar) -> Option<TypeTag> {
     Some(match value {
         Scalar::Str(_) => TypeTag::Str,
         Scalar::Int(_) => TypeTag::Int,
@@ -32,7 +32,7 @@ pub fn type_tag(value: &Scalar) -> Option<TypeTag> {
 }
 
 /// sops' `ToBytes`: the canonical plaintext, as hashed into the MAC.
-pub fn canonical_bytes(value: &Scalar) -> Zeroizing<Vec<u8>> {
+pub(crate) fn canonical_bytes(value: &Scalar) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(match value {
         Scalar::Str(s) => s.as_bytes().to_vec(),
         Scalar::Int(i) => i.to_string().into_bytes(),
@@ -46,7 +46,7 @@ pub fn canonical_bytes(value: &Scalar) -> Zeroizing<Vec<u8>> {
 
 /// The bytes to encrypt: `spelling` (the value's text in the source) when sops'
 /// parser reads it back as the same value, else the canonical form.
-pub fn encrypted_bytes(value: &Scalar, spelling: &str) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encrypted_bytes(value: &Scalar, spelling: &str) -> Zeroizing<Vec<u8>> {
     let carries = match value {
         Scalar::Int(i) => go_atoi(spelling) == Some(*i),
         Scalar::Float(f) => {
@@ -82,7 +82,7 @@ fn same_float(a: f64, b: f64) -> bool {
 }
 
 /// Go `strconv.Atoi`: optional sign, decimal digits, within 64 bits.
-pub fn go_atoi(s: &str) -> Option<i64> {
+pub(crate) fn go_atoi(s: &str) -> Option<i64> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -91,7 +91,7 @@ pub fn go_atoi(s: &str) -> Option<i64> {
 }
 
 /// Go `strconv.ParseBool`.
-pub fn go_parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn go_parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -124,7 +124,7 @@ fn is_decimal_float(s: &str) -> bool {
 /// Go `strconv.ParseFloat(s, 64)` for the forms sops writes and reads: decimal
 /// (with exponent), and case-insensitive `inf`/`infinity`/`nan` with a sign.
 /// Out-of-range values are an error in Go, so they are here.
-pub fn go_parse_float(s: &str) -> Option<f64> {
+pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     let negative = s.starts_with('-');
     let lower = unsigned.to_ascii_lowercase();
@@ -147,7 +147,7 @@ pub fn go_parse_float(s: &str) -> Option<f64> {
 
 /// Normalise an RFC3339 timestamp to Go's `MarshalText` (RFC3339Nano) form: trailing
 /// fractional zeros dropped, `Z` for a zero offset. `None` if it is not RFC3339.
-pub fn canonical_time(s: &str) -> Option<String> {
+pub(crate) fn canonical_time(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let two = |i: usize| -> Option<u32> {
         let d = b.get(i..i + 2)?;

@@ -80,7 +80,7 @@ impl Selector {
 
     /// [`Selector::should_encrypt`] at a position of the tree walk; the path
     /// selectors' answer is kept per path (see [`Position::per_path`]).
-    pub fn should_encrypt_at(&self, pos: &Position<'_>, is_comment: bool) -> bool {
+    pub(crate) fn should_encrypt_at(&self, pos: &Position<'_>, is_comment: bool) -> bool {
         match self {
             Selector::UnencryptedCommentRegex(_) | Selector::EncryptedCommentRegex(_) => {
                 self.should_encrypt(&pos.path, &pos.comments, is_comment)
@@ -93,7 +93,7 @@ impl Selector {
 
     /// sops' `shouldBeEncrypted`. `comments` is the comment stack; when the leaf is a
     /// comment it is already the last entry of the innermost level.
-    pub fn should_encrypt<S: AsRef<str>>(
+    pub(crate) fn should_encrypt<S: AsRef<str>>(
         &self,
         path: &[S],
         comments: &CommentStack<'_>,

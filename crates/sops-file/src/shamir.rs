@@ -42,7 +42,7 @@ fn inverse(a: u8) -> u8 {
 }
 
 /// The most shares (so key groups) there can be: one per non-zero x-coordinate.
-pub const MAX_SHARES: usize = 255;
+pub(crate) const MAX_SHARES: usize = 255;
 
 /// Split `secret` into `parts` shares, any `threshold` of which recover it;
 /// `None` unless `2 <= threshold <= parts <= MAX_SHARES`.
@@ -72,7 +72,7 @@ pub fn split(secret: &[u8], parts: usize, threshold: usize) -> Option<Vec<Zeroiz
 }
 
 /// Recover the secret from shares (Lagrange interpolation at x = 0).
-pub fn combine(shares: &[Zeroizing<Vec<u8>>]) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn combine(shares: &[Zeroizing<Vec<u8>>]) -> Option<Zeroizing<Vec<u8>>> {
     let len = shares.first()?.len();
     if shares.len() < 2 || len < 2 || shares.iter().any(|s| s.len() != len) {
         return None;

@@ -50,7 +50,8 @@ pub struct CommentStack<'a> {
 
 impl<'a> CommentStack<'a> {
     /// A stack holding `levels` (outermost first).
-    pub fn from_levels(levels: Vec<Vec<&'a str>>) -> CommentStack<'a> {
+    #[cfg(test)]
+    pub(crate) fn from_levels(levels: Vec<Vec<&'a str>>) -> CommentStack<'a> {
         CommentStack {
             levels,
             memo: RefCell::default(),
@@ -83,7 +84,7 @@ impl<'a> CommentStack<'a> {
     }
 
     /// How many comments on the stack `re` matches.
-    pub fn count_matching(&self, re: &Regex) -> usize {
+    pub(crate) fn count_matching(&self, re: &Regex) -> usize {
         let mut memo = self.memo.borrow_mut();
         let (pattern, counts) = &mut *memo;
         if pattern.as_str() != re.as_str() {
@@ -105,7 +106,7 @@ impl<'a> CommentStack<'a> {
     }
 
     /// Whether the last comment of the innermost level exists and `re` matches it.
-    pub fn last_matches(&self, re: &Regex) -> bool {
+    pub(crate) fn last_matches(&self, re: &Regex) -> bool {
         self.levels
             .last()
             .and_then(|level| level.last())
@@ -150,7 +151,7 @@ impl<'a> Position<'a> {
 
     /// `answer(path)`, computed once per path for the asker `asker` (any number
     /// that identifies the question, such as the address of a selector).
-    pub fn per_path(&self, asker: usize, answer: impl FnOnce(&[&'a str]) -> bool) -> bool {
+    pub(crate) fn per_path(&self, asker: usize, answer: impl FnOnce(&[&'a str]) -> bool) -> bool {
         if let Some((a, g, v)) = self.memo.get() {
             if a == asker && g == self.generation {
                 return v;

@@ -21,7 +21,7 @@ use super::{
 };
 
 /// The dotenv store.
-pub struct DotenvStore;
+pub(crate) struct DotenvStore;
 
 /// The prefix of metadata keys.
 const PREFIX: &str = "sops_";

@@ -55,17 +55,17 @@ fn walk(key: String, value: &Value, out: &mut Vec<(String, String)>) {
 }
 
 /// Real newlines become the two characters `\n`.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\n', "\\n")
 }
 
 /// The two characters `\n` become a real newline.
-pub fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("\\n", "\n")
 }
 
 /// One flattened metadata line as read from a file.
-pub struct FlatLine {
+pub(crate) struct FlatLine {
     /// The key without any store prefix (`age__list_0__map_recipient`).
     pub key: String,
     /// The value as written (still escaped).
@@ -139,7 +139,7 @@ fn steps(key: &str) -> Option<(String, Vec<Step>)> {
 
 /// Rebuild the nested metadata map from flattened lines. `span` is the whole
 /// block (for the `sops` entry).
-pub fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, FormatError> {
+pub(crate) fn unflatten(lines: &[FlatLine], span: Span, line: usize) -> Result<Entry, FormatError> {
     let mut root: Members<String> = Members::new();
     for l in lines {
         let bad = |why: &str| FormatError::Syntax {

@@ -28,7 +28,7 @@ use super::{
 };
 
 /// The INI store.
-pub struct IniStore;
+pub(crate) struct IniStore;
 
 /// The section of keys written before any header.
 const DEFAULT: &str = "DEFAULT";
@@ -531,7 +531,7 @@ fn write_metadata_value(value: &str) -> String {
 
 /// A key as go-ini writes it: in backquotes when it holds `"`, `=` or `:`, in
 /// triple quotes when it holds a backquote.
-pub fn write_key(key: &str) -> String {
+pub(crate) fn write_key(key: &str) -> String {
     if key.contains(['"', '=', ':']) {
         format!("`{key}`")
     } else if key.contains('`') {
@@ -542,7 +542,7 @@ pub fn write_key(key: &str) -> String {
 }
 
 /// `value` as go-ini writes it (what sops prints when it emits INI).
-pub fn write_value(value: &str) -> String {
+pub(crate) fn write_value(value: &str) -> String {
     if value.contains(['\n', '`']) {
         format!("{TRIPLE}{value}{TRIPLE}")
     } else if value.contains(['#', ';']) {

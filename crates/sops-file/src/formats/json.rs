@@ -23,7 +23,7 @@ use super::{
 };
 
 /// The JSON store.
-pub struct JsonStore;
+pub(crate) struct JsonStore;
 
 const BOM: &str = "\u{feff}";
 

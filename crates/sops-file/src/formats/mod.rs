@@ -29,11 +29,11 @@
 
 pub mod convert;
 pub mod dotenv;
-pub mod flat;
+mod flat;
 pub mod ini;
 pub mod json;
-pub mod splice;
-pub mod value;
+mod splice;
+mod value;
 pub mod yaml;
 pub mod yaml_value;
 
@@ -46,7 +46,7 @@ pub use splice::{apply_edits, Edit, SpliceError};
 pub use value::Value;
 
 /// Byte range into the source text.
-pub type Span = Range<usize>;
+pub(crate) type Span = Range<usize>;
 
 /// The deepest nesting of collections a document may have, counting the top-level
 /// mapping: go-yaml v3's `max_indents`/`max_flow_level`, so every file sops can read
@@ -204,26 +204,26 @@ pub struct Leaf {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LeafContext {
     /// Inside a flow collection (`[...]`, `{...}`): a plain `ENC[...]` is not allowed there.
-    pub in_flow: bool,
+    pub(crate) in_flow: bool,
     /// Column (0-based, in bytes) of the block-scalar content lines, or of the
     /// parent block's items: used to indent multi-line replacement text.
     pub indent: usize,
     /// The leaf is an item of a list (sops stores encrypted list comments as items).
-    pub in_list: bool,
+    pub(crate) in_list: bool,
     /// YAML: the indentation of the innermost enclosing block collection (for
     /// explicit indentation indicators on block scalars).
-    pub block_parent: usize,
+    pub(crate) block_parent: usize,
     /// The file uses CRLF line endings (for multi-line replacement text).
     pub crlf: bool,
     /// YAML: text (spaces, a comment) follows the value on the line where it
     /// ends, so its replacement must end on that line too (a block scalar would
     /// take that text in as content).
-    pub text_follows: bool,
+    pub(crate) text_follows: bool,
     /// YAML: no line break follows the value's span (it ends the file, or a block
     /// scalar took the file's last line of indentation in), so a block scalar
     /// replacement must write its own final line break instead of leaving it to
     /// the source.
-    pub no_break_after: bool,
+    pub(crate) no_break_after: bool,
 }
 
 /// A comment. `text` is what follows the comment marker (`#`), as sops takes it:
@@ -268,7 +268,7 @@ pub enum MapItem {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub key: String,
-    pub key_span: Span,
+    pub(crate) key_span: Span,
     pub value: Node,
     /// From the first byte of the key (or of its quote) to the end of the value.
     pub span: Span,
@@ -350,7 +350,7 @@ pub trait Store: Sync {
 /// (in the MAC and as the canonical plaintext): shortest round-trip digits, never
 /// an exponent, infinities as `+Inf`/`-Inf`. Rust's `Display` for `f64` prints the
 /// same digits for finite values.
-pub fn go_format_float(f: f64) -> String {
+pub(crate) fn go_format_float(f: f64) -> String {
     if f.is_nan() {
         "NaN".to_string()
     } else if f == f64::INFINITY {
@@ -366,7 +366,7 @@ pub fn go_format_float(f: f64) -> String {
 /// round-trip digits, in exponent form (`1.5e+09`, at least two exponent digits)
 /// when the decimal exponent is below -4 or at least 6. go-yaml prints floats
 /// this way, and sops' dotenv and INI stores with `'G'`.
-pub fn go_format_float_g(f: f64, upper: bool) -> String {
+pub(crate) fn go_format_float_g(f: f64, upper: bool) -> String {
     if !f.is_finite() {
         return go_format_float(f);
     }

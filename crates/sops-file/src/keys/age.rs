@@ -17,7 +17,7 @@ use super::KeyError;
 /// The longest armored age file read as a wrapped data key. One X25519 stanza
 /// (what sops writes) is about 300 bytes armored; this leaves room for a
 /// dozen stanzas of any kind (plugins, grease).
-pub const MAX_ENC_LEN: usize = 4 * 1024;
+pub(crate) const MAX_ENC_LEN: usize = 4 * 1024;
 
 /// The default key file: `$XDG_CONFIG_HOME/sops/age/keys.txt` (also on macOS when
 /// set, as sops does), else the platform config dir (`~/.config` on Linux).

@@ -70,8 +70,8 @@ use replay::{Composer, GTree, NodeKind, Sim, Text};
 /// Where a comment goes: collection id and a sort position among its items
 /// (it precedes every item whose start is at or after `sort`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub coll: usize,
+pub(crate) struct Placement {
+    pub(crate) coll: usize,
     pub sort: usize,
 }
 

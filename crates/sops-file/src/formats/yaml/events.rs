@@ -22,7 +22,7 @@ use super::scan::Source;
 use crate::formats::{too_deep, FormatError, MAX_DEPTH};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EvKind {
+pub(crate) enum EvKind {
     DocStart,
     DocEnd,
     Alias,
@@ -47,7 +47,7 @@ pub enum EvKind {
 }
 
 #[derive(Clone, Debug)]
-pub struct Ev {
+pub(crate) struct Ev {
     pub kind: EvKind,
     /// Byte offsets (saphyr's span, converted; not yet fixed up).
     pub start: usize,
@@ -57,7 +57,7 @@ pub struct Ev {
 }
 
 /// All events of the stream (StreamStart/StreamEnd dropped).
-pub fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
+pub(crate) fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
     let text = src.text;
     let raw = std::panic::catch_unwind(|| collect(text));
     let raw = match raw {

@@ -76,8 +76,6 @@ use scan::Source;
 use tree::{Built, SkNode};
 
 pub(crate) use events::flow_limit;
-pub use render::canonical_float;
-pub use resolve::{canonical_spelling, go_format_float};
 
 pub struct YamlStore;
 

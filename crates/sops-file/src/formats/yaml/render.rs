@@ -20,9 +20,9 @@ pub fn nl(leaf: &Leaf) -> &'static str {
 
 /// The YAML-specific rendering context of a leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub indent: usize,
-    pub block_parent: usize,
+    pub(crate) block_parent: usize,
     pub crlf: bool,
 }
 
@@ -106,7 +106,7 @@ pub fn canonical(v: &Scalar) -> String {
     }
 }
 
-pub fn canonical_float(f: f64) -> String {
+pub(crate) fn canonical_float(f: f64) -> String {
     if f.is_nan() {
         ".nan".to_string()
     } else if f == f64::INFINITY {
@@ -164,7 +164,7 @@ fn resolves_to_str(s: &str) -> bool {
 /// back as the same string and is no YAML 1.1 boolean (`yes`, `off`, ...) or
 /// base-60 number (`1:20`), which go-yaml quotes for older readers; otherwise
 /// single-quoted when it can be, else double-quoted.
-pub fn go_yaml_string(s: &str) -> String {
+pub(crate) fn go_yaml_string(s: &str) -> String {
     let old_bool = matches!(
         s,
         "y" | "Y"
@@ -209,7 +209,7 @@ pub(crate) fn printable(c: char) -> bool {
 
 /// Can `s` be written as a plain scalar (block context, or flow if `flow`)?
 /// Typing is checked separately.
-pub fn plain_safe(s: &str, flow: bool) -> bool {
+pub(crate) fn plain_safe(s: &str, flow: bool) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
@@ -254,7 +254,7 @@ fn single_or_double(s: &str) -> String {
 }
 
 /// A double-quoted scalar with minimal escapes.
-pub fn double_quoted(s: &str) -> String {
+pub(crate) fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -12,13 +12,13 @@ use super::super::Scalar;
 
 /// Why a plain scalar cannot be carried by sops.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// An integer in the uint64 range above i64: sops fails on it.
     Uint64,
 }
 
 /// The typed value of a plain (untagged) scalar.
-pub fn resolve_plain(s: &str) -> Result<Scalar, ResolveError> {
+pub(crate) fn resolve_plain(s: &str) -> Result<Scalar, ResolveError> {
     let first = s.as_bytes().first().copied();
     match first {
         None => return Ok(Scalar::Null),
@@ -156,7 +156,7 @@ fn is_yaml_style_float(s: &str) -> bool {
 
 /// Go `strconv.ParseFloat(s, 64)` for the decimal forms yaml reaches it with:
 /// `None` on syntax errors and on overflow (Go returns ErrRange for ±Inf results).
-pub fn go_parse_float(s: &str) -> Option<f64> {
+pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
     let lower = s.to_ascii_lowercase();
     let body = lower.trim_start_matches(['+', '-']);
     if body.starts_with("inf") || body.starts_with("nan") {
@@ -182,7 +182,7 @@ pub fn go_parse_float(s: &str) -> Option<f64> {
 }
 
 /// Go `strconv.ParseInt(s, 0, 64)` (underscores already removed).
-pub fn go_parse_int(s: &str) -> Option<i64> {
+pub(crate) fn go_parse_int(s: &str) -> Option<i64> {
     let (negative, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -197,7 +197,7 @@ pub fn go_parse_int(s: &str) -> Option<i64> {
 }
 
 /// Go `strconv.ParseUint(s, 0, 64)` (no sign allowed).
-pub fn go_parse_uint(s: &str) -> Option<u64> {
+pub(crate) fn go_parse_uint(s: &str) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
@@ -237,7 +237,7 @@ fn parse_digits(s: &str, base: u32) -> Option<u64> {
 /// yaml.v3 `parseTimestamp`: four digits then `-`, then one of the layouts
 /// `2006-1-2T15:4:5.999999999Z07:00`, the same with `t`, `2006-1-2 15:4:5.999999999`
 /// and `2006-1-2`. Returns the Go RFC3339Nano text of the instant.
-pub fn parse_timestamp(s: &str) -> Option<String> {
+pub(crate) fn parse_timestamp(s: &str) -> Option<String> {
     let b = s.as_bytes();
     if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
         return None;
@@ -400,7 +400,7 @@ fn format_rfc3339(
 
 /// Parse Go RFC3339(Nano) text back into parts: used to decide how a decrypted
 /// time is rendered (`YYYY-MM-DD` when it is midnight UTC).
-pub fn is_midnight_utc_date(t: &str) -> Option<&str> {
+pub(crate) fn is_midnight_utc_date(t: &str) -> Option<&str> {
     let date = t.strip_suffix("T00:00:00Z")?;
     if date.len() == 10 {
         Some(date)
@@ -409,15 +409,14 @@ pub fn is_midnight_utc_date(t: &str) -> Option<&str> {
     }
 }
 
-pub use crate::formats::go_format_float;
-
 /// The sops plaintext of a scalar (what `plain_leaf` gets as `spelling` for files
 /// sops wrote).
-pub fn canonical_spelling(v: &Scalar) -> String {
+#[cfg(test)]
+pub(crate) fn canonical_spelling(v: &Scalar) -> String {
     match v {
         Scalar::Str(s) => s.to_string(),
         Scalar::Int(i) => i.to_string(),
-        Scalar::Float(f) => go_format_float(*f),
+        Scalar::Float(f) => crate::formats::go_format_float(*f),
         Scalar::Bool(true) => "True".to_string(),
         Scalar::Bool(false) => "False".to_string(),
         Scalar::Time(t) => t.clone(),

@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 /// Character index → byte offset conversion, plus line starts, for one source text.
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     pub text: &'a str,
     /// (char index, byte offset) just after every non-ASCII char: between two
     /// of these every char is one byte, so the table stays empty for ASCII
@@ -60,19 +60,19 @@ impl<'a> Source<'a> {
         }
     }
 
-    pub fn line_start(&self, line: usize) -> usize {
+    pub(crate) fn line_start(&self, line: usize) -> usize {
         self.line_starts
             .get(line)
             .copied()
             .unwrap_or(self.text.len())
     }
 
-    pub fn line_count(&self) -> usize {
+    pub(crate) fn line_count(&self) -> usize {
         self.line_starts.len()
     }
 
     /// End of the line containing `at`, before its `\r\n` or `\n`.
-    pub fn line_end(&self, at: usize) -> usize {
+    pub(crate) fn line_end(&self, at: usize) -> usize {
         let b = self.text.as_bytes();
         let mut i = at.min(b.len());
         while i < b.len() && b[i] != b'\n' {
@@ -103,17 +103,17 @@ impl<'a> Source<'a> {
     }
 
     /// 0-based column in bytes of a byte offset.
-    pub fn byte_col(&self, at: usize) -> usize {
+    pub(crate) fn byte_col(&self, at: usize) -> usize {
         at - self.line_start(self.line_of(at))
     }
 
     /// (1-based line, 1-based column in characters).
-    pub fn line_col(&self, at: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, at: usize) -> (usize, usize) {
         (self.line_of(at) + 1, self.col(at) + 1)
     }
 
     /// Text of the line containing `at` (without line break).
-    pub fn line_text(&self, line: usize) -> &'a str {
+    pub(crate) fn line_text(&self, line: usize) -> &'a str {
         let s = self.line_start(line);
         let e = self.line_end(s);
         self.text.get(s..e).unwrap_or("")
@@ -126,7 +126,7 @@ fn is_ws(b: u8) -> bool {
 
 /// Skip node properties (`!tag`, `&anchor`) and the whitespace and comments after
 /// them, starting at `at`. Returns the offset of the node's own text.
-pub fn skip_properties(src: &str, mut at: usize, limit: usize) -> usize {
+pub(crate) fn skip_properties(src: &str, mut at: usize, limit: usize) -> usize {
     let b = src.as_bytes();
     loop {
         while at < limit && (is_ws(b[at]) || b[at] == b'\n' || b[at] == b'\r') {
@@ -156,7 +156,7 @@ pub fn skip_properties(src: &str, mut at: usize, limit: usize) -> usize {
 }
 
 /// End (exclusive) of a quoted scalar starting with its quote at `start`.
-pub fn quoted_end(src: &str, start: usize) -> usize {
+pub(crate) fn quoted_end(src: &str, start: usize) -> usize {
     let b = src.as_bytes();
     let Some(&q) = b.get(start) else {
         return start;
@@ -180,20 +180,20 @@ pub fn quoted_end(src: &str, start: usize) -> usize {
 }
 
 /// A block scalar header: `|` or `>` with its indicators.
-pub struct BlockHeader {
+pub(crate) struct BlockHeader {
     /// Offset of the `|`/`>`.
     pub start: usize,
     /// End of the indicators (`|-2` → after `2`).
     pub end: usize,
     pub keep: bool,
     /// A comment follows the header on its line.
-    pub has_comment: bool,
+    pub(crate) has_comment: bool,
 }
 
 /// Find the header of a block scalar: the last `|`/`>` before `content_start`
 /// (saphyr's span start for the scalar) that is not inside a comment, scanning
 /// forward from `from` (the end of the previous event).
-pub fn block_header(src: &str, from: usize, content_start: usize) -> Option<BlockHeader> {
+pub(crate) fn block_header(src: &str, from: usize, content_start: usize) -> Option<BlockHeader> {
     let b = src.as_bytes();
     let mut i = from;
     let mut found = None;
@@ -247,7 +247,7 @@ pub fn block_header(src: &str, from: usize, content_start: usize) -> Option<Bloc
 /// content line, given its content indentation. `trailing_newlines` is the number of
 /// line breaks at the end of the decoded value; with keep chomping the blank lines
 /// they stand for are included (up to, not including, the last line break).
-pub fn block_end(
+pub(crate) fn block_end(
     src: &Source<'_>,
     header: &BlockHeader,
     content_indent: usize,
@@ -299,14 +299,14 @@ pub fn block_end(
 
 /// A comment found in the source: the `#` offset and the text range after it.
 #[derive(Clone, Debug)]
-pub struct RawComment {
+pub(crate) struct RawComment {
     pub hash: usize,
     pub text: Range<usize>,
 }
 
 /// Find every comment outside the `opaque` ranges (scalar texts, sorted by start):
 /// a `#` at a line start or after whitespace, running to the end of its line.
-pub fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawComment> {
+pub(crate) fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawComment> {
     let b = src.text.as_bytes();
     let mut out = Vec::new();
     let mut k = 0;

@@ -2,6 +2,7 @@
 //! the encrypt/decrypt splice round trip (unit cases and a proptest).
 
 use super::render::Ctx;
+use super::resolve::canonical_spelling;
 use super::*;
 use crate::formats::{apply_edits, find_entry, LeafContext};
 

@@ -28,8 +28,8 @@ use crate::formats::{
 
 /// A collection under construction.
 #[derive(Debug)]
-pub struct Coll {
-    pub is_map: bool,
+pub(crate) struct Coll {
+    pub(crate) is_map: bool,
     pub flow: bool,
     pub parent: Option<usize>,
     pub doc: usize,
@@ -39,7 +39,7 @@ pub struct Coll {
     /// collections the column of the opening bracket.
     pub indent: usize,
     /// Byte column of the line start of keys/dashes (the same for block collections).
-    pub byte_indent: usize,
+    pub(crate) byte_indent: usize,
     /// A block sequence whose dashes sit at its parent key's column.
     pub indentless: bool,
     pub items: Vec<Item>,
@@ -47,7 +47,7 @@ pub struct Coll {
 }
 
 #[derive(Debug)]
-pub enum SkNode {
+pub(crate) enum SkNode {
     Coll(usize),
     Leaf(Box<Leaf>),
 }
@@ -64,7 +64,7 @@ pub struct Item {
 
 /// Token-like positions used for comment placement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkKind {
+pub(crate) enum MarkKind {
     /// A mapping key (its map, item index).
     Key {
         coll: usize,
@@ -100,13 +100,13 @@ pub struct Mark {
     pub end: usize,
 }
 
-pub struct Built {
-    pub colls: Vec<Coll>,
+pub(crate) struct Built {
+    pub(crate) colls: Vec<Coll>,
     /// Root collection of each document.
-    pub roots: Vec<usize>,
+    pub(crate) roots: Vec<usize>,
     pub marks: Vec<Mark>,
     /// Byte ranges no comment can start in (scalars, keys).
-    pub opaque: Vec<Span>,
+    pub(crate) opaque: Vec<Span>,
 }
 
 fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> FormatError {

@@ -40,7 +40,8 @@ mod classify;
 mod client;
 
 /// The default budget for one KMS call, retries and credential resolution included.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
+#[cfg(feature = "kms")]
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 20;
 
 /// One KMS master key as the metadata (or a recipient) names it.
 #[derive(Clone, Copy, Debug)]
@@ -56,7 +57,7 @@ pub struct KmsKeyRef<'a> {
 
 /// The region of a KMS key ARN, by sops' own pattern
 /// `^arn:aws[\w-]*:kms:(.+):[0-9]+:(key|alias)/.+$`.
-pub fn region_of(arn: &str) -> Result<String, KeyError> {
+pub(crate) fn region_of(arn: &str) -> Result<String, KeyError> {
     static RE: OnceLock<Option<regex::Regex>> = OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(r"^arn:aws[0-9A-Za-z_-]*:kms:(.+):[0-9]+:(?:key|alias)/.+$").ok()
@@ -71,7 +72,7 @@ pub fn region_of(arn: &str) -> Result<String, KeyError> {
 }
 
 /// Check a role ARN before any network call (sops would only fail inside STS).
-pub fn check_role(role: &str) -> Result<(), KeyError> {
+pub(crate) fn check_role(role: &str) -> Result<(), KeyError> {
     static RE: OnceLock<Option<regex::Regex>> = OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(r"^arn:aws[0-9A-Za-z_-]*:iam::[0-9]+:role/[\x21-\x7e]+$").ok()
@@ -121,14 +122,14 @@ pub fn decrypt(key: &KmsKeyRef<'_>, enc: &str) -> Result<Zeroizing<Vec<u8>>, Key
 }
 
 /// How many KMS calls [`decrypt_many`] keeps in flight by default.
-pub const DEFAULT_IN_FLIGHT: usize = 16;
+pub(crate) const DEFAULT_IN_FLIGHT: usize = 16;
 
 /// Unwrap many `enc` values at once (a checkout's data keys): the `Decrypt`
 /// calls run concurrently on the process's one runtime, at most `in_flight` at
 /// a time. Each call keeps the SDK's own retries; calls that KMS still throttles
 /// are tried again in a later round after a backoff, with half the concurrency.
 /// The results are in the order of `jobs`, each as [`decrypt`] would report it.
-pub fn decrypt_many(
+pub(crate) fn decrypt_many(
     jobs: &[(KmsKeyRef<'_>, &str)],
     in_flight: usize,
 ) -> Vec<Result<Zeroizing<Vec<u8>>, KeyError>> {
