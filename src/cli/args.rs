@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
     long_about = "git-sops reads and writes SOPS 3.11 files (YAML, JSON, dotenv, INI, binary) with age and AWS KMS keys, \
                   keeping each file's comments, order and layout."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
@@ -34,7 +34,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
-pub struct IoArgs {
+pub(crate) struct IoArgs {
     /// The file to read; `-` or nothing reads standard input
     pub file: Option<PathBuf>,
     /// Input format (default: from the file extension)
@@ -42,20 +42,20 @@ pub struct IoArgs {
     pub input_type: Option<String>,
     /// Output format (default: the input format)
     #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
-    pub output_type: Option<String>,
+    pub(crate) output_type: Option<String>,
     /// Use this name to pick the format and the .sops.yaml rule (e.g. for stdin)
     #[arg(long, value_name = "NAME")]
-    pub filename_override: Option<String>,
+    pub(crate) filename_override: Option<String>,
     /// Replace the file with the result (atomically)
     #[arg(short = 'i', long, conflicts_with = "output")]
-    pub in_place: bool,
+    pub(crate) in_place: bool,
     /// Write the result to this file (atomically) instead of standard output
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
-pub struct EncryptArgs {
+pub(crate) struct EncryptArgs {
     #[command(flatten)]
     pub io: IoArgs,
     /// age recipients (repeatable or comma-separated); replaces .sops.yaml's keys
@@ -66,7 +66,7 @@ pub struct EncryptArgs {
     pub kms: Vec<String>,
     /// KMS encryption context for the KMS keys: key:value,key2:value2
     #[arg(long, value_name = "K:V,...")]
-    pub encryption_context: Option<String>,
+    pub(crate) encryption_context: Option<String>,
     /// AWS shared-config profile for the --kms keys
     #[arg(long, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -96,20 +96,20 @@ pub struct EncryptArgs {
     pub mac_only_encrypted: bool,
     /// Number of key groups needed to decrypt (with several key groups)
     #[arg(long, value_name = "N")]
-    pub shamir_secret_sharing_threshold: Option<usize>,
+    pub(crate) shamir_secret_sharing_threshold: Option<usize>,
 }
 
 #[derive(Args, Debug)]
-pub struct DecryptArgs {
+pub(crate) struct DecryptArgs {
     #[command(flatten)]
     pub io: IoArgs,
     /// Do not verify the MAC (for files changed outside sops that you trust)
     #[arg(long)]
-    pub ignore_mac: bool,
+    pub(crate) ignore_mac: bool,
 }
 
 #[derive(Args, Debug)]
-pub struct UpdateKeysArgs {
+pub(crate) struct UpdateKeysArgs {
     /// The encrypted files to update (in place)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -124,17 +124,17 @@ pub struct UpdateKeysArgs {
     pub input_type: Option<String>,
     /// Number of key groups needed to decrypt (with several key groups)
     #[arg(long, value_name = "N")]
-    pub shamir_secret_sharing_threshold: Option<usize>,
+    pub(crate) shamir_secret_sharing_threshold: Option<usize>,
 }
 
 #[derive(Args, Debug)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// The encrypted files to rotate
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Replace each file with the result (atomically); needed for more than one file
     #[arg(short = 'i', long, conflicts_with = "output")]
-    pub in_place: bool,
+    pub(crate) in_place: bool,
     /// Write the result to this file (atomically) instead of standard output
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -143,19 +143,19 @@ pub struct RotateArgs {
     pub input_type: Option<String>,
     /// Add these AWS KMS key ARNs (comma-separated; ARN+ROLE_ARN) to the first key group
     #[arg(long, value_name = "ARN")]
-    pub add_kms: Vec<String>,
+    pub(crate) add_kms: Vec<String>,
     /// Remove these AWS KMS keys (comma-separated; with the same --encryption-context / --aws-profile they were added with)
     #[arg(long, value_name = "ARN")]
-    pub rm_kms: Vec<String>,
+    pub(crate) rm_kms: Vec<String>,
     /// Add these age recipients (comma-separated) to the first key group
     #[arg(long, value_name = "RECIPIENT")]
-    pub add_age: Vec<String>,
+    pub(crate) add_age: Vec<String>,
     /// Remove these age recipients (comma-separated) from every key group
     #[arg(long, value_name = "RECIPIENT")]
-    pub rm_age: Vec<String>,
+    pub(crate) rm_age: Vec<String>,
     /// KMS encryption context for --add-kms / --rm-kms: key:value,key2:value2
     #[arg(long, value_name = "K:V,...")]
-    pub encryption_context: Option<String>,
+    pub(crate) encryption_context: Option<String>,
     /// AWS shared-config profile for --add-kms / --rm-kms
     #[arg(long, value_name = "PROFILE")]
     pub aws_profile: Option<String>,

@@ -12,7 +12,7 @@ use super::report::Failure;
 use sops_file::formats::Format;
 
 /// The input of a command: its text, a display name and the formats in play.
-pub struct Input {
+pub(crate) struct Input {
     /// The input as text; empty for a binary file (see `bytes`).
     pub text: Zeroizing<String>,
     /// The input bytes of a binary file (plaintext or envelope); empty otherwise.
@@ -20,9 +20,9 @@ pub struct Input {
     /// For messages: the path, or `<stdin>`.
     pub name: String,
     /// The path that selects the format and the `.sops.yaml` rule.
-    pub rule_path: String,
+    pub(crate) rule_path: String,
     pub format: Format,
-    pub output_format: Format,
+    pub(crate) output_format: Format,
     pub path: Option<PathBuf>,
 }
 
@@ -34,7 +34,7 @@ fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
     })
 }
 
-pub fn read_input(args: &IoArgs) -> Result<Input, Failure> {
+pub(crate) fn read_input(args: &IoArgs) -> Result<Input, Failure> {
     let path = args.file.as_ref().filter(|p| p.as_os_str() != "-").cloned();
     if args.in_place && path.is_none() {
         return Err(Failure::usage(
@@ -99,12 +99,12 @@ pub fn read_input(args: &IoArgs) -> Result<Input, Failure> {
 }
 
 /// Write the result where the arguments say: in place, `--output`, or stdout.
-pub fn write_output(args: &IoArgs, input: &Input, data: &str) -> Result<(), Failure> {
+pub(crate) fn write_output(args: &IoArgs, input: &Input, data: &str) -> Result<(), Failure> {
     write_output_bytes(args, input, data.as_bytes())
 }
 
 /// [`write_output`] for raw bytes (a decrypted binary file).
-pub fn write_output_bytes(args: &IoArgs, input: &Input, data: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_output_bytes(args: &IoArgs, input: &Input, data: &[u8]) -> Result<(), Failure> {
     let target = if args.in_place {
         input.path.clone()
     } else {
@@ -128,7 +128,7 @@ pub fn write_output_bytes(args: &IoArgs, input: &Input, data: &[u8]) -> Result<(
 
 /// Replace `path` with `data`: write a temp file beside it (keeping the old file's
 /// permissions), flush it to disk and rename it over the target.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

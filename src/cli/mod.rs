@@ -12,8 +12,6 @@ mod report;
 
 use clap::Parser;
 
-pub use report::Failure;
-
 /// The stack of the thread that does the work. Parsing, the tree walks and
 /// dropping a document recurse once per nesting level, and the parsers accept up
 /// to [`sops_file::formats::MAX_DEPTH`] levels (what sops accepts). Encrypting the

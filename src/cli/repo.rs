@@ -17,7 +17,7 @@ use crate::git::Git;
 use sops_file::keygroups::Keyring;
 
 #[derive(Subcommand, Debug)]
-pub enum RepoCommand {
+pub(crate) enum RepoCommand {
     /// Write the git driver configuration (filter, diff) into git config
     Install {
         /// Into ~/.gitconfig (the default outside a repository)
@@ -115,7 +115,7 @@ pub enum RepoCommand {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     Json,
 }

@@ -10,22 +10,22 @@ use sops_file::Error;
 
 /// sops' exit codes (cmd/sops/codes).
 pub mod code {
-    pub const GENERIC: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const ERROR_DUMPING_TREE: i32 = 4;
-    pub const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
-    pub const ERROR_DECRYPTING_TREE: i32 = 25;
-    pub const MAC_MISMATCH: i32 = 51;
-    pub const EMPTY_FILE: i32 = 92;
-    pub const COULD_NOT_RETRIEVE_KEY: i32 = 128;
-    pub const FILE_ALREADY_ENCRYPTED: i32 = 203;
+    pub(crate) const GENERIC: i32 = 1;
+    pub(crate) const USAGE: i32 = 2;
+    pub(crate) const ERROR_DUMPING_TREE: i32 = 4;
+    pub(crate) const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
+    pub(crate) const ERROR_DECRYPTING_TREE: i32 = 25;
+    pub(crate) const MAC_MISMATCH: i32 = 51;
+    pub(crate) const EMPTY_FILE: i32 = 92;
+    pub(crate) const COULD_NOT_RETRIEVE_KEY: i32 = 128;
+    pub(crate) const FILE_ALREADY_ENCRYPTED: i32 = 203;
 }
 
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub message: String,
-    pub hint: Option<String>,
-    pub exit_code: i32,
+    pub(crate) hint: Option<String>,
+    pub(crate) exit_code: i32,
 }
 
 impl fmt::Display for Failure {
@@ -72,13 +72,13 @@ impl Failure {
         Failure::new(message, code::GENERIC)
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
         self
     }
 
     /// A library error about the file `name`.
-    pub fn from_sops(name: &str, err: Error) -> Failure {
+    pub(crate) fn from_sops(name: &str, err: Error) -> Failure {
         let (exit_code, hint) = match &err {
             Error::Format(FormatError::Empty { .. }) => (code::EMPTY_FILE, None),
             Error::Format(FormatError::Syntax { .. }) => {

@@ -12,10 +12,10 @@ use crate::git::Git;
 use sops_file::formats::Format;
 
 /// The gitattribute that overrides the format of a path.
-pub const ATTRIBUTE: &str = "sops-type";
+pub(crate) const ATTRIBUTE: &str = "sops-type";
 
 /// The format of `path` given the value git reports for `sops-type`.
-pub fn from_attribute(path: &str, value: &str) -> Result<Format, DriverError> {
+pub(crate) fn from_attribute(path: &str, value: &str) -> Result<Format, DriverError> {
     match value {
         "unspecified" | "unset" => Ok(Format::detect(path)),
         name => Format::from_name(name).ok_or_else(|| {
@@ -34,7 +34,7 @@ pub fn from_attribute(path: &str, value: &str) -> Result<Format, DriverError> {
 }
 
 /// The format of one path (one `git check-attr` call).
-pub fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
+pub(crate) fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
     let values = git
         .check_attr(ATTRIBUTE, &[path.to_string()])
         .map_err(|e| DriverError::new(path, format!("cannot read its gitattributes: {e}")))?;
@@ -49,7 +49,7 @@ pub fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
 /// exists in the working tree (and the index on disk is written only at the
 /// end). Smudges that name the tree being checked out therefore read the
 /// attributes of that tree (`check-attr --source`, git ≥ 2.40).
-pub struct FileTypes {
+pub(crate) struct FileTypes {
     git: Git,
     reader: Option<AttrReader>,
     /// The tree-ish and its reader, for smudges of a checkout.
@@ -81,7 +81,7 @@ impl FileTypes {
 
     /// The format of `path` as the attributes of `treeish` (an object name git
     /// sent with a smudge) say; the working tree's when that cannot be read.
-    pub fn format_in(&mut self, path: &str, treeish: &str) -> Result<Format, DriverError> {
+    pub(crate) fn format_in(&mut self, path: &str, treeish: &str) -> Result<Format, DriverError> {
         if !crate::git::is_object_name(treeish) {
             return self.format(path);
         }

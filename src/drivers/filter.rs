@@ -55,13 +55,13 @@ struct Templates {
 }
 
 /// What smudge produced.
-pub enum Smudged {
+pub(crate) enum Smudged {
     Plaintext(Zeroizing<Vec<u8>>),
     /// The input is returned unchanged (not a SOPS file, or no key to open it).
     Unchanged,
 }
 
-pub struct Filter {
+pub(crate) struct Filter {
     git: Git,
     top: PathBuf,
     blobs: Option<BlobReader>,
@@ -115,21 +115,16 @@ impl Filter {
     }
 
     /// A filter for one request of git's one-shot `clean %f` / `smudge %f`.
-    pub fn one_shot(dir: impl Into<PathBuf>) -> Filter {
+    pub(crate) fn one_shot(dir: impl Into<PathBuf>) -> Filter {
         Filter {
             one_shot: true,
             ..Filter::new(dir)
         }
     }
 
-    /// How many data keys this process unwrapped through a master key.
-    pub fn unwraps(&self) -> usize {
-        self.keys.unwraps() + self.prefetched
-    }
-
     /// The tree the next smudge belongs to (empty: none named), whose
     /// attributes give the format of the file.
-    pub fn checking_out(&mut self, treeish: &str) {
+    pub(crate) fn checking_out(&mut self, treeish: &str) {
         treeish.clone_into(&mut self.treeish);
     }
 
@@ -706,7 +701,7 @@ impl Filter {
 const ONE_COMMAND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Files that configure git-sops or git itself: never transformed by clean.
-pub fn is_configuration(path: &str) -> bool {
+pub(crate) fn is_configuration(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     matches!(
         name,

@@ -17,7 +17,7 @@ use crate::git::Git;
 use sops_file::keys::age;
 use sops_file::{config, file, metadata::now_rfc3339};
 
-pub const DEFAULT_PATTERN: &str = "secrets/**";
+pub(crate) const DEFAULT_PATTERN: &str = "secrets/**";
 
 fn err(message: impl Into<String>) -> DriverError {
     DriverError::new("git sops init", message)
@@ -82,7 +82,7 @@ fn ensure_identity(changes: &mut Vec<String>) -> Result<String, DriverError> {
 }
 
 /// The attributes `init` gives each pattern.
-pub const ATTRIBUTES: &str = "filter=sops diff=sops merge=sops -text";
+pub(crate) const ATTRIBUTES: &str = "filter=sops diff=sops merge=sops -text";
 
 /// Add a `PATTERN filter=sops diff=sops merge=sops -text` line for each pattern
 /// that has no `filter=sops` line yet, and give existing `filter=sops` lines
@@ -254,7 +254,7 @@ fn yaml_single_quoted(s: &str) -> String {
 }
 
 /// One `path_regex` matching any of the gitattributes patterns.
-pub fn patterns_regex(patterns: &[String]) -> String {
+pub(crate) fn patterns_regex(patterns: &[String]) -> String {
     let parts: Vec<String> = patterns.iter().map(|p| glob_regex(p)).collect();
     if parts.len() == 1 {
         parts.into_iter().next().unwrap_or_default()
@@ -266,7 +266,7 @@ pub fn patterns_regex(patterns: &[String]) -> String {
 /// A gitattributes pattern as a regex over repository-relative paths: a pattern
 /// without `/` matches the basename at any depth, one with `/` is anchored at the
 /// root; `**` spans folders, `*` and `?` stay within one.
-pub fn glob_regex(pattern: &str) -> String {
+pub(crate) fn glob_regex(pattern: &str) -> String {
     let anchored = pattern.trim_start_matches('/').contains('/');
     let p = pattern.trim_start_matches('/');
     let mut re = String::from(if anchored { "^" } else { "(^|/)" });

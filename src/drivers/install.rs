@@ -23,7 +23,7 @@ impl Scope {
 }
 
 /// The settings git-sops needs, as (key, value).
-pub const SETTINGS: [(&str, &str); 8] = [
+pub(crate) const SETTINGS: [(&str, &str); 8] = [
     ("filter.sops.process", "git-sops filter-process"),
     ("filter.sops.clean", "git-sops clean %f"),
     ("filter.sops.smudge", "git-sops smudge %f"),
@@ -53,7 +53,7 @@ pub fn install(git: &Git, scope: Scope) -> Result<Vec<String>, GitError> {
 }
 
 /// Unset `diff.sops.cachetextconv` in `scope` and, inside a repository, locally.
-pub fn remove_cachetextconv(git: &Git, scope: Scope) -> Result<Vec<String>, GitError> {
+pub(crate) fn remove_cachetextconv(git: &Git, scope: Scope) -> Result<Vec<String>, GitError> {
     let mut changes = Vec::new();
     let mut scopes = vec![scope];
     if scope == Scope::Global && git.toplevel().is_ok() {

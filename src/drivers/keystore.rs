@@ -13,17 +13,17 @@ use sops_file::keycache::{KeyCache, PersistentKeys};
 
 /// The data-key cache for commands run in `git`'s repository: in memory, backed
 /// by the disk store unless it is switched off.
-pub fn key_cache(git: &Git) -> KeyCache {
+pub(crate) fn key_cache(git: &Git) -> KeyCache {
     KeyCache::new(DiskKeys::for_repo(git).map(|d| Box::new(d) as Box<dyn PersistentKeys>))
 }
 
-pub struct DiskKeys {
+pub(crate) struct DiskKeys {
     dir: PathBuf,
 }
 
 impl DiskKeys {
     /// The store for this repository, unless the cache is switched off.
-    pub fn for_repo(git: &Git) -> Option<DiskKeys> {
+    pub(crate) fn for_repo(git: &Git) -> Option<DiskKeys> {
         if git.config_bool("sops.cache").ok().flatten() == Some(false) {
             return None;
         }

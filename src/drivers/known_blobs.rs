@@ -33,7 +33,7 @@ const RECORD_LEN: usize = 64;
 /// Past this size the file is started afresh (about 260 000 records).
 const MAX_LEN: u64 = 16 << 20;
 
-pub struct KnownBlobs {
+pub(crate) struct KnownBlobs {
     path: PathBuf,
     key: Zeroizing<[u8; KEY_LEN]>,
     known: HashMap<[u8; 32], [u8; 32]>,
@@ -86,7 +86,7 @@ impl KnownBlobs {
 
     /// The blob clean last produced for `path` in any process, if that was at
     /// most `within` ago (see [`KnownBlobs::remember_cleaned`]).
-    pub fn last_cleaned(&self, path: &str, within: std::time::Duration) -> Option<Vec<u8>> {
+    pub(crate) fn last_cleaned(&self, path: &str, within: std::time::Duration) -> Option<Vec<u8>> {
         let file = self.cleaned_file(path);
         let age = std::fs::metadata(&file)
             .ok()?
@@ -102,7 +102,7 @@ impl KnownBlobs {
     /// one-shot `clean %f` these are two processes, and fresh IVs would make two
     /// different blobs, leaving the real index different from the commit. The
     /// blob is ciphertext; clean uses it only as a template, like the staged one.
-    pub fn remember_cleaned(&self, path: &str, blob: &[u8]) {
+    pub(crate) fn remember_cleaned(&self, path: &str, blob: &[u8]) {
         let file = self.cleaned_file(path);
         let Some(dir) = file.parent() else { return };
         if std::fs::create_dir_all(dir).is_err() {
@@ -127,7 +127,7 @@ impl KnownBlobs {
     /// Is `content`, read as any format, exactly what some recorded blob
     /// decrypts to? The guard asks this of unprotected files: a decrypted copy
     /// of a protected file, wherever it was put, is proven without a key.
-    pub fn knows_plaintext(&self, content: &[u8]) -> bool {
+    pub(crate) fn knows_plaintext(&self, content: &[u8]) -> bool {
         let tags = self
             .tags
             .get_or_init(|| self.known.values().copied().collect());

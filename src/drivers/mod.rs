@@ -23,7 +23,7 @@ pub mod textconv;
 pub struct DriverError {
     pub path: String,
     pub message: String,
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 impl DriverError {
@@ -35,14 +35,14 @@ impl DriverError {
         }
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> DriverError {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> DriverError {
         self.hint = Some(hint.into());
         self
     }
 }
 
 /// A path as one shell word, for commands quoted in messages.
-pub fn shell_word(path: &str) -> String {
+pub(crate) fn shell_word(path: &str) -> String {
     if !path.is_empty()
         && path
             .bytes()

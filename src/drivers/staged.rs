@@ -18,7 +18,7 @@ use sops_file::formats::Format;
 use sops_file::metadata::Metadata;
 
 /// A protected file whose working-tree copy is plaintext, and its staged blob.
-pub struct StagedFile {
+pub(crate) struct StagedFile {
     git: Git,
     /// Repository-relative path.
     pub path: String,
@@ -34,7 +34,7 @@ impl StagedFile {
     /// itself is the SOPS file.
     /// The format is `explicit` (`--input-type`) or the path's (its extension,
     /// or its `sops-type` attribute).
-    pub fn locate(
+    pub(crate) fn locate(
         file: &Path,
         explicit: Option<Format>,
     ) -> Result<Option<StagedFile>, DriverError> {

@@ -15,15 +15,15 @@ use sops_file::{config, file};
 pub struct PathStatus {
     pub path: String,
     /// `Some(true)`: a SOPS file in the index; `Some(false)`: plaintext in the index.
-    pub index_encrypted: Option<bool>,
+    pub(crate) index_encrypted: Option<bool>,
     pub worktree: &'static str,
     pub keys: String,
     /// What needs attention: damage, keys that differ from the creation rule.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 /// Protected paths among the tracked files.
-pub fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
+pub(crate) fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
     let paths = git.ls_files()?;
     let filters = git.check_attr("filter", &paths)?;
     Ok(paths
@@ -107,7 +107,7 @@ fn describe(meta: &sops_file::metadata::Metadata) -> String {
 /// for `init` and `status`: rerere records the working-tree text of every
 /// conflicted file (which is decrypted) under `.git/rr-cache`, and is on when
 /// `rerere.enabled` is true or, unset, when that folder exists.
-pub fn plaintext_caches(git: &Git) -> Vec<String> {
+pub(crate) fn plaintext_caches(git: &Git) -> Vec<String> {
     let mut warnings = Vec::new();
     let enabled = git.config_bool("rerere.enabled").ok().flatten();
     let cache = git.common_dir().ok().map(|d| d.join("rr-cache"));

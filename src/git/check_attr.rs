@@ -26,7 +26,7 @@ impl Git {
     /// The values of `attrs` for each of `paths`, as git reports them
     /// (`unspecified`, `set`, `unset` or the value): one row per path, in
     /// order, one column per attribute.
-    pub fn check_attrs(
+    pub(crate) fn check_attrs(
         &self,
         source: AttrSource<'_>,
         attrs: &[&str],
@@ -74,7 +74,7 @@ fn parse(out: &[u8], width: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
-pub struct AttrReader {
+pub(crate) struct AttrReader {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,

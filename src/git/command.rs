@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::io::BufReader;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub struct Git {
     pub dir: PathBuf,
     /// `GIT_INDEX_FILE` for every command (git resolves a relative one against
     /// its own working directory, so callers pass it absolute).
-    pub index_file: Option<std::ffi::OsString>,
+    pub(crate) index_file: Option<std::ffi::OsString>,
 }
 
 impl Git {
@@ -52,7 +52,7 @@ impl Git {
 
     /// Start a long-running git command that answers requests on stdin (a
     /// `--batch` or `--stdin` mode); its stderr goes to ours.
-    pub fn spawn_batch(
+    pub(crate) fn spawn_batch(
         &self,
         args: &[&str],
     ) -> Result<(Child, ChildStdin, BufReader<ChildStdout>), GitError> {
@@ -79,7 +79,7 @@ impl Git {
         self.run_with_input(args, None)
     }
 
-    pub fn run_with_input<S: AsRef<OsStr>>(
+    pub(crate) fn run_with_input<S: AsRef<OsStr>>(
         &self,
         args: &[S],
         input: Option<&[u8]>,
@@ -123,14 +123,14 @@ impl Git {
     }
 
     /// The top of the working tree.
-    pub fn toplevel(&self) -> Result<PathBuf, GitError> {
+    pub(crate) fn toplevel(&self) -> Result<PathBuf, GitError> {
         self.run_text(&["rev-parse", "--show-toplevel"])
             .map(PathBuf::from)
             .map_err(|e| GitError::NotARepository(e.to_string()))
     }
 
     /// The common git directory (shared by all worktrees), absolute.
-    pub fn common_dir(&self) -> Result<PathBuf, GitError> {
+    pub(crate) fn common_dir(&self) -> Result<PathBuf, GitError> {
         let dir = self
             .run_text(&["rev-parse", "--path-format=absolute", "--git-common-dir"])
             .map_err(|e| GitError::NotARepository(e.to_string()))?;
@@ -138,7 +138,7 @@ impl Git {
     }
 
     /// `git config --get KEY`; `None` when unset.
-    pub fn config_get(&self, key: &str) -> Result<Option<String>, GitError> {
+    pub(crate) fn config_get(&self, key: &str) -> Result<Option<String>, GitError> {
         match self.run_text(&["config", "--get", key]) {
             Ok(v) => Ok(Some(v)),
             // Exit code 1 means "not set".
@@ -148,7 +148,7 @@ impl Git {
     }
 
     /// `git config --type=bool --get KEY`.
-    pub fn config_bool(&self, key: &str) -> Result<Option<bool>, GitError> {
+    pub(crate) fn config_bool(&self, key: &str) -> Result<Option<bool>, GitError> {
         match self.run_text(&["config", "--type=bool", "--get", key]) {
             Ok(v) => Ok(Some(v == "true")),
             Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(None),
@@ -157,7 +157,7 @@ impl Git {
     }
 
     /// The value of attribute `attr` for each path, as the working tree sets it.
-    pub fn check_attr(&self, attr: &str, paths: &[String]) -> Result<Vec<String>, GitError> {
+    pub(crate) fn check_attr(&self, attr: &str, paths: &[String]) -> Result<Vec<String>, GitError> {
         let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
         let rows = self.check_attrs(super::AttrSource::WorkTree, &[attr], &paths)?;
         Ok(rows
@@ -167,7 +167,7 @@ impl Git {
     }
 
     /// Paths in the index (stage 0 and conflicted alike, each once).
-    pub fn ls_files(&self) -> Result<Vec<String>, GitError> {
+    pub(crate) fn ls_files(&self) -> Result<Vec<String>, GitError> {
         let out = self.run(&["ls-files", "-z"])?;
         let mut paths: Vec<String> = out
             .split(|b| *b == 0)
@@ -177,12 +177,4 @@ impl Git {
         paths.dedup();
         Ok(paths)
     }
-}
-
-/// Is `path` (relative to the repository) inside `dir`?
-pub fn repo_relative(top: &Path, path: &Path) -> Option<String> {
-    let abs = std::path::absolute(path).ok()?;
-    abs.strip_prefix(top)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
 }

@@ -8,7 +8,7 @@ use super::{GITLINK, SYMLINK};
 /// One path that differs. Submodules, symbolic links and absent sides count as
 /// no blob: callers that read files look at blobs only.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawChange {
+pub(crate) struct RawChange {
     pub path: Vec<u8>,
     /// The blob on the old side (`None`: added, or not a blob there).
     pub old: Option<String>,
@@ -20,7 +20,7 @@ const RAW: [&str; 4] = ["-r", "-z", "--no-renames", "--no-abbrev"];
 
 impl Git {
     /// How the index differs from commit `parent`.
-    pub fn diff_index_cached(&self, parent: &str) -> Result<Vec<RawChange>, GitError> {
+    pub(crate) fn diff_index_cached(&self, parent: &str) -> Result<Vec<RawChange>, GitError> {
         let mut args = vec!["diff-index", "--cached"];
         args.extend(RAW);
         args.extend([parent, "--"]);
@@ -28,7 +28,7 @@ impl Git {
     }
 
     /// How tree-ish `child` differs from tree-ish `parent`.
-    pub fn diff_tree(&self, parent: &str, child: &str) -> Result<Vec<RawChange>, GitError> {
+    pub(crate) fn diff_tree(&self, parent: &str, child: &str) -> Result<Vec<RawChange>, GitError> {
         let mut args = vec!["diff-tree"];
         args.extend(RAW);
         args.extend([parent, child, "--"]);
@@ -37,7 +37,7 @@ impl Git {
 
     /// How each child differs from its parent, for many (child, parent) pairs
     /// through one `git diff-tree --stdin`: one answer per pair, in order.
-    pub fn diff_tree_pairs(
+    pub(crate) fn diff_tree_pairs(
         &self,
         pairs: &[(String, String)],
     ) -> Result<Vec<Vec<RawChange>>, GitError> {

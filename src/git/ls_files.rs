@@ -24,7 +24,7 @@ impl IndexEntry {
 impl Git {
     /// Every entry of the index (all stages), paths from the top of the
     /// repository; with `paths`, only the entries for those paths.
-    pub fn index_entries(&self, paths: &[&str]) -> Result<Vec<IndexEntry>, GitError> {
+    pub(crate) fn index_entries(&self, paths: &[&str]) -> Result<Vec<IndexEntry>, GitError> {
         let mut args = vec!["ls-files", "-s", "-z", "--full-name"];
         if !paths.is_empty() {
             args.push("--");

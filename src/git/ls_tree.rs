@@ -23,7 +23,7 @@ impl TreeEntry {
 
 impl Git {
     /// Every entry of `treeish`'s tree, recursively, paths from its top.
-    pub fn tree_entries(&self, treeish: &str) -> Result<Vec<TreeEntry>, GitError> {
+    pub(crate) fn tree_entries(&self, treeish: &str) -> Result<Vec<TreeEntry>, GitError> {
         Ok(parse(&self.run(&[
             "ls-tree",
             "-r",

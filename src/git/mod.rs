@@ -15,16 +15,16 @@ pub mod ls_tree;
 pub mod pktline;
 pub mod worktree;
 
-pub use check_attr::AttrSource;
-pub use command::{Git, GitError};
+pub(crate) use check_attr::AttrSource;
+pub(crate) use command::{Git, GitError};
 
 /// The mode of a submodule entry (a commit, not a blob).
-pub const GITLINK: &str = "160000";
+pub(crate) const GITLINK: &str = "160000";
 /// The mode of a symbolic link (its blob is the link's target).
-pub const SYMLINK: &str = "120000";
+pub(crate) const SYMLINK: &str = "120000";
 
 /// Is `s` an object name (full or abbreviated hex, SHA-1 or SHA-256)? Anything
 /// else taken from outside is not passed to git as a revision.
-pub fn is_object_name(s: &str) -> bool {
+pub(crate) fn is_object_name(s: &str) -> bool {
     (4..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -8,16 +8,16 @@ use std::io::{self, Read, Write};
 use zeroize::Zeroizing;
 
 /// The largest payload one packet may carry (65520 bytes in total).
-pub const MAX_PAYLOAD: usize = 65516;
+pub(crate) const MAX_PAYLOAD: usize = 65516;
 
 /// One packet as read.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Packet {
+pub(crate) enum Packet {
     Data(Vec<u8>),
     Flush,
 }
 
-pub struct PktReader<R> {
+pub(crate) struct PktReader<R> {
     inner: R,
 }
 
@@ -27,7 +27,7 @@ impl<R: Read> PktReader<R> {
     }
 
     /// The next packet; `Ok(None)` on a clean end of input (git closed the pipe).
-    pub fn read_packet(&mut self) -> io::Result<Option<Packet>> {
+    pub(crate) fn read_packet(&mut self) -> io::Result<Option<Packet>> {
         let mut header = [0u8; 4];
         let mut got = 0;
         while got < 4 {
@@ -67,7 +67,7 @@ impl<R: Read> PktReader<R> {
 
     /// Text lines up to the next flush (trailing `\n` removed). `Ok(None)` on EOF
     /// before any packet.
-    pub fn read_lines(&mut self) -> io::Result<Option<Vec<String>>> {
+    pub(crate) fn read_lines(&mut self) -> io::Result<Option<Vec<String>>> {
         let Some(lines) = self.read_byte_lines()? else {
             return Ok(None);
         };
@@ -80,7 +80,7 @@ impl<R: Read> PktReader<R> {
 
     /// Lines up to the next flush as bytes (trailing `\n` removed): request
     /// headers carry path names, which git does not require to be UTF-8.
-    pub fn read_byte_lines(&mut self) -> io::Result<Option<Vec<Vec<u8>>>> {
+    pub(crate) fn read_byte_lines(&mut self) -> io::Result<Option<Vec<Vec<u8>>>> {
         let mut lines = Vec::new();
         loop {
             match self.read_packet()? {
@@ -107,7 +107,7 @@ impl<R: Read> PktReader<R> {
     /// each packet is wiped once appended, and `out` grows by moving into a new
     /// zeroizing buffer rather than by a reallocation that would free the old
     /// bytes unwiped.
-    pub fn read_content(&mut self, out: &mut Zeroizing<Vec<u8>>) -> io::Result<()> {
+    pub(crate) fn read_content(&mut self, out: &mut Zeroizing<Vec<u8>>) -> io::Result<()> {
         loop {
             match self.read_packet()? {
                 None => {
@@ -132,7 +132,7 @@ impl<R: Read> PktReader<R> {
     }
 }
 
-pub struct PktWriter<W> {
+pub(crate) struct PktWriter<W> {
     inner: W,
 }
 
@@ -158,7 +158,7 @@ impl<W: Write> PktWriter<W> {
         self.packet(&payload)
     }
 
-    pub fn flush_packet(&mut self) -> io::Result<()> {
+    pub(crate) fn flush_packet(&mut self) -> io::Result<()> {
         self.inner.write_all(b"0000")
     }
 
@@ -175,7 +175,8 @@ impl<W: Write> PktWriter<W> {
         self.inner.flush()
     }
 
-    pub fn into_inner(self) -> W {
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> W {
         self.inner
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 /// The content of `rel` (repository-relative) under `top`, when it is a regular
 /// file reached without passing through a symlink; `None` otherwise (missing,
 /// a symlink, a FIFO, a folder, unreadable).
-pub fn read_file(top: &Path, rel: &str) -> Option<Vec<u8>> {
+pub(crate) fn read_file(top: &Path, rel: &str) -> Option<Vec<u8>> {
     let rel = Path::new(rel);
     let mut dir = top.to_path_buf();
     let parts: Vec<Component<'_>> = rel.components().collect();

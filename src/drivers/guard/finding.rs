@@ -61,12 +61,6 @@ impl Kind {
             Kind::AuthenticationFailed => "authentication-failed",
         }
     }
-
-    /// Kinds where the blob itself holds (or may hold) plaintext secrets, as
-    /// opposed to a configuration gap.
-    pub fn is_content(self) -> bool {
-        !matches!(self, Kind::MissingAttribute | Kind::BadConfig)
-    }
 }
 
 /// One finding.
@@ -110,7 +104,7 @@ impl Finding {
 
     /// `path:line: kind at KEY: message`, prefixed by the abbreviated commit in
     /// history scans (the `rev:path` form `git grep` uses).
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         if let Some(c) = &self.commit {
             out.extend(c.chars().take(12));
@@ -131,7 +125,7 @@ impl Finding {
         out
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         json!({
             "path": self.path,
             "commit": self.commit,
@@ -144,7 +138,7 @@ impl Finding {
 }
 
 /// The findings as a pretty-printed JSON array.
-pub fn to_json_array(findings: &[Finding]) -> String {
+pub(crate) fn to_json_array(findings: &[Finding]) -> String {
     let array = serde_json::Value::Array(findings.iter().map(Finding::to_json).collect());
     serde_json::to_string_pretty(&array).unwrap_or_else(|_| "[]".to_string())
 }

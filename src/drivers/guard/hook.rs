@@ -15,10 +15,10 @@ use crate::drivers::DriverError;
 use crate::git::Git;
 
 /// The shim, as shipped in `hooks/pre-commit`.
-pub const SHIM: &str = include_str!("../../../hooks/pre-commit");
+pub(crate) const SHIM: &str = include_str!("../../../hooks/pre-commit");
 
 /// The hooks the shim is installed as.
-pub const HOOKS: [&str; 3] = ["pre-commit", "pre-merge-commit", "pre-applypatch"];
+pub(crate) const HOOKS: [&str; 3] = ["pre-commit", "pre-merge-commit", "pre-applypatch"];
 
 /// The first comment line of the current shim, and of every older version.
 const MARKERS: [&str; 2] = ["# git-sops hook", "# git-sops pre-commit hook"];
@@ -28,7 +28,7 @@ fn err(message: impl Into<String>) -> DriverError {
 }
 
 /// The directory git runs this repository's hooks from.
-pub fn hooks_dir(git: &Git) -> Result<PathBuf, DriverError> {
+pub(crate) fn hooks_dir(git: &Git) -> Result<PathBuf, DriverError> {
     let out = git
         .run(&["rev-parse", "--path-format=absolute", "--git-path", "hooks"])
         .map_err(|e| err(e.to_string()))?;
@@ -48,7 +48,7 @@ pub fn install(git: &Git) -> Result<Vec<String>, DriverError> {
 }
 
 /// Install every hook into `dir` (see the module documentation).
-pub fn install_into(dir: &Path) -> Result<Vec<String>, DriverError> {
+pub(crate) fn install_into(dir: &Path) -> Result<Vec<String>, DriverError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
     let mut changes = Vec::new();

@@ -36,7 +36,7 @@ use snapshot::{Entry, ParentDiff, PathAttributes, Repo};
 use super::filetype;
 use sops_file::formats::Format;
 
-pub use snapshot::SnapshotError;
+pub(crate) use snapshot::SnapshotError;
 
 /// How many deleted SOPS files (and bytes of them) a history scan remembers
 /// for later commits.
@@ -61,7 +61,7 @@ pub struct Report {
     /// The findings already listed (the same one can come from several parents).
     seen: HashSet<Finding>,
     /// Distinct protected blobs examined.
-    pub protected_blobs: usize,
+    pub(crate) protected_blobs: usize,
     /// Commits examined (`--history`).
     pub commits: usize,
 }
@@ -182,7 +182,7 @@ fn check_tree(
 }
 
 /// With a key: findings for staged SOPS files that do not authenticate ([`verify`]).
-pub fn verify_staged(dir: &Path) -> Result<Vec<Finding>, SnapshotError> {
+pub(crate) fn verify_staged(dir: &Path) -> Result<Vec<Finding>, SnapshotError> {
     verify::staged(&Repo::open(dir)?)
 }
 

@@ -16,7 +16,7 @@ use sops_file::selectors::Selector;
 /// The `path_regex` rules of one `.sops.yaml`, and the selector of every
 /// creation rule.
 #[derive(Clone, Default)]
-pub struct SopsRules {
+pub(crate) struct SopsRules {
     /// (1-based rule number, pattern, compiled regex)
     rules: Vec<(usize, String, Regex)>,
     /// Every creation rule in order: (number, path_regex, selector).
@@ -82,7 +82,7 @@ impl SopsRules {
     /// The selector of the creation rule sops would use for `path` (the first
     /// whose `path_regex` matches, or that has none), with the rule's number;
     /// sops' default when that rule names none. `None`: no rule covers it.
-    pub fn selector_for(&self, path: &str) -> Option<(usize, Selector)> {
+    pub(crate) fn selector_for(&self, path: &str) -> Option<(usize, Selector)> {
         self.selectors
             .iter()
             .find(|(_, re, _)| re.as_ref().is_none_or(|re| re.is_match(path)))
@@ -107,7 +107,8 @@ impl SopsRules {
         self.selectors.extend(other.selectors);
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 }
@@ -134,13 +135,13 @@ fn rule_selector(rule: &Value) -> Result<Option<Selector>, String> {
 
 /// Files that configure protection (or git itself) and so can never be
 /// protected themselves; the clean filter never transforms them either.
-pub fn never_protected(path: &str) -> bool {
+pub(crate) fn never_protected(path: &str) -> bool {
     crate::drivers::filter::is_configuration(path)
 }
 
 /// Does the name say "decrypted"? A dot-separated component after the first one
 /// that is `dec` or `decrypted`: `db.dec.yaml`, `app.decrypted.json`, `x.yaml.dec`.
-pub fn looks_decrypted_name(path: &str) -> bool {
+pub(crate) fn looks_decrypted_name(path: &str) -> bool {
     basename(path)
         .split('.')
         .skip(1)

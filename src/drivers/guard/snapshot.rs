@@ -57,7 +57,7 @@ pub struct PathAttributes {
 
 /// The attribute that marks a path as deliberately unprotected: the reviewable
 /// way to take protection away from a file that had it.
-pub const UNPROTECTED: &str = "sops-unprotected";
+pub(crate) const UNPROTECTED: &str = "sops-unprotected";
 
 /// One path that differs between a parent and a child snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,12 +71,12 @@ pub struct Change {
 
 /// How a child snapshot differs from one of its parents.
 #[derive(Clone, Debug, Default)]
-pub struct ParentDiff {
+pub(crate) struct ParentDiff {
     pub parent: String,
     pub changes: Vec<Change>,
     /// `.gitattributes` or `.sops.yaml` changed, so the protection of unchanged
     /// paths may have changed too.
-    pub rules_changed: bool,
+    pub(crate) rules_changed: bool,
 }
 
 impl ParentDiff {
@@ -101,10 +101,10 @@ impl ParentDiff {
 pub struct CommitBlobs {
     pub commit: String,
     /// How the commit differs from each of its parents, in or out of the range.
-    pub parents: Vec<ParentDiff>,
+    pub(crate) parents: Vec<ParentDiff>,
     /// The commit whose `.gitattributes` / `.sops.yaml` are the same as this one's
     /// (itself when they may have changed): attributes are looked up once per source.
-    pub attr_source: String,
+    pub(crate) attr_source: String,
     pub entries: Vec<Entry>,
 }
 
@@ -171,7 +171,7 @@ impl Repo {
     }
 
     /// A file at the top of the working tree, if there is one.
-    pub fn worktree_file(&self, name: &str) -> Option<Vec<u8>> {
+    pub(crate) fn worktree_file(&self, name: &str) -> Option<Vec<u8>> {
         if self.bare {
             return None;
         }
@@ -184,7 +184,7 @@ impl Repo {
     }
 
     /// The blobs in the index (every stage; gitlinks and symlinks skipped).
-    pub fn index_entries(&self) -> Result<Vec<Entry>, SnapshotError> {
+    pub(crate) fn index_entries(&self) -> Result<Vec<Entry>, SnapshotError> {
         if self.bare {
             return Err(SnapshotError::Usage(
                 "a bare repository has no index; use --all or --history".into(),
@@ -208,7 +208,7 @@ impl Repo {
     }
 
     /// Resolve a revision to a commit id; a usage error when it names none.
-    pub fn commit_id(&self, rev: &str) -> Result<String, SnapshotError> {
+    pub(crate) fn commit_id(&self, rev: &str) -> Result<String, SnapshotError> {
         let spec = format!("{rev}^{{commit}}");
         self.run(
             &[
@@ -231,7 +231,7 @@ impl Repo {
     }
 
     /// The blobs of a commit's tree.
-    pub fn tree_entries(&self, commit: &str) -> Result<Vec<Entry>, SnapshotError> {
+    pub(crate) fn tree_entries(&self, commit: &str) -> Result<Vec<Entry>, SnapshotError> {
         let entries = self
             .git
             .tree_entries(commit)?
@@ -246,18 +246,22 @@ impl Repo {
     }
 
     /// How the index differs from `parent` (a commit).
-    pub fn index_changes(&self, parent: &str) -> Result<ParentDiff, SnapshotError> {
+    pub(crate) fn index_changes(&self, parent: &str) -> Result<ParentDiff, SnapshotError> {
         Ok(ParentDiff::new(parent, self.git.diff_index_cached(parent)?))
     }
 
     /// How tree-ish `child` differs from tree-ish `parent`.
-    pub fn tree_changes(&self, parent: &str, child: &str) -> Result<ParentDiff, SnapshotError> {
+    pub(crate) fn tree_changes(
+        &self,
+        parent: &str,
+        child: &str,
+    ) -> Result<ParentDiff, SnapshotError> {
         Ok(ParentDiff::new(parent, self.git.diff_tree(parent, child)?))
     }
 
     /// The type of an object (`commit`, `tree`, `blob`, `tag`), after peeling
     /// tags, with the peeled object's id.
-    pub fn peel(&self, object: &str) -> Result<(String, String), SnapshotError> {
+    pub(crate) fn peel(&self, object: &str) -> Result<(String, String), SnapshotError> {
         let spec = format!("{object}^{{}}");
         let id = self.run(&["rev-parse", "--verify", "--quiet", &spec], None)?;
         let id = String::from_utf8_lossy(&id).trim().to_string();
@@ -266,7 +270,7 @@ impl Repo {
     }
 
     /// How commit `child` differs from each of its parents.
-    pub fn commit_changes(&self, child: &str) -> Result<Vec<ParentDiff>, SnapshotError> {
+    pub(crate) fn commit_changes(&self, child: &str) -> Result<Vec<ParentDiff>, SnapshotError> {
         let parents = self.run(&["rev-parse", &format!("{child}^@")], None)?;
         let mut diffs = Vec::new();
         for parent in String::from_utf8_lossy(&parents).split_whitespace() {
@@ -277,7 +281,7 @@ impl Repo {
 
     /// A revision's commit id when it names one (`HEAD` in an empty repository,
     /// `MERGE_HEAD` outside a merge: `None`).
-    pub fn try_commit_id(&self, rev: &str) -> Option<String> {
+    pub(crate) fn try_commit_id(&self, rev: &str) -> Option<String> {
         self.commit_id(rev).ok()
     }
 
@@ -286,7 +290,7 @@ impl Repo {
     /// push, a tree): HEAD, or, when HEAD names no commit (an unborn branch, a
     /// bare repository whose HEAD points at a branch nobody pushed), the most
     /// recently committed branch.
-    pub fn reference_commit(&self) -> Option<String> {
+    pub(crate) fn reference_commit(&self) -> Option<String> {
         if let Some(head) = self.try_commit_id("HEAD") {
             return Some(head);
         }

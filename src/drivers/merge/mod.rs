@@ -47,12 +47,12 @@ pub struct Request {
     /// `%B`: theirs.
     pub theirs: PathBuf,
     /// `%L`: the conflict-marker length.
-    pub marker_size: usize,
+    pub(crate) marker_size: usize,
     /// `%P`: the path in the repository.
     pub path: String,
     /// `%X` / `%Y`: labels for the conflict markers (`ours` / `theirs` without them).
-    pub ours_label: Option<String>,
-    pub theirs_label: Option<String>,
+    pub(crate) ours_label: Option<String>,
+    pub(crate) theirs_label: Option<String>,
 }
 
 /// How a merge ended.
@@ -64,7 +64,7 @@ pub enum Outcome {
 }
 
 /// The three versions of the file (ciphertext, as git stores them).
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub base: &'a [u8],
     pub ours: &'a [u8],
     pub theirs: &'a [u8],
@@ -72,7 +72,7 @@ pub struct Inputs<'a> {
 
 /// What the driver decided.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Resolution {
+pub(crate) struct Resolution {
     /// The new content of `%A`; `None` leaves ours in place.
     pub write: Option<Vec<u8>>,
     /// `Some(message)` when the merge conflicts.
@@ -188,7 +188,7 @@ const TAKE_A_SIDE: &str = "take one side with `git checkout --ours -- PATH` or `
 
 /// Decide the merge of `inputs` for a file of `format`; pure apart from key
 /// recovery (no file is read or written). Messages say `PATH` for the path.
-pub fn resolve(
+pub(crate) fn resolve(
     format: Format,
     inputs: &Inputs,
     keys: &KeyCache,
