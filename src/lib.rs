@@ -5,6 +5,9 @@
 //! to git (or to the command's output file). docs/architecture.md describes the
 //! layers and the data flow of clean, smudge, textconv, merge and the guard.
 
+pub mod cache;
 pub mod cli;
 pub mod drivers;
 pub mod git;
+pub mod guard;
+pub mod setup;

@@ -4,7 +4,7 @@
 //! Inspection never panics, whatever the bytes.
 #![no_main]
 
-use git_sops::drivers::guard::inspect::{inspect, worth_reading_unprotected};
+use git_sops::guard::inspect::{inspect, worth_reading_unprotected};
 use sops_file::formats::Format;
 use sops_file::selectors::Selector;
 use libfuzzer_sys::fuzz_target;

@@ -60,15 +60,24 @@ fn interpreted(m: &Metadata) -> Metadata {
 /// characters `\n`, so a string holding those two characters reads back with
 /// a newline; a map key holding `__` splits into other keys; a key or value
 /// holding both a backquote and `"""` has no INI quoting; an empty list or map
-/// (an empty key group) has no leaf to write.
-fn flat_can_carry(v: &Value) -> bool {
+/// (an empty key group) has no leaf to write. INI keys also cannot hold what
+/// go-ini reads differently (`:`, quotes, `=`, brackets, comment characters,
+/// spaces around them).
+fn flat_can_carry(target: Format, v: &Value) -> bool {
     let text = |s: &str| !s.contains("\\n") && !(s.contains('`') && s.contains("\"\"\""));
+    let key = |k: &str| {
+        text(k)
+            && !k.contains("__")
+            && (target != Format::Ini
+                || (!k.contains([':', '"', '\'', '`', '=', '[', ']', ';', '#'])
+                    && k.trim() == k))
+    };
     match v {
         Value::Str(s) => text(s),
-        Value::List(items) => !items.is_empty() && items.iter().all(flat_can_carry),
-        Value::Map(entries) => !entries.is_empty() && entries
-            .iter()
-            .all(|(k, v)| text(k) && !k.contains("__") && flat_can_carry(v)),
+        Value::List(items) => !items.is_empty() && items.iter().all(|i| flat_can_carry(target, i)),
+        Value::Map(entries) => {
+            !entries.is_empty() && entries.iter().all(|(k, v)| key(k) && flat_can_carry(target, v))
+        }
         _ => true,
     }
 }
@@ -95,7 +104,7 @@ fn check(data: &[u8]) {
     for target in FORMATS {
         if target != format
             && matches!(target, Format::Dotenv | Format::Ini)
-            && !flat_can_carry(&rendered)
+            && !flat_can_carry(target, &rendered)
         {
             continue;
         }

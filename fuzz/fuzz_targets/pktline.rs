@@ -6,7 +6,7 @@
 
 use std::io::{self, Cursor, Write};
 
-use git_sops::drivers::process::{serve, FilterOps};
+use git_sops::drivers::filter::protocol::{serve, FilterOps};
 use git_sops::drivers::DriverError;
 use libfuzzer_sys::fuzz_target;
 use zeroize::Zeroizing;

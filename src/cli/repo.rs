@@ -9,11 +9,13 @@ use clap::{Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use super::report::Failure;
+use crate::drivers::filter::protocol;
 use crate::drivers::filter::{Filter, Smudged};
-use crate::drivers::guard::{self, finding::Kind, Report, Scope as CheckScope, SnapshotError};
-use crate::drivers::install::{self, Scope};
-use crate::drivers::{init, merge, process, status, textconv, DriverError};
+use crate::drivers::{merge, textconv, DriverError};
 use crate::git::Git;
+use crate::guard::{self, finding::Kind, Report, Scope as CheckScope, SnapshotError};
+use crate::setup::install::{self, Scope};
+use crate::setup::{init, status};
 use sops_file::keygroups::Keyring;
 
 #[derive(Subcommand, Debug)]
@@ -214,7 +216,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let mut filter = Filter::new(".");
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
-            process::serve(stdin, stdout, &mut filter)
+            protocol::serve(stdin, stdout, &mut filter)
                 .map_err(|e| Failure::io(format!("filter-process: protocol error: {e}")))
         }
         RepoCommand::Clean { path } => {
@@ -261,7 +263,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let out = textconv::render(
                 &file.to_string_lossy(),
                 &content,
-                || crate::drivers::keystore::key_cache(&git),
+                || crate::cache::data_keys::key_cache(&git),
                 &Keyring::new(),
                 cached,
             );

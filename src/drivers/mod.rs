@@ -1,20 +1,15 @@
-//! The entry points git calls (the filter, textconv) and the commands that wire
-//! git-sops into a repository (install, init, status). They keep the invariants
-//! of docs/architecture.md §3: no plaintext reaches the object store, clean is
-//! byte-stable, locked clones keep working.
+//! The entry points git calls: the clean/smudge filter (`filter/`: the
+//! long-running filter protocol, the `sops-type` attribute, the checkout
+//! prefetch of data keys), the textconv diff driver and the merge driver, and
+//! `staged` (key changes made to the staged blob). They keep the invariants of
+//! docs/architecture.md §3: no plaintext reaches the object store, clean is
+//! byte-stable, locked clones keep working. The guard (`crate::guard`), the
+//! set-up commands (`crate::setup`) and the caches (`crate::cache`) are modules
+//! of their own.
 
-pub mod filetype;
 pub mod filter;
-pub mod guard;
-pub mod init;
-pub mod install;
-pub mod keystore;
-pub mod known_blobs;
 pub mod merge;
-pub mod prefetch;
-pub mod process;
 pub mod staged;
-pub mod status;
 pub mod textconv;
 
 /// A driver failure: what went wrong for which path, and what to do about it.

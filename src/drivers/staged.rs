@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use super::filetype;
-use super::known_blobs::KnownBlobs;
+use super::filter::sops_type;
 use super::DriverError;
+use crate::cache::known_blobs::KnownBlobs;
 use crate::git::Git;
 use sops_file::datakey::DataKey;
 use sops_file::file;
@@ -78,7 +78,7 @@ impl StagedFile {
         }
         let format = match explicit {
             Some(f) => f,
-            None => filetype::format_for(&git, &rel)?,
+            None => sops_type::format_for(&git, &rel)?,
         };
         let on_disk = std::fs::read(file).unwrap_or_default();
         if file::load(format, &on_disk).is_some() {
@@ -148,7 +148,7 @@ impl StagedFile {
         self.git
             .run(&["update-index", "--cacheinfo", &info])
             .map_err(fail)?;
-        super::keystore::key_cache(&self.git).remember(meta, key);
+        crate::cache::data_keys::key_cache(&self.git).remember(meta, key);
         if let (Some(plaintext), Some(mut known)) = (plaintext, KnownBlobs::open(&self.git)) {
             known.record(blob, self.format, plaintext);
         }

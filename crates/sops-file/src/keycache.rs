@@ -15,7 +15,7 @@ use super::metadata::{KmsKey, MasterKey, Metadata};
 use crate::keys::kms::{self, KmsKeyRef};
 
 /// Where cached data keys persist between processes (git-sops keeps them under
-/// the git common dir; see `drivers::keystore`).
+/// the git common dir; see `cache::data_keys` in git-sops).
 pub trait PersistentKeys {
     fn get(&self, fingerprint: &[u8; 32]) -> Option<DataKey>;
     fn put(&self, fingerprint: &[u8; 32], key: &DataKey);

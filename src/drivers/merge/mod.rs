@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::keystore::key_cache;
 use super::DriverError;
+use crate::cache::data_keys::key_cache;
 use crate::git::Git;
 use sops_file::datakey::DataKey;
 use sops_file::file::{self, Loaded, Opened};
@@ -125,7 +125,7 @@ pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
     };
     let ours = read(&req.ours, "our")?;
     let theirs = read(&req.theirs, "their")?;
-    let format = super::filetype::format_for(git, path)?;
+    let format = crate::drivers::filter::sops_type::format_for(git, path)?;
     let markers = diff3::Markers {
         size: req.marker_size,
         ours: label(req.ours_label.as_deref(), "ours"),

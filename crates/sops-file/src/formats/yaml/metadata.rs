@@ -216,6 +216,22 @@ fn key_text(k: &str) -> String {
     }
 }
 
+/// `key:` for a key at column `col`. YAML allows implicit keys of at most 1024
+/// characters; a longer one (a block read from a file that wrote it as an
+/// explicit `? key`) is written explicitly too.
+fn push_key(out: &mut String, k: &str, col: usize, nl: &str) {
+    let text = key_text(k);
+    if text.chars().count() > 1024 {
+        out.push_str("? ");
+        out.push_str(&text);
+        out.push_str(nl);
+        out.push_str(&" ".repeat(col));
+    } else {
+        out.push_str(&text);
+    }
+    out.push(':');
+}
+
 fn scalar_text(v: &Value) -> Option<String> {
     Some(match v {
         Value::Null => "null".to_string(),
@@ -294,8 +310,7 @@ fn emit_value(out: &mut String, v: &Value, col: usize, step: usize, nl: &str, in
             for (k, v) in m {
                 out.push_str(nl);
                 out.push_str(&" ".repeat(col + step));
-                out.push_str(&key_text(k));
-                out.push(':');
+                push_key(out, k, col + step, nl);
                 emit_value(out, v, col + step, step, nl, false);
             }
         }
@@ -333,8 +348,7 @@ fn emit_item(out: &mut String, v: &Value, dash: usize, step: usize, nl: &str) {
                     out.push_str(nl);
                     out.push_str(&" ".repeat(dash + 2));
                 }
-                out.push_str(&key_text(k));
-                out.push(':');
+                push_key(out, k, dash + 2, nl);
                 emit_value(out, v, dash + 2, step, nl, true);
             }
         }

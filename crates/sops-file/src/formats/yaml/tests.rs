@@ -759,9 +759,17 @@ fn metadata_strings_that_cannot_be_blocks_read_back() {
         "   \nx\n",
         "\ttab\nx\n",
     ] {
+        let long = "k".repeat(1100);
         let meta = Value::Map(vec![
             ("enc".into(), Value::Str(odd.into())),
             ("mac".into(), Value::Str(ENC.into())),
+            (
+                long.clone(),
+                Value::List(vec![Value::Map(vec![(
+                    long.clone(),
+                    Value::Str("v".into()),
+                )])]),
+            ),
         ]);
         let src = "a: 1\n";
         let out = apply_edits(src, YamlStore.insert_metadata(src, &p(src), &meta)).unwrap();
@@ -774,6 +782,8 @@ fn metadata_strings_that_cannot_be_blocks_read_back() {
             "{}",
             out.as_str()
         );
+        // A key longer than YAML's 1024 characters for implicit keys is explicit.
+        assert_eq!(sops, meta, "{}", out.as_str());
     }
 }
 

@@ -12,8 +12,8 @@ use std::io::{self, Read, Write};
 
 use zeroize::Zeroizing;
 
-use super::filter::{Filter, Smudged};
-use super::DriverError;
+use super::{Filter, Smudged};
+use crate::drivers::DriverError;
 use crate::git::pktline::{PktReader, PktWriter};
 
 /// What the protocol loop asks of a filter (a seam for in-memory tests).

@@ -322,7 +322,11 @@ impl Repo {
         let paths: Vec<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
         let rows = self.git.check_attrs(
             source,
-            &["filter", crate::drivers::filetype::ATTRIBUTE, UNPROTECTED],
+            &[
+                "filter",
+                crate::drivers::filter::sops_type::ATTRIBUTE,
+                UNPROTECTED,
+            ],
             &paths,
         )?;
         let values: Vec<PathAttributes> = rows

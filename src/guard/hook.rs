@@ -15,7 +15,7 @@ use crate::drivers::DriverError;
 use crate::git::Git;
 
 /// The shim, as shipped in `hooks/pre-commit`.
-pub(crate) const SHIM: &str = include_str!("../../../hooks/pre-commit");
+pub(crate) const SHIM: &str = include_str!("../../hooks/pre-commit");
 
 /// The hooks the shim is installed as.
 pub(crate) const HOOKS: [&str; 3] = ["pre-commit", "pre-merge-commit", "pre-applypatch"];

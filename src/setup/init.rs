@@ -7,10 +7,10 @@
 
 use std::path::Path;
 
-use super::filetype::FileTypes;
 use super::install::{self, Scope};
 use super::status::protected_paths;
-use super::DriverError;
+use crate::drivers::filter::sops_type::FileTypes;
+use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::Git;
@@ -34,7 +34,7 @@ pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> 
         patterns.to_vec()
     };
     let mut changes = install::install(&top_git, Scope::Local).map_err(|e| err(e.to_string()))?;
-    changes.extend(super::guard::hook::install(&top_git)?);
+    changes.extend(crate::guard::hook::install(&top_git)?);
 
     let config_path = top.join(".sops.yaml");
     if config::find(&top).is_none() {

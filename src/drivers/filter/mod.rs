@@ -21,15 +21,19 @@
 //! tampered value) also stays ciphertext, with an error naming it, so that the
 //! rest of the checkout completes.
 
+pub mod prefetch;
+pub mod protocol;
+pub mod sops_type;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::filetype::FileTypes;
-use super::keystore::key_cache;
-use super::known_blobs::KnownBlobs;
-use super::DriverError;
+use self::sops_type::FileTypes;
+use crate::cache::data_keys::key_cache;
+use crate::cache::known_blobs::KnownBlobs;
+use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use sops_file::decrypt::Check;
@@ -132,7 +136,7 @@ impl Filter {
     /// will need concurrently (once per tree; best effort, see `prefetch`).
     pub fn prefetch(&mut self, treeish: &str) {
         if self.prefetched_trees.insert(treeish.to_string()) {
-            self.prefetched += super::prefetch::tree(&self.git, treeish, &self.keys).unwrapped;
+            self.prefetched += self::prefetch::tree(&self.git, treeish, &self.keys).unwrapped;
         }
     }
 
@@ -280,7 +284,7 @@ impl Filter {
             return;
         };
         if let Some(change) = keygroups::drift(&meta.key_groups, &rule.key_groups) {
-            let file = super::shell_word(path);
+            let file = crate::drivers::shell_word(path);
             eprintln!(
                 "git-sops: warning: {path} is encrypted for other keys than its .sops.yaml creation rule names ({change}); the old keys still open what you commit. Run `git sops updatekeys -y {file}` and `git sops rotate -i {file}`"
             );
@@ -383,7 +387,7 @@ impl Filter {
                         _ => "",
                     }),
                 )
-                .hint(format!("if this was an encrypted file, restore it with `git checkout -- {}` and make your change again; otherwise rename that key", super::shell_word(path)))),
+                .hint(format!("if this was an encrypted file, restore it with `git checkout -- {}` and make your change again; otherwise rename that key", crate::drivers::shell_word(path)))),
             };
         }
         if let Some((line, key)) = form::first_enc_value(&doc) {
@@ -391,7 +395,7 @@ impl Filter {
                 path,
                 format!("line {line}: the value at {key} is SOPS ciphertext, but the file has no `sops` metadata, so nobody could decrypt it; nothing was staged"),
             )
-            .hint(format!("the metadata block was removed: restore the file with `git checkout -- {}` and make your change again", super::shell_word(path))));
+            .hint(format!("the metadata block was removed: restore the file with `git checkout -- {}` and make your change again", crate::drivers::shell_word(path))));
         }
         Ok(None)
     }
@@ -424,7 +428,7 @@ impl Filter {
             }
         }
         let key = self.keys.recover(&loaded.meta, &self.keyring).ok();
-        let shown = super::shell_word(path);
+        let shown = crate::drivers::shell_word(path);
         let plaintext: Vec<&form::Problem> = problems
             .iter()
             .filter(|p| {
@@ -684,7 +688,7 @@ impl Filter {
                 );
                 eprintln!(
                     "  hint: it was changed outside git-sops/sops (a partial `git add -p`, or an edit inside ENC[...]); restore a good version with `git checkout <commit> -- {}` and commit it",
-                    super::shell_word(path)
+                    crate::drivers::shell_word(path)
                 );
                 return Ok(Smudged::Unchanged);
             }

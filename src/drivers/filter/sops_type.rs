@@ -6,7 +6,7 @@
 //! `.env.production` are common. (sops itself would need `--input-type` for
 //! such a file; the README says so.)
 
-use super::DriverError;
+use crate::drivers::DriverError;
 use crate::git::check_attr::AttrReader;
 use crate::git::Git;
 use sops_file::formats::Format;

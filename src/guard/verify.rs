@@ -8,7 +8,7 @@
 
 use super::finding::{Finding, Kind};
 use super::snapshot::{Repo, SnapshotError};
-use crate::drivers::keystore::key_cache;
+use crate::cache::data_keys::key_cache;
 use sops_file::file;
 use sops_file::keygroups::Keyring;
 

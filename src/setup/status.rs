@@ -5,7 +5,7 @@
 //! listed as such), and its keys are compared with what its `.sops.yaml`
 //! creation rule names now (a removed recipient that can still open it).
 
-use super::filetype::FileTypes;
+use crate::drivers::filter::sops_type::FileTypes;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::{Git, GitError};
@@ -37,7 +37,7 @@ pub(crate) fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
 pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let top = git.toplevel()?;
     let mut blobs = BlobReader::spawn(git)?;
-    let keys = super::keystore::key_cache(git);
+    let keys = crate::cache::data_keys::key_cache(git);
     let keyring = Keyring::new();
     let mut out = Vec::new();
     let mut types = FileTypes::new(git.clone());
@@ -67,7 +67,7 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
                     if let Err(e) = loaded.open(&key) {
                         problems.push(format!(
                             "DAMAGED: the staged file does not authenticate ({e}); restore a good version with `git checkout <commit> -- {}`",
-                            super::shell_word(&path)
+                            crate::drivers::shell_word(&path)
                         ));
                     }
                     format!("opens with a local key ({})", describe(&loaded.meta))
@@ -78,7 +78,7 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
         if let (Some(loaded), Some(cfg)) = (&loaded, &rules) {
             if let Ok(rule) = cfg.rule_for(&top.join(&path).to_string_lossy()) {
                 if let Some(change) = keygroups::drift(&loaded.meta.key_groups, &rule.key_groups) {
-                    let f = super::shell_word(&path);
+                    let f = crate::drivers::shell_word(&path);
                     problems.push(format!(
                         "its keys differ from its .sops.yaml creation rule ({change}); run `git sops updatekeys -y {f}` and `git sops rotate -i {f}`"
                     ));

@@ -33,7 +33,7 @@ use finding::{Finding, Kind};
 use rules::SopsRules;
 use snapshot::{Entry, ParentDiff, PathAttributes, Repo};
 
-use super::filetype;
+use crate::drivers::filter::sops_type;
 use sops_file::formats::Format;
 
 pub(crate) use snapshot::SnapshotError;
@@ -229,7 +229,7 @@ struct Checker<'r> {
     /// per commit, and a pushed range may repeat a large one thousands of times.
     parsed_rules: HashMap<[u8; 32], Result<SopsRules, String>>,
     /// This clone's known-blobs records, where there are any (never on a server).
-    known: Option<crate::drivers::known_blobs::KnownBlobs>,
+    known: Option<crate::cache::known_blobs::KnownBlobs>,
     report: Report,
 }
 
@@ -285,7 +285,7 @@ fn format_of(path: &str, sops_types: &[String]) -> Result<Format, String> {
         .map(String::as_str)
         .find(|v| *v != "unspecified")
         .unwrap_or("unspecified");
-    filetype::from_attribute(path, value).map_err(|e| match e.hint {
+    sops_type::from_attribute(path, value).map_err(|e| match e.hint {
         Some(hint) => format!("{}; {hint}", e.message),
         None => e.message,
     })
@@ -302,7 +302,7 @@ impl<'r> Checker<'r> {
             known: if repo.bare {
                 None
             } else {
-                crate::drivers::known_blobs::KnownBlobs::existing(repo.git())
+                crate::cache::known_blobs::KnownBlobs::existing(repo.git())
             },
             report: Report::default(),
         })
