@@ -7,28 +7,27 @@
 
 use std::path::PathBuf;
 
-use crate::git::Git;
+use super::CacheDir;
 use sops_file::datakey::DataKey;
 use sops_file::keycache::{KeyCache, PersistentKeys};
 
-/// The data-key cache for commands run in `git`'s repository: in memory, backed
-/// by the disk store unless it is switched off.
-pub(crate) fn key_cache(git: &Git) -> KeyCache {
-    KeyCache::new(DiskKeys::for_repo(git).map(|d| Box::new(d) as Box<dyn PersistentKeys>))
+/// The data-key cache for commands run in `dir`'s repository: in memory, backed
+/// by the disk store unless caching is switched off.
+pub(crate) fn key_cache(dir: Option<&CacheDir>) -> KeyCache {
+    KeyCache::new(DiskKeys::new(dir).map(|d| Box::new(d) as Box<dyn PersistentKeys>))
 }
 
 pub(crate) struct DiskKeys {
+    cache: CacheDir,
     dir: PathBuf,
 }
 
 impl DiskKeys {
-    /// The store for this repository, unless the cache is switched off.
-    pub(crate) fn for_repo(git: &Git) -> Option<DiskKeys> {
-        if git.config_bool("sops.cache").ok().flatten() == Some(false) {
-            return None;
-        }
-        let dir = git.common_dir().ok()?.join("git-sops").join("datakeys");
-        Some(DiskKeys { dir })
+    /// The store of this cache folder, unless caching is switched off.
+    fn new(dir: Option<&CacheDir>) -> Option<DiskKeys> {
+        let cache = CacheDir::enabled(dir)?.clone();
+        let dir = cache.path("datakeys");
+        Some(DiskKeys { cache, dir })
     }
 
     fn path(&self, fingerprint: &[u8; 32]) -> PathBuf {
@@ -46,20 +45,8 @@ impl PersistentKeys for DiskKeys {
     fn put(&self, fingerprint: &[u8; 32], key: &DataKey) {
         // Best effort: a cache that cannot be written only costs a later unwrap.
         let text = zeroize::Zeroizing::new(hex::encode(key.bytes()));
-        let _ = write_private(&self.dir, &self.path(fingerprint), &text);
+        let _ = self
+            .cache
+            .write_private(&self.path(fingerprint), text.as_bytes(), true);
     }
-}
-
-fn write_private(dir: &std::path::Path, path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".key-").tempfile_in(dir)?;
-    // tempfile creates files 0600 on unix.
-    tmp.write_all(text.as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::git::Git;
+use super::CacheDir;
 use sops_file::formats::Format;
 
 const KEY_LEN: usize = 32;
@@ -34,6 +34,7 @@ const RECORD_LEN: usize = 64;
 const MAX_LEN: u64 = 16 << 20;
 
 pub(crate) struct KnownBlobs {
+    cache: CacheDir,
     path: PathBuf,
     key: Zeroizing<[u8; KEY_LEN]>,
     known: HashMap<[u8; 32], [u8; 32]>,
@@ -43,32 +44,30 @@ pub(crate) struct KnownBlobs {
 }
 
 impl KnownBlobs {
-    /// The records of `git`'s repository; `None` when the cache is switched off
-    /// or cannot be read or created (then clean simply decrypts).
-    pub fn open(git: &Git) -> Option<KnownBlobs> {
-        if git.config_bool("sops.cache").ok().flatten() == Some(false) {
-            return None;
-        }
-        let dir = git.common_dir().ok()?.join("git-sops");
-        let path = dir.join("known-blobs");
+    /// The records in the cache folder; `None` when caching is switched off or
+    /// the records cannot be read or created (then clean simply decrypts).
+    pub fn open(dir: Option<&CacheDir>) -> Option<KnownBlobs> {
+        let dir = CacheDir::enabled(dir)?;
+        let path = dir.path("known-blobs");
         let bytes = match std::fs::read(&path) {
             Ok(bytes) if usable(&bytes) => bytes,
             // Too large, or a torn record that later appends would misalign.
-            Ok(_) => create(&dir, &path, true)?,
-            Err(_) => create(&dir, &path, false)?,
+            Ok(_) => create(dir, &path, true)?,
+            Err(_) => create(dir, &path, false)?,
         };
-        Some(KnownBlobs::from_bytes(path, &bytes))
+        Some(KnownBlobs::from_bytes(dir.clone(), path, &bytes))
     }
 
     /// The records as they are, without creating or repairing anything (the
-    /// guard only reads them); `None` when there are none.
-    pub fn existing(git: &Git) -> Option<KnownBlobs> {
-        let path = git.common_dir().ok()?.join("git-sops").join("known-blobs");
+    /// guard only reads them, switched off or not); `None` when there are none.
+    pub fn existing(dir: Option<&CacheDir>) -> Option<KnownBlobs> {
+        let dir = dir?;
+        let path = dir.path("known-blobs");
         let bytes = std::fs::read(&path).ok().filter(|b| usable(b))?;
-        Some(KnownBlobs::from_bytes(path, &bytes))
+        Some(KnownBlobs::from_bytes(dir.clone(), path, &bytes))
     }
 
-    fn from_bytes(path: PathBuf, bytes: &[u8]) -> KnownBlobs {
+    fn from_bytes(cache: CacheDir, path: PathBuf, bytes: &[u8]) -> KnownBlobs {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         key.copy_from_slice(&bytes[..KEY_LEN]);
         let known = bytes[KEY_LEN..]
@@ -76,6 +75,7 @@ impl KnownBlobs {
             .filter_map(|r| Some((r[..32].try_into().ok()?, r[32..].try_into().ok()?)))
             .collect();
         KnownBlobs {
+            cache,
             path,
             key,
             known,
@@ -103,20 +103,10 @@ impl KnownBlobs {
     /// different blobs, leaving the real index different from the commit. The
     /// blob is ciphertext; clean uses it only as a template, like the staged one.
     pub(crate) fn remember_cleaned(&self, path: &str, blob: &[u8]) {
-        let file = self.cleaned_file(path);
-        let Some(dir) = file.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
         // Best effort, atomic: a reader sees the old blob or the new one.
-        if let Ok(mut tmp) = tempfile::Builder::new()
-            .prefix(".cleaned-")
-            .tempfile_in(dir)
-        {
-            if tmp.write_all(blob).is_ok() {
-                let _ = tmp.persist(&file);
-            }
-        }
+        let _ = self
+            .cache
+            .write_private(&self.cleaned_file(path), blob, true);
     }
 
     fn cleaned_file(&self, path: &str) -> PathBuf {
@@ -200,26 +190,10 @@ fn blob_id(blob: &[u8]) -> [u8; 32] {
 
 /// A new records file holding a fresh key (`replace`: in place of an unusable
 /// one); when another process created one first, that one is used.
-fn create(dir: &std::path::Path, path: &std::path::Path, replace: bool) -> Option<Vec<u8>> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).ok()?;
+fn create(dir: &CacheDir, path: &std::path::Path, replace: bool) -> Option<Vec<u8>> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key[..]);
-    // tempfile creates files 0600 on unix.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".known-blobs-")
-        .tempfile_in(dir)
-        .ok()?;
-    tmp.write_all(&key[..]).ok()?;
-    let persisted = if replace {
-        tmp.persist(path).is_ok()
-    } else {
-        tmp.persist_noclobber(path).is_ok()
-    };
-    if persisted {
+    if dir.write_private(path, &key[..], replace).ok()? {
         return Some(key.to_vec());
     }
     let mut bytes = Vec::new();
@@ -230,6 +204,11 @@ fn create(dir: &std::path::Path, path: &std::path::Path, replace: bool) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::Git;
+
+    fn open(git: &Git) -> Option<KnownBlobs> {
+        KnownBlobs::open(CacheDir::of(git).as_ref())
+    }
 
     fn in_repo() -> (tempfile::TempDir, Git) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -241,10 +220,10 @@ mod tests {
     #[test]
     fn records_survive_across_processes_and_are_private() {
         let (_dir, git) = in_repo();
-        let mut a = KnownBlobs::open(&git).expect("cache");
+        let mut a = open(&git).expect("cache");
         a.record(b"blob", Format::Yaml, b"x: 1\n");
         assert!(a.matches(b"blob", Format::Yaml, b"x: 1\n"));
-        let b = KnownBlobs::open(&git).expect("cache");
+        let b = open(&git).expect("cache");
         assert!(b.matches(b"blob", Format::Yaml, b"x: 1\n"));
         assert!(!b.matches(b"blob", Format::Yaml, b"x: 2\n"));
         assert!(!b.matches(b"blob", Format::Binary, b"x: 1\n"));
@@ -258,13 +237,15 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let dir = std::fs::metadata(file.parent().expect("dir")).expect("meta");
+            assert_eq!(dir.permissions().mode() & 0o777, 0o700);
         }
     }
 
     #[test]
     fn a_torn_tail_starts_afresh_and_the_cache_can_be_switched_off() {
         let (_dir, git) = in_repo();
-        let mut a = KnownBlobs::open(&git).expect("cache");
+        let mut a = open(&git).expect("cache");
         a.record(b"blob", Format::Json, b"{}");
         let file = git.common_dir().expect("dir").join("git-sops/known-blobs");
         OpenOptions::new()
@@ -272,12 +253,12 @@ mod tests {
             .open(&file)
             .and_then(|mut f| f.write_all(&[7; 10]))
             .expect("append");
-        let mut b = KnownBlobs::open(&git).expect("cache");
+        let mut b = open(&git).expect("cache");
         assert!(!b.matches(b"blob", Format::Json, b"{}"), "a new key");
         b.record(b"blob", Format::Json, b"{}");
-        let c = KnownBlobs::open(&git).expect("cache");
+        let c = open(&git).expect("cache");
         assert!(c.matches(b"blob", Format::Json, b"{}"));
         git.run(&["config", "sops.cache", "false"]).expect("config");
-        assert!(KnownBlobs::open(&git).is_none());
+        assert!(open(&git).is_none());
     }
 }

@@ -263,7 +263,7 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             let out = textconv::render(
                 &file.to_string_lossy(),
                 &content,
-                || crate::cache::data_keys::key_cache(&git),
+                || crate::cache::data_keys::key_cache(crate::cache::CacheDir::of(&git).as_ref()),
                 &Keyring::new(),
                 cached,
             );

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use super::filter::sops_type;
 use super::DriverError;
+use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
+use crate::cache::CacheDir;
 use crate::git::Git;
 use sops_file::datakey::DataKey;
 use sops_file::file;
@@ -148,8 +150,9 @@ impl StagedFile {
         self.git
             .run(&["update-index", "--cacheinfo", &info])
             .map_err(fail)?;
-        crate::cache::data_keys::key_cache(&self.git).remember(meta, key);
-        if let (Some(plaintext), Some(mut known)) = (plaintext, KnownBlobs::open(&self.git)) {
+        let cache = CacheDir::of(&self.git);
+        key_cache(cache.as_ref()).remember(meta, key);
+        if let (Some(plaintext), Some(mut known)) = (plaintext, KnownBlobs::open(cache.as_ref())) {
             known.record(blob, self.format, plaintext);
         }
         Ok(())

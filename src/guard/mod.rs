@@ -302,7 +302,9 @@ impl<'r> Checker<'r> {
             known: if repo.bare {
                 None
             } else {
-                crate::cache::known_blobs::KnownBlobs::existing(repo.git())
+                crate::cache::known_blobs::KnownBlobs::existing(
+                    crate::cache::CacheDir::of(repo.git()).as_ref(),
+                )
             },
             report: Report::default(),
         })

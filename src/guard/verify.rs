@@ -9,6 +9,7 @@
 use super::finding::{Finding, Kind};
 use super::snapshot::{Repo, SnapshotError};
 use crate::cache::data_keys::key_cache;
+use crate::cache::CacheDir;
 use sops_file::file;
 use sops_file::keygroups::Keyring;
 
@@ -27,7 +28,7 @@ pub fn staged(repo: &Repo) -> Result<Vec<Finding>, SnapshotError> {
         None => None,
     };
     let mut blobs = repo.blobs()?;
-    let keys = key_cache(repo.git());
+    let keys = key_cache(CacheDir::of(repo.git()).as_ref());
     let keyring = Keyring::offline();
     let mut findings = Vec::new();
     for entry in entries {

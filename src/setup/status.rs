@@ -37,7 +37,7 @@ pub(crate) fn protected_paths(git: &Git) -> Result<Vec<String>, GitError> {
 pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let top = git.toplevel()?;
     let mut blobs = BlobReader::spawn(git)?;
-    let keys = crate::cache::data_keys::key_cache(git);
+    let keys = crate::cache::data_keys::key_cache(crate::cache::CacheDir::of(git).as_ref());
     let keyring = Keyring::new();
     let mut out = Vec::new();
     let mut types = FileTypes::new(git.clone());

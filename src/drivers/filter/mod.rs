@@ -33,6 +33,7 @@ use zeroize::Zeroizing;
 use self::sops_type::FileTypes;
 use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
+use crate::cache::CacheDir;
 use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
@@ -96,9 +97,10 @@ impl Filter {
     pub fn new(dir: impl Into<PathBuf>) -> Filter {
         let git = Git::new(dir);
         let top = git.toplevel().unwrap_or_else(|_| git.dir.clone());
-        let keys = key_cache(&git);
+        let cache = CacheDir::of(&git);
+        let keys = key_cache(cache.as_ref());
         let types = FileTypes::new(git.clone());
-        let known = KnownBlobs::open(&git);
+        let known = KnownBlobs::open(cache.as_ref());
         Filter {
             git,
             top,

@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 
 use super::DriverError;
 use crate::cache::data_keys::key_cache;
+use crate::cache::CacheDir;
 use crate::git::Git;
 use sops_file::datakey::DataKey;
 use sops_file::file::{self, Loaded, Opened};
@@ -136,7 +137,7 @@ pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
         ours: &ours,
         theirs: &theirs,
     };
-    let keys = key_cache(git);
+    let keys = key_cache(CacheDir::of(git).as_ref());
     let resolution = resolve(format, &inputs, &keys, &Keyring::new(), &markers);
     for w in &resolution.warnings {
         eprintln!("git-sops: warning: {path}: {w}");
