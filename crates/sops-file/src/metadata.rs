@@ -6,9 +6,8 @@
 //! (pgp, gcp_kms, azure_kv, hc_vault, hckms, ...) are kept verbatim, so a rewrite
 //! never drops a recipient that `sops` itself could still use.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::selectors::Selector;
+use crate::formats::time::Time;
 use crate::formats::Value;
 
 /// The version git-sops writes: the sops release whose format it implements.
@@ -181,7 +180,7 @@ fn parse_key(kind: &str, entry: &Value) -> Result<MasterKey, MetadataError> {
             };
             let created_at = string_field(entry, "created_at", true)
                 .map_err(|_| malformed("kms", "an entry has no `created_at`"))?;
-            parse_rfc3339_seconds(&created_at).ok_or_else(|| {
+            Time::parse_rfc3339(&created_at).ok_or_else(|| {
                 malformed(
                     "kms",
                     format!("`created_at` {created_at:?} is not an RFC3339 time"),
@@ -415,91 +414,15 @@ fn is_semver_like(v: &str) -> bool {
             .all(|p| !p.is_empty() && (p.bytes().all(|b| b.is_ascii_digit()) || *p == "x"))
 }
 
-/// Parse RFC3339 and return (unix seconds, offset seconds, the text up to seconds).
-fn parse_rfc3339_seconds(s: &str) -> Option<(i64, i32)> {
-    let canon = super::plaintext::canonical_time(s)?;
-    let b = canon.as_bytes();
-    let num = |r: std::ops::Range<usize>| canon.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let zone_at = canon[19..].find(['Z', '+', '-']).map(|i| i + 19)?;
-    let offset = match b[zone_at] {
-        b'Z' => 0,
-        sign => {
-            let oh = num(zone_at + 1..zone_at + 3)?;
-            let om = num(zone_at + 4..zone_at + 6)?;
-            let o = (oh * 3600 + om * 60) as i32;
-            if sign == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    Some((
-        days * 86400 + h * 3600 + mi * 60 + se - i64::from(offset),
-        offset,
-    ))
-}
-
 /// The AAD the MAC is sealed under: `lastmodified` re-formatted as Go RFC3339
 /// (whole seconds; `Z` for UTC, else the numeric offset), as sops re-formats it.
 pub(crate) fn mac_aad(lastmodified: &str) -> Option<String> {
-    let (unix, offset) = parse_rfc3339_seconds(lastmodified)?;
-    Some(format_rfc3339(unix, offset))
-}
-
-fn format_rfc3339(unix: i64, offset: i32) -> String {
-    let local = unix + i64::from(offset);
-    let (days, secs) = (local.div_euclid(86400), local.rem_euclid(86400));
-    let (y, m, d) = civil_from_days(days);
-    let zone = if offset == 0 {
-        "Z".to_string()
-    } else {
-        let sign = if offset < 0 { '-' } else { '+' };
-        let o = offset.abs();
-        format!("{sign}{:02}:{:02}", o / 3600, (o % 3600) / 60)
-    };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{zone}",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    Time::parse_rfc3339(lastmodified).map(|t| t.to_rfc3339())
 }
 
 /// Now, as sops writes `lastmodified` and `created_at`: UTC, whole seconds.
 pub fn now_rfc3339() -> String {
-    let unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    format_rfc3339(unix, 0)
-}
-
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    Time::now().to_rfc3339()
 }
 
 #[cfg(test)]
@@ -521,7 +444,6 @@ mod tests {
             "2024-03-01T10:20:30+02:00"
         );
         assert!(mac_aad("yesterday").is_none());
-        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use zeroize::Zeroizing;
 
 use super::cipher::TypeTag;
+use crate::formats::time::Time;
 use crate::formats::{go_format_float, Scalar};
 
 /// Why decrypted bytes are not a valid value of their type tag.
@@ -148,71 +149,7 @@ pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
 /// Normalise an RFC3339 timestamp to Go's `MarshalText` (RFC3339Nano) form: trailing
 /// fractional zeros dropped, `Z` for a zero offset. `None` if it is not RFC3339.
 pub(crate) fn canonical_time(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let two = |i: usize| -> Option<u32> {
-        let d = b.get(i..i + 2)?;
-        d.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| u32::from(d[0] - b'0') * 10 + u32::from(d[1] - b'0'))
-    };
-    if b.len() < 20 || !b[..4].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let (month, day, hour, minute, second) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut fraction = "";
-    if let Some(after_dot) = rest.strip_prefix('.') {
-        let len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-        if len == 0 || len > 9 {
-            return None;
-        }
-        fraction = after_dot[..len].trim_end_matches('0');
-        rest = &after_dot[len..];
-    }
-    let zone = match rest {
-        "Z" | "z" => "Z".to_string(),
-        _ => {
-            let zb = rest.as_bytes();
-            if zb.len() != 6 || !matches!(zb[0], b'+' | b'-') || zb[3] != b':' {
-                return None;
-            }
-            let (h, m) = (
-                rest[1..3].parse::<u32>().ok()?,
-                rest[4..6].parse::<u32>().ok()?,
-            );
-            if h > 23 || m > 59 {
-                return None;
-            }
-            if h == 0 && m == 0 {
-                "Z".to_string()
-            } else {
-                rest.to_string()
-            }
-        }
-    };
-    let mut out = format!("{}T{}", &s[..10], &s[11..19]);
-    if !fraction.is_empty() {
-        out.push('.');
-        out.push_str(fraction);
-    }
-    out.push_str(&zone);
-    Some(out)
+    Time::parse_rfc3339(s).map(|t| t.to_rfc3339_nano())
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ mod flat;
 pub mod ini;
 pub mod json;
 mod splice;
+pub(crate) mod time;
 mod value;
 pub mod yaml;
 pub mod yaml_value;

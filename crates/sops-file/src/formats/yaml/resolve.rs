@@ -8,6 +8,7 @@
 
 use zeroize::Zeroizing;
 
+use super::super::time::Time;
 use super::super::Scalar;
 
 /// Why a plain scalar cannot be carried by sops.
@@ -234,168 +235,9 @@ fn parse_digits(s: &str, base: u32) -> Option<u64> {
     Some(v)
 }
 
-/// yaml.v3 `parseTimestamp`: four digits then `-`, then one of the layouts
-/// `2006-1-2T15:4:5.999999999Z07:00`, the same with `t`, `2006-1-2 15:4:5.999999999`
-/// and `2006-1-2`. Returns the Go RFC3339Nano text of the instant.
+/// yaml.v3 `parseTimestamp`, as the Go RFC3339Nano text of the instant.
 pub(crate) fn parse_timestamp(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
-        return None;
-    }
-    let year: i64 = s[..4].parse().ok()?;
-    let mut p = 5;
-    let month = getnum(b, &mut p)?;
-    expect(b, &mut p, b'-')?;
-    let day = getnum(b, &mut p)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in(month, year) {
-        return None;
-    }
-    if p == b.len() {
-        return Some(format_rfc3339(year, month, day, 0, 0, 0, 0, Some(0)));
-    }
-    let sep = b[p];
-    if sep != b'T' && sep != b't' && sep != b' ' {
-        return None;
-    }
-    p += 1;
-    let hour = getnum(b, &mut p)?;
-    expect(b, &mut p, b':')?;
-    let min = getnum(b, &mut p)?;
-    expect(b, &mut p, b':')?;
-    let sec = getnum(b, &mut p)?;
-    if hour >= 24 || min >= 60 || sec >= 60 {
-        return None;
-    }
-    // Fraction: optional, `.` or `,` then digits (Go keeps up to 9).
-    let mut nanos: u32 = 0;
-    if p + 1 < b.len() && (b[p] == b'.' || b[p] == b',') && b[p + 1].is_ascii_digit() {
-        p += 1;
-        let st = p;
-        while p < b.len() && b[p].is_ascii_digit() {
-            p += 1;
-        }
-        let frac = &s[st..p];
-        let mut digits: String = frac.chars().take(9).collect();
-        while digits.len() < 9 {
-            digits.push('0');
-        }
-        nanos = digits.parse().ok()?;
-    }
-    let offset = if sep == b' ' {
-        if p != b.len() {
-            return None;
-        }
-        0
-    } else {
-        if p >= b.len() {
-            return None;
-        }
-        if b[p] == b'Z' {
-            p += 1;
-            0
-        } else if (b[p] == b'+' || b[p] == b'-') && b.len() >= p + 6 && b[p + 3] == b':' {
-            let hh = two_digits(&b[p + 1..p + 3])?;
-            let mm = two_digits(&b[p + 4..p + 6])?;
-            if hh > 24 || mm > 60 {
-                return None;
-            }
-            let off = (hh * 3600 + mm * 60) as i64;
-            let off = if b[p] == b'-' { -off } else { off };
-            p += 6;
-            off
-        } else {
-            return None;
-        }
-    };
-    if p != b.len() {
-        return None;
-    }
-    Some(format_rfc3339(
-        year,
-        month,
-        day,
-        hour,
-        min,
-        sec,
-        nanos,
-        Some(offset),
-    ))
-}
-
-fn two_digits(b: &[u8]) -> Option<u32> {
-    if b.len() == 2 && b.iter().all(u8::is_ascii_digit) {
-        Some(u32::from(b[0] - b'0') * 10 + u32::from(b[1] - b'0'))
-    } else {
-        None
-    }
-}
-
-/// Go's non-fixed `getnum`: one or two digits.
-fn getnum(b: &[u8], p: &mut usize) -> Option<u32> {
-    let d0 = *b.get(*p)?;
-    if !d0.is_ascii_digit() {
-        return None;
-    }
-    *p += 1;
-    let mut v = u32::from(d0 - b'0');
-    if let Some(&d1) = b.get(*p) {
-        if d1.is_ascii_digit() {
-            v = v * 10 + u32::from(d1 - b'0');
-            *p += 1;
-        }
-    }
-    Some(v)
-}
-
-fn expect(b: &[u8], p: &mut usize, c: u8) -> Option<()> {
-    if b.get(*p) == Some(&c) {
-        *p += 1;
-        Some(())
-    } else {
-        None
-    }
-}
-
-fn days_in(month: u32, year: i64) -> u32 {
-    match month {
-        2 => {
-            if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 {
-                29
-            } else {
-                28
-            }
-        }
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn format_rfc3339(
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
-    nanos: u32,
-    offset: Option<i64>,
-) -> String {
-    let mut out = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{min:02}:{sec:02}");
-    if nanos > 0 {
-        let frac = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
-    }
-    match offset.unwrap_or(0) {
-        0 => out.push('Z'),
-        off => {
-            let sign = if off < 0 { '-' } else { '+' };
-            let a = off.unsigned_abs();
-            out.push_str(&format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60));
-        }
-    }
-    out
+    Time::parse_yaml(s).map(|t| t.to_rfc3339_nano())
 }
 
 /// Parse Go RFC3339(Nano) text back into parts: used to decide how a decrypted
