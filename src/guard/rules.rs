@@ -10,7 +10,9 @@
 
 use regex::Regex;
 
-use sops_file::formats::{yaml_value, Value};
+use std::path::Path;
+
+use sops_file::config::Config;
 use sops_file::selectors::Selector;
 
 /// The `path_regex` rules of one `.sops.yaml`, and the selector of every
@@ -29,54 +31,27 @@ impl SopsRules {
         SopsRules::default()
     }
 
-    /// Read the rules from the text of a `.sops.yaml`. The error says what is
-    /// wrong (without quoting file content beyond the offending regex).
+    /// Read the rules from the text of a `.sops.yaml` (sops-file's one parser of
+    /// it). The error says what is wrong (without quoting file content beyond the
+    /// offending regex).
     pub fn parse(text: &str) -> Result<SopsRules, String> {
-        let value = yaml_value::parse(text).map_err(|e| format!("it is not valid YAML ({e})"))?;
-        let rules = match value.get("creation_rules") {
-            None | Some(Value::Null) => return Ok(SopsRules::none()),
-            Some(Value::List(rules)) => rules,
-            Some(_) => return Err("`creation_rules` must be a list".into()),
+        let config = Config::parse(Path::new(".sops.yaml"), text).map_err(|e| e.message)?;
+        let Some(config) = config else {
+            return Ok(SopsRules::none());
         };
-        let mut out = Vec::new();
-        let mut selectors = Vec::new();
-        for (i, rule) in rules.iter().enumerate() {
-            let selector =
-                rule_selector(rule).map_err(|e| format!("creation rule {}: {e}", i + 1))?;
-            let pattern = match rule.get("path_regex") {
-                None | Some(Value::Null) => {
-                    selectors.push((i + 1, None, selector));
-                    continue;
-                }
-                Some(Value::Str(s)) if s.is_empty() => {
-                    selectors.push((i + 1, None, selector));
-                    continue;
-                }
-                Some(Value::Str(s)) => s,
-                Some(_) => {
-                    return Err(format!(
-                        "creation rule {}: `path_regex` must be a string",
-                        i + 1
-                    ))
-                }
-            };
-            let regex = Regex::new(pattern).map_err(|e| {
-                format!(
-                    "creation rule {}: invalid path_regex {pattern:?}: {e}",
-                    i + 1
-                )
-            })?;
-            selectors.push((i + 1, Some(regex.clone()), selector));
-            if regex.is_match("") {
+        let mut out = SopsRules::none();
+        for head in config.heads().map_err(|e| e.message)? {
+            let regex = head.path_regex.as_ref().map(|(_, re)| re.clone());
+            out.selectors.push((head.number, regex, head.selector));
+            match head.path_regex {
                 // A catch-all (`.*`, `^`): says which keys new files get, not which are secret.
-                continue;
+                Some((pattern, re)) if !re.is_match("") => {
+                    out.rules.push((head.number, pattern, re))
+                }
+                _ => {}
             }
-            out.push((i + 1, pattern.clone(), regex));
         }
-        Ok(SopsRules {
-            rules: out,
-            selectors,
-        })
+        Ok(out)
     }
 
     /// The selector of the creation rule sops would use for `path` (the first
@@ -111,26 +86,6 @@ impl SopsRules {
     pub(crate) fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-}
-
-/// The one selector a creation rule names, if any.
-fn rule_selector(rule: &Value) -> Result<Option<Selector>, String> {
-    let mut found = None;
-    for name in Selector::FIELDS {
-        if let Some(Value::Str(pattern)) = rule.get(name) {
-            if pattern.is_empty() {
-                continue;
-            }
-            if found.is_some() {
-                return Err(format!(
-                    "more than one selector is set; sops allows one of {}",
-                    Selector::FIELDS.join(", ")
-                ));
-            }
-            found = Some(Selector::new(name, pattern).map_err(|e| format!("invalid {name}: {e}"))?);
-        }
-    }
-    Ok(found)
 }
 
 /// Files that configure protection (or git itself) and so can never be

@@ -30,6 +30,16 @@ pub struct Rule {
     pub mac_only_encrypted: bool,
 }
 
+/// What decides which creation rule covers a path and what it encrypts.
+#[derive(Clone, Debug)]
+pub struct RuleHead {
+    /// 1-based, as messages number rules.
+    pub number: usize,
+    /// The `path_regex` and its compiled form; `None` matches every path.
+    pub path_regex: Option<(String, Regex)>,
+    pub selector: Option<Selector>,
+}
+
 pub struct Config {
     pub path: PathBuf,
     rules: Vec<Value>,
@@ -113,28 +123,9 @@ impl Config {
     pub fn rule_for(&self, file: &str) -> Result<Rule, ConfigError> {
         let relative = self.relative_path(file);
         for (i, rule) in self.rules.iter().enumerate() {
-            let regex = match rule.get("path_regex") {
-                None | Some(Value::Null) => None,
-                Some(Value::Str(s)) if s.is_empty() => None,
-                Some(Value::Str(s)) => Some(s.as_str()),
-                Some(_) => {
-                    return Err(self.error(format!(
-                        "creation rule {}: `path_regex` must be a string",
-                        i + 1
-                    )))
-                }
-            };
-            let matches = match regex {
-                None => true,
-                Some(re) => Regex::new(re)
-                    .map_err(|e| {
-                        self.error(format!(
-                            "creation rule {}: invalid path_regex {re:?}: {e}",
-                            i + 1
-                        ))
-                    })?
-                    .is_match(&relative),
-            };
+            let regex = path_regex(rule)
+                .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
+            let matches = regex.is_none_or(|(_, re)| re.is_match(&relative));
             if matches {
                 return self
                     .parse_rule(rule)
@@ -144,6 +135,27 @@ impl Config {
         Err(self.error(format!(
             "no creation rule matches {relative:?}; add a rule whose path_regex matches it, or pass --age"
         )))
+    }
+
+    /// Every creation rule's number, `path_regex` and selector, in order, without
+    /// resolving its keys: what decides which rule covers a path and what it
+    /// encrypts (the guard reads this from a committed `.sops.yaml`).
+    pub fn heads(&self) -> Result<Vec<RuleHead>, ConfigError> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let number = i + 1;
+                let head = path_regex(rule).and_then(|path_regex| {
+                    Ok(RuleHead {
+                        number,
+                        path_regex,
+                        selector: selector(rule)?,
+                    })
+                });
+                head.map_err(|m| self.error(format!("creation rule {number}: {m}")))
+            })
+            .collect()
     }
 
     /// The path sops matches: absolute, then relative to the config's directory.
@@ -157,22 +169,7 @@ impl Config {
     }
 
     fn parse_rule(&self, rule: &Value) -> Result<Rule, String> {
-        let mut selector = None;
-        for name in Selector::FIELDS {
-            if let Some(Value::Str(pattern)) = rule.get(name) {
-                if pattern.is_empty() {
-                    continue;
-                }
-                if selector.is_some() {
-                    return Err(format!(
-                        "more than one selector is set; sops allows one of {}",
-                        Selector::FIELDS.join(", ")
-                    ));
-                }
-                selector =
-                    Some(Selector::new(name, pattern).map_err(|e| format!("invalid {name}: {e}"))?);
-            }
-        }
+        let selector = selector(rule)?;
         let key_groups = match rule.get("key_groups") {
             Some(Value::List(groups)) if !groups.is_empty() => groups
                 .iter()
@@ -201,6 +198,39 @@ impl Config {
             mac_only_encrypted,
         })
     }
+}
+
+/// A creation rule's `path_regex` (its text and compiled form); `None` when it
+/// has none or an empty one, which matches every path.
+fn path_regex(rule: &Value) -> Result<Option<(String, Regex)>, String> {
+    match rule.get("path_regex") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Str(s)) if s.is_empty() => Ok(None),
+        Some(Value::Str(s)) => Regex::new(s)
+            .map(|re| Some((s.to_string(), re)))
+            .map_err(|e| format!("invalid path_regex {:?}: {e}", s.as_str())),
+        Some(_) => Err("`path_regex` must be a string".into()),
+    }
+}
+
+/// The one selector a creation rule names, if any.
+fn selector(rule: &Value) -> Result<Option<Selector>, String> {
+    let mut found = None;
+    for name in Selector::FIELDS {
+        if let Some(Value::Str(pattern)) = rule.get(name) {
+            if pattern.is_empty() {
+                continue;
+            }
+            if found.is_some() {
+                return Err(format!(
+                    "more than one selector is set; sops allows one of {}",
+                    Selector::FIELDS.join(", ")
+                ));
+            }
+            found = Some(Selector::new(name, pattern).map_err(|e| format!("invalid {name}: {e}"))?);
+        }
+    }
+    Ok(found)
 }
 
 /// Strings from a field that may be a comma-separated string or a list of strings.

@@ -36,7 +36,7 @@ mod splice;
 pub(crate) mod time;
 mod value;
 pub mod yaml;
-pub mod yaml_value;
+pub(crate) mod yaml_value;
 
 use std::fmt;
 use std::ops::Range;
