@@ -582,6 +582,22 @@ fn entries(map: &Map) -> Vec<&Entry> {
         .collect()
 }
 
+/// `value` as JSON on one line (`{"a": 1, "b": [2]}`), strings and numbers as
+/// sops writes them: the metadata block of a YAML document in flow style.
+pub(crate) fn one_line(value: &Value) -> String {
+    let layout = Layout {
+        newline: "\n",
+        compact: true,
+        base: String::new(),
+        unit: String::new(),
+        colon: ": ".into(),
+        comma: ", ".into(),
+    };
+    let mut out = String::new();
+    layout.write(&mut out, value, 0);
+    out
+}
+
 /// How the file lays out members, so the metadata looks like the rest of it.
 struct Layout<'a> {
     newline: &'a str,
@@ -629,7 +645,7 @@ impl Layout<'_> {
                 out.push('{');
                 for (i, (key, member)) in members.iter().enumerate() {
                     self.separator(out, i, level + 1);
-                    out.push_str(&json_string(key));
+                    out.push_str(&go_json_string(key));
                     out.push_str(&self.colon);
                     self.write(out, member, level + 1);
                 }

@@ -9,7 +9,9 @@
 //! `remove(insert(x)) == x`, and also works on files sops wrote (where the entry may
 //! sit anywhere in the top-level map).
 
-use super::render::{canonical_float, double_quoted, plain_safe, printable};
+use super::render::{
+    body_and_trailing, canonical_float, chomp, double_quoted, literal_lines, plain_safe, printable,
+};
 use super::resolve;
 use crate::formats::{Document, Edit, Map, MapItem, Node, Scalar, Value};
 
@@ -26,7 +28,7 @@ pub fn insert(
     for (i, root) in doc.docs.iter().enumerate() {
         if root.flow {
             let close = root.span.end.saturating_sub(1);
-            let json = to_json(meta);
+            let json = crate::formats::json::one_line(meta);
             let text = if root.items.iter().any(|i| matches!(i, MapItem::Entry(_))) {
                 format!(", sops: {json}")
             } else {
@@ -185,28 +187,6 @@ fn remove_flow(src: &str, root: &Map, key_start: usize, end: usize) -> Edit {
     Edit::replace(key_start..end, "")
 }
 
-fn to_json(v: &Value) -> String {
-    fn conv(v: &Value) -> serde_json::Value {
-        match v {
-            Value::Null => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-            Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::List(l) => serde_json::Value::Array(l.iter().map(conv).collect()),
-            Value::Map(m) => {
-                let mut o = serde_json::Map::new();
-                for (k, v) in m {
-                    o.insert(k.clone(), conv(v));
-                }
-                serde_json::Value::Object(o)
-            }
-        }
-    }
-    serde_json::to_string(&conv(v)).unwrap_or_else(|_| "{}".to_string())
-}
-
 fn key_text(k: &str) -> String {
     if plain_safe(k, false) && matches!(resolve::resolve_plain(k), Ok(Scalar::Str(_))) && k != "<<"
     {
@@ -265,24 +245,10 @@ fn is_block_string(v: &Value) -> bool {
 
 /// Emit a literal block for `s` (after a `key:` or `- `), content at `content_col`.
 fn emit_block(out: &mut String, s: &str, content_col: usize, nl: &str) {
-    let body = s.trim_end_matches('\n');
-    let trailing = s.len() - body.len();
-    out.push_str(match trailing {
-        0 => " |-",
-        1 => " |",
-        _ => " |+",
-    });
-    let pad = " ".repeat(content_col);
-    for line in body.split('\n') {
-        out.push_str(nl);
-        if !line.is_empty() {
-            out.push_str(&pad);
-            out.push_str(line);
-        }
-    }
-    for _ in 1..trailing {
-        out.push_str(nl);
-    }
+    let (body, trailing) = body_and_trailing(s);
+    out.push_str(" |");
+    out.push_str(chomp(body.is_empty(), trailing));
+    literal_lines(out, body, trailing, &" ".repeat(content_col), nl);
 }
 
 /// Emit the value of a `key:` whose key starts at column `col` (the text so far ends

@@ -275,12 +275,12 @@ pub(crate) fn double_quoted(s: &str) -> String {
 }
 
 /// Split a block scalar value into its body lines and its trailing newline count.
-fn body_and_trailing(s: &str) -> (&str, usize) {
+pub(super) fn body_and_trailing(s: &str) -> (&str, usize) {
     let body = s.trim_end_matches('\n');
     (body, s.len() - body.len())
 }
 
-fn chomp(body_empty: bool, trailing: usize) -> &'static str {
+pub(super) fn chomp(body_empty: bool, trailing: usize) -> &'static str {
     match (body_empty, trailing) {
         (_, 0) => "-",
         (true, _) => "+",
@@ -338,18 +338,25 @@ pub fn literal(leaf: &Leaf, s: &str) -> Option<String> {
         final_break(&mut out, leaf, trailing);
         return Some(out);
     }
+    literal_lines(&mut out, body, trailing, &pad, nl);
+    final_break(&mut out, leaf, trailing);
+    Some(out)
+}
+
+/// A literal block's content after its header: each line of `body` at `pad`
+/// (empty lines empty), then a line break per trailing one but the last, which
+/// is left to what follows the block. Shared with the metadata writer.
+pub(super) fn literal_lines(out: &mut String, body: &str, trailing: usize, pad: &str, nl: &str) {
     for line in body.split('\n') {
         out.push_str(nl);
         if !line.is_empty() {
-            out.push_str(&pad);
+            out.push_str(pad);
             out.push_str(line);
         }
     }
     for _ in 1..trailing {
         out.push_str(nl);
     }
-    final_break(&mut out, leaf, trailing);
-    Some(out)
 }
 
 /// A folded block scalar for `s`: each paragraph on one line. `None` when a line
