@@ -47,6 +47,10 @@ fn sorted(v: &Value) -> Value {
 /// their kind is compared.
 fn interpreted(m: &Metadata) -> Metadata {
     let mut m = m.clone();
+    // No threshold with several groups means all of them, and is written so.
+    if m.key_groups.len() > 1 && m.shamir_threshold == 0 {
+        m.shamir_threshold = m.key_groups.len();
+    }
     for key in m.key_groups.iter_mut().flatten() {
         if let MasterKey::Other { entry, .. } = key {
             *entry = Value::Null;
