@@ -36,22 +36,15 @@ impl Git {
 
 /// Parse `ls-files -s -z` output; malformed records are skipped.
 pub fn parse(out: &[u8]) -> Vec<IndexEntry> {
-    out.split(|b| *b == 0)
-        .filter_map(|record| {
-            let tab = record.iter().position(|b| *b == b'\t')?;
-            let head = std::str::from_utf8(&record[..tab]).ok()?;
-            let mut fields = head.split(' ');
-            let (Some(mode), Some(oid), Some(stage), None) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
-                return None;
-            };
-            Some(IndexEntry {
+    super::listing_records(out)
+        .filter_map(|(fields, path)| match fields[..] {
+            [mode, oid, stage] => Some(IndexEntry {
                 mode: mode.to_string(),
                 oid: oid.to_string(),
                 stage: stage.parse().ok()?,
-                path: record[tab + 1..].to_vec(),
-            })
+                path: path.to_vec(),
+            }),
+            _ => None,
         })
         .collect()
 }

@@ -36,22 +36,15 @@ impl Git {
 
 /// Parse `ls-tree -z` output; malformed records are skipped.
 pub fn parse(out: &[u8]) -> Vec<TreeEntry> {
-    out.split(|b| *b == 0)
-        .filter_map(|record| {
-            let tab = record.iter().position(|b| *b == b'\t')?;
-            let head = std::str::from_utf8(&record[..tab]).ok()?;
-            let mut fields = head.split(' ');
-            let (Some(mode), Some(kind), Some(oid), None) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
-                return None;
-            };
-            Some(TreeEntry {
+    super::listing_records(out)
+        .filter_map(|(fields, path)| match fields[..] {
+            [mode, kind, oid] => Some(TreeEntry {
                 mode: mode.to_string(),
                 kind: kind.to_string(),
                 oid: oid.to_string(),
-                path: record[tab + 1..].to_vec(),
-            })
+                path: path.to_vec(),
+            }),
+            _ => None,
         })
         .collect()
 }

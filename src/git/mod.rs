@@ -28,3 +28,14 @@ pub(crate) const SYMLINK: &str = "120000";
 pub(crate) fn is_object_name(s: &str) -> bool {
     (4..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+/// The records of `-z` listing output (`ls-files -s`, `ls-tree`) as the
+/// space-separated fields before the tab and the path after it (bytes);
+/// records without a tab, or whose fields are not UTF-8, are skipped.
+fn listing_records(out: &[u8]) -> impl Iterator<Item = (Vec<&str>, &[u8])> {
+    out.split(|b| *b == 0).filter_map(|record| {
+        let tab = record.iter().position(|b| *b == b'\t')?;
+        let head = std::str::from_utf8(&record[..tab]).ok()?;
+        Some((head.split(' ').collect(), &record[tab + 1..]))
+    })
+}

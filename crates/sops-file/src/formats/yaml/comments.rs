@@ -63,6 +63,7 @@
 
 mod replay;
 
+use super::doc_end;
 use super::scan::{RawComment, Source};
 use super::tree::{Built, MarkKind, SkNode};
 use replay::{Composer, GTree, NodeKind, Sim, Text};
@@ -359,26 +360,6 @@ fn metadata_inserts(
         out.push((at, prefix));
     }
     out
-}
-
-/// Where a document whose root ends at `root_end` ends: the start of the line of
-/// the next `...` or `---` marker, or the end of the text (as metadata insertion).
-fn doc_end(src: &str, root_end: usize) -> usize {
-    let from = root_end.min(src.len());
-    let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
-    while pos < src.len() {
-        let rest = &src[pos..];
-        let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
-            && rest[3..]
-                .chars()
-                .next()
-                .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
-        if is_marker {
-            return pos;
-        }
-        pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
-    }
-    src.len()
 }
 
 const META_KEY: &str = "sops: x";

@@ -330,25 +330,29 @@ fn indent_step(src: &str, doc: &Document) -> usize {
 /// For each document: the offset where its content ends (the line of the `...` or
 /// next `---` marker after its root, or the end of the text).
 fn doc_ends(src: &str, doc: &Document) -> Vec<usize> {
-    let mut out = Vec::new();
-    for root in &doc.docs {
-        let from = root.span.end.min(src.len());
-        let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
-        let mut end = src.len();
-        while pos < src.len() {
-            let rest = &src[pos..];
-            let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
-                && rest[3..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
-            if is_marker {
-                end = pos;
-                break;
-            }
-            pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
+    doc.docs
+        .iter()
+        .map(|root| doc_end(src, root.span.end))
+        .collect()
+}
+
+/// Where a document whose root ends at `root_end` ends: the start of the line of
+/// the next `...` or `---` marker, or the end of the text (where metadata is
+/// inserted; comment binding sees it there too).
+pub(super) fn doc_end(src: &str, root_end: usize) -> usize {
+    let from = root_end.min(src.len());
+    let mut pos = src[from..].find('\n').map_or(src.len(), |i| from + i + 1);
+    while pos < src.len() {
+        let rest = &src[pos..];
+        let is_marker = (rest.starts_with("---") || rest.starts_with("..."))
+            && rest[3..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ' || c == '\t' || c == '\n' || c == '\r');
+        if is_marker {
+            return pos;
         }
-        out.push(end);
+        pos = rest.find('\n').map_or(src.len(), |i| pos + i + 1);
     }
-    out
+    src.len()
 }
