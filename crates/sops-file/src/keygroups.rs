@@ -267,15 +267,10 @@ impl Keyring {
         self.age().map(|ids| ids.recipients()).unwrap_or_default()
     }
 
-    fn unwrap(&self, key: &MasterKey) -> Result<Zeroizing<Vec<u8>>, String> {
+    fn unwrap(&self, key: &MasterKey) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         match key {
-            MasterKey::Age(k) => match self.age() {
-                Ok(ids) => ids.unwrap(&k.enc).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            MasterKey::Kms(_) if self.offline => {
-                Err("not tried: this command uses local keys only".to_string())
-            }
+            MasterKey::Age(k) => self.age().map_err(KeyError::clone)?.unwrap(&k.enc),
+            MasterKey::Kms(_) if self.offline => Err(KeyError::NotTried),
             // The network key: tried after local age identities (see `recover`).
             MasterKey::Kms(k) => kms::decrypt(
                 &KmsKeyRef {
@@ -285,11 +280,10 @@ impl Keyring {
                     aws_profile: &k.aws_profile,
                 },
                 &k.enc,
-            )
-            .map_err(|e| e.to_string()),
-            MasterKey::Other { kind, .. } => Err(format!(
+            ),
+            MasterKey::Other { kind, .. } => Err(KeyError::Unsupported(format!(
                 "git-sops cannot use {kind} keys; decrypt with `sops`, or add an age or KMS recipient with `sops updatekeys`"
-            )),
+            ))),
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod age;
 pub mod kms;
 
 /// Why a master key could not wrap or unwrap.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{0:?} is not an age recipient (expected age1… as printed by `age-keygen -y` or `git sops keygen`)")]
     BadAgeRecipient(String),
@@ -29,6 +29,8 @@ pub enum KeyError {
     Damaged(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("not tried: this command uses local keys only")]
+    NotTried,
     #[error("{arn:?} is not an AWS KMS key ARN: expected arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (or …:alias/NAME); fix it in .sops.yaml or on the command line")]
     KmsBadArn { arn: String },
     #[error("{role:?} is not an IAM role ARN: expected arn:aws:iam::ACCOUNT:role/NAME (sops' syntax is KEY-ARN+ROLE-ARN)")]
