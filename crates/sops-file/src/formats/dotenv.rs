@@ -5,7 +5,7 @@
 //! and every other line as `KEY=VALUE`: the key is every byte before the first `=`
 //! (so `export A` and `A ` are keys), the value every byte after it, verbatim. The
 //! two characters `\n` in a value stand for a newline. Every value is a string.
-//! Keys starting with `sops_` hold the flattened metadata ([`super::flat`]); they
+//! Keys starting with `sops_` hold the flattened metadata ([`super::flat_metadata`]); they
 //! are presented as one top-level `sops` map.
 //!
 //! Values and comments are replaced in place; blank lines and everything else stay
@@ -13,7 +13,7 @@
 
 use zeroize::Zeroizing;
 
-use super::flat::{self, FlatLine};
+use super::flat_metadata::{self, FlatLine};
 use super::Comment;
 use super::{
     Document, Edit, Entry, FormatError, Leaf, LeafContext, Map, MapItem, Node, Scalar, Store,
@@ -88,7 +88,9 @@ impl Store for DotenvStore {
                 duplicate = Some((line_no, key.to_string()));
             }
             let leaf = Leaf {
-                value: Scalar::Str(Zeroizing::new(flat::unescape(&src[value_span.clone()]))),
+                value: Scalar::Str(Zeroizing::new(flat_metadata::unescape(
+                    &src[value_span.clone()],
+                ))),
                 span: value_span,
                 style: Style::Plain,
                 line: line_no,
@@ -117,7 +119,11 @@ impl Store for DotenvStore {
             });
         }
         if let Some((start, end, line)) = meta_span {
-            items.push(MapItem::Entry(flat::unflatten(&meta, start..end, line)?));
+            items.push(MapItem::Entry(flat_metadata::unflatten(
+                &meta,
+                start..end,
+                line,
+            )?));
         }
         Ok(Document {
             docs: vec![Map {
@@ -135,7 +141,7 @@ impl Store for DotenvStore {
 
     fn plain_leaf(&self, _leaf: &Leaf, value: &Scalar, _spelling: &str) -> String {
         match value {
-            Scalar::Str(s) => flat::escape(s),
+            Scalar::Str(s) => flat_metadata::escape(s),
             // A typed value comes from a file sops converted from YAML or JSON
             // (`--output-type dotenv`); sops prints it with its `ValToString`.
             other => super::convert::val_to_string(other),
@@ -147,7 +153,7 @@ impl Store for DotenvStore {
     }
 
     fn insert_metadata(&self, src: &str, _doc: &Document, meta: &Value) -> Vec<Edit> {
-        let block: String = flat::flatten(meta)
+        let block: String = flat_metadata::flatten(meta)
             .into_iter()
             .map(|(k, v)| format!("{PREFIX}{k}={v}\n"))
             .collect();
@@ -281,7 +287,7 @@ mod tests {
             {
                 assert_eq!(
                     &src[l.span.clone()],
-                    flat::escape(match &l.value {
+                    flat_metadata::escape(match &l.value {
                         Scalar::Str(s) => s,
                         _ => unreachable!(),
                     })
@@ -394,7 +400,7 @@ mod tests {
             ("mac_only_encrypted".into(), Value::Bool(true)),
         ]);
         assert_eq!(
-            flat::flatten(&meta),
+            flat_metadata::flatten(&meta),
             vec![
                 (
                     "key_groups__list_0__map_age__list_0__map_recipient".to_string(),
@@ -500,7 +506,7 @@ mod tests {
                 for item in &doc.docs[0].items {
                     if let MapItem::Entry(Entry { value: Node::Leaf(l), .. }) = item {
                         if let Scalar::Str(s) = &l.value {
-                            prop_assert_eq!(&src[l.span.clone()], flat::escape(s));
+                            prop_assert_eq!(&src[l.span.clone()], flat_metadata::escape(s));
                         }
                     }
                 }

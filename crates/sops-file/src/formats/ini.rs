@@ -4,7 +4,7 @@
 //! before the first section header live in section `DEFAULT` (written without a
 //! header), comments (`;` or `#` lines, text trimmed) belong to the section of the
 //! next key or header, and the metadata is a `[sops]` section of flattened keys
-//! ([`super::flat`]). Values are read as go-ini reads them ([`read_value`]):
+//! ([`super::flat_metadata`]). Values are read as go-ini reads them ([`read_value`]):
 //! `"""..."""` blocks (which may span lines), `` `...` ``, and `"..."` around a
 //! value with surrounding spaces. A data value is accepted only when it is written
 //! exactly as go-ini writes that value ([`write_value`]), because that is what
@@ -21,7 +21,7 @@
 
 use zeroize::Zeroizing;
 
-use super::flat::{self, FlatLine};
+use super::flat_metadata::{self, FlatLine};
 use super::{
     Comment, Document, Edit, Entry, FormatError, Leaf, LeafContext, Map, MapItem, Node, Scalar,
     Span, Store, Style, Value,
@@ -331,7 +331,7 @@ impl Store for IniStore {
             })
             .collect();
         if let Some((start, line)) = sops_start {
-            items.push(MapItem::Entry(flat::unflatten(
+            items.push(MapItem::Entry(flat_metadata::unflatten(
                 &meta,
                 start..src.len(),
                 line,
@@ -366,7 +366,7 @@ impl Store for IniStore {
 
     fn insert_metadata(&self, src: &str, doc: &Document, meta: &Value) -> Vec<Edit> {
         let nl = doc.newline;
-        let pairs = flat::flatten(meta);
+        let pairs = flat_metadata::flatten(meta);
         let width = pairs
             .iter()
             .map(|(k, _)| k.chars().count())

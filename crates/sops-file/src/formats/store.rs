@@ -1,0 +1,53 @@
+//! What a store does ([`Store`]) and what goes wrong reading a file
+//! ([`FormatError`]).
+
+use super::{Document, Edit, Leaf, Scalar, Value};
+
+/// Errors found while reading a file. `line`/`column` are 1-based; 0 means unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("line {line}, column {column}: {message}")]
+    Unsupported {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("the file is empty; sops cannot encrypt an empty {format} file")]
+    Empty { format: &'static str },
+}
+
+/// What a store does. All text is UTF-8 (`&str`); the binary store wraps bytes elsewhere.
+pub trait Store: Sync {
+    /// Parse a whole file. The `sops` metadata entry, if present, is part of the tree
+    /// like any other entry (the sops layer finds and interprets it).
+    fn parse(&self, src: &str) -> Result<Document, FormatError>;
+
+    /// Replacement text for `leaf` when its value becomes the string `enc`
+    /// (an `ENC[...]` value, which needs no escaping but may need quotes).
+    fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String;
+
+    /// Replacement text for an encrypted `leaf` when it is decrypted to `value`.
+    /// `spelling` is the decrypted plaintext as sops stores it (e.g. `1.50` for a
+    /// float); the store writes it verbatim when it reads back as the same typed
+    /// value in this context, and otherwise renders `value` canonically.
+    fn plain_leaf(&self, leaf: &Leaf, value: &Scalar, spelling: &str) -> String;
+
+    /// An edit that turns an encrypted comment stored as a list item (sops writes
+    /// `- ENC[...,type:comment]` in YAML lists) into a comment with `text`.
+    /// `None` when the format has no comments.
+    fn list_comment(&self, src: &str, leaf: &Leaf, text: &str) -> Option<Edit>;
+
+    /// Edits that add the metadata block `meta` (a map) as a top-level `sops` entry to
+    /// every document of `doc`, in the file's own layout.
+    fn insert_metadata(&self, src: &str, doc: &Document, meta: &Value) -> Vec<Edit>;
+
+    /// Edits that remove the top-level `sops` entry from every document of `doc`,
+    /// undoing exactly what [`Store::insert_metadata`] added for files it wrote.
+    fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit>;
+}

@@ -1,0 +1,168 @@
+//! The SOPS tree every store parses into: ordered maps, lists, typed scalar
+//! leaves and comments, each knowing the byte span of its text in the source.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::Span;
+
+/// A scalar value typed the way sops types it (docs/sops-format.md §1.5).
+///
+/// Strings are zeroizing: a document parsed from a plaintext file holds secrets.
+#[derive(Clone, PartialEq)]
+pub enum Scalar {
+    Str(Zeroizing<String>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A YAML timestamp, already in Go's RFC3339Nano form (what sops encrypts).
+    Time(String),
+    Null,
+}
+
+impl fmt::Debug for Scalar {
+    // Never print values: they may be secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Scalar::Str(_) => "Str",
+            Scalar::Int(_) => "Int",
+            Scalar::Float(_) => "Float",
+            Scalar::Bool(_) => "Bool",
+            Scalar::Time(_) => "Time",
+            Scalar::Null => "Null",
+        };
+        write!(f, "Scalar::{kind}(..)")
+    }
+}
+
+/// How a scalar was written in the source, so replacement text can keep that style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+/// A scalar leaf of the tree.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub value: Scalar,
+    /// The bytes to replace when this value is encrypted or decrypted: the scalar's
+    /// text including its quotes or block header (not its tag or anchor).
+    pub span: Span,
+    pub style: Style,
+    /// 1-based line and column of the span start, for error messages.
+    pub line: usize,
+    pub column: usize,
+    /// Format-specific context the store needs when rendering replacement text
+    /// (e.g. YAML: inside a flow collection; the indentation of block content).
+    pub context: LeafContext,
+}
+
+/// Where a leaf sits, as far as rendering replacement text is concerned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeafContext {
+    /// Inside a flow collection (`[...]`, `{...}`): a plain `ENC[...]` is not allowed there.
+    pub(crate) in_flow: bool,
+    /// Column (0-based, in bytes) of the block-scalar content lines, or of the
+    /// parent block's items: used to indent multi-line replacement text.
+    pub indent: usize,
+    /// The leaf is an item of a list (sops stores encrypted list comments as items).
+    pub(crate) in_list: bool,
+    /// YAML: the indentation of the innermost enclosing block collection (for
+    /// explicit indentation indicators on block scalars).
+    pub(crate) block_parent: usize,
+    /// The file uses CRLF line endings (for multi-line replacement text).
+    pub crlf: bool,
+    /// YAML: text (spaces, a comment) follows the value on the line where it
+    /// ends, so its replacement must end on that line too (a block scalar would
+    /// take that text in as content).
+    pub(crate) text_follows: bool,
+    /// YAML: no line break follows the value's span (it ends the file, or a block
+    /// scalar took the file's last line of indentation in), so a block scalar
+    /// replacement must write its own final line break instead of leaving it to
+    /// the source.
+    pub(crate) no_break_after: bool,
+}
+
+/// A comment. `text` is what follows the comment marker (`#`), as sops takes it:
+/// `# top` has the text `" top"`.
+#[derive(Clone)]
+pub struct Comment {
+    pub text: Zeroizing<String>,
+    /// The bytes of `text` in the source (after the marker, up to the line end).
+    pub span: Span,
+    pub line: usize,
+}
+
+impl fmt::Debug for Comment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Comment(line {})", self.line)
+    }
+}
+
+/// A node of the tree.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Map(Map),
+    List(List),
+    Leaf(Leaf),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Map {
+    pub items: Vec<MapItem>,
+    /// Written as a flow mapping (`{...}`).
+    pub flow: bool,
+    /// The whole mapping's text.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum MapItem {
+    Entry(Entry),
+    Comment(Comment),
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub key: String,
+    pub(crate) key_span: Span,
+    pub value: Node,
+    /// From the first byte of the key (or of its quote) to the end of the value.
+    pub span: Span,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct List {
+    pub items: Vec<ListItem>,
+    pub flow: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum ListItem {
+    Node(Node),
+    Comment(Comment),
+}
+
+/// A parsed file: one tree per document (YAML may hold several; JSON holds one).
+/// Each tree's root is a map (sops refuses anything else).
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub docs: Vec<Map>,
+    /// The line ending the file uses (`"\n"` or `"\r\n"`), for text the store adds.
+    pub newline: &'static str,
+}
+
+/// Find the top-level entry `key` in a map.
+pub fn find_entry<'a>(map: &'a Map, key: &str) -> Option<&'a Entry> {
+    map.items.iter().find_map(|item| match item {
+        MapItem::Entry(e) if e.key == key => Some(e),
+        _ => None,
+    })
+}
