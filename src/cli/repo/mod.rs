@@ -1,0 +1,177 @@
+//! The commands that live inside a git repository: the drivers git calls
+//! (`filter-process`, `clean`, `smudge`, `textconv`, the merge driver; hidden,
+//! in `drivers`), the set-up commands users run (`install`, `init`, `status`, in
+//! `setup`) and the guard (`check`, the hooks, `pre-receive`, in `check`). This
+//! file holds their arguments and the dispatch.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use super::report::Failure;
+use crate::drivers::DriverError;
+use crate::git::Git;
+use crate::guard::{self, Scope as CheckScope};
+
+mod check;
+mod drivers;
+mod setup;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RepoCommand {
+    /// Write the git driver configuration (filter, diff) into git config
+    Install {
+        /// Into ~/.gitconfig (the default outside a repository)
+        #[arg(long, conflicts_with = "local")]
+        global: bool,
+        /// Into this repository's .git/config (the default inside one)
+        #[arg(long)]
+        local: bool,
+    },
+    /// Set up this repository: driver config, key, .sops.yaml, .gitattributes, decrypted checkout
+    Init {
+        /// gitattributes patterns of the files to protect (default: secrets/**)
+        patterns: Vec<String>,
+    },
+    /// Show, for each protected path, whether it is encrypted and who can open it
+    Status,
+    /// Refuse plaintext in protected paths (needs no keys): exit 0 clean, 1 findings, 2 error
+    #[command(
+        long_about = "Check that every protected path (filter=sops in .gitattributes, or matched by a \
+                      path_regex of .sops.yaml) holds a valid SOPS document whose values and comments are \
+                      encrypted as the file's own rules require, and that no decrypted SOPS output is \
+                      tracked. Reads blobs from the object store; needs no keys.\n\n\
+                      Exit status: 0 clean, 1 findings, 2 usage or repository error."
+    )]
+    Check {
+        /// Check the index, i.e. what the next commit would hold (the default)
+        #[arg(long, conflicts_with_all = ["all", "history"])]
+        staged: bool,
+        /// Check every tracked file at HEAD
+        #[arg(long, conflicts_with = "history")]
+        all: bool,
+        /// Check every blob of every commit in REVRANGE (git rev-list arguments,
+        /// e.g. origin/main..HEAD; several separated by spaces: "NEW --not --all")
+        #[arg(long, value_name = "REVRANGE", allow_hyphen_values = true)]
+        history: Option<String>,
+        /// Output format: text lines, or a JSON array of findings
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Only report these files or folders
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// (called by git) the long-running filter process
+    #[command(hide = true)]
+    FilterProcess,
+    /// (called by git) clean one file: plaintext on stdin, ciphertext on stdout
+    #[command(hide = true)]
+    Clean { path: std::ffi::OsString },
+    /// (called by git) smudge one file: ciphertext on stdin, plaintext on stdout
+    #[command(hide = true)]
+    Smudge { path: std::ffi::OsString },
+    /// (called by git) print a file for `git diff`
+    #[command(hide = true)]
+    Textconv { file: PathBuf },
+    /// (called by git) the merge driver: `merge %O %A %B %L %P [%S %X %Y]`
+    #[command(hide = true)]
+    Merge {
+        /// %O: the common ancestor's version (ciphertext; empty when there is none)
+        base: PathBuf,
+        /// %A: our version; the result is written here
+        ours: PathBuf,
+        /// %B: their version
+        theirs: PathBuf,
+        /// %L: the conflict-marker length
+        marker_size: String,
+        /// %P: the path in the repository
+        #[arg(allow_hyphen_values = true)]
+        path: String,
+        /// %S %X %Y: ancestor, ours and theirs labels for the conflict markers (git 2.44+)
+        #[arg(allow_hyphen_values = true)]
+        labels: Vec<String>,
+    },
+    /// (called by the pre-commit hook) `check --staged`, with advice on what to run
+    #[command(hide = true)]
+    PreCommit {
+        /// Ignored: git passes none to pre-commit hooks
+        #[arg(hide = true)]
+        args: Vec<String>,
+    },
+    /// (called by the commit hooks) `check --staged` for pre-commit,
+    /// pre-merge-commit or pre-applypatch, authenticating changed SOPS files
+    /// where a local key opens them
+    #[command(hide = true)]
+    Hook {
+        /// The hook git runs (the shim passes its own name)
+        name: String,
+        /// Ignored: what git passes to the hook
+        #[arg(hide = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (called by hooks/pre-receive on a server) check everything a push brings;
+    /// reads git's `<old> <new> <ref>` lines on standard input
+    #[command(hide = true)]
+    PreReceive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn driver_failure(e: DriverError) -> Failure {
+    Failure::from(e)
+}
+
+fn here() -> Git {
+    Git::new(".")
+}
+
+pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
+    match cmd {
+        RepoCommand::Install { global, local } => setup::install(global, local),
+        RepoCommand::Init { patterns } => setup::init(&patterns),
+        RepoCommand::Status => setup::status(),
+        RepoCommand::Check {
+            staged: _,
+            all,
+            history,
+            format,
+            paths,
+        } => {
+            let scope = match (all, history) {
+                (_, Some(range)) => CheckScope::History(range),
+                (true, None) => CheckScope::All,
+                (false, None) => CheckScope::Staged,
+            };
+            check::run_check(&scope, &paths, format, false)
+        }
+        RepoCommand::Merge {
+            base,
+            ours,
+            theirs,
+            marker_size,
+            path,
+            labels,
+        } => drivers::run_merge(base, ours, theirs, &marker_size, path, labels),
+        RepoCommand::PreCommit { args: _ } => {
+            check::run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
+        }
+        RepoCommand::Hook { name, args: _ } => {
+            if !guard::hook::HOOKS.contains(&name.as_str()) {
+                return Err(Failure::usage(format!(
+                    "`git-sops hook {name}`: not a hook git-sops installs (it runs as {})",
+                    guard::hook::HOOKS.join(", ")
+                )));
+            }
+            check::run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
+        }
+        RepoCommand::PreReceive => check::run_pre_receive(),
+        RepoCommand::FilterProcess => drivers::filter_process(),
+        RepoCommand::Clean { path } => drivers::clean(path),
+        RepoCommand::Smudge { path } => drivers::smudge(path),
+        RepoCommand::Textconv { file } => drivers::textconv(file),
+    }
+}
