@@ -41,16 +41,23 @@ impl Value {
         }
     }
 
+    /// Convert a parsed map. A key given twice (JSON allows it) keeps its first
+    /// place and its last value, as Go's `encoding/json` (and so sops) reads it.
     pub fn from_map(map: &Map) -> Value {
-        Value::Map(
-            map.items
-                .iter()
-                .filter_map(|item| match item {
-                    MapItem::Entry(e) => Some((e.key.clone(), Value::from_node(&e.value))),
-                    MapItem::Comment(_) => None,
-                })
-                .collect(),
-        )
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for item in &map.items {
+            let MapItem::Entry(e) = item else { continue };
+            let value = Value::from_node(&e.value);
+            match at.get(e.key.as_str()) {
+                Some(&i) => entries[i].1 = value,
+                None => {
+                    at.insert(&e.key, entries.len());
+                    entries.push((e.key.clone(), value));
+                }
+            }
+        }
+        Value::Map(entries)
     }
 
     /// The member `key` of a map.
@@ -66,5 +73,28 @@ impl Value {
             Value::Str(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::Format;
+
+    /// Found by fuzzing (metadata): a JSON metadata entry holding a key twice
+    /// was written into YAML twice, which YAML refuses.
+    #[test]
+    fn a_key_given_twice_keeps_its_first_place_and_last_value() {
+        let doc = Format::Json
+            .store()
+            .parse(r#"{"a": 1, "b": 2, "a": 3}"#)
+            .unwrap();
+        assert_eq!(
+            Value::from_map(&doc.docs[0]),
+            Value::Map(vec![
+                ("a".into(), Value::Float(3.0)),
+                ("b".into(), Value::Float(2.0))
+            ])
+        );
     }
 }
