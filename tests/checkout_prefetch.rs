@@ -6,6 +6,7 @@
 //! a delaying, request-counting proxy (`prefetch_support`).
 #![cfg(feature = "kms")] // AWS KMS (moto); an age-only build skips this file.
 
+mod common;
 mod kms_support;
 mod prefetch_support;
 

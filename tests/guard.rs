@@ -5,6 +5,7 @@
 //! filter; the guard must refuse it without keys and without ever printing the
 //! secret. Files written by real sops 3.11 must pass.
 
+mod common;
 mod guard_support;
 
 use std::path::Path;

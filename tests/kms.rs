@@ -5,6 +5,7 @@
 //! that must leave files untouched.
 #![cfg(feature = "kms")] // AWS KMS (moto); an age-only build skips this file.
 
+mod common;
 mod kms_support;
 
 use std::time::Duration;

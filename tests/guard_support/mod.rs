@@ -8,29 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The public sops test key (`age/keysource_test.go` in getsops/sops).
-pub const TEST_IDENTITY: &str =
-    "AGE-SECRET-KEY-1G0Q5K9TV4REQ3ZSQRMTMG8NSWQGYT0T7TZ33RAZEE0GZYVZN0APSU24RK7";
-pub const TEST_RECIPIENT: &str = "age1lzd99uklcjnc0e7d860axevet2cz99ce9pq6tzuzd05l5nr28ams36nvun";
-
-pub fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn git_sops_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_git-sops"))
-}
-
-/// sops 3.11 as provisioned by `scripts/provision-tools`.
-pub fn sops_bin() -> PathBuf {
-    let p = manifest_dir().join("target/tools/bin/sops");
-    assert!(
-        p.exists(),
-        "{} is missing: run `scripts/provision-tools` (or `scripts/test`) to install sops 3.11",
-        p.display()
-    );
-    p
-}
+pub use crate::common::{
+    git_sops_path as git_sops_bin, manifest_dir, sops_path as sops_bin,
+    SOPS_TEST_IDENTITY as TEST_IDENTITY, SOPS_TEST_RECIPIENT as TEST_RECIPIENT,
+};
 
 /// What a command did.
 #[derive(Debug)]

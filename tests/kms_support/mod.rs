@@ -24,25 +24,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ACCOUNT: &str = "123456789012";
 
-pub fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A provisioned reference tool; panics with what to do when it is missing.
-pub fn tool(name: &str) -> PathBuf {
-    let p = manifest_dir().join("target/tools/bin").join(name);
-    if p.exists() {
-        return p;
-    }
-    panic!(
-        "the reference tool `{name}` is missing from {}: run `scripts/provision-tools` (or `scripts/test`), which installs sops 3.11.0 and moto[server] 5.2.5",
-        p.display()
-    );
-}
-
-pub fn git_sops_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_git-sops"))
-}
+pub use crate::common::{git_sops_path as git_sops_bin, tool};
 
 /// The moto virtualenv's python (it has boto3, which moto[server] brings).
 fn moto_python() -> PathBuf {
