@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{AgeKey, Env, Output};
+use common::{Env, Repo};
 
 const YAML: &str = r#"# database settings
 db:
@@ -41,23 +41,10 @@ enum Mode {
     OneShot,
 }
 
-struct Repo {
-    env: Env,
-    dir: PathBuf,
-    key: AgeKey,
-}
-
 impl Repo {
     /// A repository set up with `git sops init`, in the given filter mode.
-    fn new(mode: Mode) -> Repo {
-        let key = AgeKey::generate();
-        let mut env = Env::with_keys(&[&key]);
-        env.use_git();
-        let dir = env.work.join("repo");
-        std::fs::create_dir_all(&dir).expect("repo dir");
-        let repo = Repo { env, dir, key };
-        repo.git(&["init", "-q", "-b", "main"]).ok();
-        repo.run_sops(&["init", "secrets/**"]).ok();
+    fn in_mode(mode: Mode) -> Repo {
+        let repo = Repo::new();
         repo.set_mode(mode);
         repo
     }
@@ -75,42 +62,12 @@ impl Repo {
         }
     }
 
-    fn git(&self, args: &[&str]) -> Output {
-        self.env.tool("git").current_dir(&self.dir).args(args).run()
-    }
-
-    fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
-        self.env.tool("git").current_dir(dir).args(args).run()
-    }
-
-    fn run_sops(&self, args: &[&str]) -> Output {
-        self.env.git_sops().current_dir(&self.dir).args(args).run()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn read(&self, rel: &str) -> String {
-        String::from_utf8(std::fs::read(self.dir.join(rel)).expect("read")).expect("utf8")
-    }
-
     fn commit_secrets(&self) {
         self.write("secrets/app.yaml", YAML);
         self.write("secrets/payments.json", JSON);
         self.write("README", "not a secret\n");
         self.git(&["add", "-A"]).ok();
         self.git(&["commit", "-q", "-m", "secrets"]).ok();
-    }
-
-    fn status(&self) -> String {
-        self.git(&["status", "--porcelain"]).ok().stdout_str()
-    }
-
-    fn blob(&self, spec: &str) -> String {
-        self.git(&["cat-file", "-p", spec]).ok().stdout_str()
     }
 }
 
@@ -145,11 +102,11 @@ fn both_modes(test: impl Fn(Mode)) {
 #[test]
 fn commit_stores_only_sops_ciphertext_that_sops_decrypts() {
     both_modes(|mode| {
-        let repo = Repo::new(mode);
+        let repo = Repo::in_mode(mode);
         repo.commit_secrets();
         assert_no_secret_in_objects(&repo, &repo.dir);
         for (path, plain) in [("secrets/app.yaml", YAML), ("secrets/payments.json", JSON)] {
-            let blob = repo.blob(&format!("HEAD:{path}"));
+            let blob = repo.blob_text(&format!("HEAD:{path}"));
             assert!(
                 blob.contains("ENC[AES256_GCM,"),
                 "{mode:?}: {path} is not encrypted:\n{blob}"
@@ -189,11 +146,11 @@ fn commit_stores_only_sops_ciphertext_that_sops_decrypts() {
                 out.stdout_str().contains("hunter2") || out.stdout_str().contains("sk_live_51Habc")
             );
             // The working tree holds the plaintext exactly.
-            assert_eq!(repo.read(path), plain);
+            assert_eq!(repo.text(path), plain);
         }
         // The .sops.yaml and .gitattributes that init wrote are committed as plain files.
         assert!(repo
-            .blob("HEAD:.gitattributes")
+            .blob_text("HEAD:.gitattributes")
             .contains("secrets/** filter=sops diff=sops merge=sops -text"));
     });
 }
@@ -201,7 +158,7 @@ fn commit_stores_only_sops_ciphertext_that_sops_decrypts() {
 #[test]
 fn status_stays_clean_after_touch_renormalize_and_branch_switches() {
     both_modes(|mode| {
-        let repo = Repo::new(mode);
+        let repo = Repo::in_mode(mode);
         repo.commit_secrets();
         assert_eq!(repo.status(), "", "{mode:?}: right after commit");
         std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -221,18 +178,18 @@ fn status_stays_clean_after_touch_renormalize_and_branch_switches() {
         assert_eq!(repo.status(), "", "{mode:?}: after checkout main");
         repo.git(&["checkout", "-q", "other"]).ok();
         assert_eq!(repo.status(), "", "{mode:?}: after checkout other");
-        assert_eq!(repo.read("secrets/app.yaml"), YAML);
-        assert_eq!(repo.read("secrets/other.yaml"), "k: v\n");
+        assert_eq!(repo.text("secrets/app.yaml"), YAML);
+        assert_eq!(repo.text("secrets/other.yaml"), "k: v\n");
     });
 }
 
 #[test]
 fn a_one_value_edit_is_a_one_value_diff() {
     both_modes(|mode| {
-        let repo = Repo::new(mode);
+        let repo = Repo::in_mode(mode);
         repo.commit_secrets();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        repo.write("secrets/app.yaml", &YAML.replace("hunter2", "hunter3"));
+        repo.write("secrets/app.yaml", YAML.replace("hunter2", "hunter3"));
         let diff = repo.git(&["diff"]).ok().stdout_str();
         let changed: Vec<&str> = diff
             .lines()
@@ -280,11 +237,11 @@ fn a_one_value_edit_is_a_one_value_diff() {
 
 #[test]
 fn clones_with_and_without_a_key() {
-    let repo = Repo::new(Mode::Process);
+    let repo = Repo::in_mode(Mode::Process);
     repo.commit_secrets();
     // With the key: the clone's working tree equals the original bytes. The
     // clone gets the driver from the (isolated) global config.
-    repo.run_sops(&["install", "--global"]).ok();
+    repo.sops(&["install", "--global"]).ok();
     let unlocked = repo.env.work.join("unlocked");
     let out = repo.git(&[
         "clone",
@@ -380,18 +337,18 @@ impl EnvExt for Env {
 #[test]
 fn everyday_commands_behave_as_on_plain_files() {
     both_modes(|mode| {
-        let repo = Repo::new(mode);
+        let repo = Repo::in_mode(mode);
         repo.commit_secrets();
         // stash
-        repo.write("secrets/app.yaml", &YAML.replace("5432", "6543"));
+        repo.write("secrets/app.yaml", YAML.replace("5432", "6543"));
         repo.git(&["stash", "-q"]).ok();
-        assert_eq!(repo.read("secrets/app.yaml"), YAML, "{mode:?}: stash");
+        assert_eq!(repo.text("secrets/app.yaml"), YAML, "{mode:?}: stash");
         repo.git(&["stash", "pop", "-q"]).ok();
-        assert!(repo.read("secrets/app.yaml").contains("6543"));
+        assert!(repo.text("secrets/app.yaml").contains("6543"));
         // checkout -- path
         repo.git(&["checkout", "--", "secrets/app.yaml"]).ok();
         assert_eq!(
-            repo.read("secrets/app.yaml"),
+            repo.text("secrets/app.yaml"),
             YAML,
             "{mode:?}: checkout -- path"
         );
@@ -399,27 +356,27 @@ fn everyday_commands_behave_as_on_plain_files() {
         repo.write("secrets/app.yaml", "db: {}\n");
         repo.git(&["reset", "-q", "--hard"]).ok();
         assert_eq!(
-            repo.read("secrets/app.yaml"),
+            repo.text("secrets/app.yaml"),
             YAML,
             "{mode:?}: reset --hard"
         );
         // cherry-pick and rebase of a commit that edits a secret
         repo.git(&["checkout", "-q", "-b", "feature"]).ok();
-        repo.write("secrets/app.yaml", &YAML.replace("admin", "root"));
+        repo.write("secrets/app.yaml", YAML.replace("admin", "root"));
         repo.git(&["commit", "-q", "-am", "user"]).ok();
         repo.git(&["checkout", "-q", "main"]).ok();
         repo.write("README", "main moved\n");
         repo.git(&["commit", "-q", "-am", "readme"]).ok();
         repo.git(&["cherry-pick", "feature"]).ok();
         assert!(
-            repo.read("secrets/app.yaml").contains("user: root"),
+            repo.text("secrets/app.yaml").contains("user: root"),
             "{mode:?}: cherry-pick"
         );
         repo.git(&["reset", "-q", "--hard", "HEAD~1"]).ok();
         repo.git(&["checkout", "-q", "feature"]).ok();
         repo.git(&["rebase", "-q", "main"]).ok();
         assert!(
-            repo.read("secrets/app.yaml").contains("user: root"),
+            repo.text("secrets/app.yaml").contains("user: root"),
             "{mode:?}: rebase"
         );
         assert_eq!(repo.status(), "", "{mode:?}: after rebase");
@@ -468,7 +425,7 @@ fn everyday_commands_behave_as_on_plain_files() {
 #[test]
 fn a_file_that_cannot_be_encrypted_fails_add_and_leaves_the_index_alone() {
     both_modes(|mode| {
-        let repo = Repo::new(mode);
+        let repo = Repo::in_mode(mode);
         repo.commit_secrets();
         let before = repo.git(&["ls-files", "-s"]).ok().stdout_str();
         // A new protected file whose rule names a recipient that cannot be used.
@@ -510,12 +467,12 @@ fn a_file_that_cannot_be_encrypted_fails_add_and_leaves_the_index_alone() {
 
 #[test]
 fn init_is_idempotent_and_unlocks_an_existing_locked_clone() {
-    let repo = Repo::new(Mode::Process);
+    let repo = Repo::in_mode(Mode::Process);
     repo.commit_secrets();
     // The test set the process-mode overrides; the first re-run restores them,
     // the second has nothing left to do.
-    repo.run_sops(&["init", "secrets/**"]).ok();
-    let again = repo.run_sops(&["init", "secrets/**"]).ok();
+    repo.sops(&["init", "secrets/**"]).ok();
+    let again = repo.sops(&["init", "secrets/**"]).ok();
     assert!(again.stderr.contains("already set up"), "{}", again.stderr);
     // A clone made without the driver holds ciphertext; init decrypts it in place.
     let mut env2 = Env::with_keys(&[&repo.key]);
@@ -586,7 +543,7 @@ fn init_is_idempotent_and_unlocks_an_existing_locked_clone() {
 
 #[test]
 fn worktrees_share_the_key_cache_under_the_common_dir() {
-    let repo = Repo::new(Mode::Process);
+    let repo = Repo::in_mode(Mode::Process);
     repo.commit_secrets();
     let wt = repo.env.work.join("wt");
     repo.git(&[
@@ -627,7 +584,7 @@ fn worktrees_share_the_key_cache_under_the_common_dir() {
 #[test]
 fn a_kms_key_that_cannot_be_reached_fails_add_and_leaves_the_index_alone() {
     both_modes(|mode| {
-        let mut repo = Repo::new(mode);
+        let mut repo = Repo::in_mode(mode);
         // A KMS endpoint that refuses connections (a stopped server).
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -8,9 +8,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use common::{AgeKey, Env, Output};
+use common::{Env, Repo};
 
 const YAML: &str = "# database settings
 db:
@@ -41,60 +40,7 @@ const SECRETS: [&str; 12] = [
     "resolved-pw",
 ];
 
-struct Repo {
-    env: Env,
-    dir: PathBuf,
-}
-
 impl Repo {
-    /// A repository set up with `git sops init` (process filter), key in the env.
-    fn new() -> Repo {
-        let key = AgeKey::generate();
-        let mut env = Env::with_keys(&[&key]);
-        env.use_git();
-        let dir = env.work.join("repo");
-        std::fs::create_dir_all(&dir).expect("repo dir");
-        let repo = Repo { env, dir };
-        repo.git(&["init", "-q", "-b", "main"]).ok();
-        repo.sops(&["init", "secrets/**"]).ok();
-        repo
-    }
-
-    fn git(&self, args: &[&str]) -> Output {
-        self.env.tool("git").current_dir(&self.dir).args(args).run()
-    }
-
-    fn sops(&self, args: &[&str]) -> Output {
-        self.env.git_sops().current_dir(&self.dir).args(args).run()
-    }
-
-    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
-        let p = self.dir.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, bytes).expect("write");
-    }
-
-    fn read(&self, rel: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(rel)).expect("read")
-    }
-
-    fn text(&self, rel: &str) -> String {
-        String::from_utf8(self.read(rel)).expect("utf8")
-    }
-
-    fn commit_all(&self, message: &str) {
-        self.git(&["add", "-A"]).ok();
-        self.git(&["commit", "-q", "-m", message]).ok();
-    }
-
-    fn blob(&self, spec: &str) -> Vec<u8> {
-        self.git(&["cat-file", "-p", spec]).ok().stdout
-    }
-
-    fn status(&self) -> String {
-        self.git(&["status", "--porcelain"]).ok().stdout_str()
-    }
-
     /// Decrypt a blob with git-sops.
     fn decrypt(&self, blob: &[u8], input_type: &str) -> Vec<u8> {
         self.env
@@ -462,7 +408,11 @@ fn locked_clone(repo: &Repo) -> Repo {
         ])
         .run()
         .ok();
-    Repo { env, dir }
+    Repo {
+        env,
+        dir,
+        key: repo.key.clone(),
+    }
 }
 
 #[test]

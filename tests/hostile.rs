@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{AgeKey, Env, Output, SOPS_TEST_RECIPIENT};
+use common::{AgeKey, Env, Output, Repo, SOPS_TEST_RECIPIENT};
 
 /// One level more than sops (go-yaml) reads: a mapping holding 10,000 sequences.
 fn too_deep_yaml() -> String {
@@ -40,44 +38,13 @@ fn alias_bomb(recipient: &str) -> String {
     s
 }
 
-struct Repo {
-    env: Env,
-    dir: PathBuf,
-    key: AgeKey,
-}
-
 impl Repo {
     /// A repository after `git sops init secrets/**`, config committed.
-    fn new() -> Repo {
-        let key = AgeKey::generate();
-        let mut env = Env::with_keys(&[&key]);
-        env.use_git();
-        let dir = env.work.join("repo");
-        std::fs::create_dir_all(&dir).expect("repo dir");
-        let repo = Repo { env, dir, key };
-        repo.git(&["init", "-q", "-b", "main"]).ok();
-        repo.sops(&["init", "secrets/**"]).ok();
+    fn committed() -> Repo {
+        let repo = Repo::new();
         repo.git(&["add", ".gitattributes", ".sops.yaml"]).ok();
         repo.git(&["commit", "-q", "-m", "init"]).ok();
         repo
-    }
-
-    fn git(&self, args: &[&str]) -> Output {
-        self.git_in(&self.dir, args)
-    }
-
-    fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
-        self.env.tool("git").current_dir(dir).args(args).run()
-    }
-
-    fn sops(&self, args: &[&str]) -> Output {
-        self.env.git_sops().current_dir(&self.dir).args(args).run()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
     }
 
     /// Stage `text` at `path` as it is, bypassing the filter (a hostile push).
@@ -189,14 +156,14 @@ fn deepest_yaml_sops_reads_works_everywhere() {
 
 #[test]
 fn deep_yaml_through_git_fails_for_that_file_only() {
-    let repo = Repo::new();
+    let repo = Repo::committed();
     repo.write("secrets/ok.yaml", "password: hunter2\n");
     repo.git(&["add", "secrets/ok.yaml"]).ok();
     repo.git(&["commit", "-q", "-m", "ok"]).ok();
 
     // clean: `git add` fails with the reason; the index is left as it was.
     let before = repo.index();
-    repo.write("secrets/deep.yaml", &too_deep_yaml());
+    repo.write("secrets/deep.yaml", too_deep_yaml());
     let out = repo.git(&["add", "secrets/deep.yaml"]).fails();
     assert_filter_alive(&out, "secrets/deep.yaml", "nested more than 10000 levels");
     assert_eq!(repo.index(), before, "index unchanged");
@@ -248,7 +215,7 @@ fn deep_yaml_through_git_fails_for_that_file_only() {
 
 #[test]
 fn a_pushed_alias_bomb_config_is_refused_quickly() {
-    let repo = Repo::new();
+    let repo = Repo::committed();
     let bomb = alias_bomb(&repo.key.recipient);
     // check --history over a commit that brings it (as the pre-receive hook runs it).
     repo.stage_raw(".sops.yaml", &bomb);
@@ -274,7 +241,7 @@ fn a_pushed_alias_bomb_config_is_refused_quickly() {
 
 #[test]
 fn more_than_255_key_groups_are_refused_when_writing() {
-    let repo = Repo::new();
+    let repo = Repo::committed();
     repo.write("secrets/a.yaml", "password: hunter2\n");
     repo.sops(&["encrypt", "-i", "secrets/a.yaml"]).ok();
     let groups: String = (0..256)
@@ -282,7 +249,7 @@ fn more_than_255_key_groups_are_refused_when_writing() {
         .collect();
     repo.write(
         ".sops.yaml",
-        &format!("creation_rules:\n  - path_regex: ^secrets/\n    shamir_threshold: 2\n    key_groups:\n{groups}"),
+        format!("creation_rules:\n  - path_regex: ^secrets/\n    shamir_threshold: 2\n    key_groups:\n{groups}"),
     );
     let out = repo.sops(&["updatekeys", "-y", "secrets/a.yaml"]).fails();
     assert_filter_alive(&out, ".sops.yaml", "at most 255");
@@ -295,10 +262,10 @@ fn more_than_255_key_groups_are_refused_when_writing() {
         .collect();
     repo.write(
         ".sops.yaml",
-        &format!("creation_rules:\n  - path_regex: ^secrets/\n    shamir_threshold: 255\n    key_groups:\n{groups}"),
+        format!("creation_rules:\n  - path_regex: ^secrets/\n    shamir_threshold: 255\n    key_groups:\n{groups}"),
     );
     let enc = repo.sops(&["encrypt", "secrets/b.yaml"]).ok().stdout;
-    repo.write("secrets/b.enc.yaml", &String::from_utf8(enc).expect("utf8"));
+    repo.write("secrets/b.enc.yaml", String::from_utf8(enc).expect("utf8"));
     let back = repo.sops(&["decrypt", "secrets/b.enc.yaml"]).ok();
     assert_eq!(back.stdout_str(), "token: x\n");
 }

@@ -320,6 +320,74 @@ impl Env {
     }
 }
 
+/// A throwaway repository under an isolated [`Env`] holding one age key, after
+/// `git init -b main` and `git sops init secrets/**` (nothing committed): the
+/// one way the git tests make a repository.
+pub struct Repo {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub key: AgeKey,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let key = AgeKey::generate();
+        let mut env = Env::with_keys(&[&key]);
+        env.use_git();
+        let dir = env.work.join("repo");
+        std::fs::create_dir_all(&dir).expect("repo dir");
+        let repo = Repo { env, dir, key };
+        repo.git(&["init", "-q", "-b", "main"]).ok();
+        repo.sops(&["init", "secrets/**"]).ok();
+        repo
+    }
+
+    pub fn git(&self, args: &[&str]) -> Output {
+        self.git_in(&self.dir, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.env.tool("git").current_dir(dir).args(args).run()
+    }
+
+    /// `git-sops ARGS` in the repository.
+    pub fn sops(&self, args: &[&str]) -> Output {
+        self.env.git_sops().current_dir(&self.dir).args(args).run()
+    }
+
+    pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, bytes).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(rel)).expect("read")
+    }
+
+    pub fn text(&self, rel: &str) -> String {
+        String::from_utf8(self.read(rel)).expect("utf8")
+    }
+
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]).ok();
+        self.git(&["commit", "-q", "-m", message]).ok();
+    }
+
+    pub fn status(&self) -> String {
+        self.git(&["status", "--porcelain"]).ok().stdout_str()
+    }
+
+    /// An object's content (`git cat-file -p SPEC`).
+    pub fn blob(&self, spec: &str) -> Vec<u8> {
+        self.git(&["cat-file", "-p", spec]).ok().stdout
+    }
+
+    pub fn blob_text(&self, spec: &str) -> String {
+        self.git(&["cat-file", "-p", spec]).ok().stdout_str()
+    }
+}
+
 impl Default for Env {
     fn default() -> Self {
         Env::new()
