@@ -47,9 +47,8 @@ pub fn inspect(
         // A SOPS file of another format under a name sops calls binary (say
         // `kubeconfig`) is stored as it is by clean, so it is judged as what it is.
         let format = match format {
-            Format::Binary if sops_file::file::might_be_sops(content) => {
-                sops_file::file::sniff(path, content).map_or(format, |l| l.format())
-            }
+            Format::Binary => sops_file::file::load_as_configured(path, format, content)
+                .map_or(format, |l| l.format()),
             _ => format,
         };
         inspect_protected(format, content, rule)

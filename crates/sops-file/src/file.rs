@@ -96,6 +96,18 @@ pub fn sniff(path: &str, blob: &[u8]) -> Option<Loaded> {
         .find_map(|format| load(format, blob))
 }
 
+/// Read `blob`, configured as `format` at `path`, as the SOPS file it is. A
+/// path sops calls binary (say `kubeconfig`) may hold a SOPS file of another
+/// format, written by `sops` under that name: that file is what it is, not a
+/// binary secret to wrap a second time, so for binary every format counts.
+pub fn load_as_configured(path: &str, format: Format, blob: &[u8]) -> Option<Loaded> {
+    match format {
+        Format::Binary if might_be_sops(blob) => sniff(path, blob),
+        Format::Binary => None,
+        _ => load(format, blob),
+    }
+}
+
 impl Loaded {
     pub fn format(&self) -> Format {
         self.format

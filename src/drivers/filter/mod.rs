@@ -364,9 +364,7 @@ impl Filter {
         input: &[u8],
     ) -> Result<Option<file::Loaded>, DriverError> {
         if format == Format::Binary {
-            // Any SOPS file counts: one of another format under a name sops calls
-            // binary (say `kubeconfig`) must not be wrapped a second time.
-            return Ok(file::sniff(path, input));
+            return Ok(file::load_as_configured(path, format, input));
         }
         let text = std::str::from_utf8(input).map_err(|_| {
             DriverError::new(
