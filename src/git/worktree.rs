@@ -64,15 +64,15 @@ mod tests {
 
     #[test]
     fn only_regular_files_reached_without_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let top = dir.path();
-        std::fs::create_dir_all(top.join("a")).unwrap();
-        std::fs::write(top.join("a/f"), b"x").unwrap();
-        std::fs::write(dir.path().join("outside"), b"secret").unwrap();
-        std::os::unix::fs::symlink(top.join("outside"), top.join("a/link")).unwrap();
-        std::os::unix::fs::symlink(top.join("a"), top.join("dirlink")).unwrap();
+        std::fs::create_dir_all(top.join("a")).expect("mkdir");
+        std::fs::write(top.join("a/f"), b"x").expect("write");
+        std::fs::write(dir.path().join("outside"), b"secret").expect("write");
+        std::os::unix::fs::symlink(top.join("outside"), top.join("a/link")).expect("symlink");
+        std::os::unix::fs::symlink(top.join("a"), top.join("dirlink")).expect("symlink");
         let fifo = top.join("a/fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        let c = std::ffi::CString::new(fifo.to_str().expect("UTF-8 temp path")).expect("no NUL");
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert_eq!(read_file(top, "a/f").as_deref(), Some(&b"x"[..]));
         assert_eq!(read_file(top, "a/link"), None);

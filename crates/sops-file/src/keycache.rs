@@ -99,21 +99,24 @@ impl KeyCache {
     }
 
     /// Unwrap at once, with concurrent KMS calls, the data keys of `metas` that
-    /// are not cached, and remember them; returns how many were unwrapped. Only
+    /// are not cached, and remember them. Only
     /// what [`KeyCache::recover`] would certainly unwrap through KMS is fetched
     /// (a single key group without an age key, through its first KMS key), so
     /// this never makes a call that recovering the files one by one would not
     /// have made. Best effort: a key that fails is left to `recover`, which
-    /// reports why.
-    pub fn prefetch(&self, metas: &[Metadata]) -> usize {
+    /// reports why. Returns (distinct data keys not cached, keys unwrapped).
+    pub fn prefetch(&self, metas: &[Metadata]) -> (usize, usize) {
         let mut seen = std::collections::HashSet::new();
-        let wanted: Vec<(&Metadata, &KmsKey)> = metas
+        let missing: Vec<&Metadata> = metas
             .iter()
             .filter(|m| {
                 let fp = fingerprint(m);
                 seen.insert(fp) && !self.contains(&fp)
             })
-            .filter_map(|m| kms_key_to_prefetch(m).map(|k| (m, k)))
+            .collect();
+        let wanted: Vec<(&Metadata, &KmsKey)> = missing
+            .iter()
+            .filter_map(|m| kms_key_to_prefetch(m).map(|k| (*m, k)))
             .collect();
         let jobs: Vec<(KmsKeyRef<'_>, &str)> = wanted
             .iter()
@@ -137,7 +140,7 @@ impl KeyCache {
                 unwrapped += 1;
             }
         }
-        unwrapped
+        (missing.len(), unwrapped)
     }
 }
 

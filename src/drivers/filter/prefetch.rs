@@ -59,7 +59,8 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
         return stats;
     };
     // One metadata per distinct data key (blobs are read one at a time and
-    // dropped: memory stays in the number of distinct keys, not of files).
+    // dropped: memory stays in the number of distinct keys, not of files); the
+    // key cache skips the ones it holds.
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
     let mut metas: Vec<Metadata> = Vec::new();
     for (oid, path) in &candidates {
@@ -70,14 +71,12 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
         let Some(meta) = file::sniff(path, &blob).map(|loaded| loaded.meta) else {
             continue;
         };
-        let fp = fingerprint(&meta);
-        if seen.insert(fp) && !keys.contains(&fp) {
+        if seen.insert(fingerprint(&meta)) {
             metas.push(meta);
         }
     }
     drop(blobs);
-    stats.missing = metas.len();
-    stats.unwrapped = keys.prefetch(&metas);
+    (stats.missing, stats.unwrapped) = keys.prefetch(&metas);
     stats
 }
 
