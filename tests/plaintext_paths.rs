@@ -314,6 +314,49 @@ fn clean_encrypts_plaintext_added_to_ciphertext_by_a_key_holder() {
         "{}",
         out.describe()
     );
+    // The one-shot filter refuses each kind of tampering with the exit code
+    // sops gives the same file: a changed value, a removed entry (the MAC no
+    // longer matches), a changed MAC.
+    let without_entry: String = t
+        .lines()
+        .filter(|l| !l.starts_with("api_token:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let m = t.find("mac: ENC[AES256_GCM,data:").expect("mac") + 25;
+    let mac_flipped = if &t[m..m + 1] == "A" { "B" } else { "A" };
+    let bad_mac = format!("{}{}{}", &t[..m], mac_flipped, &t[m + 1..]);
+    for (what, file, code) in [
+        ("a changed value", &tampered, 25),
+        ("a removed entry", &without_entry, 51),
+        ("a changed MAC", &bad_mac, 51),
+    ] {
+        let reference = alice
+            .env
+            .sops()
+            .current_dir(&repo)
+            .args([
+                "decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "/dev/stdin",
+            ])
+            .stdin(file.as_bytes())
+            .run();
+        assert_eq!(
+            reference.code,
+            Some(code),
+            "{what}: {}",
+            reference.describe()
+        );
+        let out = alice
+            .sops_cmd(&repo, &["clean", "secrets/db.yaml"])
+            .stdin(file.as_bytes())
+            .run();
+        assert_eq!(out.code, reference.code, "{what}: {}", out.describe());
+        assert!(out.stdout.is_empty(), "{what}: {}", out.describe());
+    }
     alice
         .git(&repo, &["checkout", "HEAD", "--", "secrets/db.yaml"])
         .ok();

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::drivers::{DriverError, Level, Notice};
 use sops_file::formats::FormatError;
 use sops_file::keygroups::KeyGroupError;
 use sops_file::Error;
@@ -38,11 +39,33 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<crate::drivers::DriverError> for Failure {
-    fn from(e: crate::drivers::DriverError) -> Failure {
-        let mut f = Failure::io(e.to_string());
-        f.hint = e.hint;
+impl From<DriverError> for Failure {
+    /// The driver's own message and hint; the exit code (and the hint, when the
+    /// driver gave none) from the library error behind it.
+    fn from(e: DriverError) -> Failure {
+        let message = e.to_string();
+        let mut f = match e.cause {
+            Some(cause) => Failure::from_sops(&e.path, *cause),
+            None => Failure::io(String::new()),
+        };
+        f.message = message;
+        if e.hint.is_some() {
+            f.hint = e.hint;
+        }
         f
+    }
+}
+
+/// Print what a driver had to say, in the shape of every git-sops message.
+pub(crate) fn notice(n: &Notice) {
+    let label = match n.level {
+        Level::Note => "",
+        Level::Warning => "warning: ",
+        Level::Error => "error: ",
+    };
+    eprintln!("git-sops: {label}{}: {}", n.path, n.message);
+    if let Some(hint) = &n.hint {
+        eprintln!("  hint: {hint}");
     }
 }
 

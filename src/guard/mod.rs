@@ -34,6 +34,7 @@ use rules::SopsRules;
 use snapshot::{Entry, ParentDiff, PathAttributes, Repo};
 
 use crate::drivers::filter::sops_type;
+use sops_file::config::ConfigError;
 use sops_file::formats::Format;
 
 pub(crate) use snapshot::SnapshotError;
@@ -227,7 +228,7 @@ struct Checker<'r> {
     commit_rules: HashMap<String, SopsRules>,
     /// Each distinct `.sops.yaml` text read, by SHA-256: `--history` reads one
     /// per commit, and a pushed range may repeat a large one thousands of times.
-    parsed_rules: HashMap<[u8; 32], Result<SopsRules, String>>,
+    parsed_rules: HashMap<[u8; 32], Result<SopsRules, ConfigError>>,
     /// This clone's known-blobs records, where there are any (never on a server).
     known: Option<crate::cache::known_blobs::KnownBlobs>,
     report: Report,
@@ -363,7 +364,10 @@ impl<'r> Checker<'r> {
             .entry(digest)
             .or_insert_with(|| {
                 std::str::from_utf8(bytes)
-                    .map_err(|_| "it is not UTF-8 text".to_string())
+                    .map_err(|_| ConfigError {
+                        path: ".sops.yaml".into(),
+                        message: "it is not UTF-8 text".into(),
+                    })
                     .and_then(SopsRules::parse)
             })
             .clone();
@@ -372,7 +376,7 @@ impl<'r> Checker<'r> {
             Err(why) => {
                 let mut f = Finding::new(
                     Kind::BadConfig,
-                    format!("cannot read the creation rules, so the paths they protect are not checked: {why}"),
+                    format!("cannot read the creation rules, so the paths they protect are not checked: {}", why.message),
                 );
                 f.path = ".sops.yaml".into();
                 f.commit = commit.map(str::to_string);

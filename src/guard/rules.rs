@@ -12,7 +12,7 @@ use regex::Regex;
 
 use std::path::Path;
 
-use sops_file::config::Config;
+use sops_file::config::{Config, ConfigError};
 use sops_file::selectors::Selector;
 
 /// The `path_regex` rules of one `.sops.yaml`, and the selector of every
@@ -34,13 +34,13 @@ impl SopsRules {
     /// Read the rules from the text of a `.sops.yaml` (sops-file's one parser of
     /// it). The error says what is wrong (without quoting file content beyond the
     /// offending regex).
-    pub fn parse(text: &str) -> Result<SopsRules, String> {
-        let config = Config::parse(Path::new(".sops.yaml"), text).map_err(|e| e.message)?;
+    pub fn parse(text: &str) -> Result<SopsRules, ConfigError> {
+        let config = Config::parse(Path::new(".sops.yaml"), text)?;
         let Some(config) = config else {
             return Ok(SopsRules::none());
         };
         let mut out = SopsRules::none();
-        for head in config.heads().map_err(|e| e.message)? {
+        for head in config.heads()? {
             let regex = head.path_regex.as_ref().map(|(_, re)| re.clone());
             out.selectors.push((head.number, regex, head.selector));
             match head.path_regex {
@@ -130,7 +130,7 @@ mod tests {
         let e = SopsRules::parse("creation_rules:\n  - path_regex: '('\n")
             .err()
             .unwrap();
-        assert!(e.contains("creation rule 1"), "{e}");
+        assert!(e.message.contains("creation rule 1"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::shamir;
 use crate::formats::{yaml_value, Value};
 
 /// A problem with `.sops.yaml`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct ConfigError {
     pub path: String,

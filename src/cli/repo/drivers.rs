@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use super::{driver_failure, here};
-use crate::cli::report::Failure;
+use crate::cli::report::{self, Failure};
 use crate::drivers::filter::protocol;
 use crate::drivers::filter::{Filter, Smudged};
 use crate::drivers::{merge, textconv};
@@ -18,7 +18,7 @@ pub(super) fn filter_process() -> Result<(), Failure> {
     let mut filter = Filter::new(".");
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    protocol::serve(stdin, stdout, &mut filter)
+    protocol::serve(stdin, stdout, &mut filter, &mut |n| report::notice(&n))
         .map_err(|e| Failure::io(format!("filter-process: protocol error: {e}")))
 }
 
@@ -30,10 +30,10 @@ pub(super) fn clean(path: std::ffi::OsString) -> Result<(), Failure> {
             p.to_string_lossy()
         ))
     })?;
-    let out = Filter::one_shot(".")
-        .clean(&path, &input)
-        .map_err(driver_failure)?;
-    write_stdout(&out)
+    let mut filter = Filter::one_shot(".");
+    let out = filter.clean(&path, &input);
+    filter.take_notices().iter().for_each(report::notice);
+    write_stdout(&out.map_err(driver_failure)?)
 }
 
 pub(super) fn smudge(path: std::ffi::OsString) -> Result<(), Failure> {
@@ -42,10 +42,10 @@ pub(super) fn smudge(path: std::ffi::OsString) -> Result<(), Failure> {
         eprintln!("git-sops: warning: a file name is not UTF-8, which git-sops cannot handle; it stays encrypted");
         return write_stdout(&input);
     };
-    match Filter::new(".")
-        .smudge(&path, &input)
-        .map_err(driver_failure)?
-    {
+    let mut filter = Filter::new(".");
+    let out = filter.smudge(&path, &input);
+    filter.take_notices().iter().for_each(report::notice);
+    match out.map_err(driver_failure)? {
         Smudged::Plaintext(text) => write_stdout(&text),
         Smudged::Unchanged => write_stdout(&input),
     }
@@ -95,7 +95,9 @@ pub(super) fn run_merge(
         theirs_label: labels.get(2).cloned(),
         path,
     };
-    match merge::run(&here(), &request).map_err(driver_failure)? {
+    let merged = merge::run(&here(), &request).map_err(driver_failure)?;
+    merged.notices.iter().for_each(report::notice);
+    match merged.outcome {
         merge::Outcome::Merged => Ok(()),
         merge::Outcome::Conflict(message) => {
             eprintln!("git-sops: CONFLICT in {}: {message}", request.path);

@@ -34,7 +34,7 @@ use self::sops_type::FileTypes;
 use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
 use crate::cache::CacheDir;
-use crate::drivers::DriverError;
+use crate::drivers::{DriverError, Level, Notice};
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use sops_file::decrypt::Check;
@@ -77,6 +77,8 @@ pub(crate) struct Filter {
     known: Option<KnownBlobs>,
     warned_locked: bool,
     warned_config: bool,
+    /// What to tell the user, taken by the caller after each request.
+    notices: Vec<Notice>,
     /// What this process last cleaned each path to.
     cleaned: HashMap<String, Vec<u8>>,
     /// Run as the one-shot `clean %f`: one process per file, so what an earlier
@@ -111,6 +113,7 @@ impl Filter {
             known,
             warned_locked: false,
             warned_config: false,
+            notices: Vec::new(),
             cleaned: HashMap::new(),
             one_shot: false,
             smudged: HashMap::new(),
@@ -118,6 +121,11 @@ impl Filter {
             prefetched: 0,
             treeish: String::new(),
         }
+    }
+
+    /// What the filter has to tell the user since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// A filter for one request of git's one-shot `clean %f` / `smudge %f`.
@@ -185,9 +193,10 @@ impl Filter {
             // and every clone would lose its rules).
             if !self.warned_config {
                 self.warned_config = true;
-                eprintln!(
-                    "git-sops: warning: {path} configures git-sops, so it is stored as it is although .gitattributes gives it filter=sops; add `{path} -filter -diff -merge` after that line"
-                );
+                self.notices.push(Notice::warning(
+                    path,
+                    "configures git-sops, so it is stored as it is although .gitattributes gives it filter=sops",
+                ).hint(format!("add `{path} -filter -diff -merge` after that line")));
             }
             return Ok(input.to_vec());
         }
@@ -249,6 +258,7 @@ impl Filter {
         let fail = |e: Error| {
             DriverError::new(path, format!("cannot encrypt it: {e}"))
                 .hint("fix the file and run the git command again; git-sops never stores plaintext")
+                .caused_by(e)
         };
         let spec = encrypt::EncryptSpec {
             key_groups: rule.key_groups,
@@ -281,14 +291,18 @@ impl Filter {
     /// Warn when a file is being encrypted for other keys than its creation rule
     /// names now: someone removed from `.sops.yaml` can still open the new values
     /// until `updatekeys` and `rotate` run.
-    fn warn_on_drift(&self, path: &str, meta: &Metadata) {
+    fn warn_on_drift(&mut self, path: &str, meta: &Metadata) {
         let Ok(rule) = self.creation_rule(path) else {
             return;
         };
         if let Some(change) = keygroups::drift(&meta.key_groups, &rule.key_groups) {
             let file = crate::drivers::shell_word(path);
-            eprintln!(
-                "git-sops: warning: {path} is encrypted for other keys than its .sops.yaml creation rule names ({change}); the old keys still open what you commit. Run `git sops updatekeys -y {file}` and `git sops rotate -i {file}`"
+            self.notices.push(
+                Notice::warning(
+                    path,
+                    format!("is encrypted for other keys than its .sops.yaml creation rule names ({change}); the old keys still open what you commit"),
+                )
+                .hint(format!("run `git sops updatekeys -y {file}` and `git sops rotate -i {file}`")),
             );
         }
     }
@@ -309,7 +323,7 @@ impl Filter {
     /// encrypts something the other leaves plaintext, neither can be used
     /// safely: refuse, so that nothing the rule protects is committed plain.
     fn follow_rule_selector(
-        &self,
+        &mut self,
         path: &str,
         format: Format,
         plaintext: &[u8],
@@ -334,11 +348,15 @@ impl Filter {
         }
         let describe = |s: &Selector| format!("{} {:?}", s.field_name(), s.pattern());
         if only_own == 0 {
-            eprintln!(
-                "git-sops: {path}: encrypted under its .sops.yaml creation rule's selector ({}) instead of its own ({}), which left {only_rule} value(s) the rule encrypts in plaintext",
-                describe(&rule),
-                describe(&own)
-            );
+            self.notices.push(Notice::new(
+                Level::Note,
+                path,
+                format!(
+                    "encrypted under its .sops.yaml creation rule's selector ({}) instead of its own ({}), which left {only_rule} value(s) the rule encrypts in plaintext",
+                    describe(&rule),
+                    describe(&own)
+                ),
+            ));
             meta.selector = (rule != Selector::default_suffix()).then_some(rule);
             return Ok(());
         }
@@ -376,6 +394,7 @@ impl Filter {
         let doc = format.store().parse(text).map_err(|e| {
             DriverError::new(path, format!("cannot encrypt it: {e}"))
                 .hint("fix the file and run the git command again; git-sops never stores plaintext")
+                .caused_by(e.into())
         })?;
         if file::has_metadata(&doc) {
             return match file::read(format, text) {
@@ -487,7 +506,8 @@ impl Filter {
                     path,
                     format!("the SOPS file does not authenticate: {e}; nothing was staged"),
                 )
-                .hint(format!("a value was edited inside its ENC[...] or taken from another version; restore the file with `git checkout HEAD -- {shown}` and make your change again"))),
+                .hint(format!("a value was edited inside its ENC[...] or taken from another version; restore the file with `git checkout HEAD -- {shown}` and make your change again"))
+                .caused_by(e)),
             };
         }
         // A key holder's ciphertext with new plaintext entries: encrypt them with
@@ -500,6 +520,7 @@ impl Filter {
             .hint(format!(
                 "restore it with `git checkout HEAD -- {shown}` and make your change again"
             ))
+            .caused_by(e)
         })?;
         // Already staged that way (`git status` cleans the same working tree
         // again): the same blob, not a new encryption of the new entries.
@@ -516,12 +537,16 @@ impl Filter {
         self.follow_rule_selector(path, format, &opened.plaintext, &mut meta)?;
         let mut ivs = opened.ivs;
         let out = file::seal(format, &opened.plaintext, &key, &mut meta, &mut ivs)
-            .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
-        eprintln!(
-            "git-sops: {path}: encrypted {} plaintext entr{} found in the SOPS file",
-            plaintext.len(),
-            if plaintext.len() == 1 { "y" } else { "ies" }
-        );
+            .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")).caused_by(e))?;
+        self.notices.push(Notice::new(
+            Level::Note,
+            path,
+            format!(
+                "encrypted {} plaintext entr{} found in the SOPS file",
+                plaintext.len(),
+                if plaintext.len() == 1 { "y" } else { "ies" }
+            ),
+        ));
         self.warn_on_drift(path, &meta);
         self.remember(&out, format, &opened.plaintext);
         Ok(out)
@@ -549,8 +574,9 @@ impl Filter {
         if let Some((mut meta, key, mut ivs)) = found.usable {
             // Same data key and recipients; unchanged values keep their IVs.
             self.follow_rule_selector(path, format, input, &mut meta)?;
-            let out = file::seal(format, input, &key, &mut meta, &mut ivs)
-                .map_err(|e| DriverError::new(path, format!("cannot encrypt it: {e}")))?;
+            let out = file::seal(format, input, &key, &mut meta, &mut ivs).map_err(|e| {
+                DriverError::new(path, format!("cannot encrypt it: {e}")).caused_by(e)
+            })?;
             self.warn_on_drift(path, &meta);
             self.remember(&out, format, input);
             return Ok(Some(out));
@@ -623,8 +649,10 @@ impl Filter {
             .iter()
             .map(|g| g.iter().map(Recipient::from).collect())
             .collect();
-        let fail =
-            |e: Error| DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"));
+        let fail = |e: Error| {
+            DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"))
+                .caused_by(e)
+        };
         let (key, key_groups, threshold) =
             keygroups::wrap_new(&groups, previous.shamir_threshold).map_err(|e| fail(e.into()))?;
         let mut meta = Metadata {
@@ -653,16 +681,22 @@ impl Filter {
         let format = self.types.format_in(path, &self.treeish)?;
         let Some(loaded) = file::load(format, input) else {
             if let Some(other) = file::sniff(path, input) {
-                eprintln!(
-                    "git-sops: warning: {path} holds a SOPS {} file, but git-sops reads this path as {}, so it stays encrypted; set `sops-type={}` for it in .gitattributes",
-                    other.format().name(),
-                    format.name(),
-                    other.format().name()
+                self.notices.push(
+                    Notice::warning(
+                        path,
+                        format!(
+                            "holds a SOPS {} file, but git-sops reads this path as {}, so it stays encrypted",
+                            other.format().name(),
+                            format.name(),
+                        ),
+                    )
+                    .hint(format!("set `sops-type={}` for it in .gitattributes", other.format().name())),
                 );
             } else if let Some(why) = file::why_unreadable(format, input) {
-                eprintln!(
-                    "git-sops: warning: {path} looks like a SOPS file but cannot be read ({why}); it is checked out as it is"
-                );
+                self.notices.push(Notice::warning(
+                    path,
+                    format!("looks like a SOPS file but cannot be read ({why}); it is checked out as it is"),
+                ));
             }
             return Ok(Smudged::Unchanged);
         };
@@ -671,8 +705,12 @@ impl Filter {
             Err(_) => {
                 if !self.warned_locked {
                     self.warned_locked = true;
-                    eprintln!(
-                        "git-sops: warning: no key to decrypt {path}; it (and any other such file) stays encrypted in the working tree. `git sops status` shows which key opens it"
+                    self.notices.push(
+                        Notice::warning(
+                            path,
+                            "no key to decrypt it; it (and any other such file) stays encrypted in the working tree",
+                        )
+                        .hint("`git sops status` shows which key opens it"),
                     );
                 }
                 return Ok(Smudged::Unchanged);
@@ -683,12 +721,16 @@ impl Filter {
             Err(e) => {
                 // One damaged file must not stop the checkout of every other one:
                 // it stays ciphertext, and `git sops status` lists it as damaged.
-                eprintln!(
-                    "git-sops: error: {path}: the committed file does not authenticate ({e}); it stays encrypted in the working tree"
-                );
-                eprintln!(
-                    "  hint: it was changed outside git-sops/sops (a partial `git add -p`, or an edit inside ENC[...]); restore a good version with `git checkout <commit> -- {}` and commit it",
-                    crate::drivers::shell_word(path)
+                self.notices.push(
+                    Notice::new(
+                        Level::Error,
+                        path,
+                        format!("the committed file does not authenticate ({e}); it stays encrypted in the working tree"),
+                    )
+                    .hint(format!(
+                        "it was changed outside git-sops/sops (a partial `git add -p`, or an edit inside ENC[...]); restore a good version with `git checkout <commit> -- {}` and commit it",
+                        crate::drivers::shell_word(path)
+                    )),
                 );
                 return Ok(Smudged::Unchanged);
             }

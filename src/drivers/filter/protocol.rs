@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use zeroize::Zeroizing;
 
 use super::{Filter, Smudged};
-use crate::drivers::DriverError;
+use crate::drivers::{DriverError, Notice};
 use crate::git::pktline::{PktReader, PktWriter};
 
 /// What the protocol loop asks of a filter (a seam for in-memory tests).
@@ -29,6 +29,10 @@ pub trait FilterOps {
     /// (all empty when git sent none; checkout, clone and archive send
     /// `treeish=`; see [`SmudgeMeta`]).
     fn smudge_meta(&mut self, _meta: &SmudgeMeta<'_>) {}
+    /// What the filter has to tell the user since it was last asked.
+    fn take_notices(&mut self) -> Vec<Notice> {
+        Vec::new()
+    }
 }
 
 /// The optional header lines of a smudge request (git ≥ 2.27): the ref and
@@ -62,22 +66,24 @@ impl FilterOps for Filter {
             self.prefetch(meta.treeish);
         }
     }
+
+    fn take_notices(&mut self) -> Vec<Notice> {
+        Filter::take_notices(self)
+    }
 }
 
 fn protocol_error(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-/// Print a driver error the way every git-sops command does.
-pub fn report(err: &DriverError) {
-    eprintln!("git-sops: error: {err}");
-    if let Some(hint) = &err.hint {
-        eprintln!("  hint: {hint}");
-    }
-}
-
-/// Serve git until it closes our stdin.
-pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps) -> io::Result<()> {
+/// Serve git until it closes our stdin. What the filter has to say, and each
+/// request it fails (git only learns "error"), goes to `report`.
+pub fn serve<R: Read, W: Write>(
+    input: R,
+    output: W,
+    filter: &mut dyn FilterOps,
+    report: &mut dyn FnMut(Notice),
+) -> io::Result<()> {
     let mut rd = PktReader::new(input);
     let mut wr = PktWriter::new(output);
 
@@ -151,7 +157,10 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
             )
             .hint("rename the file to a UTF-8 name")),
             ("smudge", Err(lossy)) => {
-                eprintln!("git-sops: warning: {lossy}: the file name is not UTF-8, which git-sops cannot handle; it stays encrypted");
+                report(Notice::warning(
+                    lossy,
+                    "the file name is not UTF-8, which git-sops cannot handle; it stays encrypted",
+                ));
                 Ok(None)
             }
             (other, path) => Err(DriverError::new(
@@ -159,6 +168,9 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
                 format!("unsupported filter command {other:?}"),
             )),
         };
+        for notice in filter.take_notices() {
+            report(notice);
+        }
         match result {
             Ok(out) => {
                 wr.line("status=success")?;
@@ -169,7 +181,7 @@ pub fn serve<R: Read, W: Write>(input: R, output: W, filter: &mut dyn FilterOps)
                 wr.flush_packet()?;
             }
             Err(e) => {
-                report(&e);
+                report(Notice::from(&e));
                 wr.line("status=error")?;
                 wr.flush_packet()?;
             }
@@ -242,8 +254,19 @@ mod tests {
         ]);
         let mut out = Vec::new();
         let mut upper = Upper::default();
-        serve(&input[..], &mut out, &mut upper).unwrap();
+        let mut notices = Vec::new();
+        serve(&input[..], &mut out, &mut upper, &mut |n| notices.push(n)).unwrap();
         assert_eq!(upper.metas, ["refs/heads/main|abc=123|0123"]);
+        // The failed request is reported, not printed by the loop itself.
+        assert_eq!(notices.len(), 1);
+        assert_eq!(
+            (
+                notices[0].level,
+                notices[0].path.as_str(),
+                notices[0].message.as_str()
+            ),
+            (crate::drivers::Level::Error, "bad", "refused")
+        );
         let mut r = PktReader::new(&out[..]);
         assert_eq!(
             r.read_lines().unwrap().unwrap(),
@@ -269,6 +292,12 @@ mod tests {
         let mut w = PktWriter::new(Vec::new());
         w.line("git-foo-client").unwrap();
         w.flush_packet().unwrap();
-        assert!(serve(&w.into_inner()[..], Vec::new(), &mut Upper::default()).is_err());
+        assert!(serve(
+            &w.into_inner()[..],
+            Vec::new(),
+            &mut Upper::default(),
+            &mut |_| {}
+        )
+        .is_err());
     }
 }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::DriverError;
+use super::{DriverError, Notice};
 use crate::cache::data_keys::key_cache;
 use crate::cache::CacheDir;
 use crate::git::Git;
@@ -62,6 +62,13 @@ pub enum Outcome {
     Merged,
     /// Not merged: what happened and what to do (one line, without the path).
     Conflict(String),
+}
+
+/// What the merge driver did, and what it has to tell the user.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Merge {
+    pub outcome: Outcome,
+    pub notices: Vec<Notice>,
 }
 
 /// The three versions of the file (ciphertext, as git stores them).
@@ -108,7 +115,7 @@ impl Resolution {
 }
 
 /// Run the driver: read the stages, merge, write `%A`.
-pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
+pub fn run(git: &Git, req: &Request) -> Result<Merge, DriverError> {
     let path = req.path.as_str();
     let read = |p: &PathBuf, what: &str| {
         std::fs::read(p).map_err(|e| {
@@ -139,9 +146,11 @@ pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
     };
     let keys = key_cache(CacheDir::of(git).as_ref());
     let resolution = resolve(format, &inputs, &keys, &Keyring::new(), &markers);
-    for w in &resolution.warnings {
-        eprintln!("git-sops: warning: {path}: {w}");
-    }
+    let notices = resolution
+        .warnings
+        .iter()
+        .map(|w| Notice::warning(path, w.as_str()))
+        .collect();
     if let Some(bytes) = &resolution.write {
         std::fs::write(&req.ours, bytes).map_err(|e| {
             DriverError::new(
@@ -153,10 +162,11 @@ pub fn run(git: &Git, req: &Request) -> Result<Outcome, DriverError> {
             )
         })?;
     }
-    Ok(match resolution.conflict {
+    let outcome = match resolution.conflict {
         Some(message) => Outcome::Conflict(message.replace("PATH", &super::shell_word(path))),
         None => Outcome::Merged,
-    })
+    };
+    Ok(Merge { outcome, notices })
 }
 
 /// A marker label from git (`%X`/`%Y`); git before 2.44 passes the placeholder itself.
