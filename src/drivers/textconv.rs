@@ -13,7 +13,7 @@
 
 use zeroize::Zeroizing;
 
-use sops_file::formats::{Edit, Format, Scalar};
+use sops_file::formats::{Edit, Scalar};
 use sops_file::walk::{walk, Visit};
 use sops_file::{cipher, file, keycache::KeyCache, keygroups::Keyring, metadata::Metadata};
 
@@ -48,10 +48,8 @@ pub fn render(
     };
     if let Some(key) = key {
         if let Ok(opened) = loaded.open(&key) {
-            let mut out = match format {
-                Format::Binary => plaintext(&opened.plaintext),
-                _ => opened.plaintext,
-            };
+            // Text formats always decrypt to text; a binary secret may not.
+            let mut out = plaintext(&opened.plaintext);
             // Room for the summary line first: growing would leave a copy behind.
             let mut grown = Zeroizing::new(Vec::with_capacity(out.len() + summary.len() + 4));
             grown.extend_from_slice(&out);
