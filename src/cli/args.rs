@@ -29,6 +29,12 @@ pub enum Command {
     Updatekeys(UpdateKeysArgs),
     /// Give each file a new data key and re-encrypt every value; optionally add or remove keys
     Rotate(RotateArgs),
+    /// Run a command with the decrypted top-level values as its environment variables
+    #[command(name = "exec-env")]
+    ExecEnv(ExecEnvArgs),
+    /// Run a command with the decrypted file at the path `{}` (a FIFO unless --no-fifo)
+    #[command(name = "exec-file")]
+    ExecFile(ExecFileArgs),
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
 }
@@ -159,4 +165,57 @@ pub(crate) struct RotateArgs {
     /// AWS shared-config profile for --add-kms / --rm-kms
     #[arg(long, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
+}
+
+/// Flags both exec commands take, as sops names them.
+#[derive(Args, Debug)]
+pub(crate) struct ExecArgs {
+    /// Run the command as this user (git-sops must be allowed to switch to it)
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// Start the command and return at once (deprecated in sops)
+    #[arg(long)]
+    pub(crate) background: bool,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
+    pub(crate) input_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExecEnvArgs {
+    /// The encrypted file; with several, a later file's value wins for a name they share
+    #[arg(required = true, num_args = 1.., value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The command, run by /bin/sh -c (sops' form: one string)
+    #[arg(required = true, value_name = "COMMAND")]
+    pub(crate) command: String,
+    /// Give the command only the decrypted values, no inherited environment
+    #[arg(long)]
+    pub(crate) pristine: bool,
+    /// Replace git-sops with the command (exec) instead of running it as a child
+    #[arg(long, conflicts_with = "background")]
+    pub(crate) same_process: bool,
+    #[command(flatten)]
+    pub(crate) exec: ExecArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExecFileArgs {
+    /// The encrypted file
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// The command, run by /bin/sh -c; `{}` in it is replaced by the plaintext's path
+    #[arg(value_name = "COMMAND")]
+    pub(crate) command: String,
+    /// Write the plaintext to a 0600 file in a private directory instead of a FIFO
+    #[arg(long)]
+    pub(crate) no_fifo: bool,
+    /// The name of the plaintext file or FIFO (default: tmp-file)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) filename: Option<String>,
+    /// Format of the plaintext given to the command (default: the input format)
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
+    pub(crate) output_type: Option<String>,
+    #[command(flatten)]
+    pub(crate) exec: ExecArgs,
 }

@@ -17,30 +17,35 @@ use sops_file::selectors::Selector;
 /// A plaintext in the input format, re-written in the output format when
 /// `--output-type` differs (layout and comments do not carry over).
 fn converted(input: &Input, plaintext: &str) -> Result<Option<Zeroizing<String>>, Failure> {
-    if input.format == input.output_format {
-        return Ok(None);
-    }
-    let doc = input
-        .format
-        .store()
-        .parse(plaintext)
-        .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
-    convert(&doc, input.format, input.output_format)
-        .map(Some)
-        .map_err(|e| conversion_failure(input, e))
+    convert_plaintext(&input.name, input.format, input.output_format, plaintext)
 }
 
-fn conversion_failure(input: &Input, e: ConvertError) -> Failure {
+/// `plaintext` (a `from` file) re-written as `to`; `None` when they are the same.
+pub(super) fn convert_plaintext(
+    name: &str,
+    from: Format,
+    to: Format,
+    plaintext: &str,
+) -> Result<Option<Zeroizing<String>>, Failure> {
+    if from == to {
+        return Ok(None);
+    }
+    let doc = from
+        .store()
+        .parse(plaintext)
+        .map_err(|e| Failure::from_sops(name, e.into()))?;
+    convert(&doc, from, to)
+        .map(Some)
+        .map_err(|e| conversion_failure(name, to, e))
+}
+
+fn conversion_failure(name: &str, to: Format, e: ConvertError) -> Failure {
     let code = match e {
         ConvertError::Documents(_) | ConvertError::Unsupported(_) => code::GENERIC,
         _ => code::ERROR_DUMPING_TREE,
     };
     Failure::new(
-        format!(
-            "{}: cannot write it as {}: {e}",
-            input.name,
-            input.output_format.name()
-        ),
+        format!("{name}: cannot write it as {}: {e}", to.name()),
         code,
     )
 }
@@ -76,7 +81,7 @@ fn encrypt_then_convert(input: &Input, encrypted: &str) -> Result<String, Failur
         ));
     }
     let text = convert(&body_doc, input.format, input.output_format)
-        .map_err(|e| conversion_failure(input, e))?;
+        .map_err(|e| conversion_failure(&input.name, input.output_format, e))?;
     let out_store = input.output_format.store();
     let out_doc = out_store.parse(&text).map_err(fail)?;
     let out = apply_edits(&text, out_store.insert_metadata(&text, &out_doc, &meta))

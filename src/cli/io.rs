@@ -26,7 +26,7 @@ pub(crate) struct Input {
     pub path: Option<PathBuf>,
 }
 
-fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
+pub(crate) fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
     Format::from_name(name).ok_or_else(|| {
         Failure::usage(format!(
             "{flag} {name:?} is not supported; git-sops reads and writes yaml, json, dotenv, ini and binary"

@@ -4,6 +4,8 @@
 
 mod args;
 mod crypt;
+#[cfg(unix)]
+mod exec;
 mod io;
 mod keygen;
 mod keys_cmd;
@@ -49,6 +51,14 @@ fn run() -> i32 {
         args::Command::Keygen => keygen::run(),
         args::Command::Updatekeys(a) => keys_cmd::updatekeys(&a),
         args::Command::Rotate(a) => keys_cmd::rotate(&a),
+        #[cfg(unix)]
+        args::Command::ExecEnv(a) => exec::exec_env(&a),
+        #[cfg(unix)]
+        args::Command::ExecFile(a) => exec::exec_file(&a),
+        #[cfg(not(unix))]
+        args::Command::ExecEnv(_) | args::Command::ExecFile(_) => Err(report::Failure::usage(
+            "exec-env and exec-file need a Unix system".into(),
+        )),
         args::Command::Repo(c) => repo::run(c),
     };
     match result {

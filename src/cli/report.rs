@@ -13,6 +13,7 @@ use sops_file::Error;
 pub mod code {
     pub(crate) const GENERIC: i32 = 1;
     pub(crate) const USAGE: i32 = 2;
+    pub(crate) const COULD_NOT_READ_INPUT_FILE: i32 = 2;
     pub(crate) const ERROR_DUMPING_TREE: i32 = 4;
     pub(crate) const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub(crate) const ERROR_DECRYPTING_TREE: i32 = 25;

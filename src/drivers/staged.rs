@@ -29,17 +29,23 @@ pub(crate) struct StagedFile {
     mode: String,
 }
 
-impl StagedFile {
-    /// The staged original of `file`, when `file` is a protected path of a git
-    /// working tree whose copy on disk is not a SOPS file; `None` otherwise
-    /// (outside git, not protected, already ciphertext on disk): then the file
-    /// itself is the SOPS file.
-    /// The format is `explicit` (`--input-type`) or the path's (its extension,
-    /// or its `sops-type` attribute).
-    pub(crate) fn locate(
+/// A protected path of a git working tree whose copy on disk is plaintext
+/// (the filter smudged it): what the commands that only read a file use as is.
+pub(crate) struct Protected {
+    git: Git,
+    /// Repository-relative path.
+    pub path: String,
+    pub format: Format,
+}
+
+impl Protected {
+    /// `file` as a protected plaintext working-tree file; `None` outside git,
+    /// for a path that is not protected, or when the copy on disk is a SOPS
+    /// file (a locked clone, or a file written by sops).
+    pub(crate) fn plaintext(
         file: &Path,
         explicit: Option<Format>,
-    ) -> Result<Option<StagedFile>, DriverError> {
+    ) -> Result<Option<Protected>, DriverError> {
         let shown = file.display().to_string();
         let Some(dir) = file.parent().map(|d| {
             if d.as_os_str().is_empty() {
@@ -83,9 +89,37 @@ impl StagedFile {
             None => sops_type::format_for(&git, &rel)?,
         };
         let on_disk = std::fs::read(file).unwrap_or_default();
-        if file::load(format, &on_disk).is_some() {
+        if file::load_as_configured(&rel, format, &on_disk).is_some() {
             return Ok(None);
         }
+        Ok(Some(Protected {
+            git,
+            path: rel,
+            format,
+        }))
+    }
+}
+
+impl StagedFile {
+    /// The staged original of `file`, when `file` is a protected path of a git
+    /// working tree whose copy on disk is not a SOPS file; `None` otherwise
+    /// (outside git, not protected, already ciphertext on disk): then the file
+    /// itself is the SOPS file.
+    /// The format is `explicit` (`--input-type`) or the path's (its extension,
+    /// or its `sops-type` attribute).
+    pub(crate) fn locate(
+        file: &Path,
+        explicit: Option<Format>,
+    ) -> Result<Option<StagedFile>, DriverError> {
+        let shown = file.display().to_string();
+        let Some(Protected {
+            git,
+            path: rel,
+            format,
+        }) = Protected::plaintext(file, explicit)?
+        else {
+            return Ok(None);
+        };
         let entries = git
             .index_entries(&[&rel])
             .map_err(|e| DriverError::new(&shown, e.to_string()))?;

@@ -202,7 +202,7 @@ fn ini_tree(root: &Map) -> Map {
 // ---------------------------------------------------------------------------------
 
 /// sops' `ValToString`: the text a scalar becomes in a dotenv or INI file.
-pub(crate) fn val_to_string(v: &Scalar) -> String {
+pub fn val_to_string(v: &Scalar) -> String {
     match v {
         Scalar::Str(s) => s.to_string(),
         Scalar::Int(i) => i.to_string(),
