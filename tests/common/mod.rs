@@ -7,7 +7,12 @@
 //! * Isolation: every [`Env`] is a fresh temp dir with its own `HOME`,
 //!   `XDG_CONFIG_HOME` and working directory; child processes get a cleared
 //!   environment (no inherited `SOPS_*` / `AWS_*` / `GIT_*`), plus only what the
-//!   test sets.
+//!   test sets. The domain harnesses (`guard_support`, `kms_support`) are thin
+//!   layers over [`Env`].
+//! * Processes: every command to completion runs through [`Cmd::run`] (optionally
+//!   bounded by [`Cmd::time_limit`] / [`Env::set_time_limit`]) and gives an
+//!   [`Output`]: exit code, stdout, stderr, elapsed time, and the assertions on
+//!   them.
 //! * Trees: "the tree of a plaintext" is what sops 3.11 says it is: sops encrypts
 //!   it and decrypts it again. [`Tree`] holds sops' canonical rendering in the
 //!   document's own format (YAML keeps comments and every document) and, where sops
@@ -89,11 +94,9 @@ pub fn sops_path() -> PathBuf {
     static SOPS: OnceLock<PathBuf> = OnceLock::new();
     SOPS.get_or_init(|| {
         let path = tool("sops");
-        let out = Command::new(&path)
+        let out = Cmd::bare(&path, "sops")
             .args(["--version", "--disable-version-check"])
-            .env_clear()
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+            .run();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&format!("sops {SOPS_VERSION}")),
@@ -139,12 +142,10 @@ impl AgeKey {
 
     /// A fresh throwaway identity made by the `age-keygen` CLI.
     pub fn generate() -> AgeKey {
-        let out = Command::new(tool("age-keygen"))
-            .env_clear()
-            .output()
-            .expect("run age-keygen");
-        assert!(out.status.success(), "age-keygen failed: {out:?}");
-        let text = String::from_utf8(out.stdout).expect("age-keygen output is UTF-8");
+        let text = Cmd::bare(tool("age-keygen"), "age-keygen")
+            .run()
+            .ok()
+            .stdout_str();
         let identity = text
             .lines()
             .find(|l| l.starts_with("AGE-SECRET-KEY-"))

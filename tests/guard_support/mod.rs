@@ -1,8 +1,9 @@
 //! Harness for the plaintext-guard tests: throwaway repositories driven by real
-//! git with an isolated `HOME`, `GIT_CONFIG_GLOBAL` and `XDG_CONFIG_HOME`, a
-//! cleared environment (nothing leaks in from the machine or from a git hook the
-//! test runner may itself be running under), and the binary under test first on
-//! `PATH` so git can run `git-sops` from hooks and filters.
+//! git in the shared harness' isolated [`Env`] (its own `HOME`,
+//! `GIT_CONFIG_GLOBAL` and `XDG_CONFIG_HOME`, a cleared environment: nothing leaks
+//! in from the machine or from a git hook the test runner may itself be running
+//! under, and the binary under test first on `PATH` so git can run `git-sops` from
+//! hooks and filters). Every command's output is checked for a panic.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,14 +1,15 @@
 //! A small harness for the AWS KMS tests: a real KMS API (moto 5.2.5, started on a
 //! free loopback port), keys and IAM users created through that API, and a
-//! sandbox that runs `git-sops` and the real `sops` 3.11 against it with an
-//! isolated environment (no inherited `AWS_*`/`SOPS_*`, a private `HOME`,
-//! instance metadata off, dummy credentials) — so nothing leaves 127.0.0.1.
+//! [`Sandbox`]: the shared harness' isolated [`Env`] (no inherited
+//! `AWS_*`/`SOPS_*`, a private `HOME`) pointed at it, with instance metadata off
+//! and dummy credentials — so nothing leaves 127.0.0.1. Commands run through the
+//! shared [`Cmd`] and give the shared [`Output`].
 //!
 //! * Each moto server runs under `sh`, which kills it when the test binary's end
 //!   of a pipe closes: the server never outlives the test process, however the
 //!   process ends. [`Moto`] is also killed on drop.
 //! * Start-up waits at most [`START_TIMEOUT`]; every command runs under
-//!   [`COMMAND_TIMEOUT`] and is killed past it.
+//!   [`COMMAND_TIMEOUT`] ([`Cmd::time_limit`]) and is killed past it.
 //! * A missing tool fails the test (never a skip); `scripts/provision-tools`
 //!   installs them into `target/tools`.
 #![allow(dead_code)]
