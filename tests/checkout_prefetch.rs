@@ -11,9 +11,9 @@ mod kms_support;
 mod prefetch_support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kms_support::{git_sops_bin, run_bounded, shared, Sandbox};
+use kms_support::{shared, Sandbox};
 use prefetch_support::DelayProxy;
 
 const FILES: usize = 200;
@@ -34,17 +34,23 @@ struct World {
 
 impl World {
     fn git(&self, dir: &str, args: &[&str]) -> (String, Duration) {
-        let mut cmd = self.sb.command(Path::new("git"), args);
-        cmd.current_dir(self.sb.path(dir));
-        let start = Instant::now();
-        let out = run_bounded(&mut cmd, None, LIMIT);
-        let elapsed = start.elapsed();
+        let out = self
+            .sb
+            .env
+            .tool("git")
+            .current_dir(self.sb.path(dir))
+            .args(args)
+            .time_limit(LIMIT)
+            .run();
         assert!(
-            out.status.success(),
-            "git {args:?} in {dir} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            out.success(),
+            "git {args:?} in {dir} failed: {}",
+            out.describe()
         );
-        (String::from_utf8_lossy(&out.stdout).into_owned(), elapsed)
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.elapsed,
+        )
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -68,22 +74,7 @@ fn assert_checked_out(w: &World, dir: &str, rev_of: impl Fn(usize) -> usize) {
 /// A sandbox ready for git with the git-sops drivers installed globally.
 fn world(endpoint: &str) -> World {
     let mut sb = Sandbox::new(endpoint);
-    let bin_dir = git_sops_bin()
-        .parent()
-        .expect("bin dir")
-        .to_string_lossy()
-        .into_owned();
-    let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    sb.set("PATH", Some(&path));
-    for (k, v) in [
-        ("GIT_AUTHOR_NAME", "t"),
-        ("GIT_AUTHOR_EMAIL", "t@example.com"),
-        ("GIT_COMMITTER_NAME", "t"),
-        ("GIT_COMMITTER_EMAIL", "t@example.com"),
-        ("GIT_CONFIG_NOSYSTEM", "1"),
-    ] {
-        sb.set(k, Some(v));
-    }
+    sb.env.use_git();
     let w = World { sb };
     w.sb.git_sops(&["install", "--global"]).ok();
     w

@@ -1012,8 +1012,8 @@ fn kms_interop_both_ways() {
         let mut args = vec!["encrypt"];
         args.extend(kms);
         args.push(name);
-        let ours = sb.git_sops(&args).ok().stdout.clone();
-        let theirs = sb.sops(&args).ok().stdout.clone();
+        let ours = sb.git_sops(&args).ok().stdout_str();
+        let theirs = sb.sops(&args).ok().stdout_str();
         if name.ends_with(".env") {
             assert!(
                 ours.contains("sops_kms__list_0__map_context__map_Env=prod\n")
@@ -1027,25 +1027,21 @@ fn kms_interop_both_ways() {
         let reference = sb
             .sops(&["decrypt", &format!("theirs.{ext}")])
             .ok()
-            .stdout
-            .clone();
+            .stdout_str();
         let sops_of_ours = sb
             .sops(&["decrypt", &format!("ours.{ext}")])
             .ok()
-            .stdout
-            .clone();
+            .stdout_str();
         assert_eq!(sops_of_ours, reference, "{name}: sops reads ours");
         let ours_of_theirs = sb
             .git_sops(&["decrypt", &format!("theirs.{ext}")])
             .ok()
-            .stdout
-            .clone();
+            .stdout_str();
         assert_eq!(ours_of_theirs, reference, "{name}: we read sops'");
         let back = sb
             .git_sops(&["decrypt", &format!("ours.{ext}")])
             .ok()
-            .stdout
-            .clone();
+            .stdout_str();
         assert_eq!(back, plain, "{name}: our round trip");
     }
 }

@@ -10,7 +10,8 @@ mod guard_support;
 
 use std::path::Path;
 
-use guard_support::{manifest_dir, Out, Repo, Sandbox, TEST_RECIPIENT};
+use common::{manifest_dir, Output, SOPS_TEST_RECIPIENT};
+use guard_support::{Repo, Sandbox};
 use serde_json::Value;
 
 const SECRET: &str = "hunter2-correct-horse";
@@ -29,7 +30,7 @@ const FILTER_OFF: [&str; 6] = [
 ];
 
 /// Nothing the guard prints may contain the secret (a two-character masked prefix at most).
-fn assert_no_secret(out: &Out) {
+fn assert_no_secret(out: &Output) {
     let all = out.all();
     assert!(
         !all.contains("hunter"),
@@ -79,10 +80,15 @@ fn kinds_for<'v>(findings: &'v [Value], path: &str) -> Vec<&'v str> {
 }
 
 /// The commit is refused by the hook with advice, and HEAD does not move.
-fn assert_commit_refused(r: &Repo, args: &[&str], advice: &[&str]) -> Out {
+fn assert_commit_refused(r: &Repo, args: &[&str], advice: &[&str]) -> Output {
     let head = r.head();
     let out = r.commit("leak", args);
-    assert_ne!(out.code, 0, "the commit went through:\n{}", out.describe());
+    assert_ne!(
+        out.code,
+        Some(0),
+        "the commit went through:\n{}",
+        out.describe()
+    );
     assert!(out.stderr.contains("commit refused"), "{}", out.describe());
     for a in advice {
         assert!(
@@ -107,22 +113,22 @@ fn plaintext_staged_with_update_index_is_refused() {
         "the bypass did not stage plaintext"
     );
 
-    let out = r.check(&["--staged"]).code(1);
+    let out = r.check(&["--staged"]).exits(1);
     assert_no_secret(&out);
     assert!(
-        out.stdout.contains("secrets/db.json:4: not-encrypted at [\"db\"][\"password\"]: the value (hu****) is plaintext"),
+        out.stdout_str().contains("secrets/db.json:4: not-encrypted at [\"db\"][\"password\"]: the value (hu****) is plaintext"),
         "{}",
         out.describe()
     );
     assert!(
-        out.stdout
+        out.stdout_str()
             .contains("secrets/app.yaml:4: not-encrypted at [\"db\"][\"password\"]"),
         "{}",
         out.describe()
     );
     // The YAML comments are plaintext too, and sops would have encrypted them.
     assert!(
-        out.stdout
+        out.stdout_str()
             .contains("secrets/app.yaml:1: not-encrypted: a comment"),
         "{}",
         out.describe()
@@ -133,7 +139,7 @@ fn plaintext_staged_with_update_index_is_refused() {
         out.describe()
     );
     // The default scope is the index.
-    assert_eq!(r.check(&[]).code, 1);
+    assert_eq!(r.check(&[]).code, Some(1));
 
     assert_commit_refused(
         &r,
@@ -170,18 +176,15 @@ fn plaintext_from_a_clone_without_the_driver_is_refused() {
     );
 
     let origin_dir = origin.dir.display().to_string();
-    sb.run(
-        sb.command("git", &sb.root, &["clone", "-q", &origin_dir, "clone"]),
-        None,
-    )
-    .ok();
+    sb.git(&sb.root, &["clone", "-q", &origin_dir, "clone"])
+        .ok();
     let clone = Repo {
         sb: &sb,
         dir: sb.root.join("clone"),
     };
     assert_eq!(
         clone.git(&["config", "--get", "filter.sops.clean"]).code,
-        1,
+        Some(1),
         "the clone must have no driver"
     );
     // Hooks are not cloned: install the shipped shim by hand, as a hook manager would.
@@ -195,10 +198,11 @@ fn plaintext_from_a_clone_without_the_driver_is_refused() {
         clone.staged("secrets/db.json").contains(SECRET),
         "the clone staged ciphertext?"
     );
-    let out = clone.check(&["--staged"]).code(1);
+    let out = clone.check(&["--staged"]).exits(1);
     assert_no_secret(&out);
     assert!(
-        out.stdout.contains("secrets/db.json:4: not-encrypted"),
+        out.stdout_str()
+            .contains("secrets/db.json:4: not-encrypted"),
         "{}",
         out.describe()
     );
@@ -221,7 +225,7 @@ fn plaintext_added_with_the_filter_switched_off_is_refused() {
     add.extend(["add", "secrets/db.json"]);
     r.git(&add).ok();
     assert!(r.staged("secrets/db.json").contains(SECRET));
-    r.check(&["--staged"]).code(1);
+    r.check(&["--staged"]).exits(1);
     assert_commit_refused(&r, &[], &["git add --renormalize -- secrets/db.json"]);
 }
 
@@ -243,7 +247,7 @@ fn the_hook_checks_the_index_git_commits_from() {
         let out = r.git(&args);
         assert_ne!(
             out.code,
-            0,
+            Some(0),
             "{extra:?}: the commit went through:\n{}",
             out.describe()
         );
@@ -253,7 +257,7 @@ fn the_hook_checks_the_index_git_commits_from() {
         assert!(!r
             .git(&["cat-file", "blob", "HEAD:secrets/db.json"])
             .ok()
-            .stdout
+            .stdout_str()
             .contains(SECRET));
     }
 }
@@ -307,7 +311,7 @@ fn tampered_sops_files_are_refused() {
             vec!["bad-mac"]
         );
     }
-    let out = r.check(&[]).code(1);
+    let out = r.check(&[]).exits(1);
     assert_no_secret(&out);
     // The working-tree copies would stop the commit earlier, in the clean filter
     // (which refuses ciphertext without metadata): the hook is what is tested here.
@@ -326,7 +330,7 @@ fn sops_written_files_are_accepted() {
     r.write(
         ".sops.yaml",
         &format!(
-            "creation_rules:\n  - path_regex: ^secrets/regex\\.\n    encrypted_regex: ^password$\n    age: {TEST_RECIPIENT}\n  - path_regex: ^secrets/\n    age: {TEST_RECIPIENT}\n"
+            "creation_rules:\n  - path_regex: ^secrets/regex\\.\n    encrypted_regex: ^password$\n    age: {SOPS_TEST_RECIPIENT}\n  - path_regex: ^secrets/\n    age: {SOPS_TEST_RECIPIENT}\n"
         ),
     );
     r.git(&["add", ".sops.yaml"]).ok();
@@ -391,16 +395,12 @@ fn no_false_positives_on_the_corpus_encrypted_by_sops_and_by_git_sops() {
         let scratch = sb.root.join("scratch").join(name);
         std::fs::write(&scratch, &plain).expect("write");
         let file = scratch.display().to_string();
-        let enc = sb.run(
-            sb.command(
-                guard_support::sops_bin(),
-                &sb.root.join("scratch"),
-                &["encrypt", "--age", TEST_RECIPIENT, &file],
-            ),
-            None,
+        let enc = sb.sops(
+            &sb.root.join("scratch"),
+            &["encrypt", "--age", SOPS_TEST_RECIPIENT, &file],
         );
-        if enc.code == 0 {
-            r.stage_raw(&format!("secrets/sops/{name}"), &enc.stdout);
+        if enc.code == Some(0) {
+            r.stage_raw(&format!("secrets/sops/{name}"), &enc.stdout_str());
             by_sops += 1;
         } else {
             eprintln!("sops refused {name}; skipped: {}", enc.stderr.trim());
@@ -409,7 +409,7 @@ fn no_false_positives_on_the_corpus_encrypted_by_sops_and_by_git_sops() {
         let rel = format!("secrets/git-sops/{name}");
         r.write(&rel, &plain);
         let add = r.git(&["add", &rel]);
-        if add.code == 0 {
+        if add.code == Some(0) {
             by_filter += 1;
         } else {
             eprintln!("the filter refused {name}; skipped: {}", add.stderr.trim());
@@ -423,7 +423,7 @@ fn no_false_positives_on_the_corpus_encrypted_by_sops_and_by_git_sops() {
         "too few corpus files encrypted: {by_sops} by sops, {by_filter} by git-sops"
     );
     let out = r.check(&["--staged"]);
-    assert_eq!(out.code, 0, "false positives:\n{}", out.describe());
+    assert_eq!(out.code, Some(0), "false positives:\n{}", out.describe());
     r.commit("corpus", &[]).ok(); // through the hook
     r.check(&["--all"]).ok();
     r.check(&["--history", "HEAD"]).ok();
@@ -439,7 +439,7 @@ fn history_names_the_commit_that_leaked_a_secret_later_encrypted() {
     for i in 1..=2 {
         r.write("README", &format!("change {i}\n"));
         r.git(&["add", "README"]).ok();
-        r.commit(&format!("change {i}"), &[]).code(1); // the index still holds the plaintext
+        r.commit(&format!("change {i}"), &[]).exits(1); // the index still holds the plaintext
         r.commit(&format!("change {i}"), &["--no-verify"]).ok();
     }
     r.stage_raw(
@@ -450,7 +450,7 @@ fn history_names_the_commit_that_leaked_a_secret_later_encrypted() {
     assert_eq!(
         r.git(&["rev-list", "--count", &format!("{leak}..HEAD")])
             .ok()
-            .stdout
+            .stdout_str()
             .trim(),
         "3"
     );
@@ -467,10 +467,10 @@ fn history_names_the_commit_that_leaked_a_secret_later_encrypted() {
     assert!(findings
         .iter()
         .any(|f| f["key_path"] == "[\"db\"][\"password\"]" && f["line"] == 4));
-    let out = r.check(&["--history", "HEAD"]).code(1);
+    let out = r.check(&["--history", "HEAD"]).exits(1);
     assert_no_secret(&out);
     assert!(
-        out.stdout.contains(&format!(
+        out.stdout_str().contains(&format!(
             "{}:secrets/db.json:4: not-encrypted at [\"db\"][\"password\"]",
             &leak[..12]
         )),
@@ -520,7 +520,7 @@ fn history_applies_each_commits_own_attributes_and_rules() {
     r.commit("other", &["--no-verify"]).ok();
     r.write(
         ".sops.yaml",
-        &format!("creation_rules:\n  - path_regex: ^other/\n    age: {TEST_RECIPIENT}\n"),
+        &format!("creation_rules:\n  - path_regex: ^other/\n    age: {SOPS_TEST_RECIPIENT}\n"),
     );
     r.git(&["add", ".sops.yaml"]).ok();
     r.commit("rules", &["--no-verify"]).ok();
@@ -606,7 +606,7 @@ fn init_chains_an_existing_hook_and_is_idempotent() {
     r.write("README", "x\n");
     r.git(&["add", "README"]).ok();
     let out = r.commit("x", &[]);
-    assert_ne!(out.code, 0);
+    assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("local says no"));
     // ...and passing it does not skip the guard.
     std::fs::write(hooks.join("pre-commit.local"), "#!/bin/sh\nexit 0\n").expect("hook");
@@ -633,7 +633,7 @@ fn sops_yaml_rules_missing_attributes_and_decrypted_copies() {
     let sb = Sandbox::new();
     let r = initialized(&sb, "repo");
     let rules = format!(
-        "creation_rules:\n  - path_regex: ^secrets/.*$\n    age: {TEST_RECIPIENT}\n  - path_regex: ^prod/\n    age: {TEST_RECIPIENT}\n  - path_regex: .*\n    age: {TEST_RECIPIENT}\n"
+        "creation_rules:\n  - path_regex: ^secrets/.*$\n    age: {SOPS_TEST_RECIPIENT}\n  - path_regex: ^prod/\n    age: {SOPS_TEST_RECIPIENT}\n  - path_regex: .*\n    age: {SOPS_TEST_RECIPIENT}\n"
     );
     r.write(".sops.yaml", &rules);
     r.git(&["add", ".sops.yaml"]).ok();
@@ -684,7 +684,7 @@ fn sops_only_repositories_are_protected_by_sops_yaml() {
     let r = sb.repo("repo");
     r.write(
         ".sops.yaml",
-        &format!("creation_rules:\n  - path_regex: ^secrets/\n    age: {TEST_RECIPIENT}\n"),
+        &format!("creation_rules:\n  - path_regex: ^secrets/\n    age: {SOPS_TEST_RECIPIENT}\n"),
     );
     r.write(
         "secrets/ok.yaml",
@@ -705,7 +705,9 @@ fn sops_only_repositories_are_protected_by_sops_yaml() {
     // Not staged yet but present in the working tree: a rule still counts.
     r.write(
         ".sops.yaml",
-        &format!("creation_rules:\n  - path_regex: ^(secrets|more)/\n    age: {TEST_RECIPIENT}\n"),
+        &format!(
+            "creation_rules:\n  - path_regex: ^(secrets|more)/\n    age: {SOPS_TEST_RECIPIENT}\n"
+        ),
     );
     r.git(&["rm", "-q", "--cached", "secrets/leak.json"]).ok();
     r.stage_raw("more/x.json", JSON_PLAIN);
@@ -719,18 +721,14 @@ fn sops_only_repositories_are_protected_by_sops_yaml() {
 fn usage_and_repository_errors_exit_2() {
     let sb = Sandbox::new();
     let outside = sb.root.join("scratch");
-    sb.run(
-        sb.command(guard_support::git_sops_bin(), &outside, &["check"]),
-        None,
-    )
-    .code(2);
+    sb.git_sops(&outside, &["check"]).exits(2);
     let r = sb.repo("repo");
-    r.check(&["--all"]).code(2); // no commit yet
+    r.check(&["--all"]).exits(2); // no commit yet
     r.check(&["--staged"]).ok();
-    r.check(&["--history", "no-such-rev..HEAD"]).code(2);
-    r.check(&["--staged", "--all"]).code(2);
-    r.check(&["--format", "xml"]).code(2);
-    r.check(&["/elsewhere"]).code(2);
+    r.check(&["--history", "no-such-rev..HEAD"]).exits(2);
+    r.check(&["--staged", "--all"]).exits(2);
+    r.check(&["--format", "xml"]).exits(2);
+    r.check(&["/elsewhere"]).exits(2);
 }
 
 #[test]
@@ -754,7 +752,12 @@ fn shipped_pre_receive_hook_refuses_a_push() {
     r.stage_raw("secrets/other.json", JSON_PLAIN);
     r.commit("leak", &["--no-verify"]).ok();
     let out = r.git(&["push", "-q", "server", "main"]);
-    assert_ne!(out.code, 0, "the push went through:\n{}", out.describe());
+    assert_ne!(
+        out.code,
+        Some(0),
+        "the push went through:\n{}",
+        out.describe()
+    );
     assert!(
         out.stderr.contains("secrets/other.json"),
         "{}",
@@ -762,12 +765,17 @@ fn shipped_pre_receive_hook_refuses_a_push() {
     );
     assert_no_secret(&out);
     let out = r.git(&["push", "-q", "server", "main:feature"]);
-    assert_ne!(out.code, 0, "the push went through:\n{}", out.describe());
+    assert_ne!(
+        out.code,
+        Some(0),
+        "the push went through:\n{}",
+        out.describe()
+    );
     let local = r.head();
     assert_ne!(
-        sb.run(sb.command("git", &server, &["rev-parse", "main"]), None)
+        sb.git(&server, &["rev-parse", "main"])
             .ok()
-            .stdout
+            .stdout_str()
             .trim(),
         local
     );

@@ -42,8 +42,7 @@ fn round_trip_with_and_without_context() {
     let enc = sb
         .git_sops(&["encrypt", "--kms", &keys().a, "plain.yaml"])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     assert_eq!(yaml_field(&enc, "arn").as_deref(), Some(keys().a.as_str()));
     assert!(
         enc.contains("aws_profile: \"\""),
@@ -52,8 +51,8 @@ fn round_trip_with_and_without_context() {
     assert!(!enc.contains("context:") && !enc.contains("role:"));
     sb.write("enc.yaml", &enc);
     let t = sb.git_sops(&["decrypt", "enc.yaml"]);
-    t.ok();
-    assert_eq!(t.stdout, PLAIN);
+    let t = t.ok();
+    assert_eq!(t.stdout_str(), PLAIN);
     eprintln!(
         "timing: decrypt with one KMS call (whole process): {:?}",
         t.elapsed
@@ -70,8 +69,7 @@ fn round_trip_with_and_without_context() {
             "plain.yaml",
         ])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     let block = &enc[enc.find("    kms:").expect("kms block")..];
     let order: Vec<usize> = [
         "- arn: ",
@@ -94,19 +92,21 @@ fn round_trip_with_and_without_context() {
         "field order:\n{block}"
     );
     sb.write("ctx.yaml", &enc);
-    assert_eq!(sb.git_sops(&["decrypt", "ctx.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.git_sops(&["decrypt", "ctx.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
 
     // JSON, and SOPS_KMS_ARN instead of the flag.
     sb.write("plain.json", PLAIN_JSON);
     let enc = sb
         .git_sops_env(&["encrypt", "plain.json"], &[("SOPS_KMS_ARN", &keys().eu)])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     assert!(enc.contains(&format!("\"arn\": \"{}\"", keys().eu)));
     sb.write("enc.json", &enc);
     assert_eq!(
-        sb.git_sops(&["decrypt", "enc.json"]).ok().stdout,
+        sb.git_sops(&["decrypt", "enc.json"]).ok().stdout_str(),
         PLAIN_JSON
     );
 }
@@ -138,14 +138,14 @@ fn sops_decrypts_our_kms_files() {
             args.extend(flags.iter().map(String::as_str));
             let input = format!("plain.{ext}");
             args.push(&input);
-            let enc = sb.git_sops(&args).ok().stdout.clone();
+            let enc = sb.git_sops(&args).ok().stdout_str();
             let file = format!("out-{name}.{ext}");
             sb.write(&file, &enc);
             let before = moto.assumed_roles().len();
             let out = sb.sops(&["decrypt", &file]);
-            out.ok();
+            let out = out.ok();
             let want = if ext == "yaml" { PLAIN } else { PLAIN_JSON };
-            assert_eq!(out.stdout, want, "sops decrypt of our {file}");
+            assert_eq!(out.stdout_str(), want, "sops decrypt of our {file}");
             if *name == "role" {
                 let roles = moto.assumed_roles();
                 assert!(roles.len() > before, "sops assumed the role");
@@ -178,11 +178,13 @@ fn sops_decrypts_our_kms_files() {
             "plain.yaml",
         ])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     assert!(enc.contains("aws_profile: team"), "{enc}");
     sb.write("profile.yaml", &enc);
-    assert_eq!(sb.sops(&["decrypt", "profile.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.sops(&["decrypt", "profile.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
     // Without that profile there are no credentials at all.
     std::fs::remove_file(sb.path("aws-credentials")).expect("rm");
     sb.git_sops(&["decrypt", "profile.yaml"])
@@ -213,7 +215,7 @@ fn we_decrypt_sops_kms_files() {
         let mut args: Vec<&str> = vec!["encrypt"];
         args.extend(flags.iter().map(String::as_str));
         args.push("plain.yaml");
-        let enc = sb.sops(&args).ok().stdout.clone();
+        let enc = sb.sops(&args).ok().stdout_str();
         let file = format!("out-{name}.yaml");
         sb.write(&file, &enc);
         let before = moto
@@ -222,8 +224,8 @@ fn we_decrypt_sops_kms_files() {
             .filter(|(r, _)| r == role)
             .count();
         let out = sb.git_sops(&["decrypt", &file]);
-        out.ok();
-        assert_eq!(out.stdout, PLAIN, "our decrypt of sops' {file}");
+        let out = out.ok();
+        assert_eq!(out.stdout_str(), PLAIN, "our decrypt of sops' {file}");
         if *name == "role" {
             let roles = moto.assumed_roles();
             let ours: Vec<_> = roles.iter().filter(|(r, _)| r == role).collect();
@@ -252,10 +254,12 @@ fn we_decrypt_sops_kms_files() {
             "plain.yaml",
         ])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     sb.write("profile.yaml", &enc);
-    assert_eq!(sb.git_sops(&["decrypt", "profile.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.git_sops(&["decrypt", "profile.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
 }
 
 #[test]
@@ -272,13 +276,12 @@ fn wrong_context_fails_clearly_and_writes_nothing() {
             "plain.yaml",
         ])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     let tampered = enc.replace("env: prod", "env: dev");
     assert_ne!(tampered, enc);
     sb.write("wrong.yaml", &tampered);
     let r = sb.git_sops(&["decrypt", "wrong.yaml"]);
-    r.fails_with(
+    let r = r.fails_with(
         128,
         &[
             "InvalidCiphertextException",
@@ -288,7 +291,7 @@ fn wrong_context_fails_clearly_and_writes_nothing() {
     );
     assert!(r.elapsed < FAIL_BOUND);
     // sops agrees that it cannot be opened.
-    assert_ne!(sb.sops(&["decrypt", "wrong.yaml"]).status, 0);
+    assert_ne!(sb.sops(&["decrypt", "wrong.yaml"]).code, Some(0));
     // Neither rotate nor updatekeys touches it.
     sb.write(
         ".sops.yaml",
@@ -309,12 +312,11 @@ fn unreachable_endpoint_is_reported_quickly() {
     let enc = sb
         .git_sops(&["encrypt", "--kms", &keys.a, "plain.yaml"])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     sb.write("enc.yaml", &enc);
     let dead = closed_endpoint();
     let r = sb.git_sops_env(&["decrypt", "enc.yaml"], &[("AWS_ENDPOINT_URL", &dead)]);
-    r.fails_with(
+    let r = r.fails_with(
         128,
         &[
             &format!("could not reach AWS KMS at {dead}"),
@@ -380,15 +382,14 @@ fn a_silent_endpoint_times_out() {
             "plain.yaml",
         ])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     sb.write("enc.yaml", &enc);
     let silent = format!("http://127.0.0.1:{port}");
     let r = sb.git_sops_env(
         &["decrypt", "enc.yaml"],
         &[("AWS_ENDPOINT_URL", &silent), ("GIT_SOPS_KMS_TIMEOUT", "2")],
     );
-    r.fails_with(
+    let r = r.fails_with(
         128,
         &[
             &format!("AWS KMS at {silent} did not answer within 2 s"),
@@ -415,13 +416,12 @@ fn no_credentials_is_reported() {
     let enc = sb
         .git_sops(&["encrypt", "--kms", &keys().a, "plain.yaml"])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     sb.write("enc.yaml", &enc);
     sb.set("AWS_ACCESS_KEY_ID", None)
         .set("AWS_SECRET_ACCESS_KEY", None);
     let r = sb.git_sops(&["decrypt", "enc.yaml"]);
-    r.fails_with(
+    let r = r.fails_with(
         128,
         &[
             "no AWS credentials (",
@@ -445,11 +445,10 @@ fn access_denied_and_rejected_credentials_are_reported() {
     let enc = sb
         .git_sops(&["encrypt", "--kms", &world.key, "plain.yaml"])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     sb.write("enc.yaml", &enc);
     let r = sb.git_sops(&["decrypt", "enc.yaml"]);
-    r.fails_with(
+    let r = r.fails_with(
         128,
         &[
             "AWS denied kms:Decrypt",
@@ -459,10 +458,13 @@ fn access_denied_and_rejected_credentials_are_reported() {
     );
     assert!(r.elapsed < FAIL_BOUND);
     // sops is refused too (same file, same identity).
-    assert_eq!(sb.sops(&["decrypt", "enc.yaml"]).status, 128);
+    assert_eq!(sb.sops(&["decrypt", "enc.yaml"]).code, Some(128));
     // The user with kms:Decrypt opens it.
     sb.as_user(&world.no_sts);
-    assert_eq!(sb.git_sops(&["decrypt", "enc.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.git_sops(&["decrypt", "enc.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
     // Credentials AWS does not know.
     sb.set("AWS_ACCESS_KEY_ID", Some("AKIAUNKNOWN000000000"))
         .set("AWS_SECRET_ACCESS_KEY", Some("x"));
@@ -483,7 +485,7 @@ fn a_role_that_cannot_be_assumed_fails_clearly_and_writes_nothing() {
         &format!("{}+{}", world.key, world.role),
         "plain.yaml",
     ]);
-    r.fails_with(
+    let r = r.fails_with(
         1,
         &[
             &format!("could not assume role {}", world.role),
@@ -545,8 +547,7 @@ fn an_enc_that_is_not_base64_fails_clearly_and_writes_nothing() {
     let enc = sb
         .git_sops(&["encrypt", "--kms", &keys().a, "plain.yaml"])
         .ok()
-        .stdout
-        .clone();
+        .stdout_str();
     let enc_line = enc
         .lines()
         .find(|l| l.trim_start().starts_with("enc: "))
@@ -584,13 +585,13 @@ fn key_groups_with_shamir_both_ways_with_sops() {
         ),
     );
     sb.write("plain.yaml", PLAIN);
-    let ours = sb.git_sops(&["encrypt", "plain.yaml"]).ok().stdout.clone();
+    let ours = sb.git_sops(&["encrypt", "plain.yaml"]).ok().stdout_str();
     assert!(
         ours.contains("shamir_threshold: 2") && ours.contains("key_groups:"),
         "{ours}"
     );
     sb.write("ours.yaml", &ours);
-    let theirs = sb.sops(&["encrypt", "plain.yaml"]).ok().stdout.clone();
+    let theirs = sb.sops(&["encrypt", "plain.yaml"]).ok().stdout_str();
     sb.write("theirs.yaml", &theirs);
     let id1 = id1.to_string_lossy().into_owned();
     for (who, file) in [("sops", "ours.yaml"), ("git-sops", "theirs.yaml")] {
@@ -600,8 +601,8 @@ fn key_groups_with_shamir_both_ways_with_sops() {
         } else {
             sb.git_sops_env(&["decrypt", file], &env)
         };
-        out.ok();
-        assert_eq!(out.stdout, PLAIN, "{who} decrypts {file}");
+        let out = out.ok();
+        assert_eq!(out.stdout_str(), PLAIN, "{who} decrypts {file}");
     }
     // Only one group can be opened when KMS is unreachable: a combined report.
     let dead = closed_endpoint();
@@ -650,7 +651,7 @@ fn updatekeys_rewraps_the_same_data_key_and_keeps_values_byte_identical() {
 
     // Nothing to do yet.
     let r = sb.git_sops(&["updatekeys", "-y", "secrets.yaml"]);
-    r.ok();
+    let r = r.ok();
     assert!(r.stderr.contains("already up to date"), "{}", r.stderr);
     assert_eq!(sb.read("secrets.yaml"), before);
 
@@ -699,8 +700,8 @@ fn updatekeys_rewraps_the_same_data_key_and_keeps_values_byte_identical() {
         &["decrypt", "secrets.yaml"],
         &[("SOPS_AGE_KEY_FILE", &id1), ("AWS_ENDPOINT_URL", &dead)],
     );
-    r.ok();
-    assert_eq!(r.stdout, PLAIN);
+    let r = r.ok();
+    assert_eq!(r.stdout_str(), PLAIN);
 
     // Offboard: the rule keeps only the EU key; the age recipient is removed.
     sb.write(
@@ -711,7 +712,7 @@ fn updatekeys_rewraps_the_same_data_key_and_keeps_values_byte_identical() {
         ),
     );
     let r = sb.git_sops(&["updatekeys", "-y", "secrets.yaml"]);
-    r.ok();
+    let r = r.ok();
     assert!(
         r.stderr.contains(&format!("--- age {r1}"))
             && r.stderr.contains(&format!("--- kms {}", keys.a)),
@@ -721,7 +722,10 @@ fn updatekeys_rewraps_the_same_data_key_and_keeps_values_byte_identical() {
     let offboarded = sb.read("secrets.yaml");
     assert_eq!(enc_values(&offboarded), enc_values(&before));
     assert!(!offboarded.contains(&r1) && !offboarded.contains(&keys.a));
-    assert_eq!(sb.sops(&["decrypt", "secrets.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.sops(&["decrypt", "secrets.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
     sb.git_sops_env(
         &["decrypt", "secrets.yaml"],
         &[("SOPS_AGE_KEY_FILE", &id1), ("AWS_ENDPOINT_URL", &dead)],
@@ -773,7 +777,7 @@ fn updatekeys_to_key_groups_and_sops_reads_it() {
         ),
     );
     let r = sb.git_sops(&["updatekeys", "-y", "s.json"]);
-    r.ok();
+    let r = r.ok();
     assert!(
         r.stderr.contains("Group 2") && r.stderr.contains("+++ shamir_threshold"),
         "{}",
@@ -786,8 +790,8 @@ fn updatekeys_to_key_groups_and_sops_reads_it() {
         "{after}"
     );
     let r = sb.sops_env(&["decrypt", "s.json"], &[("SOPS_AGE_KEY_FILE", &id1)]);
-    r.ok();
-    assert_eq!(r.stdout, PLAIN_JSON);
+    let r = r.ok();
+    assert_eq!(r.stdout_str(), PLAIN_JSON);
 }
 
 #[test]
@@ -833,7 +837,10 @@ fn rotate_gives_a_new_data_key_that_sops_still_opens() {
         yaml_field(&before, "version")
     );
     assert!(!after.contains(&r1) && after.contains(&keys.eu) && after.contains(&keys.a));
-    assert_eq!(sb.sops(&["decrypt", "secrets.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(
+        sb.sops(&["decrypt", "secrets.yaml"]).ok().stdout_str(),
+        PLAIN
+    );
     // The removed identity no longer opens it, even with sops.
     let dead = closed_endpoint();
     assert_eq!(
@@ -841,13 +848,13 @@ fn rotate_gives_a_new_data_key_that_sops_still_opens() {
             &["decrypt", "secrets.yaml"],
             &[("SOPS_AGE_KEY_FILE", &id1), ("AWS_ENDPOINT_URL", &dead)]
         )
-        .status,
-        128
+        .code,
+        Some(128)
     );
     // Without -i the result goes to stdout and the file stays.
     let r = sb.git_sops(&["rotate", "secrets.yaml"]);
-    r.ok();
-    assert!(r.stdout.contains("sops:"));
+    let r = r.ok();
+    assert!(r.stdout_str().contains("sops:"));
     assert_eq!(sb.read("secrets.yaml"), after);
 
     // A value changed outside sops: the MAC check refuses, nothing written.
@@ -889,7 +896,7 @@ fn updatekeys_asks_on_a_terminal() {
     );
     // An unclear answer asks again; "n" leaves the file alone.
     let r = sb.git_sops_on_tty("updatekeys s.yaml", "maybe\nn\n");
-    r.ok();
+    let r = r.ok();
     assert_eq!(
         r.stderr.matches("Is this okay? (y/n)").count(),
         2,
@@ -899,10 +906,10 @@ fn updatekeys_asks_on_a_terminal() {
     assert!(r.stderr.contains("left unchanged"));
     assert_eq!(sb.read("s.yaml"), before);
     let r = sb.git_sops_on_tty("updatekeys s.yaml", "y\n");
-    r.ok();
+    let r = r.ok();
     assert!(r.stderr.contains("synced with new keys"), "{}", r.stderr);
     let after = sb.read("s.yaml");
     assert!(after.contains(&keys.b) && !after.contains(&keys.a));
     assert_eq!(enc_values(&after), enc_values(&before));
-    assert_eq!(sb.sops(&["decrypt", "s.yaml"]).ok().stdout, PLAIN);
+    assert_eq!(sb.sops(&["decrypt", "s.yaml"]).ok().stdout_str(), PLAIN);
 }

@@ -7,7 +7,12 @@
 //! * Isolation: every [`Env`] is a fresh temp dir with its own `HOME`,
 //!   `XDG_CONFIG_HOME` and working directory; child processes get a cleared
 //!   environment (no inherited `SOPS_*` / `AWS_*` / `GIT_*`), plus only what the
-//!   test sets.
+//!   test sets. The domain harnesses (`guard_support`, `kms_support`) are thin
+//!   layers over [`Env`].
+//! * Processes: every command to completion runs through [`Cmd::run`] (optionally
+//!   bounded by [`Cmd::time_limit`] / [`Env::set_time_limit`]) and gives an
+//!   [`Output`]: exit code, stdout, stderr, elapsed time, and the assertions on
+//!   them.
 //! * Trees: "the tree of a plaintext" is what sops 3.11 says it is: sops encrypts
 //!   it and decrypts it again. [`Tree`] holds sops' canonical rendering in the
 //!   document's own format (YAML keeps comments and every document) and, where sops
@@ -17,10 +22,11 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -88,11 +94,9 @@ pub fn sops_path() -> PathBuf {
     static SOPS: OnceLock<PathBuf> = OnceLock::new();
     SOPS.get_or_init(|| {
         let path = tool("sops");
-        let out = Command::new(&path)
+        let out = Cmd::bare(&path, "sops")
             .args(["--version", "--disable-version-check"])
-            .env_clear()
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+            .run();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&format!("sops {SOPS_VERSION}")),
@@ -138,12 +142,10 @@ impl AgeKey {
 
     /// A fresh throwaway identity made by the `age-keygen` CLI.
     pub fn generate() -> AgeKey {
-        let out = Command::new(tool("age-keygen"))
-            .env_clear()
-            .output()
-            .expect("run age-keygen");
-        assert!(out.status.success(), "age-keygen failed: {out:?}");
-        let text = String::from_utf8(out.stdout).expect("age-keygen output is UTF-8");
+        let text = Cmd::bare(tool("age-keygen"), "age-keygen")
+            .run()
+            .ok()
+            .stdout_str();
         let identity = text
             .lines()
             .find(|l| l.starts_with("AGE-SECRET-KEY-"))
@@ -183,6 +185,7 @@ pub struct Env {
     pub work: PathBuf,
     vars: BTreeMap<String, String>,
     unset: Vec<String>,
+    time_limit: Option<Duration>,
 }
 
 impl Env {
@@ -215,6 +218,7 @@ impl Env {
             work,
             vars,
             unset: Vec::new(),
+            time_limit: None,
         }
     }
 
@@ -266,6 +270,12 @@ impl Env {
         self.unset.push(key.into());
     }
 
+    /// Every later command of this environment is killed, and fails the test,
+    /// past `limit` (see [`Cmd::time_limit`]).
+    pub fn set_time_limit(&mut self, limit: Duration) {
+        self.time_limit = Some(limit);
+    }
+
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.work.join(rel)
     }
@@ -288,20 +298,14 @@ impl Env {
         self.path(rel).exists()
     }
 
-    fn command(&self, program: &Path, label: &str) -> Cmd {
-        let mut cmd = Command::new(program);
-        cmd.env_clear();
-        cmd.env("PATH", child_path_var());
+    /// `program` in this environment: its variables only, the work dir as cwd.
+    pub fn command(&self, program: &Path, label: &str) -> Cmd {
+        let mut cmd = Cmd::bare(program, label).env("PATH", child_path_var());
         for (k, v) in &self.vars {
-            cmd.env(k, v);
+            cmd = cmd.env(k, v);
         }
-        cmd.current_dir(&self.work);
-        Cmd {
-            cmd,
-            stdin: None,
-            label: label.to_string(),
-            args: Vec::new(),
-        }
+        cmd.limit = self.time_limit;
+        cmd.current_dir(&self.work)
     }
 
     /// The binary under test.
@@ -394,14 +398,30 @@ impl Default for Env {
     }
 }
 
+/// A command to run to completion: the one process runner of the tests.
 pub struct Cmd {
     cmd: Command,
     stdin: Option<Vec<u8>>,
     label: String,
     args: Vec<String>,
+    limit: Option<Duration>,
 }
 
 impl Cmd {
+    /// `program` with a cleared environment and the test process' cwd; most
+    /// commands come from an [`Env`] instead.
+    pub fn bare(program: impl AsRef<OsStr>, label: &str) -> Cmd {
+        let mut cmd = Command::new(program);
+        cmd.env_clear();
+        Cmd {
+            cmd,
+            stdin: None,
+            label: label.to_string(),
+            args: Vec::new(),
+            limit: None,
+        }
+    }
+
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
         self.args.push(a.as_ref().to_string_lossy().into_owned());
         self.cmd.arg(a);
@@ -439,6 +459,13 @@ impl Cmd {
         self
     }
 
+    /// Kill the command, and fail the test saying so, if it runs longer than
+    /// `limit`.
+    pub fn time_limit(mut self, limit: Duration) -> Cmd {
+        self.limit = Some(limit);
+        self
+    }
+
     pub fn run(mut self) -> Output {
         self.cmd
             .stdin(if self.stdin.is_some() {
@@ -448,44 +475,72 @@ impl Cmd {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let start = Instant::now();
         let mut child = self
             .cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.label));
-        if let Some(input) = self.stdin.take() {
+        let writer = self.stdin.take().map(|input| {
             let mut stdin = child.stdin.take().expect("stdin");
             // A child that exits early closes the pipe; that is its answer, not ours.
-            let writer = std::thread::spawn(move || {
+            std::thread::spawn(move || {
                 let _ = stdin.write_all(&input);
-            });
-            let out = child.wait_with_output().expect("wait for child");
+            })
+        });
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+        let status = match self.limit {
+            None => child.wait().expect("wait for child"),
+            Some(limit) => loop {
+                if let Some(status) = child.try_wait().expect("wait for child") {
+                    break status;
+                }
+                if start.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "`{} {}` did not finish within {limit:?} and was killed",
+                        self.label,
+                        self.args.join(" ")
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            },
+        };
+        let elapsed = start.elapsed();
+        if let Some(writer) = writer {
             let _ = writer.join();
-            return Output::new(self.label, self.args, out);
         }
-        let out = child.wait_with_output().expect("wait for child");
-        Output::new(self.label, self.args, out)
+        Output {
+            label: self.label,
+            args: self.args,
+            code: status.code(),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned(),
+            elapsed,
+        }
     }
 }
 
+/// What a command did: the one output type of the tests.
 pub struct Output {
     pub label: String,
     pub args: Vec<String>,
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
     pub stderr: String,
+    /// From start to exit.
+    pub elapsed: Duration,
 }
 
 impl Output {
-    fn new(label: String, args: Vec<String>, out: std::process::Output) -> Output {
-        Output {
-            label,
-            args,
-            code: out.status.code(),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
     pub fn command_line(&self) -> String {
         format!("{} {}", self.label, self.args.join(" "))
     }
@@ -521,6 +576,48 @@ impl Output {
             self.describe()
         );
         self
+    }
+
+    /// Assert exit `code` and no panic; returns self for chaining.
+    pub fn exits(self, code: i32) -> Output {
+        self.assert_no_panic();
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Assert exit `code`, no panic, and each needle in stderr.
+    pub fn fails_with(self, code: i32, needles: &[&str]) -> Output {
+        let out = self.exits(code);
+        for n in needles {
+            assert!(
+                out.stderr.contains(n),
+                "stderr lacks {n:?}: {}",
+                out.describe()
+            );
+        }
+        out
+    }
+
+    /// Assert that nothing this command started panicked (a git-sops run by git
+    /// from a hook or filter included), whatever the exit code.
+    pub fn nothing_panicked(self) -> Output {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "something panicked: {}",
+            self.describe()
+        );
+        self.assert_no_panic();
+        self
+    }
+
+    /// stdout and stderr together (stdout lossily decoded).
+    pub fn all(&self) -> String {
+        format!("{}\n{}", String::from_utf8_lossy(&self.stdout), self.stderr)
     }
 
     pub fn assert_no_panic(&self) {

@@ -1,62 +1,22 @@
 //! Harness for the plaintext-guard tests: throwaway repositories driven by real
-//! git with an isolated `HOME`, `GIT_CONFIG_GLOBAL` and `XDG_CONFIG_HOME`, a
-//! cleared environment (nothing leaks in from the machine or from a git hook the
-//! test runner may itself be running under), and the binary under test first on
-//! `PATH` so git can run `git-sops` from hooks and filters.
+//! git in the shared harness' isolated [`Env`] (its own `HOME`,
+//! `GIT_CONFIG_GLOBAL` and `XDG_CONFIG_HOME`, a cleared environment: nothing leaks
+//! in from the machine or from a git hook the test runner may itself be running
+//! under, and the binary under test first on `PATH` so git can run `git-sops` from
+//! hooks and filters). Every command's output is checked for a panic.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-pub use crate::common::{
-    git_sops_path as git_sops_bin, manifest_dir, sops_path as sops_bin,
-    SOPS_TEST_IDENTITY as TEST_IDENTITY, SOPS_TEST_RECIPIENT as TEST_RECIPIENT,
-};
+use crate::common::{AgeKey, Env, Output, SOPS_TEST_RECIPIENT};
 
-/// What a command did.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub what: String,
-}
-
-impl Out {
-    pub fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "{} failed:\n{}", self.what, self.describe());
-        self
-    }
-
-    pub fn code(self, code: i32) -> Out {
-        assert_eq!(
-            self.code,
-            code,
-            "{}: expected exit {code}:\n{}",
-            self.what,
-            self.describe()
-        );
-        self
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// stdout and stderr together.
-    pub fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-/// An isolated sandbox: a temp root with `home/`, `xdg/`, `scratch/` and repos.
+/// An isolated [`Env`] ready for git ([`Env::use_git`]), holding the sops test
+/// identity, with `init.defaultBranch = main` in its global git config and
+/// `LC_ALL=C`; repositories are made at `root/<name>`, `root/scratch` is outside
+/// every repository.
 pub struct Sandbox {
-    _tmp: tempfile::TempDir,
+    pub env: Env,
     pub root: PathBuf,
-    vars: Vec<(String, String)>,
 }
 
 impl Default for Sandbox {
@@ -67,99 +27,48 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("git-sops-guard-")
-            .tempdir()
-            .expect("temp dir");
-        let root = tmp.path().canonicalize().expect("canonical temp dir");
-        for d in ["home", "xdg", "scratch"] {
-            std::fs::create_dir_all(root.join(d)).expect("mkdir");
-        }
-        let key_file = root.join("keys.txt");
+        let mut env = Env::new();
+        env.use_git();
+        env.use_identities(&[&AgeKey::sops_test_key()]);
+        env.set("LC_ALL", "C");
+        let root = env.root.clone();
+        std::fs::create_dir_all(root.join("scratch")).expect("mkdir");
         std::fs::write(
-            &key_file,
-            format!("# created: 2024-01-01T00:00:00Z\n# public key: {TEST_RECIPIENT}\n{TEST_IDENTITY}\n"),
-        )
-        .expect("key file");
-        let bin_dir = git_sops_bin().parent().expect("bin dir").to_path_buf();
-        let path = std::env::join_paths(
-            [bin_dir, manifest_dir().join("target/tools/bin")]
-                .into_iter()
-                .chain(std::env::split_paths(
-                    &std::env::var_os("PATH").unwrap_or_default(),
-                )),
-        )
-        .expect("PATH");
-        let s = |p: &Path| p.display().to_string();
-        let vars = vec![
-            ("PATH".into(), path.to_string_lossy().into_owned()),
-            ("HOME".into(), s(&root.join("home"))),
-            ("XDG_CONFIG_HOME".into(), s(&root.join("xdg"))),
-            ("GIT_CONFIG_GLOBAL".into(), s(&root.join("home/.gitconfig"))),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            ("GIT_AUTHOR_NAME".into(), "Test".into()),
-            ("GIT_AUTHOR_EMAIL".into(), "test@example.com".into()),
-            ("GIT_COMMITTER_NAME".into(), "Test".into()),
-            ("GIT_COMMITTER_EMAIL".into(), "test@example.com".into()),
-            ("SOPS_AGE_KEY_FILE".into(), s(&key_file)),
-            ("SOPS_DISABLE_VERSION_CHECK".into(), "1".into()),
-            ("TMPDIR".into(), s(&root)),
-            ("LC_ALL".into(), "C".into()),
-        ];
-        std::fs::write(
-            root.join("home/.gitconfig"),
+            env.home.join(".gitconfig"),
             "[init]\n\tdefaultBranch = main\n",
         )
         .expect("gitconfig");
-        Sandbox {
-            _tmp: tmp,
-            root,
-            vars,
-        }
+        Sandbox { env, root }
     }
 
-    pub fn command(
-        &self,
-        program: impl AsRef<std::ffi::OsStr>,
-        dir: &Path,
-        args: &[&str],
-    ) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear().current_dir(dir).args(args);
-        for (k, v) in &self.vars {
-            cmd.env(k, v);
-        }
-        cmd
+    /// `git ARGS` in `dir`; nothing it runs may panic.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> Output {
+        self.env
+            .tool("git")
+            .current_dir(dir)
+            .args(args)
+            .run()
+            .nothing_panicked()
     }
 
-    pub fn run(&self, mut cmd: Command, input: Option<&[u8]>) -> Out {
-        let what = format!("{cmd:?}");
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            use std::io::Write;
-            stdin.write_all(data).expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("wait");
-        let r = Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what,
-        };
-        assert!(
-            !r.stderr.contains("panicked"),
-            "{} panicked:\n{}",
-            r.what,
-            r.describe()
-        );
-        r
+    /// `git-sops ARGS` in `dir`; it may not panic.
+    pub fn git_sops(&self, dir: &Path, args: &[&str]) -> Output {
+        self.env
+            .git_sops()
+            .current_dir(dir)
+            .args(args)
+            .run()
+            .nothing_panicked()
+    }
+
+    /// The real sops 3.11 in `dir`.
+    pub fn sops(&self, dir: &Path, args: &[&str]) -> Output {
+        self.env
+            .sops()
+            .current_dir(dir)
+            .args(args)
+            .run()
+            .nothing_panicked()
     }
 
     /// A new repository (`git init`) at `root/<name>`.
@@ -177,15 +86,13 @@ impl Sandbox {
         let scratch = self.root.join("scratch");
         let file = scratch.join(name);
         std::fs::write(&file, text).expect("write plaintext");
-        let mut args = vec!["encrypt", "--age", TEST_RECIPIENT];
+        let mut args = vec!["encrypt", "--age", SOPS_TEST_RECIPIENT];
         args.extend_from_slice(extra);
         let file_arg = file.display().to_string();
         args.push(&file_arg);
-        let out = self
-            .run(self.command(sops_bin(), &scratch, &args), None)
-            .ok();
+        let out = self.sops(&scratch, &args).ok();
         let _ = std::fs::remove_file(&file);
-        out.stdout
+        out.stdout_str()
     }
 }
 
@@ -195,18 +102,23 @@ pub struct Repo<'a> {
 }
 
 impl Repo<'_> {
-    pub fn git(&self, args: &[&str]) -> Out {
-        self.sb.run(self.sb.command("git", &self.dir, args), None)
+    pub fn git(&self, args: &[&str]) -> Output {
+        self.sb.git(&self.dir, args)
     }
 
-    pub fn git_input(&self, args: &[&str], input: &[u8]) -> Out {
+    pub fn git_input(&self, args: &[&str], input: &[u8]) -> Output {
         self.sb
-            .run(self.sb.command("git", &self.dir, args), Some(input))
+            .env
+            .tool("git")
+            .current_dir(&self.dir)
+            .args(args)
+            .stdin(input)
+            .run()
+            .nothing_panicked()
     }
 
-    pub fn sops(&self, args: &[&str]) -> Out {
-        self.sb
-            .run(self.sb.command(git_sops_bin(), &self.dir, args), None)
+    pub fn sops(&self, args: &[&str]) -> Output {
+        self.sb.git_sops(&self.dir, args)
     }
 
     pub fn write(&self, rel: &str, text: &str) {
@@ -226,7 +138,7 @@ impl Repo<'_> {
         let oid = self
             .git(&["hash-object", "-w", "--no-filters", rel])
             .ok()
-            .stdout
+            .stdout_str()
             .trim()
             .to_string();
         self.git(&[
@@ -243,19 +155,19 @@ impl Repo<'_> {
     pub fn staged(&self, rel: &str) -> String {
         self.git(&["cat-file", "blob", &format!(":{rel}")])
             .ok()
-            .stdout
+            .stdout_str()
     }
 
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "HEAD"])
             .ok()
-            .stdout
+            .stdout_str()
             .trim()
             .to_string()
     }
 
     /// `git sops check ARGS...`
-    pub fn check(&self, args: &[&str]) -> Out {
+    pub fn check(&self, args: &[&str]) -> Output {
         let mut all = vec!["check"];
         all.extend_from_slice(args);
         self.sops(&all)
@@ -266,7 +178,7 @@ impl Repo<'_> {
         let mut all = vec!["check", "--format", "json"];
         all.extend_from_slice(args);
         let out = self.sops(&all);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "--format json printed invalid JSON ({e}):\n{}",
                 out.describe()
@@ -276,11 +188,14 @@ impl Repo<'_> {
             .as_array()
             .unwrap_or_else(|| panic!("not a JSON array: {v}"))
             .clone();
-        (out.code, arr)
+        let code = out
+            .code
+            .unwrap_or_else(|| panic!("killed by a signal: {}", out.describe()));
+        (code, arr)
     }
 
     /// `git commit -q -m MSG ARGS...` (hooks run).
-    pub fn commit(&self, msg: &str, args: &[&str]) -> Out {
+    pub fn commit(&self, msg: &str, args: &[&str]) -> Output {
         let mut all = vec!["commit", "-q", "-m", msg];
         all.extend_from_slice(args);
         self.git(&all)

@@ -1,30 +1,31 @@
 //! A small harness for the AWS KMS tests: a real KMS API (moto 5.2.5, started on a
 //! free loopback port), keys and IAM users created through that API, and a
-//! sandbox that runs `git-sops` and the real `sops` 3.11 against it with an
-//! isolated environment (no inherited `AWS_*`/`SOPS_*`, a private `HOME`,
-//! instance metadata off, dummy credentials) — so nothing leaves 127.0.0.1.
+//! [`Sandbox`]: the shared harness' isolated [`Env`] (no inherited
+//! `AWS_*`/`SOPS_*`, a private `HOME`) pointed at it, with instance metadata off
+//! and dummy credentials — so nothing leaves 127.0.0.1. Commands run through the
+//! shared [`Cmd`] and give the shared [`Output`].
 //!
 //! * Each moto server runs under `sh`, which kills it when the test binary's end
 //!   of a pipe closes: the server never outlives the test process, however the
 //!   process ends. [`Moto`] is also killed on drop.
 //! * Start-up waits at most [`START_TIMEOUT`]; every command runs under
-//!   [`COMMAND_TIMEOUT`] and is killed past it.
+//!   [`COMMAND_TIMEOUT`] ([`Cmd::time_limit`]) and is killed past it.
 //! * A missing tool fails the test (never a skip); `scripts/provision-tools`
 //!   installs them into `target/tools`.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::common::{git_sops_path, tool, Cmd, Env, Output};
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ACCOUNT: &str = "123456789012";
-
-pub use crate::common::{git_sops_path as git_sops_bin, tool};
 
 /// The moto virtualenv's python (it has boto3, which moto[server] brings).
 fn moto_python() -> PathBuf {
@@ -40,49 +41,6 @@ fn moto_python() -> PathBuf {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
-}
-
-/// Run a command with a time limit; kills it and panics past the limit.
-pub fn run_bounded(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut si = child.stdin.take().expect("stdin");
-        si.write_all(input).expect("write stdin");
-    }
-    let out_pipe = child.stdout.take().expect("stdout");
-    let err_pipe = child.stderr.take().expect("stderr");
-    let reader = |mut p: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = p.read_to_end(&mut v);
-            v
-        })
-    };
-    let out_t = reader(Box::new(out_pipe));
-    let err_t = reader(Box::new(err_pipe));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
-    }
 }
 
 /// A running moto server.
@@ -180,19 +138,15 @@ impl Moto {
             "import boto3, json, urllib.request\nep = {ep:?}\nkw = dict(region_name='us-east-1', endpoint_url=ep, aws_access_key_id='test', aws_secret_access_key='test')\n",
             ep = self.endpoint()
         );
-        let mut cmd = Command::new(moto_python());
-        cmd.arg("-c")
+        let out = Cmd::bare(moto_python(), "boto3")
+            .arg("-c")
             .arg(format!("{prelude}{script}"))
-            .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_PROXY", "127.0.0.1,localhost");
-        let out = run_bounded(&mut cmd, None, COMMAND_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "boto3 setup failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .time_limit(COMMAND_TIMEOUT)
+            .run();
+        assert!(out.success(), "boto3 setup failed: {}", out.describe());
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "boto3 setup printed no JSON ({e}): {}",
@@ -342,85 +296,43 @@ pub fn enforcing() -> &'static (Moto, AuthWorld) {
     })
 }
 
-/// A sandbox: a temp dir (also `HOME` and the working directory) and the
-/// environment every command there gets.
+/// An isolated [`Env`] pointed at a KMS endpoint with dummy credentials (no
+/// instance metadata, never the real `~/.aws`: `AWS_CONFIG_FILE` and
+/// `AWS_SHARED_CREDENTIALS_FILE` name `aws-config` and `aws-credentials` in the
+/// work dir), every command bounded by [`COMMAND_TIMEOUT`]. Paths are relative to
+/// the work dir, the cwd of every command.
 pub struct Sandbox {
-    pub dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-pub struct Run {
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl Run {
-    pub fn ok(&self) -> &Run {
-        assert_eq!(
-            self.status, 0,
-            "expected success, got {}:\n{}",
-            self.status, self.stderr
-        );
-        self
-    }
-    pub fn fails_with(&self, code: i32, needles: &[&str]) -> &Run {
-        assert_eq!(
-            self.status, code,
-            "expected exit {code}, got {}:\nstdout: {}\nstderr: {}",
-            self.status, self.stdout, self.stderr
-        );
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr lacks {n:?}:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
+    pub env: Env,
 }
 
 impl Sandbox {
     /// A sandbox pointed at `endpoint` with dummy credentials.
     pub fn new(endpoint: &str) -> Sandbox {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = dir.path().to_string_lossy().into_owned();
-        let env = vec![
-            (
-                "PATH".to_string(),
-                std::env::var("PATH").unwrap_or_default(),
-            ),
-            ("HOME".into(), home.clone()),
-            ("XDG_CONFIG_HOME".into(), format!("{home}/.config")),
-            ("AWS_ENDPOINT_URL".into(), endpoint.to_string()),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-            // Never the real ~/.aws of whoever runs the tests.
-            ("AWS_CONFIG_FILE".into(), format!("{home}/aws-config")),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE".into(),
-                format!("{home}/aws-credentials"),
-            ),
-            ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
-        ];
-        Sandbox { dir, env }
+        let mut env = Env::new();
+        env.set_time_limit(COMMAND_TIMEOUT);
+        for (k, v) in [
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+        ] {
+            env.set(k, v);
+        }
+        let config = env.path("aws-config").display().to_string();
+        let credentials = env.path("aws-credentials").display().to_string();
+        env.set("AWS_CONFIG_FILE", config);
+        env.set("AWS_SHARED_CREDENTIALS_FILE", credentials);
+        Sandbox { env }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.env.path(name)
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(&p, text).expect("write");
-        p
+        self.env.write(name, text)
     }
 
     pub fn read(&self, name: &str) -> String {
@@ -429,9 +341,9 @@ impl Sandbox {
 
     /// Set (or with `None`, remove) an environment variable for later commands.
     pub fn set(&mut self, key: &str, value: Option<&str>) -> &mut Sandbox {
-        self.env.retain(|(k, _)| k != key);
-        if let Some(v) = value {
-            self.env.push((key.to_string(), v.to_string()));
+        match value {
+            Some(v) => self.env.set(key, v),
+            None => self.env.remove(key),
         }
         self
     }
@@ -445,10 +357,7 @@ impl Sandbox {
     /// A new age identity in this sandbox; returns (identity file, recipient).
     pub fn age_identity(&self, name: &str) -> (PathBuf, String) {
         let path = self.path(name);
-        let mut cmd = Command::new(tool("age-keygen"));
-        cmd.arg("-o").arg(&path);
-        let out = run_bounded(&mut cmd, None, COMMAND_TIMEOUT);
-        assert!(out.status.success(), "age-keygen failed");
+        self.env.tool("age-keygen").arg("-o").arg(&path).run().ok();
         let text = std::fs::read_to_string(&path).expect("key file");
         let recipient = text
             .lines()
@@ -458,60 +367,42 @@ impl Sandbox {
         (path, recipient)
     }
 
-    /// A command that runs in this sandbox with its environment.
-    pub fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.args(args).current_dir(self.dir.path()).env_clear();
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
+    /// Run `git-sops ARGS` on a pseudo-terminal (util-linux `script`), typing
+    /// `input`. The terminal carries both streams: `stdout` and `stderr` both hold it.
+    pub fn git_sops_on_tty(&self, args: &str, input: &str) -> Output {
+        let line = format!("{} {args}", git_sops_path().display());
+        let mut out = self
+            .env
+            .tool("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(input)
+            .run();
+        out.stderr = String::from_utf8_lossy(&out.stdout).into_owned();
+        out
     }
 
-    /// Run `git-sops ARGS` on a pseudo-terminal (util-linux `script`), typing `input`.
-    pub fn git_sops_on_tty(&self, args: &str, input: &str) -> Run {
-        let line = format!("{} {args}", git_sops_bin().display());
-        let mut cmd = self.command(Path::new("script"), &["-qec", &line, "/dev/null"]);
-        let start = Instant::now();
-        let out = run_bounded(&mut cmd, Some(input.as_bytes()), COMMAND_TIMEOUT);
-        Run {
-            status: out.status.code().unwrap_or(-1),
-            // The terminal carries both streams.
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stdout).into_owned(),
-            elapsed: start.elapsed(),
-        }
-    }
-
-    fn run(&self, program: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command(program, args);
+    fn with(cmd: Cmd, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = cmd.args(args);
         for (k, v) in extra {
-            cmd.env(k, v);
+            cmd = cmd.env(k, v);
         }
-        let start = Instant::now();
-        let out = run_bounded(&mut cmd, None, COMMAND_TIMEOUT);
-        Run {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: start.elapsed(),
-        }
+        cmd.run()
     }
 
-    pub fn git_sops(&self, args: &[&str]) -> Run {
-        self.run(&git_sops_bin(), args, &[])
+    pub fn git_sops(&self, args: &[&str]) -> Output {
+        Self::with(self.env.git_sops(), args, &[])
     }
 
-    pub fn git_sops_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        self.run(&git_sops_bin(), args, extra)
+    pub fn git_sops_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        Self::with(self.env.git_sops(), args, extra)
     }
 
-    pub fn sops(&self, args: &[&str]) -> Run {
-        self.run(&tool("sops"), args, &[])
+    pub fn sops(&self, args: &[&str]) -> Output {
+        Self::with(self.env.sops(), args, &[])
     }
 
-    pub fn sops_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        self.run(&tool("sops"), args, extra)
+    pub fn sops_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        Self::with(self.env.sops(), args, extra)
     }
 }
 
