@@ -4,6 +4,7 @@
 
 mod args;
 mod crypt;
+mod docs;
 mod io;
 mod keygen;
 mod keys_cmd;
@@ -49,6 +50,9 @@ fn run() -> i32 {
         args::Command::Keygen => keygen::run(),
         args::Command::Updatekeys(a) => keys_cmd::updatekeys(&a),
         args::Command::Rotate(a) => keys_cmd::rotate(&a),
+        args::Command::Filestatus(a) => crypt::filestatus(&a),
+        args::Command::Completion { shell } => docs::completion(shell),
+        args::Command::Man => docs::man(),
         args::Command::Repo(c) => repo::run(c),
     };
     match result {
