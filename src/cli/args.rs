@@ -35,6 +35,15 @@ pub enum Command {
     /// Run a command with the decrypted file at the path `{}` (a FIFO unless --no-fifo)
     #[command(name = "exec-file")]
     ExecFile(ExecFileArgs),
+    /// Print {"encrypted":true} or {"encrypted":false}: is FILE a SOPS file (as `sops filestatus`)
+    Filestatus(FilestatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `git sops --help` shows it once installed as git-sops.1
+    Man,
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
 }
@@ -112,6 +121,18 @@ pub(crate) struct DecryptArgs {
     /// Do not verify the MAC (for files changed outside sops that you trust)
     #[arg(long)]
     pub(crate) ignore_mac: bool,
+    /// Print only this value or subtree, e.g. '["db"]["password"]' or '["hosts"][0]'
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub(crate) extract: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FilestatusArgs {
+    /// The file to check (a path; standard input is not read)
+    pub file: Option<PathBuf>,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
+    pub input_type: Option<String>,
 }
 
 #[derive(Args, Debug)]

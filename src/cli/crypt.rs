@@ -1,15 +1,19 @@
-//! `git sops encrypt` and `git sops decrypt`.
+//! `git sops encrypt`, `git sops decrypt` (with `--extract`) and `git sops filestatus`.
 
-use super::args::{DecryptArgs, EncryptArgs};
+use super::args::{DecryptArgs, EncryptArgs, FilestatusArgs};
 use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
+use std::io::Write;
+
 use zeroize::Zeroizing;
 
 use sops_file::binary;
 use sops_file::config;
 use sops_file::decrypt;
 use sops_file::encrypt::{self, EncryptSpec};
+use sops_file::file;
 use sops_file::formats::convert::{convert, first_null, ConvertError};
+use sops_file::formats::extract::{self, Component};
 use sops_file::formats::{apply_edits, find_entry, Format, Value};
 use sops_file::keygroups::{Keyring, Recipient};
 use sops_file::selectors::Selector;
@@ -138,7 +142,15 @@ pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
 }
 
 pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
+    // As sops: an empty path (`""`, `[`) means the whole file.
+    let path = match args.extract.as_deref() {
+        Some(p) => extract::parse_path(p).map_err(|e| Failure::tree_path(&e))?,
+        None => Vec::new(),
+    };
     let input = read_input(&args.io)?;
+    if !path.is_empty() {
+        return decrypt_extract(args, &input, &path);
+    }
     if binary_only(&input)? {
         let bytes = binary::decrypt(&input.bytes, &Keyring::new(), args.ignore_mac)
             .map_err(|e| Failure::from_sops(&input.name, e))?;
@@ -158,6 +170,77 @@ pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
         Some(text) => write_output(&args.io, &input, &text),
         None => write_output(&args.io, &input, &opened.text),
     }
+}
+
+/// `decrypt --extract`: decrypt (checking the MAC unless --ignore-mac), then
+/// print the one value as sops prints it. A binary file's tree is `{"data":
+/// <bytes>}`; a structured file is read again from its plaintext, which is
+/// exactly the decrypted tree.
+fn decrypt_extract(args: &DecryptArgs, input: &Input, path: &[Component]) -> Result<(), Failure> {
+    let out = if input.format == Format::Binary {
+        let bytes = binary::decrypt(&input.bytes, &Keyring::new(), args.ignore_mac)
+            .map_err(|e| Failure::from_sops(&input.name, e))?;
+        extract::extract_binary(&bytes, path)
+    } else {
+        let opened = decrypt::decrypt(
+            input.format.store(),
+            &input.text,
+            &Keyring::new(),
+            args.ignore_mac,
+        )
+        .map_err(|e| Failure::from_sops(&input.name, e))?;
+        for w in &opened.warnings {
+            eprintln!("git-sops: warning: {}: {w}", input.name);
+        }
+        let doc = input
+            .format
+            .store()
+            .parse(&opened.text)
+            .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
+        extract::extract(&doc, input.format, path, input.output_format)
+    }
+    .map_err(|e| Failure::extract(&input.name, &e))?;
+    write_output_bytes(&args.io, input, &out)
+}
+
+/// `filestatus FILE`: sops' one line of JSON. The file on disk is what is
+/// judged; inside a git-sops working tree a protected file is plaintext there,
+/// so it is `{"encrypted":false}` as sops says too.
+pub fn filestatus(args: &FilestatusArgs) -> Result<(), Failure> {
+    let Some(path) = &args.file else {
+        return Err(Failure::new(
+            "no file specified: git sops filestatus FILE".to_string(),
+            code::NO_FILE_SPECIFIED,
+        ));
+    };
+    let name = path.display().to_string();
+    let format = match &args.input_type {
+        Some(t) => Format::from_name(t).ok_or_else(|| {
+            Failure::usage(format!(
+                "--input-type {t:?} is not supported; git-sops reads yaml, json, dotenv, ini and binary"
+            ))
+        })?,
+        None => Format::detect(&name),
+    };
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|e| Failure::io(format!("{name}: cannot read it: {e}")))?,
+    );
+    let encrypted = file::status(format, &bytes).map_err(|e| {
+        let mut f = Failure::from_sops(&name, e);
+        // sops fails with its generic code on whatever it cannot read.
+        f.exit_code = code::GENERIC;
+        f.hint = None;
+        f
+    })?;
+    let line = if encrypted {
+        "{\"encrypted\":true}\n"
+    } else {
+        "{\"encrypted\":false}\n"
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))
 }
 
 /// Keys and selectors for a new file: key flags replace `.sops.yaml`'s keys

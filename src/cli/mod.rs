@@ -4,6 +4,7 @@
 
 mod args;
 mod crypt;
+mod docs;
 #[cfg(unix)]
 mod exec;
 mod io;
@@ -59,6 +60,9 @@ fn run() -> i32 {
         args::Command::ExecEnv(_) | args::Command::ExecFile(_) => Err(report::Failure::usage(
             "exec-env and exec-file need a Unix system".into(),
         )),
+        args::Command::Filestatus(a) => crypt::filestatus(&a),
+        args::Command::Completion { shell } => docs::completion(shell),
+        args::Command::Man => docs::man(),
         args::Command::Repo(c) => repo::run(c),
     };
     match result {

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::drivers::{DriverError, Level, Notice};
+use sops_file::formats::extract::{ExtractError, PathError};
 use sops_file::formats::FormatError;
 use sops_file::keygroups::KeyGroupError;
 use sops_file::Error;
@@ -18,7 +19,9 @@ pub mod code {
     pub(crate) const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub(crate) const ERROR_DECRYPTING_TREE: i32 = 25;
     pub(crate) const MAC_MISMATCH: i32 = 51;
+    pub(crate) const INVALID_TREE_PATH_FORMAT: i32 = 91;
     pub(crate) const EMPTY_FILE: i32 = 92;
+    pub(crate) const NO_FILE_SPECIFIED: i32 = 100;
     pub(crate) const COULD_NOT_RETRIEVE_KEY: i32 = 128;
     pub(crate) const FILE_ALREADY_ENCRYPTED: i32 = 203;
 }
@@ -99,6 +102,34 @@ impl Failure {
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// A `--extract` path sops cannot parse.
+    pub(crate) fn tree_path(err: &PathError) -> Failure {
+        Failure::new(
+            format!("error parsing --extract path: {err}"),
+            code::INVALID_TREE_PATH_FORMAT,
+        )
+        .with_hint(r#"write the path as sops does: ["key"]["nested key"][0] (keys in double or single quotes, list indexes as numbers)"#)
+    }
+
+    /// A `--extract` path that does not fit the document (sops' exit code 1), or
+    /// a value the output format cannot hold (sops' `ErrorDumpingTree`, 4).
+    pub(crate) fn extract(name: &str, err: &ExtractError) -> Failure {
+        let f = Failure::new(
+            format!("{name}: {err}"),
+            if err.is_dump_error() {
+                code::ERROR_DUMPING_TREE
+            } else {
+                code::GENERIC
+            },
+        );
+        match err {
+            ExtractError::DotenvValue(_) | ExtractError::BinaryValue => f.with_hint(
+                "only a string can be printed as dotenv or binary; pass --output-type yaml or json",
+            ),
+            _ => f,
+        }
     }
 
     /// A library error about the file `name`.

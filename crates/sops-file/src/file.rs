@@ -58,6 +58,44 @@ pub fn read(format: Format, text: &str) -> Result<Loaded, Error> {
     })
 }
 
+/// `sops filestatus`: is `blob`, read as `format`, a SOPS-encrypted file? As
+/// sops decides it (`cmd/sops/subcommand/filestatus`): no top-level `sops`
+/// entry (or an empty YAML, dotenv or INI file) is `false`; metadata that
+/// names a `version` and a `mac` is `true`, without decrypting or checking
+/// anything; metadata without either is `false`. What cannot be read is an
+/// error, as in sops: a file that does not parse (a binary file is read as
+/// its JSON envelope, so any other bytes fail), a `sops` entry that is not
+/// valid metadata, metadata naming no key.
+pub fn status(format: Format, blob: &[u8]) -> Result<bool, Error> {
+    let text = std::str::from_utf8(blob).map_err(|e| {
+        Error::Format(FormatError::Syntax {
+            line: 1,
+            column: 1,
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        })
+    })?;
+    let doc = match format.store().parse(text) {
+        Ok(doc) => doc,
+        // go-yaml, sops' dotenv and go-ini read an empty file as an empty tree;
+        // Go's JSON decoder refuses it.
+        Err(FormatError::Empty { .. }) if !matches!(format, Format::Json | Format::Binary) => {
+            return Ok(false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(entry) = doc.docs.first().and_then(|root| find_entry(root, "sops")) else {
+        return Ok(false);
+    };
+    match Metadata::from_value(&crate::formats::Value::from_node(&entry.value)) {
+        Ok(meta) => Ok(!meta.version.is_empty() && !meta.mac.is_empty()),
+        Err(crate::metadata::MetadataError::Missing("version")) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Can `blob` be a SOPS file at all? Every format's metadata names `sops` and
 /// `lastmodified`; a cheap test before parsing blobs that are mostly not SOPS.
 pub fn might_be_sops(blob: &[u8]) -> bool {

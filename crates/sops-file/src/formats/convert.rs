@@ -66,6 +66,12 @@ pub fn convert(
     } else {
         &doc.docs
     };
+    render(docs, to)
+}
+
+/// Documents as sops sees them (an INI file already through [`ini_tree`])
+/// written in format `to`.
+pub(super) fn render(docs: &[Map], to: Format) -> Result<Zeroizing<String>, ConvertError> {
     let mut out = Zeroizing::new(String::new());
     match to {
         Format::Binary => return Err(ConvertError::Unsupported(to.name())),
@@ -119,7 +125,7 @@ fn entries(map: &Map) -> impl Iterator<Item = (&str, &Node)> {
     })
 }
 
-fn elements(list: &List) -> impl Iterator<Item = &Node> {
+pub(super) fn elements(list: &List) -> impl Iterator<Item = &Node> {
     list.items.iter().filter_map(|i| match i {
         ListItem::Node(n) => Some(n),
         ListItem::Comment(_) => None,
@@ -142,7 +148,7 @@ fn joined(comments: &[&Comment], line: usize) -> MapItem {
 /// go-ini's tree of a parsed INI file: `DEFAULT` first (empty if the file has no
 /// keys outside a section), the comments before a section header as the
 /// section's first item, the comments before a key after that key.
-fn ini_tree(root: &Map) -> Map {
+pub(super) fn ini_tree(root: &Map) -> Map {
     let mut items = Vec::new();
     let has_default = entries(root).next().is_some_and(|(k, _)| k == "DEFAULT");
     if !has_default {
@@ -374,7 +380,7 @@ fn tabs(out: &mut String, depth: usize) {
     out.extend(std::iter::repeat_n('\t', depth));
 }
 
-fn json_node(out: &mut String, node: &Node, depth: usize) {
+pub(super) fn json_node(out: &mut String, node: &Node, depth: usize) {
     match node {
         Node::Map(m) => json_map(out, m, depth),
         Node::List(l) => {
@@ -441,7 +447,7 @@ fn yaml_comment(out: &mut String, c: &Comment, col: usize) {
 
 /// A scalar after `key:` or `- `; multi-line strings become literal blocks
 /// whose content is indented at `col`.
-fn yaml_scalar(value: &Scalar, col: usize) -> String {
+pub(super) fn yaml_scalar(value: &Scalar, col: usize) -> String {
     match value {
         Scalar::Str(s) if s.contains('\n') && !s.lines().any(|l| l.starts_with([' ', '\t'])) => {
             let body = s.trim_end_matches('\n');
@@ -468,6 +474,8 @@ fn yaml_scalar(value: &Scalar, col: usize) -> String {
         Scalar::Null => "null".to_string(),
         // go-yaml prints a float in Go's shortest `g` form, `1` for 1.0 included.
         Scalar::Float(f) if f.is_finite() => go_format_float_g(*f, false),
+        // go-yaml marshals a time.Time as RFC3339Nano, which the value already is.
+        Scalar::Time(t) => t.clone(),
         typed => render::canonical(typed),
     }
 }
@@ -507,7 +515,7 @@ fn yaml_value(out: &mut String, v: &Node, col: usize) {
     }
 }
 
-fn yaml_list(out: &mut String, list: &List, col: usize) {
+pub(super) fn yaml_list(out: &mut String, list: &List, col: usize) {
     for item in elements(list) {
         // Write the item as if indented two further, then put `- ` over the
         // first line's indentation.

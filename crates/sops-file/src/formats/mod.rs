@@ -29,6 +29,7 @@
 
 pub mod convert;
 pub mod dotenv;
+pub mod extract;
 mod flat_metadata;
 mod float;
 mod format;
