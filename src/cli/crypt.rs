@@ -3,6 +3,7 @@
 use super::args::{DecryptArgs, EncryptArgs, FilestatusArgs};
 use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
+use crate::drivers::staged::Protected;
 use std::io::Write;
 
 use zeroize::Zeroizing;
@@ -13,18 +14,13 @@ use sops_file::decrypt;
 use sops_file::encrypt::{self, EncryptSpec};
 use sops_file::file;
 use sops_file::formats::convert::{convert, first_null, ConvertError};
-use sops_file::formats::extract::{self, Component};
+use sops_file::formats::extract;
 use sops_file::formats::{apply_edits, find_entry, Format, Value};
 use sops_file::keygroups::{Keyring, Recipient};
 use sops_file::selectors::Selector;
 
-/// A plaintext in the input format, re-written in the output format when
-/// `--output-type` differs (layout and comments do not carry over).
-fn converted(input: &Input, plaintext: &str) -> Result<Option<Zeroizing<String>>, Failure> {
-    convert_plaintext(&input.name, input.format, input.output_format, plaintext)
-}
-
-/// `plaintext` (a `from` file) re-written as `to`; `None` when they are the same.
+/// `plaintext` (a `from` file) re-written as `to` when `--output-type` differs
+/// (layout and comments do not carry over); `None` when they are the same.
 pub(super) fn convert_plaintext(
     name: &str,
     from: Format,
@@ -95,17 +91,12 @@ fn encrypt_then_convert(input: &Input, encrypted: &str) -> Result<String, Failur
 }
 
 /// Binary files are bytes in a JSON envelope: they convert to nothing else.
-fn binary_only(input: &Input) -> Result<bool, Failure> {
-    match (input.format, input.output_format) {
+fn binary_only(name: &str, format: Format, output: Format) -> Result<bool, Failure> {
+    match (format, output) {
         (Format::Binary, Format::Binary) => Ok(true),
-        (Format::Binary, _) | (_, Format::Binary) => Err(Failure::usage(format!(
-            "{}: converting between binary and {} is not supported",
-            input.name,
-            if input.format == Format::Binary {
-                input.output_format.name()
-            } else {
-                input.format.name()
-            }
+        (Format::Binary, other) | (other, Format::Binary) => Err(Failure::usage(format!(
+            "{name}: converting between binary and {} is not supported",
+            other.name()
         ))),
         _ => Ok(false),
     }
@@ -114,7 +105,7 @@ fn binary_only(input: &Input) -> Result<bool, Failure> {
 pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
     let spec = encrypt_spec(args, &input)?;
-    if binary_only(&input)? {
+    if binary_only(&input.name, input.format, input.output_format)? {
         let out =
             binary::encrypt(&input.bytes, &spec).map_err(|e| Failure::from_sops(&input.name, e))?;
         return write_output(&args.io, &input, &out);
@@ -148,59 +139,76 @@ pub fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
         None => Vec::new(),
     };
     let input = read_input(&args.io)?;
+    let explicit = args.io.input_type.is_some().then_some(input.format);
+    let protected = match &input.path {
+        Some(p) => Protected::plaintext(p, explicit)?,
+        None => None,
+    };
+    let (format, plaintext) = match protected {
+        // Already plaintext on disk (the filter smudged it).
+        Some(p) => (p.format, Zeroizing::new(input.content().to_vec())),
+        None => (
+            input.format,
+            decrypt_content(&input.name, input.format, input.content(), args.ignore_mac)?,
+        ),
+    };
     if !path.is_empty() {
-        return decrypt_extract(args, &input, &path);
+        let out = if format == Format::Binary {
+            extract::extract_binary(&plaintext, &path)
+        } else {
+            let doc = format
+                .store()
+                .parse(as_text(&input.name, &plaintext)?)
+                .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
+            extract::extract(&doc, format, &path, input.output_format)
+        }
+        .map_err(|e| Failure::extract(&input.name, &e))?;
+        return write_output_bytes(&args.io, &input, &out);
     }
-    if binary_only(&input)? {
-        let bytes = binary::decrypt(&input.bytes, &Keyring::new(), args.ignore_mac)
-            .map_err(|e| Failure::from_sops(&input.name, e))?;
-        return write_output_bytes(&args.io, &input, &bytes);
+    if binary_only(&input.name, format, input.output_format)? {
+        return write_output_bytes(&args.io, &input, &plaintext);
     }
-    let opened = decrypt::decrypt(
-        input.format.store(),
-        &input.text,
-        &Keyring::new(),
-        args.ignore_mac,
-    )
-    .map_err(|e| Failure::from_sops(&input.name, e))?;
-    for w in &opened.warnings {
-        eprintln!("git-sops: warning: {}: {w}", input.name);
-    }
-    match converted(&input, &opened.text)? {
-        Some(text) => write_output(&args.io, &input, &text),
-        None => write_output(&args.io, &input, &opened.text),
+    let text = as_text(&input.name, &plaintext)?;
+    match convert_plaintext(&input.name, format, input.output_format, text)? {
+        Some(converted) => write_output(&args.io, &input, &converted),
+        None => write_output(&args.io, &input, text),
     }
 }
 
-/// `decrypt --extract`: decrypt (checking the MAC unless --ignore-mac), then
-/// print the one value as sops prints it. A binary file's tree is `{"data":
-/// <bytes>}`; a structured file is read again from its plaintext, which is
-/// exactly the decrypted tree.
-fn decrypt_extract(args: &DecryptArgs, input: &Input, path: &[Component]) -> Result<(), Failure> {
-    let out = if input.format == Format::Binary {
-        let bytes = binary::decrypt(&input.bytes, &Keyring::new(), args.ignore_mac)
-            .map_err(|e| Failure::from_sops(&input.name, e))?;
-        extract::extract_binary(&bytes, path)
-    } else {
-        let opened = decrypt::decrypt(
-            input.format.store(),
-            &input.text,
-            &Keyring::new(),
-            args.ignore_mac,
-        )
-        .map_err(|e| Failure::from_sops(&input.name, e))?;
-        for w in &opened.warnings {
-            eprintln!("git-sops: warning: {}: {w}", input.name);
-        }
-        let doc = input
-            .format
-            .store()
-            .parse(&opened.text)
-            .map_err(|e| Failure::from_sops(&input.name, e.into()))?;
-        extract::extract(&doc, input.format, path, input.output_format)
+/// What the SOPS file `content` (of `format`) decrypts to: a binary file's
+/// bytes, a text file's text. The MAC is checked unless `ignore_mac`.
+pub(super) fn decrypt_content(
+    name: &str,
+    format: Format,
+    content: &[u8],
+    ignore_mac: bool,
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let keyring = Keyring::new();
+    if format == Format::Binary {
+        return binary::decrypt(content, &keyring, ignore_mac)
+            .map_err(|e| Failure::from_sops(name, e));
     }
-    .map_err(|e| Failure::extract(&input.name, &e))?;
-    write_output_bytes(&args.io, input, &out)
+    let opened = decrypt::decrypt(
+        format.store(),
+        as_text(name, content)?,
+        &keyring,
+        ignore_mac,
+    )
+    .map_err(|e| Failure::from_sops(name, e))?;
+    for w in &opened.warnings {
+        eprintln!("git-sops: warning: {name}: {w}");
+    }
+    Ok(Zeroizing::new(opened.text.as_bytes().to_vec()))
+}
+
+/// A text format's plaintext as text.
+pub(super) fn as_text<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, Failure> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Failure::input(format!(
+            "{name}: not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// `filestatus FILE`: sops' one line of JSON. The file on disk is what is

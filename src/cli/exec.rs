@@ -29,14 +29,12 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::args::{ExecArgs, ExecEnvArgs, ExecFileArgs};
-use super::crypt::convert_plaintext;
+use super::crypt::{as_text, convert_plaintext, decrypt_content};
 use super::io::format_named;
 use super::report::{code, Failure};
 use crate::drivers::staged::Protected;
 use sops_file::formats::convert::val_to_string;
 use sops_file::formats::{Format, MapItem, Node};
-use sops_file::keygroups::Keyring;
-use sops_file::{binary, decrypt};
 
 /// An environment variable for the command: its name and its secret value.
 type Variable = (Vec<u8>, Zeroizing<Vec<u8>>);
@@ -114,14 +112,10 @@ pub(super) fn exec_file(args: &ExecFileArgs) -> Result<(), Failure> {
                 output_format.name()
             )))
         }
-        (from, to) => {
-            let text = std::str::from_utf8(&plaintext)
-                .map_err(|_| Failure::input(format!("{shown}: the plaintext is not UTF-8")))?;
-            match convert_plaintext(&shown, from, to, text)? {
-                Some(t) => Zeroizing::new(t.as_bytes().to_vec()),
-                None => plaintext.clone(),
-            }
-        }
+        (from, to) => match convert_plaintext(&shown, from, to, as_text(&shown, &plaintext)?)? {
+            Some(t) => Zeroizing::new(t.as_bytes().to_vec()),
+            None => plaintext.clone(),
+        },
     };
     let dir = private_dir()?;
     let fifo = !args.no_fifo;
@@ -188,20 +182,7 @@ fn plaintext_of(file: &Path, exec: &ExecArgs) -> Result<(Format, Zeroizing<Vec<u
     }
     let format = explicit.unwrap_or_else(|| Format::detect(&shown));
     let content = read(file)?;
-    let keyring = Keyring::new();
-    if format == Format::Binary {
-        let bytes = binary::decrypt(&content, &keyring, false)
-            .map_err(|e| Failure::from_sops(&shown, e))?;
-        return Ok((format, bytes));
-    }
-    let text = std::str::from_utf8(&content)
-        .map_err(|_| Failure::input(format!("{shown}: not UTF-8 text")))?;
-    let opened = decrypt::decrypt(format.store(), text, &keyring, false)
-        .map_err(|e| Failure::from_sops(&shown, e))?;
-    for w in &opened.warnings {
-        eprintln!("git-sops: warning: {shown}: {w}");
-    }
-    Ok((format, Zeroizing::new(opened.text.as_bytes().to_vec())))
+    Ok((format, decrypt_content(&shown, format, &content, false)?))
 }
 
 /// The variables sops' exec-env sets from a plaintext: the top-level entries
@@ -216,11 +197,9 @@ fn environment(shown: &str, format: Format, plaintext: &[u8]) -> Result<Vec<Vari
             checked_value(shown, "data", plaintext)?,
         )]);
     }
-    let text = std::str::from_utf8(plaintext)
-        .map_err(|_| Failure::input(format!("{shown}: the plaintext is not UTF-8")))?;
     let doc = format
         .store()
-        .parse(text)
+        .parse(as_text(shown, plaintext)?)
         .map_err(|e| Failure::from_sops(shown, e.into()))?;
     let mut out = Vec::new();
     let Some(root) = doc.docs.first() else {

@@ -26,6 +26,17 @@ pub(crate) struct Input {
     pub path: Option<PathBuf>,
 }
 
+impl Input {
+    /// The bytes read, whatever the format.
+    pub(crate) fn content(&self) -> &[u8] {
+        if self.format == Format::Binary {
+            &self.bytes
+        } else {
+            self.text.as_bytes()
+        }
+    }
+}
+
 pub(crate) fn format_named(name: &str, flag: &str) -> Result<Format, Failure> {
     Format::from_name(name).ok_or_else(|| {
         Failure::usage(format!(
