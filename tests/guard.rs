@@ -379,6 +379,37 @@ fn sops_written_files_are_accepted() {
 }
 
 #[test]
+fn a_sops_file_at_an_unprotected_path_may_be_edited_but_not_decrypted() {
+    let sb = Sandbox::new();
+    let r = initialized(&sb, "repo");
+    // A file kept with sops itself, outside the protected pattern.
+    let first = sb.sops_encrypt("app.yaml", YAML_PLAIN, &[]);
+    r.write("config/app.yaml", &first);
+    r.git(&["add", "config/app.yaml"]).ok();
+    r.commit("sops file", &[]).ok();
+    // Edited with sops (here: encrypted again, as `sops edit` writes it): fine.
+    let edited = sb.sops_encrypt("app.yaml", &YAML_PLAIN.replace("admin", "root"), &[]);
+    r.write("config/app.yaml", &edited);
+    r.git(&["add", "config/app.yaml"]).ok();
+    r.commit("edited with sops", &[]).ok();
+    r.check(&["--history", "HEAD~1..HEAD"]).ok();
+    // A plaintext value slipped into it is still refused (it is held to the
+    // form of a protected file)...
+    let tampered = edited.replace(
+        "public_unencrypted: visible",
+        "public_unencrypted: visible\nleak: hunter2-in-plain",
+    );
+    r.write("config/app.yaml", &tampered);
+    r.git(&["add", "config/app.yaml"]).ok();
+    assert_commit_refused(&r, &[], &["config/app.yaml"]);
+    // ...and so is the decrypted file in its place.
+    r.write("config/app.yaml", YAML_PLAIN);
+    r.git(&["add", "config/app.yaml"]).ok();
+    let out = assert_commit_refused(&r, &[], &["protection-removed"]);
+    assert_no_secret(&out);
+}
+
+#[test]
 fn no_false_positives_on_the_corpus_encrypted_by_sops_and_by_git_sops() {
     let sb = Sandbox::new();
     let r = initialized(&sb, "repo");

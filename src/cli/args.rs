@@ -29,6 +29,8 @@ pub enum Command {
     Updatekeys(UpdateKeysArgs),
     /// Give each file a new data key and re-encrypt every value; optionally add or remove keys
     Rotate(RotateArgs),
+    /// Edit an encrypted file in $SOPS_EDITOR/$EDITOR/$VISUAL; unchanged values keep their ciphertext
+    Edit(EditArgs),
     /// Run a command with the decrypted top-level values as its environment variables
     #[command(name = "exec-env")]
     ExecEnv(ExecEnvArgs),
@@ -73,6 +75,14 @@ pub(crate) struct IoArgs {
 pub(crate) struct EncryptArgs {
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub keys: NewFileArgs,
+}
+
+/// How a new file is encrypted: its keys and selector (`encrypt`, and `edit`
+/// of a file that does not exist yet).
+#[derive(Args, Debug)]
+pub(crate) struct NewFileArgs {
     /// age recipients (repeatable or comma-separated); replaces .sops.yaml's keys
     #[arg(long, value_name = "RECIPIENT", env = "SOPS_AGE_RECIPIENTS")]
     pub age: Vec<String>,
@@ -239,4 +249,25 @@ pub(crate) struct ExecFileArgs {
     pub(crate) output_type: Option<String>,
     #[command(flatten)]
     pub(crate) exec: ExecArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EditArgs {
+    /// The encrypted file; one that does not exist yet starts from sops' example and gets keys from .sops.yaml or the flags
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
+    pub(crate) input_type: Option<String>,
+    /// Output format; only the file's own format (edit rewrites the file in place)
+    #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
+    pub(crate) output_type: Option<String>,
+    /// Show the sops metadata in the editor as well
+    #[arg(short = 's', long)]
+    pub(crate) show_master_keys: bool,
+    /// Do not verify the MAC (for files changed outside sops that you trust)
+    #[arg(long)]
+    pub(crate) ignore_mac: bool,
+    #[command(flatten)]
+    pub(crate) keys: NewFileArgs,
 }

@@ -1,6 +1,6 @@
 //! `git sops encrypt`, `git sops decrypt` (with `--extract`) and `git sops filestatus`.
 
-use super::args::{DecryptArgs, EncryptArgs, FilestatusArgs};
+use super::args::{DecryptArgs, EncryptArgs, FilestatusArgs, NewFileArgs};
 use super::io::{read_input, write_output, write_output_bytes, Input};
 use super::report::{code, Failure};
 use crate::drivers::staged::Protected;
@@ -104,7 +104,7 @@ fn binary_only(name: &str, format: Format, output: Format) -> Result<bool, Failu
 
 pub fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let input = read_input(&args.io)?;
-    let spec = encrypt_spec(args, &input)?;
+    let spec = encrypt_spec(&args.keys, &input.name, &input.rule_path)?;
     if binary_only(&input.name, input.format, input.output_format)? {
         let out =
             binary::encrypt(&input.bytes, &spec).map_err(|e| Failure::from_sops(&input.name, e))?;
@@ -253,7 +253,11 @@ pub fn filestatus(args: &FilestatusArgs) -> Result<(), Failure> {
 
 /// Keys and selectors for a new file: key flags replace `.sops.yaml`'s keys
 /// completely; a selector flag overrides the rule's selector (sops' precedence).
-fn encrypt_spec(args: &EncryptArgs, input: &Input) -> Result<EncryptSpec, Failure> {
+pub(super) fn encrypt_spec(
+    args: &NewFileArgs,
+    name: &str,
+    rule_path: &str,
+) -> Result<EncryptSpec, Failure> {
     let context = parse_encryption_context(args.encryption_context.as_deref())?;
     let profile = args.aws_profile.as_deref().unwrap_or("");
     // sops' order for keys from the command line: kms, then age.
@@ -262,17 +266,17 @@ fn encrypt_spec(args: &EncryptArgs, input: &Input) -> Result<EncryptSpec, Failur
     let flag_selector = selector_flag(args)?;
     let mut spec = if flag_recipients.is_empty() {
         let cfg = config::discover(args.config.as_deref())
-            .map_err(|e| Failure::input(format!("{}: {e}", input.name)))?
+            .map_err(|e| Failure::input(format!("{}: {e}", name)))?
             .ok_or_else(|| {
                 Failure::usage(format!(
                     "{}: no recipients: pass --age RECIPIENT, or create a .sops.yaml with creation_rules",
-                    input.name
+                    name
                 ))
                 .with_hint("`git sops keygen` creates an age identity and prints its recipient")
             })?;
         let mut rule = cfg
-            .rule_for(&input.rule_path)
-            .map_err(|e| Failure::input(format!("{}: {e}", input.name)))?;
+            .rule_for(rule_path)
+            .map_err(|e| Failure::input(format!("{}: {e}", name)))?;
         // sops applies --encryption-context to the rule's `kms` keys (a key
         // group's `kms` entries carry their own `context`).
         if !context.is_empty() {
@@ -366,7 +370,7 @@ pub(super) fn parse_encryption_context(
     Ok(out)
 }
 
-fn selector_flag(args: &EncryptArgs) -> Result<Option<Selector>, Failure> {
+fn selector_flag(args: &NewFileArgs) -> Result<Option<Selector>, Failure> {
     let flags = [
         ("unencrypted_suffix", &args.unencrypted_suffix),
         ("encrypted_suffix", &args.encrypted_suffix),

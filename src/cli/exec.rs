@@ -18,17 +18,17 @@
 
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use super::args::{ExecArgs, ExecEnvArgs, ExecFileArgs};
+use super::child::{private_dir, write_private, Signals};
 use super::crypt::{as_text, convert_plaintext, decrypt_content};
 use super::io::format_named;
 use super::report::{code, Failure};
@@ -124,7 +124,7 @@ pub(super) fn exec_file(args: &ExecFileArgs) -> Result<(), Failure> {
         make_fifo(&path)?;
         path
     } else {
-        write_private(dir.path(), name, &plaintext)?
+        write_plain_file(dir.path(), name, &plaintext)?
     };
     let mut cmd = shell(&args.command.replace("{}", &path.to_string_lossy()));
     if let Some((uid, gid)) = user_ids(args.exec.user.as_deref())? {
@@ -268,26 +268,6 @@ fn user_ids(user: Option<&str>) -> Result<Option<(u32, u32)>, Failure> {
     Ok(Some((id("-u")?, id("-g")?)))
 }
 
-/// A fresh directory only this user can enter, on a tmpfs where there is one
-/// (`$XDG_RUNTIME_DIR`), else in `$TMPDIR`.
-fn private_dir() -> Result<tempfile::TempDir, Failure> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    // Created 0700 in one step (tempfile's default follows the umask).
-    tempfile::Builder::new()
-        .prefix(".git-sops-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(&base)
-        .map_err(|e| {
-            Failure::io(format!(
-                "cannot create a private directory in {}: {e}",
-                base.display()
-            ))
-        })
-}
-
 /// `--filename` names a file inside the private directory, nothing else.
 fn check_filename(name: &str) -> Result<(), Failure> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -298,30 +278,17 @@ fn check_filename(name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write_private(dir: &Path, name: Option<&str>, data: &[u8]) -> Result<PathBuf, Failure> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// The plaintext as a 0600 file in `dir`: `name`, or sops' `tmp-file`
+/// followed by a random number.
+fn write_plain_file(dir: &Path, name: Option<&str>, data: &[u8]) -> Result<PathBuf, Failure> {
     let path = match name {
         Some(n) => dir.join(n),
-        // sops: a random name after tmp-file.
         None => {
             let suffix: u32 = rand::random();
             dir.join(format!("{FALLBACK_FILENAME}{suffix}"))
         }
     };
-    let fail = |e: std::io::Error| {
-        Failure::io(format!(
-            "cannot write the plaintext file {}: {e}",
-            path.display()
-        ))
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(fail)?;
-    f.write_all(data).map_err(fail)?;
+    write_private(&path, data)?;
     Ok(path)
 }
 
@@ -387,36 +354,9 @@ fn feed_fifo(
 /// sent to git-sops, so that the caller can clean up whatever happens. The
 /// command's exit status becomes git-sops' own.
 fn run(mut cmd: Command) -> Result<(), Failure> {
-    let pending = Arc::new(AtomicUsize::new(0));
-    let mut registered = Vec::new();
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // The handler only stores the number; the command starts with the
-        // default dispositions again (exec resets caught signals).
-        if let Ok(id) = signal_hook::flag::register_usize(sig, Arc::clone(&pending), sig as usize) {
-            registered.push(id);
-        }
-    }
-    let spawned = cmd.spawn();
-    let status = spawned.and_then(|mut child| loop {
-        if let Some(status) = child.try_wait()? {
-            break Ok(status);
-        }
-        let sig = pending.swap(0, Ordering::SeqCst);
-        if sig != 0 {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) takes plain integers and touches no memory
-                // of ours; the pid is our own child, not yet reaped.
-                unsafe {
-                    libc::kill(pid, sig as libc::c_int);
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    });
-    for id in registered {
-        signal_hook::low_level::unregister(id);
-    }
-    let status = status.map_err(|e| Failure::io(format!("cannot run the command: {e}")))?;
+    let status = Signals::catch()
+        .run(&mut cmd)
+        .map_err(|e| Failure::io(format!("cannot run the command: {e}")))?;
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(Failure::silent(code)),

@@ -3,8 +3,12 @@
 //! This is the only layer that knows about processes, exit codes and hints.
 
 mod args;
+#[cfg(unix)]
+mod child;
 mod crypt;
 mod docs;
+#[cfg(unix)]
+mod edit;
 #[cfg(unix)]
 mod exec;
 mod io;
@@ -53,13 +57,15 @@ fn run() -> i32 {
         args::Command::Updatekeys(a) => keys_cmd::updatekeys(&a),
         args::Command::Rotate(a) => keys_cmd::rotate(&a),
         #[cfg(unix)]
+        args::Command::Edit(a) => edit::edit(&a),
+        #[cfg(unix)]
         args::Command::ExecEnv(a) => exec::exec_env(&a),
         #[cfg(unix)]
         args::Command::ExecFile(a) => exec::exec_file(&a),
         #[cfg(not(unix))]
-        args::Command::ExecEnv(_) | args::Command::ExecFile(_) => Err(report::Failure::usage(
-            "exec-env and exec-file need a Unix system".into(),
-        )),
+        args::Command::Edit(_) | args::Command::ExecEnv(_) | args::Command::ExecFile(_) => Err(
+            report::Failure::usage("edit, exec-env and exec-file need a Unix system".into()),
+        ),
         args::Command::Filestatus(a) => crypt::filestatus(&a),
         args::Command::Completion { shell } => docs::completion(shell),
         args::Command::Man => docs::man(),

@@ -15,6 +15,7 @@ pub mod code {
     pub(crate) const GENERIC: i32 = 1;
     pub(crate) const USAGE: i32 = 2;
     pub(crate) const COULD_NOT_READ_INPUT_FILE: i32 = 2;
+    pub(crate) const COULD_NOT_WRITE_OUTPUT_FILE: i32 = 3;
     pub(crate) const ERROR_DUMPING_TREE: i32 = 4;
     pub(crate) const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub(crate) const ERROR_DECRYPTING_TREE: i32 = 25;
@@ -23,6 +24,8 @@ pub mod code {
     pub(crate) const EMPTY_FILE: i32 = 92;
     pub(crate) const NO_FILE_SPECIFIED: i32 = 100;
     pub(crate) const COULD_NOT_RETRIEVE_KEY: i32 = 128;
+    pub(crate) const FILE_HAS_NOT_BEEN_MODIFIED: i32 = 200;
+    pub(crate) const NO_EDITOR_FOUND: i32 = 201;
     pub(crate) const FILE_ALREADY_ENCRYPTED: i32 = 203;
 }
 

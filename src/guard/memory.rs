@@ -168,27 +168,34 @@ impl Checker<'_> {
                 if p.protected() || p.unprotected {
                     continue;
                 }
-                let why = if by_parent_rules.get(&path).copied().unwrap_or(false) {
-                    "was protected (filter=sops or a .sops.yaml path_regex)"
-                } else if self.is_sops_blob(&path, &parent_blob)? {
-                    "held a SOPS file"
-                } else {
+                let was_protected = by_parent_rules.get(&path).copied().unwrap_or(false);
+                if !was_protected && !self.is_sops_blob(&path, &parent_blob)? {
                     continue;
+                }
+                let why = if was_protected {
+                    "was protected (filter=sops or a .sops.yaml path_regex)"
+                } else {
+                    "held a SOPS file"
                 };
-                let finding = Finding::new(
-                    Kind::ProtectionRemoved,
-                    format!(
-                        "this path {why} in {}, and this {} takes its protection away, so its next edit would be committed as plaintext; it is still checked as a protected file. {}",
-                        short(&diff.parent),
-                        if child.commit.is_some() { "commit" } else { "change" },
-                        mark_hint(&path)
-                    ),
-                );
                 let entry = Entry {
                     path: path.clone(),
                     oid: child_blob,
                 };
-                self.push(&entry, child.commit, finding);
+                // A SOPS file that only the file itself protects, edited with
+                // sops or `git sops edit`, is still one: nothing was taken away.
+                // Either way it is held to the form of a protected file below.
+                if was_protected || !self.is_sops_blob(&path, &entry.oid)? {
+                    let finding = Finding::new(
+                        Kind::ProtectionRemoved,
+                        format!(
+                            "this path {why} in {}, and this {} takes its protection away, so its next edit would be committed as plaintext; it is still checked as a protected file. {}",
+                            short(&diff.parent),
+                            if child.commit.is_some() { "commit" } else { "change" },
+                            mark_hint(&path)
+                        ),
+                    );
+                    self.push(&entry, child.commit, finding);
+                }
                 if let Some(i) = index.get(path.as_str()) {
                     protection[*i].remembered = true;
                 } else {

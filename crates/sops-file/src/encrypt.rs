@@ -27,6 +27,10 @@ pub struct EncryptSpec {
 /// the default; the clean filter reuses the IVs of unchanged values instead.
 pub trait Ivs {
     fn iv(&mut self, aad: &str, tag: TypeTag, plaintext: &[u8]) -> [u8; 32];
+    /// Whether [`Ivs::iv`] would give back a remembered IV for exactly this.
+    fn has(&self, _aad: &str, _tag: TypeTag, _plaintext: &[u8]) -> bool {
+        false
+    }
 }
 
 pub struct FreshIvs;
@@ -95,8 +99,14 @@ pub fn seal(
                 hasher.leaf(&canonical, encrypt);
                 // Empty strings stay "" (sops cannot represent an empty ENC value).
                 if encrypt && !canonical.is_empty() {
-                    let bytes = encrypted_bytes(&leaf.value, &src[leaf.span.clone()]);
                     let aad = pos.aad();
+                    let mut bytes = encrypted_bytes(&leaf.value, &src[leaf.span.clone()]);
+                    // An unchanged value that was encrypted in its canonical form
+                    // (sops writes `True`, `1e+06` as `1000000`) keeps that form
+                    // and its ciphertext, rather than being re-encrypted as spelt.
+                    if !ivs.has(aad, tag, &bytes) && ivs.has(aad, tag, &canonical) {
+                        bytes = canonical.clone();
+                    }
                     let iv = ivs.iv(aad, tag, &bytes);
                     let enc = cipher::encrypt(key, &bytes, aad, tag, &iv);
                     edits.push(Edit::replace(

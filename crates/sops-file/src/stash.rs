@@ -64,6 +64,10 @@ impl Ivs for IvStash {
             .remove(&slot(aad, tag, plaintext))
             .unwrap_or_else(random_iv)
     }
+
+    fn has(&self, aad: &str, tag: TypeTag, plaintext: &[u8]) -> bool {
+        self.ivs.contains_key(&slot(aad, tag, plaintext))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,313 @@
+//! `git sops edit FILE`: the plaintext in `$SOPS_EDITOR`, `$EDITOR` or
+//! `$VISUAL` (else vim, nano or vi, as sops), then encrypted again with the
+//! file's own data key, so every value the edit did not touch keeps its exact
+//! ciphertext and the change reviews as the lines that changed.
+//!
+//! The editor needs a file: it is a 0600 file in a private 0700 directory
+//! (under `$XDG_RUNTIME_DIR`, a tmpfs, where there is one), named like the
+//! original so the editor picks the right syntax, and removed on every way
+//! out: success, an error, an unchanged file, SIGINT/SIGTERM/SIGHUP (passed
+//! on to the editor). An edit that does not parse or cannot be encrypted is
+//! shown with the reason, and the editor opens again on the same text, as in
+//! sops; without a terminal to ask, nothing is written and git-sops stops.
+//!
+//! A file that does not exist yet starts from sops' example for its format
+//! and gets its keys from the flags or `.sops.yaml`. Inside a git working
+//! tree a protected file already is plaintext (the filter decrypts it on
+//! checkout and encrypts it on `git add`): the editor opens it directly.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::args::EditArgs;
+use super::child::{private_dir, write_private, Signals};
+use super::crypt::encrypt_spec;
+use super::io::{format_named, write_atomically};
+use super::report::{code, Failure};
+use crate::drivers::staged::Protected;
+use sops_file::decrypt::Check;
+use sops_file::encrypt;
+use sops_file::file;
+use sops_file::formats::Format;
+use sops_file::keygroups::{self, Keyring};
+use sops_file::stash::IvStash;
+
+pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
+    let shown = args.file.display().to_string();
+    if args.show_master_keys {
+        return Err(Failure::usage(
+            "--show-master-keys is not supported: keys are not edited by hand in git-sops".into(),
+        )
+        .with_hint("change keys in .sops.yaml and run `git sops updatekeys`, or use `git sops rotate --add-age/--rm-age/--add-kms/--rm-kms`"));
+    }
+    let explicit = match &args.input_type {
+        Some(t) => Some(format_named(t, "--input-type")?),
+        None => None,
+    };
+    if Protected::plaintext(&args.file, explicit)?.is_some() {
+        let what = if args.file.exists() {
+            "is already plaintext in this working tree (git-sops decrypts it on checkout and encrypts it when you `git add` it)"
+        } else {
+            "is protected in this repository: it is written as plaintext here and encrypted when you `git add` it"
+        };
+        eprintln!("git-sops: {shown} {what}; opening it in the editor directly");
+        let signals = Signals::catch();
+        return run_editor(&signals, &args.file);
+    }
+    let format = explicit.unwrap_or_else(|| Format::detect(&shown));
+    if let Some(t) = &args.output_type {
+        let output = format_named(t, "--output-type")?;
+        if output != format {
+            return Err(Failure::usage(format!(
+                "{shown}: edit writes the file back as {}; convert it with `git sops decrypt --output-type {}` and `git sops encrypt` instead",
+                format.name(),
+                output.name()
+            )));
+        }
+    }
+    let session = match std::fs::read(&args.file) {
+        Ok(bytes) => open_existing(&shown, format, &bytes, args.ignore_mac)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Said before the editor opens, not after the work is done.
+            if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(Failure::new(
+                        format!("{shown}: the directory {} does not exist", dir.display()),
+                        code::COULD_NOT_WRITE_OUTPUT_FILE,
+                    ));
+                }
+            }
+            let spec = encrypt_spec(&args.keys, &shown, &shown)?;
+            let (key, meta) =
+                encrypt::new_metadata(&spec).map_err(|e| Failure::from_sops(&shown, e))?;
+            Session {
+                key,
+                meta,
+                ivs: IvStash::default(),
+                plaintext: Zeroizing::new(example(format).as_bytes().to_vec()),
+            }
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                format!("{shown}: cannot read it: {e}"),
+                code::COULD_NOT_READ_INPUT_FILE,
+            ))
+        }
+    };
+    let out = edit_until_valid(&shown, &args.file, format, session)?;
+    write_atomically(&args.file, &out).map_err(|e| {
+        Failure::new(
+            format!("{shown}: cannot write it: {e}; the file was not changed"),
+            code::COULD_NOT_WRITE_OUTPUT_FILE,
+        )
+    })
+}
+
+/// What an edit starts from: the file's data key and metadata, the IVs of
+/// its values, and its plaintext.
+struct Session {
+    key: sops_file::datakey::DataKey,
+    meta: sops_file::metadata::Metadata,
+    ivs: IvStash,
+    plaintext: Zeroizing<Vec<u8>>,
+}
+
+fn open_existing(
+    shown: &str,
+    format: Format,
+    bytes: &[u8],
+    ignore_mac: bool,
+) -> Result<Session, Failure> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Failure::input(format!("{shown}: not UTF-8 text, so not a SOPS file")))?;
+    let loaded = file::read(format, text).map_err(|e| Failure::from_sops(shown, e))?;
+    let key = keygroups::recover(&loaded.meta, &Keyring::new())
+        .map_err(|e| Failure::from_sops(shown, e.into()))?;
+    let check = if ignore_mac {
+        Check::IgnoreMac
+    } else {
+        Check::Mac
+    };
+    let opened = loaded
+        .open_with(&key, check)
+        .map_err(|e| Failure::from_sops(shown, e))?;
+    for w in &opened.warnings {
+        eprintln!("git-sops: warning: {shown}: {w}");
+    }
+    Ok(Session {
+        key,
+        meta: loaded.meta,
+        ivs: opened.ivs,
+        plaintext: opened.plaintext,
+    })
+}
+
+/// Open the editor on the plaintext until the result encrypts; the
+/// encrypted file. The private directory is gone when this returns.
+fn edit_until_valid(
+    shown: &str,
+    file: &Path,
+    format: Format,
+    mut session: Session,
+) -> Result<Vec<u8>, Failure> {
+    let dir = private_dir()?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.path().join(name);
+    write_private(&tmp, &session.plaintext)?;
+    let original = Sha256::digest(&session.plaintext[..]);
+    let signals = Signals::catch();
+    let result = loop {
+        if let Err(e) = run_editor(&signals, &tmp) {
+            break Err(e);
+        }
+        let edited = match std::fs::read(&tmp) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) => {
+                break Err(Failure::new(
+                    format!("cannot read the edited file back: {e}; nothing was written"),
+                    code::COULD_NOT_READ_INPUT_FILE,
+                ))
+            }
+        };
+        if Sha256::digest(&edited[..]) == original {
+            break Err(Failure::new(
+                format!("{shown}: the file has not changed; nothing was written"),
+                code::FILE_HAS_NOT_BEEN_MODIFIED,
+            ));
+        }
+        let mut meta = session.meta.clone();
+        match file::seal(format, &edited, &session.key, &mut meta, &mut session.ivs) {
+            Ok(out) => break Ok(out),
+            Err(e) => {
+                let why = Failure::from_sops(shown, e);
+                eprintln!("git-sops: error: {}", why.message);
+                eprintln!("  Press Enter to return to the editor, or Ctrl+C to stop (nothing is written).");
+                if let Err(stop) = wait_for_enter(&signals) {
+                    break Err(stop);
+                }
+            }
+        }
+    };
+    // The plaintext file goes before anything else happens.
+    let removed = dir.close();
+    let out = result?;
+    removed.map_err(|e| {
+        Failure::io(format!(
+            "cannot remove the editor's private directory: {e}; nothing was written"
+        ))
+    })?;
+    Ok(out)
+}
+
+/// Run the editor on `path`; a signal to git-sops, or an editor that fails,
+/// ends the edit.
+fn run_editor(signals: &Signals, path: &Path) -> Result<(), Failure> {
+    let mut cmd = editor_command()?;
+    cmd.arg(path);
+    let status = signals.run(&mut cmd).map_err(|e| {
+        Failure::new(
+            format!("could not run the editor: {e}"),
+            code::NO_EDITOR_FOUND,
+        )
+    })?;
+    if let Some(sig) = signals.seen() {
+        return Err(interrupted(sig));
+    }
+    if !status.success() {
+        return Err(Failure::new(
+            format!("the editor exited with {status}; nothing was written"),
+            code::NO_EDITOR_FOUND,
+        ));
+    }
+    Ok(())
+}
+
+fn interrupted(sig: i32) -> Failure {
+    Failure::new(
+        format!("stopped by signal {sig}; nothing was written"),
+        128 + sig,
+    )
+}
+
+/// `$SOPS_EDITOR`, `$EDITOR` or `$VISUAL` split into words as a shell would
+/// (sops' rule), else the first of vim, nano and vi on `PATH`.
+fn editor_command() -> Result<Command, Failure> {
+    for var in ["SOPS_EDITOR", "EDITOR", "VISUAL"] {
+        let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let value = value.to_string_lossy();
+        let words = shlex::split(&value)
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| {
+                Failure::new(format!("invalid ${var}: {value}"), code::NO_EDITOR_FOUND)
+            })?;
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..]);
+        return Ok(cmd);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["vim", "nano", "vi"] {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
+            return Ok(Command::new(found));
+        }
+    }
+    Err(Failure::new(
+        "no editor available: set SOPS_EDITOR or EDITOR (git-sops otherwise looks for vim, nano and vi, and found none)".into(),
+        code::NO_EDITOR_FOUND,
+    ))
+}
+
+/// Wait for the user to press Enter; a signal or the end of the input (no
+/// terminal to ask) stops the edit instead.
+fn wait_for_enter(signals: &Signals) -> Result<(), Failure> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The read blocks; the thread is left behind if a signal comes first
+    // (the process ends soon after).
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let n = std::io::stdin().lock().read_line(&mut line).unwrap_or(0);
+        let _ = tx.send(n);
+    });
+    loop {
+        if let Some(sig) = signals.take() {
+            return Err(interrupted(sig));
+        }
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(0) => {
+                return Err(Failure::input(
+                    "the edit cannot be encrypted (see above) and there is no terminal to go back to the editor; nothing was written".into(),
+                ))
+            }
+            Ok(_) => return Ok(()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Failure::input(
+                    "cannot read standard input; nothing was written".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// sops 3.11's example file for a new file of `format`, byte for byte.
+fn example(format: Format) -> &'static str {
+    match format {
+        Format::Yaml => "hello: Welcome to SOPS! Edit this file as you please!\nexample_key: example_value\n# Example comment\nexample_array:\n    - example_value1\n    - example_value2\nexample_number: 1234.56789\nexample_booleans:\n    - true\n    - false\n",
+        Format::Json => "{\n\t\"hello\": \"Welcome to SOPS! Edit this file as you please!\",\n\t\"example_key\": \"example_value\",\n\t\"example_array\": [\n\t\t\"example_value1\",\n\t\t\"example_value2\"\n\t],\n\t\"example_number\": 1234.56789,\n\t\"example_booleans\": [\n\t\ttrue,\n\t\tfalse\n\t]\n}\n",
+        Format::Dotenv => "# This is an example file.\nhello=Welcome to SOPS! Edit this file as you please!\nexample_key=example_value\nexample_multiline=foo\\nbar\\nbaz\n",
+        Format::Ini => "; This is an example file.\n[Welcome!]\nhello       = Welcome to SOPS! Edit this file as you please!\nexample_key = example_value\n",
+        Format::Binary => "Welcome to SOPS! Edit this file as you please!",
+    }
+}
