@@ -121,19 +121,7 @@ fn unchanged_files_and_failing_editors_exit_as_sops_does() {
             assert_eq!(env.read(file), before, "{editor}: the file was written");
         }
     }
-    assert_no_leftovers(&env);
-}
-
-/// Nothing git-sops made is left in the temp directory (`TMPDIR` is the
-/// environment's root).
-fn assert_no_leftovers(env: &Env) {
-    let left: Vec<String> = std::fs::read_dir(&env.root)
-        .expect("read root")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".git-sops-"))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -208,7 +196,7 @@ cat started"#
             "SIG{signal}: the file was written"
         );
         std::fs::remove_file(env.path("started")).expect("remove marker");
-        assert_no_leftovers(&env);
+        env.assert_no_private_dirs();
     }
 }
 
@@ -248,7 +236,7 @@ fn an_invalid_edit_reopens_the_editor_and_without_a_terminal_writes_nothing() {
     assert_eq!(out.code, Some(1), "{}", out.describe());
     assert_eq!(env.read("ours-a.yaml"), current);
     assert_ne!(current, before);
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -298,7 +286,7 @@ fn a_new_file_starts_from_sops_example_with_keys_from_flags_or_sops_yaml() {
         theirs.describe()
     );
     assert!(!env.path("elsewhere.yaml").exists());
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]

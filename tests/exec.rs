@@ -54,18 +54,6 @@ fn same(env: &Env, args: &[&str]) -> Output {
     ours
 }
 
-/// Nothing git-sops made is left in the temp directory (`TMPDIR` is the
-/// environment's root).
-fn assert_no_leftovers(env: &Env) {
-    let left: Vec<String> = std::fs::read_dir(&env.root)
-        .expect("read root")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".git-sops-"))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
 #[test]
 fn exec_env_gives_the_child_what_sops_gives_it() {
     let (env, _key) = setup();
@@ -104,7 +92,7 @@ fn exec_env_gives_the_child_what_sops_gives_it() {
             &["exec-env", "--same-process", file, "echo \"$foo\"; exit 4"],
         );
     }
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -227,7 +215,7 @@ fn exec_file_gives_the_child_what_sops_gives_it() {
         // A command that never reads the FIFO does not hang git-sops.
         env.git_sops().args(["exec-file", file, "true"]).run().ok();
     }
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -249,7 +237,7 @@ fn exec_file_names_stay_inside_the_private_directory() {
         assert!(out.stdout.is_empty());
     }
     assert!(!env.root.join("escaped").exists());
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -284,7 +272,7 @@ cat started"#
             "{path} is still there after SIG{signal}"
         );
         std::fs::remove_file(env.path("started")).expect("remove marker");
-        assert_no_leftovers(&env);
+        env.assert_no_private_dirs();
     }
 }
 
@@ -333,7 +321,7 @@ fn run_as_another_user() {
         .run()
         .ok();
     assert_eq!(out.stdout_str(), "nobody\nfoo: bar\n");
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }
 
 #[test]
@@ -381,5 +369,5 @@ fn a_large_plaintext_goes_through_the_fifo_whole() {
         .run()
         .ok();
     assert_eq!(out.stdout_str(), &big[..10]);
-    assert_no_leftovers(&env);
+    env.assert_no_private_dirs();
 }

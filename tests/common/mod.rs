@@ -298,6 +298,18 @@ impl Env {
         self.path(rel).exists()
     }
 
+    /// Nothing git-sops keeps plaintext in (its `.git-sops-*` private
+    /// directories) is left in the temp directory (`TMPDIR` is the root).
+    pub fn assert_no_private_dirs(&self) {
+        let left: Vec<String> = std::fs::read_dir(&self.root)
+            .expect("read root")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".git-sops-"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
     /// `program` in this environment: its variables only, the work dir as cwd.
     pub fn command(&self, program: &Path, label: &str) -> Cmd {
         let mut cmd = Cmd::bare(program, label).env("PATH", child_path_var());
