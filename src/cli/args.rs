@@ -37,6 +37,10 @@ pub enum Command {
     /// Run a command with the decrypted file at the path `{}` (a FIFO unless --no-fifo)
     #[command(name = "exec-file")]
     ExecFile(ExecFileArgs),
+    /// Set the value at PATH (e.g. '["db"]["password"]') to VALUE (JSON: '"text"', 1, {"a": true}); other values keep their ciphertext
+    Set(SetArgs),
+    /// Remove the value at PATH (e.g. '["db"]["password"]' or '["hosts"][0]'); other values keep their ciphertext
+    Unset(UnsetArgs),
     /// Print {"encrypted":true} or {"encrypted":false}: is FILE a SOPS file (as `sops filestatus`)
     Filestatus(FilestatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -270,4 +274,51 @@ pub(crate) struct EditArgs {
     pub(crate) ignore_mac: bool,
     #[command(flatten)]
     pub(crate) keys: NewFileArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SetArgs {
+    /// FILE PATH VALUE (FILE PATH with --value-stdin); VALUE is JSON
+    #[arg(value_name = "FILE PATH VALUE", num_args = 0.., allow_hyphen_values = true)]
+    pub(crate) args: Vec<std::ffi::OsString>,
+    /// VALUE is a file to read the JSON value from (keeps secrets out of process listings)
+    #[arg(long)]
+    pub(crate) value_file: bool,
+    /// Read the JSON value from standard input (no VALUE argument)
+    #[arg(long)]
+    pub(crate) value_stdin: bool,
+    /// Do nothing (write nothing) if PATH already has that value
+    #[arg(long)]
+    pub(crate) idempotent: bool,
+    #[command(flatten)]
+    pub(crate) common: TreeEditArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct UnsetArgs {
+    /// FILE PATH
+    #[arg(value_name = "FILE PATH", num_args = 0.., allow_hyphen_values = true)]
+    pub(crate) args: Vec<std::ffi::OsString>,
+    /// Succeed without writing anything if PATH is not there
+    #[arg(long)]
+    pub(crate) idempotent: bool,
+    #[command(flatten)]
+    pub(crate) common: TreeEditArgs,
+}
+
+/// Flags `set` and `unset` share, as sops names them.
+#[derive(Args, Debug)]
+pub(crate) struct TreeEditArgs {
+    /// Input format (default: from the file extension)
+    #[arg(long, value_name = "yaml|json|dotenv|ini")]
+    pub(crate) input_type: Option<String>,
+    /// Write the file back in this format (sops' behaviour: the file changes format, in sops' layout)
+    #[arg(long, value_name = "yaml|json|dotenv|ini")]
+    pub(crate) output_type: Option<String>,
+    /// Do not verify the MAC when decrypting
+    #[arg(long)]
+    pub(crate) ignore_mac: bool,
+    /// Accepted for sops compatibility; the file keeps its key groups and threshold (sops ignores it here too)
+    #[arg(long, value_name = "N")]
+    pub(crate) shamir_secret_sharing_threshold: Option<usize>,
 }

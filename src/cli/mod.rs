@@ -16,6 +16,7 @@ mod keygen;
 mod keys_cmd;
 mod repo;
 mod report;
+mod set;
 
 use clap::Parser;
 
@@ -66,6 +67,8 @@ fn run() -> i32 {
         args::Command::Edit(_) | args::Command::ExecEnv(_) | args::Command::ExecFile(_) => Err(
             report::Failure::usage("edit, exec-env and exec-file need a Unix system".into()),
         ),
+        args::Command::Set(a) => set::set(&a),
+        args::Command::Unset(a) => set::unset(&a),
         args::Command::Filestatus(a) => crypt::filestatus(&a),
         args::Command::Completion { shell } => docs::completion(shell),
         args::Command::Man => docs::man(),

@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::drivers::{DriverError, Level, Notice};
 use sops_file::formats::extract::{ExtractError, PathError};
+use sops_file::formats::set::{PutError, SetError, UnsetError, ValueError};
 use sops_file::formats::FormatError;
 use sops_file::keygroups::KeyGroupError;
 use sops_file::Error;
@@ -17,6 +18,7 @@ pub mod code {
     pub(crate) const COULD_NOT_READ_INPUT_FILE: i32 = 2;
     pub(crate) const COULD_NOT_WRITE_OUTPUT_FILE: i32 = 3;
     pub(crate) const ERROR_DUMPING_TREE: i32 = 4;
+    pub(crate) const INVALID_SET_FORMAT: i32 = 7;
     pub(crate) const INVALID_KMS_ENCRYPTION_CONTEXT: i32 = 6;
     pub(crate) const ERROR_DECRYPTING_TREE: i32 = 25;
     pub(crate) const MAC_MISMATCH: i32 = 51;
@@ -131,6 +133,46 @@ impl Failure {
             ExtractError::DotenvValue(_) | ExtractError::BinaryValue => f.with_hint(
                 "only a string can be printed as dotenv or binary; pass --output-type yaml or json",
             ),
+            _ => f,
+        }
+    }
+
+    /// A `set`/`unset` PATH sops cannot parse (its `ErrorInvalidSetFormat`, 7;
+    /// `--extract` uses 91 for the same syntax). `None`: not UTF-8.
+    pub(crate) fn set_path(err: Option<&PathError>) -> Failure {
+        let why = err.map_or_else(|| "not UTF-8 text".to_string(), ToString::to_string);
+        Failure::new(
+            format!("invalid index format: {why}"),
+            code::INVALID_SET_FORMAT,
+        )
+        .with_hint(r#"write the path as sops does: ["key"]["nested key"][0] (keys in double or single quotes, list indexes as numbers)"#)
+    }
+
+    /// A `set` VALUE sops refuses (7).
+    pub(crate) fn set_value(err: &ValueError) -> Failure {
+        Failure::new(format!("invalid value: {err}"), code::INVALID_SET_FORMAT).with_hint(
+            r#"VALUE is JSON: quote a string ('"text"'), or give a number, true/false/null, or an object ({"a": 1})"#,
+        )
+    }
+
+    /// `set` that cannot be applied to the file `name`: a value the format
+    /// cannot hold is sops' "Could not marshal tree" (4), anything else 1.
+    pub(crate) fn set(name: &str, err: &SetError) -> Failure {
+        let code = match err {
+            SetError::Put(PutError::Unsupported(_)) => code::ERROR_DUMPING_TREE,
+            _ => code::GENERIC,
+        };
+        Failure::new(format!("{name}: {err}; nothing was written"), code)
+    }
+
+    /// `unset` that cannot be applied (sops: 1, also for a path that is not
+    /// there unless `--idempotent`).
+    pub(crate) fn unset(name: &str, err: &UnsetError) -> Failure {
+        let f = Failure::new(format!("{name}: {err}; nothing was written"), code::GENERIC);
+        match err {
+            UnsetError::NotFound(_) => {
+                f.with_hint("--idempotent succeeds when the path is not there")
+            }
             _ => f,
         }
     }

@@ -188,6 +188,25 @@ impl Store for DotenvStore {
         }
         edits
     }
+
+    fn put(
+        &self,
+        src: &str,
+        _doc: &Document,
+        slot: super::set::Slot<'_>,
+        value: &Node,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::dotenv_put(src, slot, value)
+    }
+
+    fn take(
+        &self,
+        src: &str,
+        _doc: &Document,
+        slot: super::set::Slot<'_>,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::dotenv_take(src, slot)
+    }
 }
 
 /// Merge overlapping deletions (all edits are deletions, in order).

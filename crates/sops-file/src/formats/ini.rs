@@ -417,6 +417,25 @@ impl Store for IniStore {
         }
         vec![Edit::replace(start..end, "")]
     }
+
+    fn put(
+        &self,
+        src: &str,
+        doc: &Document,
+        slot: super::set::Slot<'_>,
+        value: &Node,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::ini_put(src, doc, slot, value)
+    }
+
+    fn take(
+        &self,
+        src: &str,
+        _doc: &Document,
+        slot: super::set::Slot<'_>,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::ini_take(src, slot)
+    }
 }
 
 /// A value as go-ini reads it, and where its text ends.

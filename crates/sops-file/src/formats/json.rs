@@ -138,6 +138,25 @@ impl Store for JsonStore {
             .flat_map(|root| remove_from(src, root))
             .collect()
     }
+
+    fn put(
+        &self,
+        src: &str,
+        doc: &Document,
+        slot: super::set::Slot<'_>,
+        value: &Node,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::json_put(src, doc, slot, value)
+    }
+
+    fn take(
+        &self,
+        src: &str,
+        _doc: &Document,
+        slot: super::set::Slot<'_>,
+    ) -> Result<Vec<Edit>, super::set::PutError> {
+        super::set::json_take(src, slot)
+    }
 }
 
 // ---------------------------------------------------------------------------

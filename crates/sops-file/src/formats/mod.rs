@@ -35,6 +35,7 @@ mod float;
 mod format;
 pub mod ini;
 pub mod json;
+pub mod set;
 mod splice;
 mod store;
 pub(crate) mod time;

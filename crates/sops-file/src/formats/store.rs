@@ -1,7 +1,8 @@
 //! What a store does ([`Store`]) and what goes wrong reading a file
 //! ([`FormatError`]).
 
-use super::{Document, Edit, Leaf, Scalar, Value};
+use super::set::{PutError, Slot};
+use super::{Document, Edit, Leaf, Node, Scalar, Value};
 
 /// Errors found while reading a file. `line`/`column` are 1-based; 0 means unknown.
 #[derive(Debug, thiserror::Error)]
@@ -50,4 +51,24 @@ pub trait Store: Sync {
     /// Edits that remove the top-level `sops` entry from every document of `doc`,
     /// undoing exactly what [`Store::insert_metadata`] added for files it wrote.
     fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit>;
+
+    /// Edits that write `value` (a tree parsed from JSON: no comments, no
+    /// spans that mean anything in `src`) at `slot` of the plaintext `src`,
+    /// for `git sops set` ([`super::set`]): in place of an existing value, or
+    /// as a new entry or item after the last one of its map or list, in that
+    /// collection's own layout (indentation, flow or block, separators), so
+    /// the rest of the file is untouched. A value the format cannot hold there
+    /// is [`PutError::Unsupported`].
+    fn put(
+        &self,
+        src: &str,
+        doc: &Document,
+        slot: Slot<'_>,
+        value: &Node,
+    ) -> Result<Vec<Edit>, PutError>;
+
+    /// Edits that remove the entry or item at `slot` (an existing one) from
+    /// the plaintext `src`, with its line where it has one to itself, for
+    /// `git sops unset`.
+    fn take(&self, src: &str, doc: &Document, slot: Slot<'_>) -> Result<Vec<Edit>, PutError>;
 }

@@ -116,6 +116,25 @@ impl Store for YamlStore {
     fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit> {
         metadata::remove(src, doc)
     }
+
+    fn put(
+        &self,
+        src: &str,
+        doc: &Document,
+        slot: crate::formats::set::Slot<'_>,
+        value: &crate::formats::Node,
+    ) -> Result<Vec<Edit>, crate::formats::set::PutError> {
+        crate::formats::set::yaml_put(self, src, doc, slot, value, indent_step(src, doc))
+    }
+
+    fn take(
+        &self,
+        src: &str,
+        doc: &Document,
+        slot: crate::formats::set::Slot<'_>,
+    ) -> Result<Vec<Edit>, crate::formats::set::PutError> {
+        crate::formats::set::yaml_take(src, doc, slot)
+    }
 }
 
 /// The first `\r` that is not part of a `\r\n`. YAML (go-yaml as saphyr) breaks
