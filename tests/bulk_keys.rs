@@ -500,8 +500,8 @@ fn many_kms_files_are_unwrapped_and_wrapped_concurrently() {
             .ok();
         (
             out.elapsed,
-            proxy.count("TrentService.Decrypt"),
-            proxy.count("TrentService.Encrypt"),
+            proxy.count("Decrypt"),
+            proxy.count("Encrypt"),
         )
     };
     let new_bin = git_sops_path();
