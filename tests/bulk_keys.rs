@@ -498,11 +498,7 @@ fn many_kms_files_are_unwrapped_and_wrapped_concurrently() {
             .args(&names)
             .run()
             .ok();
-        (
-            out.elapsed,
-            proxy.count("Decrypt"),
-            proxy.count("Encrypt"),
-        )
+        (out.elapsed, proxy.count("Decrypt"), proxy.count("Encrypt"))
     };
     let new_bin = git_sops_path();
     let up = time(&new_bin, "new", &["updatekeys", "-y"]);
