@@ -152,8 +152,14 @@ pub(crate) struct FilestatusArgs {
 #[derive(Args, Debug)]
 pub(crate) struct UpdateKeysArgs {
     /// The encrypted files to update (in place)
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "all", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Every protected file of the repository (filter=sops), and every tracked SOPS file a .sops.yaml rule covers
+    #[arg(long, conflicts_with = "files")]
+    pub(crate) all: bool,
+    /// Show, per file and key group, what would change; write nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Do not ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -171,8 +177,14 @@ pub(crate) struct UpdateKeysArgs {
 #[derive(Args, Debug)]
 pub(crate) struct RotateArgs {
     /// The encrypted files to rotate
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "all", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Every protected file of the repository (filter=sops), and every tracked SOPS file a .sops.yaml rule covers
+    #[arg(long, conflicts_with = "files")]
+    pub(crate) all: bool,
+    /// Show, per file, what would be rotated and which keys would change; write nothing
+    #[arg(long, conflicts_with = "output")]
+    pub(crate) dry_run: bool,
     /// Replace each file with the result (atomically); needed for more than one file
     #[arg(short = 'i', long, conflicts_with = "output")]
     pub(crate) in_place: bool,

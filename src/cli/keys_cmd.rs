@@ -18,6 +18,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::args::{RotateArgs, UpdateKeysArgs};
+use super::bulk::{self, Outcome, Progress, Report, Target};
 use super::crypt::{age_recipients, kms_recipients, parse_encryption_context};
 use super::io::write_atomically;
 use super::report::Failure;
@@ -28,8 +29,10 @@ use sops_file::decrypt;
 use sops_file::encrypt::FreshIvs;
 use sops_file::file;
 use sops_file::formats::{apply_edits, Format, Store};
+use sops_file::keycache::KeyCache;
 use sops_file::keygroups::{
     self, diff_groups, key_string_form, GroupDiff, KeyGroupError, KeyName, Keyring, Recipient,
+    WrapJob,
 };
 use sops_file::metadata::{KeyGroup, MasterKey, Metadata};
 use sops_file::Error;
@@ -116,49 +119,12 @@ fn keys_failure(name: &str) -> impl Fn(KeyGroupError) -> Failure + '_ {
     move |e| Failure::from_sops(name, Error::Keys(e))
 }
 
-/// Run `each` over every file; report each failure as it happens and return the
-/// first one (so later files are still processed).
-fn for_each_file<'a, I>(
-    files: I,
-    mut each: impl FnMut(&Path) -> Result<(), Failure>,
-) -> Result<(), Failure>
-where
-    I: IntoIterator<Item = &'a std::path::PathBuf>,
-{
-    let files: Vec<&std::path::PathBuf> = files.into_iter().collect();
-    if let [only] = files.as_slice() {
-        return each(only);
-    }
-    let mut first: Option<Failure> = None;
-    let mut failed = 0;
-    for f in &files {
-        if let Err(e) = each(f) {
-            eprintln!("{e}");
-            failed += 1;
-            first.get_or_insert(e);
-        }
-    }
-    match first {
-        None => Ok(()),
-        Some(mut e) => {
-            e.message = format!(
-                "{failed} of {} files failed (each reported above); the others were updated",
-                files.len()
-            );
-            e.hint = None;
-            Err(e)
-        }
-    }
-}
-
-/// Ask on the terminal; refuse when there is none.
-fn confirm(name: &str) -> Result<bool, Failure> {
+/// Ask on the terminal; refuse when there is none. `what` names the file, or
+/// the number of files (a run over several files asks once).
+fn confirm(what: &str) -> Result<bool, Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(Failure::usage(format!(
-            "{name}: not changing the keys without confirmation, and standard input is not a terminal to ask on; nothing was written"
-        ))
-        .with_hint("review the changes above and run again with --yes to apply them"));
+        return Err(Failure::needs_confirmation(what));
     }
     let mut line = String::new();
     loop {
@@ -223,30 +189,76 @@ fn rewrite_metadata(
     Ok(std::mem::take(&mut *out))
 }
 
-pub fn updatekeys(args: &UpdateKeysArgs) -> Result<(), Failure> {
-    let keyring = Keyring::new();
-    for_each_file(&args.files, |path| update_one(args, path, &keyring))
+/// A file read for a key command: its format and text, and for a protected
+/// plaintext working-tree file the staged original that is read and
+/// rewritten instead.
+struct Source {
+    format: Format,
+    staged: Option<StagedFile>,
+    text: String,
 }
 
-fn update_one(args: &UpdateKeysArgs, path: &Path, keyring: &Keyring) -> Result<(), Failure> {
-    let name = path.display().to_string();
-    let (format, staged) = source(args.input_type.as_deref(), path, &name)?;
-    let store = format.store();
+fn read_source(input_type: Option<&str>, t: &Target) -> Result<Source, Failure> {
+    let (format, staged) = source(input_type, &t.path, &t.name).map_err(|f| named(f, t))?;
     let text = match &staged {
-        Some(s) => staged_text(s, &name)?,
-        None => read_text(path, &name)?,
+        Some(s) => staged_text(s, &t.name)?,
+        None => read_text(&t.path, &t.name)?,
     };
-    let (doc, meta) = decrypt::load(store, &text).map_err(sops_failure(&name))?;
-    let cfg = config::discover(args.config.as_deref())
-        .map_err(|e| Failure::input(format!("{name}: {e}")))?
-        .ok_or_else(|| {
-            Failure::input(format!(
+    Ok(Source {
+        format,
+        staged,
+        text,
+    })
+}
+
+/// A failure about `t` that names it by its path on disk (an absolute one with
+/// `--all`), named as the run shows it instead.
+fn named(mut f: Failure, t: &Target) -> Failure {
+    let shown = t.path.display().to_string();
+    if shown != t.name {
+        if let Some(rest) = f.message.strip_prefix(&shown) {
+            f.message = format!("{}{rest}", t.name);
+        }
+    }
+    f
+}
+
+/// What `updatekeys` will do to one file, worked out before anything is
+/// unwrapped, wrapped or written (and all a dry run shows).
+struct UpdatePlan {
+    src: Source,
+    doc: sops_file::formats::Document,
+    meta: Metadata,
+    diffs: Vec<GroupDiff>,
+    /// (old, new) threshold as shown: 0 with several groups means "all of them".
+    shown: (usize, usize),
+    threshold: usize,
+    /// Whether the keys or the threshold change at all.
+    changes: bool,
+    /// The rule's keys git-sops wraps for, per group.
+    wrappable: Vec<Vec<Recipient>>,
+    /// Keys git-sops cannot wrap for that stay as they are (see `plan_update`).
+    kept: Vec<MasterKey>,
+}
+
+fn plan_update(
+    args: &UpdateKeysArgs,
+    t: &Target,
+    cfg: &Result<Option<config::Config>, String>,
+) -> Result<UpdatePlan, Failure> {
+    let name = t.name.as_str();
+    let src = read_source(args.input_type.as_deref(), t)?;
+    let (doc, meta) = decrypt::load(src.format.store(), &src.text).map_err(sops_failure(name))?;
+    let cfg = match cfg {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => return Err(Failure::input(format!(
                 "{name}: no .sops.yaml with creation_rules was found from the current directory upwards; updatekeys takes the keys from the rule for the file"
             ))
-            .with_hint("run it from inside the repository, or pass --config PATH")
-        })?;
+            .with_hint("run it from inside the repository, or pass --config PATH")),
+        Err(e) => return Err(Failure::input(format!("{name}: {e}"))),
+    };
     let rule = cfg
-        .rule_for(&name)
+        .rule_for(&t.path.to_string_lossy())
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
     let groups: Vec<Vec<Recipient>> = rule
         .key_groups
@@ -265,36 +277,25 @@ fn update_one(args: &UpdateKeysArgs, path: &Path, keyring: &Keyring) -> Result<(
         .unwrap_or(old_threshold)
         .min(groups.len());
     let diffs = diff_groups(&meta.key_groups, &groups);
-    let keys_change = diffs
-        .iter()
-        .any(|d| !d.added.is_empty() || !d.removed.is_empty());
-    if !keys_change && threshold == old_threshold {
-        eprintln!("git-sops: {name}: already up to date");
-        return Ok(());
-    }
-    eprintln!("git-sops: {name}: the following changes will be made to the file's key groups:");
+    let changes = threshold != old_threshold
+        || diffs
+            .iter()
+            .any(|d| !d.added.is_empty() || !d.removed.is_empty());
     // Shown as it will be written: 0 with several groups means "all of them".
     let shown = |t: usize, n: usize| if t == 0 && n > 1 { n } else { t };
-    eprint!(
-        "{}",
-        render_diff(
-            shown(old_threshold, meta.key_groups.len()),
-            shown(threshold, groups.len()),
-            &diffs
-        )
+    let shown = (
+        shown(old_threshold, meta.key_groups.len()),
+        shown(threshold, groups.len()),
     );
-    if !args.yes && !confirm(&name)? {
-        eprintln!("git-sops: {name}: left unchanged");
-        return Ok(());
-    }
 
     // Keys git-sops cannot wrap for (pgp, gcp_kms, ...) can stay as they are only
     // when their `enc` still wraps what they will need: the whole data key, i.e.
-    // a single group before and after.
+    // a single group before and after. Checked before anything is asked or
+    // unwrapped, so a file that cannot be done fails up front.
     let single = groups.len() == 1 && meta.key_groups.len() == 1;
     let mut kept = Vec::new();
     let mut wrappable: Vec<Vec<Recipient>> = Vec::new();
-    for g in &groups {
+    for g in groups.iter().filter(|_| changes) {
         let mut w = Vec::new();
         for r in g {
             if let Recipient::Unsupported { kind, .. } = r {
@@ -321,74 +322,214 @@ fn update_one(args: &UpdateKeysArgs, path: &Path, keyring: &Keyring) -> Result<(
         }
         wrappable.push(w);
     }
+    Ok(UpdatePlan {
+        src,
+        doc,
+        meta,
+        diffs,
+        shown,
+        threshold,
+        changes,
+        wrappable,
+        kept,
+    })
+}
 
-    let key: DataKey = keygroups::recover(&meta, keyring).map_err(keys_failure(&name))?;
-    let (mut key_groups, shamir_threshold) = if wrappable.iter().all(|g| g.is_empty()) {
-        (vec![Vec::new()], 0)
-    } else {
-        keygroups::wrap(&key, &wrappable, threshold).map_err(keys_failure(&name))?
-    };
+/// The new key groups of a planned file whose data key is `key`, wrapped (by
+/// `wrap_many`, or nothing to wrap), written back: to the index for a staged
+/// file, else the file itself.
+fn finish_update(
+    t: &Target,
+    p: &UpdatePlan,
+    key: &DataKey,
+    wrapped: Result<(Vec<KeyGroup>, usize), KeyGroupError>,
+) -> Result<String, Failure> {
+    let name = t.name.as_str();
+    let (mut key_groups, shamir_threshold) = wrapped.map_err(keys_failure(name))?;
     if let Some(first) = key_groups.first_mut() {
-        first.extend(kept);
+        first.extend(p.kept.iter().cloned());
     }
     let new_meta = Metadata {
         key_groups: key_groups.into_iter().map(in_load_order).collect(),
         shamir_threshold,
-        ..meta.clone()
+        ..p.meta.clone()
     };
-    let out = rewrite_metadata(store, &text, &doc, &new_meta).map_err(sops_failure(&name))?;
-    match &staged {
+    let out = rewrite_metadata(p.src.format.store(), &p.src.text, &p.doc, &new_meta)
+        .map_err(sops_failure(name))?;
+    match &p.src.staged {
         Some(s) => {
-            s.stage(out.as_bytes(), &new_meta, &key, None)?;
-            eprintln!("git-sops: {name}: synced with new keys (staged; the working tree keeps its plaintext)");
+            s.stage(out.as_bytes(), &new_meta, key, None)?;
+            Ok("synced with new keys (staged; the working tree keeps its plaintext)".into())
         }
         None => {
-            write_atomically(path, out.as_bytes()).map_err(|e| {
+            write_atomically(&t.path, out.as_bytes()).map_err(|e| {
                 Failure::io(format!("{name}: cannot write it: {e}; nothing was changed"))
             })?;
-            eprintln!("git-sops: {name}: synced with new keys");
+            Ok("synced with new keys".into())
         }
     }
-    Ok(())
 }
 
-pub fn rotate(args: &RotateArgs) -> Result<(), Failure> {
-    if args.files.len() > 1 && !args.in_place {
-        return Err(Failure::usage(
-            "rotating more than one file needs --in-place (-i)".into(),
-        ));
-    }
-    let context = parse_encryption_context(args.encryption_context.as_deref())?;
-    let profile = args.aws_profile.as_deref().unwrap_or("");
-    let mut adds = kms_recipients(&args.add_kms, &context, profile);
-    adds.extend(age_recipients(&args.add_age));
-    let mut removes = kms_recipients(&args.rm_kms, &context, profile);
-    removes.extend(age_recipients(&args.rm_age));
-    // A malformed key to add is refused before any file is touched.
-    for r in &adds {
-        keygroups::check_recipient(r)
-            .map_err(|e| Failure::usage(format!("--add-{}: {e}", r.kind())))?;
-    }
-    let keyring = Keyring::new();
-    for_each_file(&args.files, |path| {
-        rotate_one(args, path, &keyring, &adds, &removes)
-    })
-}
-
-fn rotate_one(
-    args: &RotateArgs,
-    path: &Path,
+/// The data key of each file, unwrapped together: first every KMS-wrapped key
+/// at once with checkout's bounded concurrency ([`KeyCache::prefetch`]), then
+/// each file from that cache (age keys are local). A file whose key cannot be
+/// recovered gets its failure.
+fn recover_all<'a, P>(
+    metas: impl Iterator<Item = (&'a Target, &'a Metadata, P)>,
+    keys: &KeyCache,
     keyring: &Keyring,
+) -> Vec<(&'a Target, P, Result<DataKey, Failure>)> {
+    let items: Vec<(&Target, &Metadata, P)> = metas.collect();
+    let all: Vec<Metadata> = items.iter().map(|(_, m, _)| (*m).clone()).collect();
+    keys.prefetch(&all);
+    items
+        .into_iter()
+        .map(|(t, m, p)| {
+            let key = keys.recover(m, keyring).map_err(keys_failure(&t.name));
+            (t, p, key)
+        })
+        .collect()
+}
+
+/// The files of the run, and the `.sops.yaml` (or why it cannot be read).
+fn run_files(
+    command: &str,
+    files: &[std::path::PathBuf],
+    all: bool,
+    cfg: &Result<Option<config::Config>, String>,
+) -> Result<(Vec<Target>, Report), Failure> {
+    let targets = bulk::targets(
+        command,
+        files,
+        all,
+        cfg.as_ref().ok().and_then(Option::as_ref),
+    )?;
+    if all && targets.is_empty() {
+        eprintln!("git-sops: {command} --all: this repository has no SOPS files (no tracked file with filter=sops, nor one a .sops.yaml rule covers)");
+    }
+    let report = Report::new(all || targets.len() > 1);
+    Ok((targets, report))
+}
+
+pub fn updatekeys(args: &UpdateKeysArgs) -> Result<(), Failure> {
+    let cfg = config::discover(args.config.as_deref()).map_err(|e| e.to_string());
+    let (targets, mut report) = run_files("updatekeys", &args.files, args.all, &cfg)?;
+    let mut plans: Vec<(&Target, UpdatePlan)> = Vec::new();
+    for t in &targets {
+        match plan_update(args, t, &cfg) {
+            Ok(p) if !p.changes => {
+                report.record(&t.name, Outcome::Unchanged("already up to date".into()))
+            }
+            Ok(p) => plans.push((t, p)),
+            Err(f) => report.record(&t.name, Outcome::Failed(f)),
+        }
+    }
+    let verb = if args.dry_run { "would" } else { "will" };
+    for (t, p) in &plans {
+        eprintln!(
+            "git-sops: {}: the following changes {verb} be made to the file's key groups:",
+            t.name
+        );
+        eprint!("{}", render_diff(p.shown.0, p.shown.1, &p.diffs));
+    }
+    if args.dry_run {
+        for (t, _) in &plans {
+            let text = if report.is_bulk() {
+                "its key groups would change as shown above"
+            } else {
+                "nothing was written (--dry-run)"
+            };
+            report.record(&t.name, Outcome::Done(text.into()));
+        }
+        return report.finish("updatekeys", true);
+    }
+    if !plans.is_empty() && !args.yes {
+        let what = match plans.as_slice() {
+            [(t, _)] if !report.is_bulk() => t.name.clone(),
+            _ => format!("{} files", plans.len()),
+        };
+        match confirm(&what) {
+            Ok(true) => {}
+            Ok(false) => {
+                for (t, _) in &plans {
+                    report.record(&t.name, Outcome::Unchanged("left unchanged".into()));
+                }
+                return report.finish("updatekeys", false);
+            }
+            Err(f) => {
+                // Files that already failed are still listed before the refusal.
+                if report.is_bulk() {
+                    let _ = report.finish("updatekeys", false);
+                }
+                return Err(f);
+            }
+        }
+    }
+
+    let mut progress = Progress::new("updatekeys", plans.len());
+    progress.phase("unwrapping data keys");
+    let keyring = Keyring::new();
+    let keys = KeyCache::new(None);
+    let recovered = recover_all(plans.iter().map(|(t, p)| (*t, &p.meta, p)), &keys, &keyring);
+    let mut ready: Vec<(&Target, &UpdatePlan, DataKey)> = Vec::new();
+    for (t, p, key) in recovered {
+        match key {
+            Ok(key) => ready.push((t, p, key)),
+            Err(f) => {
+                progress.tick();
+                report.record(&t.name, Outcome::Failed(f));
+            }
+        }
+    }
+    progress.phase("wrapping data keys");
+    // A rule of only keys git-sops cannot wrap for keeps them as they are.
+    let needs_wrap = |p: &UpdatePlan| !p.wrappable.iter().all(|g| g.is_empty());
+    let jobs: Vec<WrapJob<'_>> = ready
+        .iter()
+        .filter(|(_, p, _)| needs_wrap(p))
+        .map(|(_, p, key)| WrapJob {
+            key,
+            groups: &p.wrappable,
+            threshold: p.threshold,
+        })
+        .collect();
+    let mut wrapped = keygroups::wrap_many(&jobs).into_iter();
+    progress.phase("writing");
+    for (t, p, key) in &ready {
+        let w = if needs_wrap(p) {
+            wrapped.next().unwrap_or(Err(KeyGroupError::NoRecipients))
+        } else {
+            Ok((vec![Vec::new()], 0))
+        };
+        let outcome = match finish_update(t, p, key, w) {
+            Ok(text) => Outcome::Done(text),
+            Err(f) => Outcome::Failed(f),
+        };
+        progress.tick();
+        report.record(&t.name, outcome);
+    }
+    progress.clear();
+    report.finish("updatekeys", false)
+}
+
+/// What `rotate` will do to one file, worked out before anything is unwrapped.
+struct RotatePlan {
+    src: Source,
+    loaded: file::Loaded,
+    /// The new key groups' recipients: the file's, with the additions and removals.
+    recipients: Vec<Vec<Recipient>>,
+    diffs: Vec<GroupDiff>,
+}
+
+fn plan_rotate(
+    args: &RotateArgs,
+    t: &Target,
     adds: &[Recipient],
     removes: &[Recipient],
-) -> Result<(), Failure> {
-    let name = path.display().to_string();
-    let (format, staged) = source(args.input_type.as_deref(), path, &name)?;
-    let text = match &staged {
-        Some(s) => staged_text(s, &name)?,
-        None => read_text(path, &name)?,
-    };
-    let loaded = file::read(format, &text).map_err(sops_failure(&name))?;
+) -> Result<RotatePlan, Failure> {
+    let name = t.name.as_str();
+    let src = read_source(args.input_type.as_deref(), t)?;
+    let loaded = file::read(src.format, &src.text).map_err(sops_failure(name))?;
     let meta = &loaded.meta;
 
     // The new key groups: the file's, plus additions in group 0, minus removals.
@@ -450,46 +591,58 @@ fn rotate_one(
             "{name}: these changes would leave the file without any key; nothing was written"
         )));
     }
+    let diffs = diff_groups(&meta.key_groups, &recipients);
+    Ok(RotatePlan {
+        src,
+        loaded,
+        recipients,
+        diffs,
+    })
+}
 
-    let key = keygroups::recover(meta, keyring).map_err(keys_failure(&name))?;
-    let opened = loaded.open(&key).map_err(sops_failure(&name))?;
-    for w in &opened.warnings {
-        eprintln!("git-sops: warning: {name}: {w}");
-    }
-    let (new_key, key_groups, shamir_threshold) =
-        keygroups::wrap_new(&recipients, meta.shamir_threshold).map_err(keys_failure(&name))?;
+/// Seal a rotated file under its new key and groups and write it: to the index
+/// for a staged file with `-i`, else the file, `--output` or standard output.
+fn finish_rotate(
+    args: &RotateArgs,
+    t: &Target,
+    p: &RotatePlan,
+    opened: &file::Opened,
+    new_key: &DataKey,
+    wrapped: Result<(Vec<KeyGroup>, usize), KeyGroupError>,
+) -> Result<String, Failure> {
+    let name = t.name.as_str();
+    let (key_groups, shamir_threshold) = wrapped.map_err(keys_failure(name))?;
     let mut new_meta = Metadata {
         key_groups,
         shamir_threshold,
-        ..meta.clone()
+        ..p.loaded.meta.clone()
     };
     let out = file::seal(
-        format,
+        p.src.format,
         &opened.plaintext,
-        &new_key,
+        new_key,
         &mut new_meta,
         &mut FreshIvs,
     )
-    .map_err(sops_failure(&name))?;
-    if let (Some(s), true) = (&staged, args.in_place) {
-        s.stage(&out, &new_meta, &new_key, Some(&opened.plaintext))?;
-        eprintln!("git-sops: {name}: rotated (new data key, every value re-encrypted; staged, the working tree keeps its plaintext)");
-        return Ok(());
+    .map_err(sops_failure(name))?;
+    if let (Some(s), true) = (&p.src.staged, args.in_place) {
+        s.stage(&out, &new_meta, new_key, Some(&opened.plaintext))?;
+        return Ok("rotated (new data key, every value re-encrypted; staged, the working tree keeps its plaintext)".into());
     }
     let target = if args.in_place {
-        Some(path.to_path_buf())
+        Some(t.path.clone())
     } else {
         args.output.clone()
     };
     match target {
-        Some(t) => {
-            write_atomically(&t, &out).map_err(|e| {
+        Some(to) => {
+            write_atomically(&to, &out).map_err(|e| {
                 Failure::io(format!(
                     "{}: cannot write it: {e}; nothing was changed",
-                    t.display()
+                    to.display()
                 ))
             })?;
-            eprintln!("git-sops: {name}: rotated (new data key, every value re-encrypted)");
+            Ok("rotated (new data key, every value re-encrypted)".into())
         }
         None => {
             let mut stdout = std::io::stdout().lock();
@@ -497,9 +650,116 @@ fn rotate_one(
                 .write_all(&out)
                 .and_then(|_| stdout.flush())
                 .map_err(|e| Failure::io(format!("cannot write to standard output: {e}")))?;
+            Ok(String::new())
         }
     }
-    Ok(())
+}
+
+pub fn rotate(args: &RotateArgs) -> Result<(), Failure> {
+    if (args.all || args.files.len() > 1) && !args.in_place && !args.dry_run {
+        return Err(Failure::usage(
+            "rotating more than one file needs --in-place (-i)".into(),
+        ));
+    }
+    let context = parse_encryption_context(args.encryption_context.as_deref())?;
+    let profile = args.aws_profile.as_deref().unwrap_or("");
+    let mut adds = kms_recipients(&args.add_kms, &context, profile);
+    adds.extend(age_recipients(&args.add_age));
+    let mut removes = kms_recipients(&args.rm_kms, &context, profile);
+    removes.extend(age_recipients(&args.rm_age));
+    // A malformed key to add is refused before any file is touched.
+    for r in &adds {
+        keygroups::check_recipient(r)
+            .map_err(|e| Failure::usage(format!("--add-{}: {e}", r.kind())))?;
+    }
+    // Only `--all` reads .sops.yaml: which tracked SOPS files its rules cover.
+    let cfg = if args.all {
+        config::discover(None).map_err(|e| e.to_string())
+    } else {
+        Ok(None)
+    };
+    let (targets, mut report) = run_files("rotate", &args.files, args.all, &cfg)?;
+    let mut plans: Vec<(&Target, RotatePlan)> = Vec::new();
+    for t in &targets {
+        match plan_rotate(args, t, &adds, &removes) {
+            Ok(p) => plans.push((t, p)),
+            Err(f) => report.record(&t.name, Outcome::Failed(f)),
+        }
+    }
+    if args.dry_run {
+        let keys_change = !adds.is_empty() || !removes.is_empty();
+        for (t, p) in &plans {
+            if keys_change {
+                let thr = p.loaded.meta.shamir_threshold;
+                eprintln!(
+                    "git-sops: {}: the following changes would be made to the file's key groups:",
+                    t.name
+                );
+                eprint!("{}", render_diff(thr, thr, &p.diffs));
+            }
+            let text = if report.is_bulk() {
+                "would get a new data key, every value re-encrypted"
+            } else {
+                "would get a new data key, every value re-encrypted; nothing was written (--dry-run)"
+            };
+            report.record(&t.name, Outcome::Done(text.into()));
+        }
+        return report.finish("rotate", true);
+    }
+
+    let mut progress = Progress::new("rotate", plans.len());
+    progress.phase("unwrapping data keys");
+    let keyring = Keyring::new();
+    let keys = KeyCache::new(None);
+    let recovered = recover_all(
+        plans.iter().map(|(t, p)| (*t, &p.loaded.meta, p)),
+        &keys,
+        &keyring,
+    );
+    let mut ready: Vec<(&Target, &RotatePlan, file::Opened, DataKey)> = Vec::new();
+    for (t, p, key) in recovered {
+        let opened = key.and_then(|key| p.loaded.open(&key).map_err(sops_failure(&t.name)));
+        match opened {
+            Ok(opened) => {
+                if !opened.warnings.is_empty() {
+                    progress.clear();
+                    for w in &opened.warnings {
+                        eprintln!("git-sops: warning: {}: {w}", t.name);
+                    }
+                }
+                ready.push((t, p, opened, DataKey::generate()));
+            }
+            Err(f) => {
+                progress.tick();
+                report.record(&t.name, Outcome::Failed(f));
+            }
+        }
+    }
+    progress.phase("wrapping new data keys");
+    let jobs: Vec<WrapJob<'_>> = ready
+        .iter()
+        .map(|(_, p, _, key)| WrapJob {
+            key,
+            groups: &p.recipients,
+            threshold: p.loaded.meta.shamir_threshold,
+        })
+        .collect();
+    let wrapped = keygroups::wrap_many(&jobs);
+    progress.phase("writing");
+    for ((t, p, opened, key), w) in ready.iter().zip(wrapped) {
+        let outcome = match finish_rotate(args, t, p, opened, key, w) {
+            Ok(text) if text.is_empty() => None,
+            Ok(text) => Some(Outcome::Done(text)),
+            Err(f) => Some(Outcome::Failed(f)),
+        };
+        progress.tick();
+        // None: printed to standard output, nothing to say on stderr.
+        if let Some(o) = outcome {
+            report.record(&t.name, o);
+        }
+    }
+    progress.clear();
+    report.finish("rotate", false)
 }
 
 #[cfg(test)]

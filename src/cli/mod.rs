@@ -3,6 +3,7 @@
 //! This is the only layer that knows about processes, exit codes and hints.
 
 mod args;
+mod bulk;
 #[cfg(unix)]
 mod child;
 mod crypt;

@@ -109,6 +109,42 @@ impl Failure {
         self
     }
 
+    /// `--all` where there is no repository to take the files from.
+    pub(crate) fn not_in_repository(command: &str, why: &str) -> Failure {
+        Failure::usage(format!(
+            "{command} --all works inside a git repository (it takes the repository's protected files), and this is not one: {why}"
+        ))
+        .with_hint(format!(
+            "run it from inside the repository, or name the files: `git sops {command} FILE...`"
+        ))
+    }
+
+    /// A bulk `updatekeys` / `rotate` in which some files failed (each listed in
+    /// the report above it); the others were done. The exit code is the first
+    /// failure's, i.e. sops' code for what went wrong with that file (128: no
+    /// key could open it, 51: a MAC mismatch, ...), as a script running the
+    /// command on that file alone would see it; 1 when that failure had none.
+    pub(crate) fn files_failed(failed: usize, total: usize, first_code: i32) -> Failure {
+        let exit_code = if first_code == 0 {
+            code::GENERIC
+        } else {
+            first_code
+        };
+        Failure::new(
+            format!("{failed} of {total} files failed (listed above); the others were done"),
+            exit_code,
+        )
+        .with_hint("fix what each failed file says, then run the command again for those files")
+    }
+
+    /// `updatekeys` without `--yes` when there is no terminal to ask on.
+    pub(crate) fn needs_confirmation(what: &str) -> Failure {
+        Failure::usage(format!(
+            "{what}: not changing the keys without confirmation, and standard input is not a terminal to ask on; nothing was written"
+        ))
+        .with_hint("review the changes above and run again with --yes to apply them")
+    }
+
     /// A `--extract` path sops cannot parse.
     pub(crate) fn tree_path(err: &PathError) -> Failure {
         Failure::new(

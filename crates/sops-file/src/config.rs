@@ -137,6 +137,20 @@ impl Config {
         )))
     }
 
+    /// Whether some creation rule's `path_regex` matches `file` (a rule without
+    /// one matches every path); the rules' keys are not read.
+    pub fn covers(&self, file: &str) -> Result<bool, ConfigError> {
+        let relative = self.relative_path(file);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let regex = path_regex(rule)
+                .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
+            if regex.is_none_or(|(_, re)| re.is_match(&relative)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every creation rule's number, `path_regex` and selector, in order, without
     /// resolving its keys: what decides which rule covers a path and what it
     /// encrypts (the guard reads this from a committed `.sops.yaml`).

@@ -304,7 +304,41 @@ pub fn wrap(
     groups: &[Vec<Recipient>],
     threshold: usize,
 ) -> Result<(Vec<KeyGroup>, usize), KeyGroupError> {
-    let groups: Vec<&Vec<Recipient>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    wrap_many(&[WrapJob {
+        key,
+        groups,
+        threshold,
+    }])
+    .pop()
+    .unwrap_or(Err(KeyGroupError::NoRecipients))
+}
+
+/// One file's data key to wrap, for [`wrap_many`].
+pub struct WrapJob<'a> {
+    pub key: &'a DataKey,
+    /// The recipients of each key group (empty groups are dropped).
+    pub groups: &'a [Vec<Recipient>],
+    /// sops' `shamir_threshold` (0: all groups).
+    pub threshold: usize,
+}
+
+/// The wrapped key of one recipient of one job, or why it failed; `None` while
+/// not wrapped yet (or never sent, after an earlier recipient failed).
+type Slot = Option<Result<MasterKey, KeyGroupError>>;
+
+/// A KMS recipient to wrap for: (job, group, position) and its sorted context.
+type KmsWanted = (usize, usize, usize, Vec<(String, String)>);
+
+/// A job checked and split into one secret per group, before any wrapping.
+struct Planned<'a> {
+    groups: Vec<&'a Vec<Recipient>>,
+    secrets: Vec<Zeroizing<Vec<u8>>>,
+    threshold: usize,
+}
+
+/// Check a job locally and split its key (Shamir shares with several groups).
+fn plan<'a>(job: &WrapJob<'a>) -> Result<Planned<'a>, KeyGroupError> {
+    let groups: Vec<&Vec<Recipient>> = job.groups.iter().filter(|g| !g.is_empty()).collect();
     if groups.is_empty() {
         return Err(KeyGroupError::NoRecipients);
     }
@@ -319,10 +353,10 @@ pub fn wrap(
         check_recipient(r)?;
     }
     let threshold = if groups.len() > 1 {
-        let t = if threshold == 0 {
+        let t = if job.threshold == 0 {
             groups.len()
         } else {
-            threshold
+            job.threshold
         };
         if t < 2 || t > groups.len() {
             return Err(KeyGroupError::BadThreshold {
@@ -335,46 +369,120 @@ pub fn wrap(
         0
     };
     let secrets: Vec<Zeroizing<Vec<u8>>> = if groups.len() > 1 {
-        shamir::split(key.bytes(), groups.len(), threshold).ok_or(KeyGroupError::BadThreshold {
-            threshold,
-            groups: groups.len(),
-        })?
+        shamir::split(job.key.bytes(), groups.len(), threshold).ok_or(
+            KeyGroupError::BadThreshold {
+                threshold,
+                groups: groups.len(),
+            },
+        )?
     } else {
-        vec![Zeroizing::new(key.bytes().to_vec())]
+        vec![Zeroizing::new(job.key.bytes().to_vec())]
     };
-    let mut out = Vec::new();
-    for (group, secret) in groups.iter().zip(&secrets) {
-        let mut wrapped = Vec::new();
-        for r in group.iter() {
-            wrapped.push(match r {
-                Recipient::Age(recipient) => MasterKey::Age(AgeKey {
-                    recipient: recipient.clone(),
-                    enc: age::wrap(recipient, secret).map_err(|source| KeyGroupError::Wrap {
-                        recipient: r.describe(),
-                        source,
-                    })?,
-                }),
+    Ok(Planned {
+        groups,
+        secrets,
+        threshold,
+    })
+}
+
+/// Wrap many data keys at once (a bulk `updatekeys` or `rotate`): each job as
+/// [`wrap`] would, but the KMS `Encrypt` calls of all jobs run concurrently,
+/// with the bound and the throttling rounds of a checkout's unwraps
+/// ([`kms::decrypt_many`]). age wraps are local X25519 operations of
+/// microseconds and are done in turn; a job whose age wrap fails makes no KMS
+/// call. Results are in the order of `jobs`; within a job, the first failing
+/// recipient (in group and file order) is the one reported.
+pub fn wrap_many(jobs: &[WrapJob<'_>]) -> Vec<Result<(Vec<KeyGroup>, usize), KeyGroupError>> {
+    let mut planned: Vec<Result<Planned<'_>, KeyGroupError>> = jobs.iter().map(plan).collect();
+    // Each slot: the wrapped key of (job, group, position), or why it failed.
+    let mut slots: Vec<Vec<Vec<Slot>>> = planned
+        .iter()
+        .map(|p| match p {
+            Ok(p) => p
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|_| None).collect())
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    // age first (local); a job with a failed age wrap is not sent to KMS.
+    let mut kms_wanted: Vec<KmsWanted> = Vec::new();
+    for (ji, p) in planned.iter().enumerate() {
+        let Ok(p) = p else { continue };
+        let mut age_failed = false;
+        let mut kms_of_job = Vec::new();
+        for (gi, (group, secret)) in p.groups.iter().zip(&p.secrets).enumerate() {
+            for (ki, r) in group.iter().enumerate() {
+                match r {
+                    Recipient::Age(recipient) => {
+                        let wrapped = age::wrap(recipient, secret)
+                            .map(|enc| {
+                                MasterKey::Age(AgeKey {
+                                    recipient: recipient.clone(),
+                                    enc,
+                                })
+                            })
+                            .map_err(|source| KeyGroupError::Wrap {
+                                recipient: r.describe(),
+                                source,
+                            });
+                        age_failed |= wrapped.is_err();
+                        slots[ji][gi][ki] = Some(wrapped);
+                    }
+                    Recipient::Kms { context, .. } => {
+                        let mut context = context.clone();
+                        context.sort();
+                        kms_of_job.push((ji, gi, ki, context));
+                    }
+                    Recipient::Unsupported { kind, .. } => {
+                        slots[ji][gi][ki] =
+                            Some(Err(KeyGroupError::UnsupportedRecipient(kind.clone())));
+                        age_failed = true;
+                    }
+                }
+            }
+        }
+        if !age_failed {
+            kms_wanted.extend(kms_of_job);
+        }
+    }
+    let kms_jobs: Vec<(KmsKeyRef<'_>, &[u8])> = kms_wanted
+        .iter()
+        .filter_map(|(ji, gi, ki, context)| {
+            let p = planned[*ji].as_ref().ok()?;
+            match &p.groups[*gi][*ki] {
                 Recipient::Kms {
                     arn,
                     role,
-                    context,
                     aws_profile,
-                } => {
-                    let mut context = context.clone();
-                    context.sort();
-                    let enc = kms::encrypt(
-                        &KmsKeyRef {
-                            arn,
-                            role,
-                            context: &context,
-                            aws_profile,
-                        },
-                        secret,
-                    )
-                    .map_err(|source| KeyGroupError::Wrap {
-                        recipient: r.describe(),
-                        source,
-                    })?;
+                    ..
+                } => Some((
+                    KmsKeyRef {
+                        arn,
+                        role,
+                        context,
+                        aws_profile,
+                    },
+                    p.secrets[*gi].as_slice(),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    let encs = kms::encrypt_many(&kms_jobs, kms::DEFAULT_IN_FLIGHT);
+    for ((ji, gi, ki, context), enc) in kms_wanted.into_iter().zip(encs) {
+        let Ok(p) = &planned[ji] else { continue };
+        let r = &p.groups[gi][ki];
+        if let Recipient::Kms {
+            arn,
+            role,
+            aws_profile,
+            ..
+        } = r
+        {
+            slots[ji][gi][ki] = Some(
+                enc.map(|enc| {
                     MasterKey::Kms(KmsKey {
                         arn: arn.clone(),
                         role: role.clone(),
@@ -383,15 +491,36 @@ pub fn wrap(
                         enc,
                         aws_profile: aws_profile.clone(),
                     })
-                }
-                Recipient::Unsupported { kind, .. } => {
-                    return Err(KeyGroupError::UnsupportedRecipient(kind.clone()))
-                }
-            });
+                })
+                .map_err(|source| KeyGroupError::Wrap {
+                    recipient: r.describe(),
+                    source,
+                }),
+            );
         }
-        out.push(wrapped);
     }
-    Ok((out, threshold))
+    planned
+        .iter_mut()
+        .zip(slots)
+        .map(|(p, job_slots)| {
+            let p = std::mem::replace(p, Err(KeyGroupError::NoRecipients))?;
+            let mut out = Vec::new();
+            for group in job_slots {
+                let mut wrapped = Vec::new();
+                for slot in group {
+                    // A slot without a result: its job was not sent to KMS
+                    // because an earlier recipient failed, which is reported first.
+                    match slot {
+                        Some(Ok(k)) => wrapped.push(k),
+                        Some(Err(e)) => return Err(e),
+                        None => {}
+                    }
+                }
+                out.push(wrapped);
+            }
+            Ok((out, p.threshold))
+        })
+        .collect()
 }
 
 /// Check a recipient without using the network: a malformed age recipient, KMS

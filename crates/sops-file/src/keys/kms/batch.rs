@@ -1,10 +1,17 @@
-//! The concurrent unwrap of many data keys (a checkout's): `Decrypt` calls in
-//! flight together on the process's one runtime, with rounds for the calls KMS
-//! throttles. See the parent module for the whole.
+//! Many KMS calls at once (a checkout's unwraps, a bulk `updatekeys`' or
+//! `rotate`'s wraps): `Decrypt` or `Encrypt` calls in flight together on the
+//! process's one runtime, at most `in_flight` at a time, with rounds for the
+//! calls KMS throttles. One loop serves both operations, so the bound and the
+//! throttling behaviour are the same everywhere. See the parent module for the whole.
 
 use std::time::Duration;
 
-use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::config::http::HttpResponse;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::operation::decrypt::builders::DecryptFluentBuilder;
+use aws_sdk_kms::operation::decrypt::{DecryptError, DecryptOutput};
+use aws_sdk_kms::operation::encrypt::builders::EncryptFluentBuilder;
+use aws_sdk_kms::operation::encrypt::{EncryptError, EncryptOutput};
 use aws_sdk_kms::primitives::Blob;
 use zeroize::Zeroizing;
 
@@ -13,8 +20,30 @@ use super::client::{context_map, facade, plaintext_of};
 use super::KmsKeyRef;
 use crate::keys::KeyError;
 
-/// How many rounds [`decrypt_many`] gives calls that KMS throttled.
+/// How many rounds [`run`] gives calls that KMS throttled.
 const THROTTLE_ROUNDS: u32 = 4;
+
+/// One prepared call.
+#[derive(Clone)]
+enum Call {
+    Decrypt(DecryptFluentBuilder),
+    Encrypt(EncryptFluentBuilder),
+}
+
+/// What one call returned.
+enum Outcome {
+    Decrypted(Result<DecryptOutput, SdkError<DecryptError, HttpResponse>>),
+    Encrypted(Result<EncryptOutput, SdkError<EncryptError, HttpResponse>>),
+}
+
+impl Call {
+    async fn send(self) -> Outcome {
+        match self {
+            Call::Decrypt(c) => Outcome::Decrypted(c.send().await),
+            Call::Encrypt(c) => Outcome::Encrypted(c.send().await),
+        }
+    }
+}
 
 /// [`super::decrypt_many`] once each job's blob is read and its key checked
 /// (`prepared`, in the order of `jobs`).
@@ -23,19 +52,66 @@ pub(super) fn decrypt_many(
     prepared: Vec<Result<Vec<u8>, KeyError>>,
     in_flight: usize,
 ) -> Vec<Result<Zeroizing<Vec<u8>>, KeyError>> {
-    type Call = aws_sdk_kms::operation::decrypt::builders::DecryptFluentBuilder;
+    let keys: Vec<KmsKeyRef<'_>> = jobs.iter().map(|(k, _)| *k).collect();
+    let calls = keys
+        .iter()
+        .zip(prepared)
+        .map(|(key, blob)| {
+            blob.and_then(|blob| {
+                Ok(Call::Decrypt(
+                    facade()?
+                        .client(key)?
+                        .decrypt()
+                        .key_id(key.arn)
+                        .ciphertext_blob(Blob::new(blob))
+                        .set_encryption_context(context_map(key.context)),
+                ))
+            })
+        })
+        .collect();
+    run(&keys, calls, in_flight)
+}
+
+/// [`super::encrypt_many`] once each job's key is checked: the ciphertext blob
+/// of each secret (raw bytes), in the order of `jobs`.
+pub(super) fn encrypt_many(
+    jobs: &[(KmsKeyRef<'_>, &[u8])],
+    checked: Vec<Result<(), KeyError>>,
+    in_flight: usize,
+) -> Vec<Result<Zeroizing<Vec<u8>>, KeyError>> {
+    let keys: Vec<KmsKeyRef<'_>> = jobs.iter().map(|(k, _)| *k).collect();
+    let calls = jobs
+        .iter()
+        .zip(checked)
+        .map(|((key, secret), ok)| {
+            ok.and_then(|()| {
+                Ok(Call::Encrypt(
+                    facade()?
+                        .client(key)?
+                        .encrypt()
+                        .key_id(key.arn)
+                        .plaintext(Blob::new(secret.to_vec()))
+                        .set_encryption_context(context_map(key.context)),
+                ))
+            })
+        })
+        .collect();
+    run(&keys, calls, in_flight)
+}
+
+/// Run the calls (one per key of `keys`; an `Err` is that job's result as is),
+/// at most `in_flight` at once; calls KMS throttles are tried again in later
+/// rounds after a backoff, with half the concurrency. Decrypt results are the
+/// plaintext, Encrypt results the ciphertext blob.
+fn run(
+    keys: &[KmsKeyRef<'_>],
+    calls: Vec<Result<Call, KeyError>>,
+    in_flight: usize,
+) -> Vec<Result<Zeroizing<Vec<u8>>, KeyError>> {
     let mut results: Vec<Option<Result<Zeroizing<Vec<u8>>, KeyError>>> =
-        jobs.iter().map(|_| None).collect();
+        keys.iter().map(|_| None).collect();
     let mut pending: Vec<(usize, Call)> = Vec::new();
-    for (i, ((key, _), blob)) in jobs.iter().zip(prepared).enumerate() {
-        let call = blob.and_then(|blob| {
-            Ok(facade()?
-                .client(key)?
-                .decrypt()
-                .key_id(key.arn)
-                .ciphertext_blob(Blob::new(blob))
-                .set_encryption_context(context_map(key.context)))
-        });
+    for (i, call) in calls.into_iter().enumerate() {
         match call {
             Ok(call) => pending.push((i, call)),
             Err(e) => results[i] = Some(Err(e)),
@@ -67,20 +143,31 @@ pub(super) fn decrypt_many(
                 }
                 done
             });
+            let last = round == THROTTLE_ROUNDS;
             for (i, call, out) in done {
-                let (key, _) = &jobs[i];
-                match out {
-                    Ok(out) => {
-                        results[i] = Some(plaintext_of(out));
-                    }
-                    Err(e) if round < THROTTLE_ROUNDS && is_throttling(e.code()) => {
-                        pending.push((i, call));
-                    }
-                    Err(e) => {
-                        results[i] =
-                            Some(Err(facade.remember(key, classify(e, key, Action::Decrypt))));
-                    }
+                let key = &keys[i];
+                let throttled = match &out {
+                    Outcome::Decrypted(Err(e)) => is_throttling(e.code()),
+                    Outcome::Encrypted(Err(e)) => is_throttling(e.code()),
+                    _ => false,
+                };
+                if throttled && !last {
+                    pending.push((i, call));
+                    continue;
                 }
+                results[i] = Some(match out {
+                    Outcome::Decrypted(Ok(out)) => plaintext_of(out),
+                    Outcome::Encrypted(Ok(out)) => out
+                        .ciphertext_blob()
+                        .map(|b| Zeroizing::new(b.as_ref().to_vec()))
+                        .ok_or_else(|| KeyError::Kms("KMS Encrypt returned no ciphertext".into())),
+                    Outcome::Decrypted(Err(e)) => {
+                        Err(facade.remember(key, classify(e, key, Action::Decrypt)))
+                    }
+                    Outcome::Encrypted(Err(e)) => {
+                        Err(facade.remember(key, classify(e, key, Action::Encrypt)))
+                    }
+                });
             }
             if pending.is_empty() {
                 break;
@@ -95,13 +182,7 @@ pub(super) fn decrypt_many(
     }
     results
         .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(KeyError::Kms(
-                    "the KMS Decrypt call did not complete".into(),
-                ))
-            })
-        })
+        .map(|r| r.unwrap_or_else(|| Err(KeyError::Kms("the KMS call did not complete".into()))))
         .collect()
 }
 

@@ -9,7 +9,8 @@
 //!
 //! The AWS SDK is asynchronous; everything async stays inside this module behind a
 //! blocking facade ([`encrypt`], [`decrypt`], and [`decrypt_many`], which runs a
-//! checkout's unwraps concurrently on the same runtime). One current-thread tokio
+//! checkout's unwraps concurrently on the same runtime, and [`encrypt_many`], a
+//! bulk key command's wraps). One current-thread tokio
 //! runtime is created lazily per process, and one KMS client per (region, profile, role) is
 //! kept for the life of the process, so credentials (and an assumed role's
 //! session) are resolved once. Every call is bounded by a timeout
@@ -21,7 +22,7 @@
 //!
 //! The parts: this file holds what needs no SDK (the key reference, ARN and role
 //! checks) and the public calls; `client` the runtime and the per-process client
-//! cache; `batch` the concurrent unwrap of many data keys; `classify` what an SDK
+//! cache; `batch` the concurrent unwrap and wrap of many data keys; `classify` what an SDK
 //! failure means. Without the `kms` cargo feature only this file is built, and
 //! every call that would reach AWS fails with [`KeyError::KmsNotBuilt`].
 
@@ -146,6 +147,28 @@ pub(crate) fn decrypt_many(
         prepared
             .map(|p| p.and(Err(KeyError::KmsNotBuilt)))
             .collect()
+    };
+    results
+}
+
+/// Wrap many secrets at once (a bulk `updatekeys` or `rotate`): the `Encrypt`
+/// calls run concurrently like [`decrypt_many`]'s, with the same bound and the
+/// same rounds for throttled calls. The results are in the order of `jobs`,
+/// each as [`encrypt`] would report it (the std-base64 blob for `enc`).
+pub(crate) fn encrypt_many(
+    jobs: &[(KmsKeyRef<'_>, &[u8])],
+    in_flight: usize,
+) -> Vec<Result<String, KeyError>> {
+    let checked = jobs.iter().map(|(key, _)| check(key));
+    #[cfg(feature = "kms")]
+    let results = batch::encrypt_many(jobs, checked.collect(), in_flight)
+        .into_iter()
+        .map(|r| r.map(|blob| base64::engine::general_purpose::STANDARD.encode(blob.as_slice())))
+        .collect();
+    #[cfg(not(feature = "kms"))]
+    let results = {
+        let _ = in_flight;
+        checked.map(|c| c.and(Err(KeyError::KmsNotBuilt))).collect()
     };
     results
 }
