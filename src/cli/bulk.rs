@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::report::Failure;
-use crate::drivers::sops_files::repository_files;
+use crate::setup::sops_files::repository_files;
 use sops_file::config::Config;
 
 /// One file of a run: the name it is shown by and where it is.
@@ -23,7 +23,7 @@ pub(crate) struct Target {
 }
 
 /// The files of a run: those named, or with `--all` the repository's SOPS files
-/// (see `drivers::sops_files`), found from the current directory.
+/// (see `setup::sops_files`), found from the current directory.
 pub(crate) fn targets(
     command: &str,
     files: &[PathBuf],

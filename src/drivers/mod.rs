@@ -1,8 +1,7 @@
 //! The entry points git calls: the clean/smudge filter (`filter/`: the
 //! long-running filter protocol, the `sops-type` attribute, the checkout
 //! prefetch of data keys), the textconv diff driver and the merge driver, and
-//! `staged` (key changes made to the staged blob) and `sops_files` (the files
-//! `--all` takes). They keep the invariants of
+//! `staged` (key changes made to the staged blob). They keep the invariants of
 //! docs/architecture.md §3: no plaintext reaches the object store, clean is
 //! byte-stable, locked clones keep working. The guard (`crate::guard`), the
 //! set-up commands (`crate::setup`) and the caches (`crate::cache`) are modules
@@ -10,7 +9,6 @@
 
 pub mod filter;
 pub mod merge;
-pub mod sops_files;
 pub mod staged;
 pub mod textconv;
 

@@ -1,8 +1,10 @@
 //! The commands that wire git-sops into a repository and report on it:
 //! `install` (git's global filter, diff and merge driver configuration and the
 //! hooks), `init` (a repository's `.gitattributes`, `.sops.yaml` and first key)
-//! and `status` (what is protected, what is decrypted, what has drifted).
+//! and `status` (what is protected, what is decrypted, what has drifted), and
+//! `sops_files` (the SOPS files of a repository, which `--all` takes).
 
 pub mod init;
 pub mod install;
+pub mod sops_files;
 pub mod status;

@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::DriverError;
+use super::status::protected_paths;
+use crate::drivers::DriverError;
 use crate::git::worktree::read_file;
 use crate::git::Git;
-use crate::setup::status::protected_paths;
 use sops_file::config::Config;
 use sops_file::file;
 
