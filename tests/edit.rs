@@ -340,3 +340,68 @@ fn in_a_working_tree_the_edit_is_one_line_in_the_commit() {
     let all = String::from_utf8_lossy(&all);
     assert!(!all.contains("hunter2-edit") && !all.contains("changed-secret"));
 }
+
+#[test]
+fn show_master_keys_puts_the_metadata_in_the_editor_and_new_recipients_can_open_the_file() {
+    let (env, key) = setup();
+    encrypt_both(&env, &key, "a.yaml", YAML);
+    // The metadata is in the file the editor gets; a value edit works as
+    // without -s. (sops 3.11 itself drops an edit made under -s: it encrypts
+    // the tree it had before the editor ran, so it is no reference here.)
+    let editor = "sh -c 'grep -q \"^sops:\" \"$1\" && sed -i s/admin/root/ \"$1\"' sh";
+    env.write("ref.yaml", env.read("sops-a.yaml"));
+    edit_with(&env, env.sops(), editor, &["-s", "ref.yaml"]).ok();
+    edit_with(&env, env.git_sops(), editor, &["-s", "sops-a.yaml"]).ok();
+    let decrypt = |f: &str| env.sops().args(["decrypt", f]).run().ok().stdout_str();
+    assert!(
+        decrypt("ref.yaml").contains("user: admin"),
+        "sops kept -s edits now"
+    );
+    let ours = decrypt("sops-a.yaml");
+    assert_eq!(
+        ours,
+        decrypt("ref.yaml").replace("user: admin", "user: root")
+    );
+    // A recipient added in the metadata gets the data key (sops would keep the
+    // `enc` as typed, and the new key could not open the file).
+    let other = AgeKey::generate();
+    let add = format!(
+        "sed -i -e \"/^    age:/a\\\\        - recipient: {}\\n          enc: placeholder\"",
+        other.recipient
+    );
+    let values = |bytes: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .filter(|l| l.contains("ENC["))
+            .map(str::to_string)
+            .collect()
+    };
+    let before_values = values(&env.read("sops-a.yaml"));
+    assert!(!before_values.is_empty());
+    // (sops' layout: the metadata indented by four.)
+    edit_with(&env, env.git_sops(), &add, &["-s", "sops-a.yaml"]).ok();
+    let mut only_other = Env::with_keys(&[&other]);
+    only_other.set("HOME", env.home.display().to_string());
+    only_other.write("f.yaml", env.read("sops-a.yaml"));
+    let out = only_other.sops().args(["decrypt", "f.yaml"]).run().ok();
+    assert!(
+        out.stdout_str().contains("hunter2-edit"),
+        "{}",
+        out.describe()
+    );
+    // Values kept their ciphertext through the re-wrap.
+    let after = values(&env.read("sops-a.yaml"));
+    assert_eq!(after, before_values);
+    // Removing the metadata is an edit that cannot be encrypted: nothing is written.
+    let current = env.read("ours-a.yaml");
+    let out = edit_with(
+        &env,
+        env.git_sops(),
+        "sed -i /^sops:/,$d",
+        &["-s", "ours-a.yaml"],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert_eq!(env.read("ours-a.yaml"), current);
+    env.assert_no_private_dirs();
+}

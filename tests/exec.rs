@@ -243,10 +243,13 @@ fn exec_file_names_stay_inside_the_private_directory() {
 #[test]
 fn a_signal_to_git_sops_removes_the_plaintext() {
     let (env, _key) = setup();
+    // The FIFO (the default) and the 0600 file both go.
     for (mode, signal) in [
         ("--no-fifo", "TERM"),
         ("--no-fifo", "HUP"),
         ("--no-fifo", "INT"),
+        ("--filename=fifo", "TERM"),
+        ("--filename=fifo", "INT"),
     ] {
         // git-sops runs in the background of a shell that signals it once the
         // command has started (the command reports the plaintext's path).

@@ -278,7 +278,7 @@ pub(crate) struct EditArgs {
     /// Output format; only the file's own format (edit rewrites the file in place)
     #[arg(long, value_name = "yaml|json|dotenv|ini|binary")]
     pub(crate) output_type: Option<String>,
-    /// Show the sops metadata in the editor as well
+    /// Show the sops metadata in the editor as well; recipients changed there get the data key
     #[arg(short = 's', long)]
     pub(crate) show_master_keys: bool,
     /// Do not verify the MAC (for files changed outside sops that you trust)

@@ -26,25 +26,24 @@ use zeroize::Zeroizing;
 
 use super::args::EditArgs;
 use super::child::{private_dir, write_private, Signals};
+use super::crypt::as_text;
 use super::crypt::encrypt_spec;
 use super::io::{format_named, write_atomically};
 use super::report::{code, Failure};
 use crate::drivers::staged::Protected;
-use sops_file::decrypt::Check;
+use sops_file::decrypt::{self, Check};
 use sops_file::encrypt;
 use sops_file::file;
+use sops_file::formats::apply_edits;
 use sops_file::formats::Format;
+use sops_file::keygroups::Recipient;
 use sops_file::keygroups::{self, Keyring};
+use sops_file::metadata::Metadata;
 use sops_file::stash::IvStash;
+use sops_file::Error;
 
 pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
     let shown = args.file.display().to_string();
-    if args.show_master_keys {
-        return Err(Failure::usage(
-            "--show-master-keys is not supported: keys are not edited by hand in git-sops".into(),
-        )
-        .with_hint("change keys in .sops.yaml and run `git sops updatekeys`, or use `git sops rotate --add-age/--rm-age/--add-kms/--rm-kms`"));
-    }
     let explicit = match &args.input_type {
         Some(t) => Some(format_named(t, "--input-type")?),
         None => None,
@@ -60,6 +59,12 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
         return run_editor(&signals, &args.file);
     }
     let format = explicit.unwrap_or_else(|| Format::detect(&shown));
+    if args.show_master_keys && format == Format::Binary {
+        return Err(Failure::usage(format!(
+            "{shown}: --show-master-keys needs a YAML, JSON, dotenv or INI file; a binary file's plaintext has no place for the metadata"
+        ))
+        .with_hint("change its keys with `git sops updatekeys` or `git sops rotate --add-age/--rm-age`"));
+    }
     if let Some(t) = &args.output_type {
         let output = format_named(t, "--output-type")?;
         if output != format {
@@ -99,7 +104,7 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
             ))
         }
     };
-    let out = edit_until_valid(&shown, &args.file, format, session)?;
+    let out = edit_until_valid(&shown, &args.file, format, session, args.show_master_keys)?;
     write_atomically(&args.file, &out).map_err(|e| {
         Failure::new(
             format!("{shown}: cannot write it: {e}; the file was not changed"),
@@ -154,6 +159,7 @@ fn edit_until_valid(
     file: &Path,
     format: Format,
     mut session: Session,
+    show_master_keys: bool,
 ) -> Result<Vec<u8>, Failure> {
     let dir = private_dir()?;
     let name = file
@@ -161,8 +167,14 @@ fn edit_until_valid(
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "file".into());
     let tmp = dir.path().join(name);
-    write_private(&tmp, &session.plaintext)?;
-    let original = Sha256::digest(&session.plaintext[..]);
+    let shown_text = if show_master_keys {
+        with_metadata(shown, format, &session.plaintext, &session.meta)?
+    } else {
+        session.plaintext.clone()
+    };
+    write_private(&tmp, &shown_text)?;
+    let original = Sha256::digest(&shown_text[..]);
+    drop(shown_text);
     let signals = Signals::catch();
     let result = loop {
         if let Err(e) = run_editor(&signals, &tmp) {
@@ -183,8 +195,15 @@ fn edit_until_valid(
                 code::FILE_HAS_NOT_BEEN_MODIFIED,
             ));
         }
-        let mut meta = session.meta.clone();
-        match file::seal(format, &edited, &session.key, &mut meta, &mut session.ivs) {
+        let sealed = if show_master_keys {
+            without_metadata(format, &edited, &session).and_then(|(plain, mut meta)| {
+                file::seal(format, &plain, &session.key, &mut meta, &mut session.ivs)
+            })
+        } else {
+            let mut meta = session.meta.clone();
+            file::seal(format, &edited, &session.key, &mut meta, &mut session.ivs)
+        };
+        match sealed {
             Ok(out) => break Ok(out),
             Err(e) => {
                 let why = Failure::from_sops(shown, e);
@@ -205,6 +224,64 @@ fn edit_until_valid(
         ))
     })?;
     Ok(out)
+}
+
+/// `--show-master-keys`: the plaintext with the file's metadata block in
+/// it, where sops puts it.
+fn with_metadata(
+    shown: &str,
+    format: Format,
+    plaintext: &[u8],
+    meta: &Metadata,
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let text = as_text(shown, plaintext)?;
+    let store = format.store();
+    let doc = store
+        .parse(text)
+        .map_err(|e| Failure::from_sops(shown, e.into()))?;
+    let edits = store.insert_metadata(text, &doc, &meta.to_value());
+    let out = apply_edits(text, edits).map_err(|e| Failure::from_sops(shown, Error::Splice(e)))?;
+    Ok(Zeroizing::new(out.as_bytes().to_vec()))
+}
+
+/// The edited file of `--show-master-keys` split into its plaintext and its
+/// metadata. The metadata's settings (selector, `mac_only_encrypted`) are
+/// taken as edited; its keys only as recipients: when they are the ones the
+/// file had, the wrapped data keys stay as they were, and when recipients were
+/// added or removed, the file's data key is wrapped again for exactly the new
+/// ones (sops would keep whatever `enc` was typed, and a new key could not
+/// open the file).
+fn without_metadata(
+    format: Format,
+    edited: &[u8],
+    session: &Session,
+) -> Result<(Zeroizing<Vec<u8>>, Metadata), Error> {
+    let text = std::str::from_utf8(edited).map_err(|_| {
+        Error::Format(sops_file::formats::FormatError::Unsupported {
+            line: 0,
+            column: 0,
+            message: "not UTF-8 text".into(),
+        })
+    })?;
+    let store = format.store();
+    let (doc, mut meta) = decrypt::load(store, text)?;
+    let plain = apply_edits(text, store.remove_metadata(text, &doc)).map_err(Error::Splice)?;
+    let recipients = |m: &Metadata| -> Vec<Vec<Recipient>> {
+        m.key_groups
+            .iter()
+            .map(|g| g.iter().map(Recipient::from).collect())
+            .collect()
+    };
+    let wanted = recipients(&meta);
+    if wanted == recipients(&session.meta) && meta.shamir_threshold == session.meta.shamir_threshold
+    {
+        meta.key_groups.clone_from(&session.meta.key_groups);
+    } else {
+        let (groups, threshold) = keygroups::wrap(&session.key, &wanted, meta.shamir_threshold)?;
+        meta.key_groups = groups;
+        meta.shamir_threshold = threshold;
+    }
+    Ok((Zeroizing::new(plain.as_bytes().to_vec()), meta))
 }
 
 /// Run the editor on `path`; a signal to git-sops, or an editor that fails,
