@@ -588,3 +588,58 @@ fn in_a_locked_clone_the_ciphertext_file_is_edited() {
         .ok();
     assert!(!String::from_utf8_lossy(&objects.stdout).contains("rotated-pw"));
 }
+
+#[test]
+fn a_binary_file_has_one_value_to_set() {
+    let (env, key) = setup();
+    env.write("plain.bin", "hello bin\n");
+    for (name, cmd) in [("sops.bin", env.sops()), ("ours.bin", env.git_sops())] {
+        let enc = cmd
+            .args(["encrypt", "--age", &key.recipient, "plain.bin"])
+            .run()
+            .ok();
+        env.write(name, &enc.stdout);
+    }
+    for from in ["sops.bin", "ours.bin"] {
+        // `["data"]` as a string: the new bytes, as sops gives them.
+        let (_, ours) = compare(
+            &env,
+            from,
+            &["set", "FILE", r#"["data"]"#, r#""new\ndata""#],
+            None,
+        );
+        assert!(ours.success());
+        let out_file = format!("o-{}.bin", from.replace('.', "-"));
+        let plain = env.sops().args(["decrypt", &out_file]).run().ok();
+        assert_eq!(plain.stdout, b"new\ndata");
+        // --idempotent with the same bytes: nothing written.
+        let before = env.read(from);
+        env.git_sops()
+            .args([
+                "set",
+                "--idempotent",
+                from,
+                r#"["data"]"#,
+                r#""hello bin\n""#,
+            ])
+            .run()
+            .ok();
+        assert_eq!(env.read(from), before);
+        // What sops accepts and then cannot decrypt is refused, nothing written:
+        // another key, a value that is not a string, removing the value.
+        for args in [
+            vec!["set", from, r#"["other"]"#, r#""x""#],
+            vec!["set", from, r#"["data"]"#, "123"],
+            vec!["unset", from, r#"["data"]"#],
+        ] {
+            let out = env.git_sops().args(&args).run();
+            assert_eq!(out.code, Some(1), "{args:?}: {}", out.describe());
+            assert!(
+                out.stderr.contains("binary file is one value"),
+                "{}",
+                out.describe()
+            );
+            assert_eq!(env.read(from), before, "{args:?} wrote the file");
+        }
+    }
+}

@@ -29,7 +29,7 @@ use sops_file::decrypt::Check;
 use sops_file::file;
 use sops_file::formats::extract::{parse_path, Component};
 use sops_file::formats::set::{self as tree, UnsetError};
-use sops_file::formats::{apply_edits, Edit, Format};
+use sops_file::formats::{apply_edits, Edit, Format, Node, Scalar};
 use sops_file::keygroups::{self, Keyring};
 use sops_file::Error;
 
@@ -104,6 +104,9 @@ pub fn set(args: &SetArgs) -> Result<(), Failure> {
     let text = as_text("VALUE", &raw)?;
     let value = tree::parse_value(text).map_err(|e| Failure::set_value(&e))?;
     drop(raw);
+    if t.format == Format::Binary && t.output == Format::Binary {
+        return set_binary(&t, &path, &value, args.idempotent);
+    }
     edit(&t, args.idempotent, |format, src, doc| {
         let out = tree::set(format.store(), src, doc, &path, &value)
             .map_err(|e| Failure::set(&t.name, &e))?;
@@ -133,6 +136,74 @@ pub fn unset(args: &UnsetArgs) -> Result<(), Failure> {
             Err(e) => Err(Failure::unset(&t.name, &e)),
         }
     })
+}
+
+/// `set` on a binary file: sops' tree of one string `data`. Only that value,
+/// and only as a string, can be set; sops accepts other paths and values and
+/// writes a file that no longer decrypts (`unset` likewise, so it is refused
+/// in `edit`).
+fn set_binary(
+    t: &Target,
+    path: &[Component],
+    value: &Node,
+    idempotent: bool,
+) -> Result<(), Failure> {
+    let data = match (path, value) {
+        ([Component::Key(k)], Node::Leaf(leaf)) if k.as_slice() == b"data" => match &leaf.value {
+            Scalar::Str(s) => Zeroizing::new(s.as_bytes().to_vec()),
+            _ => {
+                return Err(binary_refusal(
+                    t,
+                    "its one value `[\"data\"]` must be set to a JSON string",
+                ))
+            }
+        },
+        _ => {
+            return Err(binary_refusal(
+                t,
+                "it holds one value, `[\"data\"]`, and nothing else can be set",
+            ))
+        }
+    };
+    let on_disk = Zeroizing::new(std::fs::read(&t.path).map_err(|e| {
+        Failure::new(
+            format!("{}: cannot read it: {e}", t.name),
+            code::COULD_NOT_READ_INPUT_FILE,
+        )
+    })?);
+    if Protected::plaintext(&t.path, t.explicit)?.is_some() {
+        // The working-tree copy is the secret's bytes; `git add` encrypts them.
+        if idempotent && on_disk[..] == data[..] {
+            return Ok(());
+        }
+        return write(t, &data);
+    }
+    let src = as_text(&t.name, &on_disk)?;
+    let loaded = file::read(Format::Binary, src).map_err(|e| Failure::from_sops(&t.name, e))?;
+    let key = keygroups::recover(&loaded.meta, &Keyring::new())
+        .map_err(|e| Failure::from_sops(&t.name, Error::Keys(e)))?;
+    let check = if t.ignore_mac {
+        Check::IgnoreMac
+    } else {
+        Check::Mac
+    };
+    let mut opened = loaded
+        .open_with(&key, check)
+        .map_err(|e| Failure::from_sops(&t.name, e))?;
+    if idempotent && opened.plaintext[..] == data[..] {
+        return Ok(());
+    }
+    let mut meta = loaded.meta.clone();
+    let out = file::seal(Format::Binary, &data, &key, &mut meta, &mut opened.ivs)
+        .map_err(|e| Failure::from_sops(&t.name, e))?;
+    write(t, &out)
+}
+
+fn binary_refusal(t: &Target, why: &str) -> Failure {
+    Failure::input(format!(
+        "{}: a binary file is one value: {why} (sops would write a file that no longer decrypts); nothing was written",
+        t.name
+    ))
 }
 
 /// VALUE's bytes: the argument, the file it names, or standard input.
@@ -173,10 +244,21 @@ fn edit(
     idempotent: bool,
     change: impl FnOnce(Format, &str, &sops_file::formats::Document) -> Result<Change, Failure>,
 ) -> Result<(), Failure> {
+    if t.format == Format::Binary && t.output == Format::Binary {
+        return Err(binary_refusal(
+            t,
+            "removing `[\"data\"]` would leave nothing to decrypt, and there is nothing else",
+        ));
+    }
     if t.format == Format::Binary || t.output == Format::Binary {
         return Err(Failure::input(format!(
-            "{}: a binary file is one value, not a tree; git sops set/unset work on YAML, JSON, dotenv and INI files (pass --input-type if the extension misleads)",
-            t.name
+            "{}: converting between binary and {} is not supported; nothing was written",
+            t.name,
+            if t.format == Format::Binary {
+                t.output.name()
+            } else {
+                t.format.name()
+            }
         )));
     }
     let on_disk = Zeroizing::new(std::fs::read(&t.path).map_err(|e| {
