@@ -405,3 +405,49 @@ fn show_master_keys_puts_the_metadata_in_the_editor_and_new_recipients_can_open_
     assert_eq!(env.read("ours-a.yaml"), current);
     env.assert_no_private_dirs();
 }
+
+#[test]
+fn a_file_that_does_not_authenticate_needs_ignore_mac_as_with_sops() {
+    let (env, key) = setup();
+    encrypt_both(&env, &key, "a.yaml", YAML);
+    for file in ["sops-a.yaml", "ours-a.yaml"] {
+        // Remove one entry: the MAC no longer matches.
+        let text = String::from_utf8(env.read(file)).expect("utf8");
+        let broken: String = text
+            .lines()
+            .filter(|l| !l.starts_with("ratio:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (t, o) = (format!("t-{file}"), format!("o-{file}"));
+        env.write(&t, &broken);
+        env.write(&o, &broken);
+        let editor = "sed -i s/admin/root/";
+        let theirs = edit_with(&env, env.sops(), editor, &[&t]);
+        let ours = edit_with(&env, env.git_sops(), editor, &[&o]);
+        assert_eq!(theirs.code, Some(51), "{}", theirs.describe());
+        assert_eq!(ours.code, theirs.code, "{}", ours.describe());
+        assert_eq!(env.read(&o), broken.as_bytes());
+        // With --ignore-mac (and the format named explicitly) it opens, and
+        // the result authenticates again.
+        let theirs = edit_with(
+            &env,
+            env.sops(),
+            editor,
+            &["--ignore-mac", "--input-type", "yaml", &t],
+        );
+        let ours = edit_with(
+            &env,
+            env.git_sops(),
+            editor,
+            &["--ignore-mac", "--input-type", "yaml", &o],
+        );
+        assert_eq!(
+            (ours.code, theirs.code),
+            (Some(0), Some(0)),
+            "{}",
+            ours.describe()
+        );
+        let decrypt = |f: &str| env.sops().args(["decrypt", f]).run().ok().stdout_str();
+        assert_eq!(decrypt(&o), decrypt(&t));
+    }
+}

@@ -11,6 +11,11 @@
 //! shown with the reason, and the editor opens again on the same text, as in
 //! sops; without a terminal to ask, nothing is written and git-sops stops.
 //!
+//! With `-s/--show-master-keys` the metadata block is in the editor too: its
+//! settings are taken as edited, and changed recipients get the data key
+//! wrapped for them (sops 3.11 keeps the `enc` typed there, and drops the
+//! edit itself).
+//!
 //! A file that does not exist yet starts from sops' example for its format
 //! and gets its keys from the flags or `.sops.yaml`. Inside a git working
 //! tree a protected file already is plaintext (the filter decrypts it on
