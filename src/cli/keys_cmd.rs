@@ -244,7 +244,7 @@ struct UpdatePlan {
 fn plan_update(
     args: &UpdateKeysArgs,
     t: &Target,
-    cfg: &Result<Option<config::Config>, String>,
+    cfg: &Result<Option<config::Config>, config::ConfigError>,
 ) -> Result<UpdatePlan, Failure> {
     let name = t.name.as_str();
     let src = read_source(args.input_type.as_deref(), t)?;
@@ -396,7 +396,7 @@ fn run_files(
     command: &str,
     files: &[std::path::PathBuf],
     all: bool,
-    cfg: &Result<Option<config::Config>, String>,
+    cfg: &Result<Option<config::Config>, config::ConfigError>,
 ) -> Result<(Vec<Target>, Report), Failure> {
     let targets = bulk::targets(
         command,
@@ -412,7 +412,7 @@ fn run_files(
 }
 
 pub fn updatekeys(args: &UpdateKeysArgs) -> Result<(), Failure> {
-    let cfg = config::discover(args.config.as_deref()).map_err(|e| e.to_string());
+    let cfg = config::discover(args.config.as_deref());
     let (targets, mut report) = run_files("updatekeys", &args.files, args.all, &cfg)?;
     let mut plans: Vec<(&Target, UpdatePlan)> = Vec::new();
     for t in &targets {
@@ -674,7 +674,7 @@ pub fn rotate(args: &RotateArgs) -> Result<(), Failure> {
     }
     // Only `--all` reads .sops.yaml: which tracked SOPS files its rules cover.
     let cfg = if args.all {
-        config::discover(None).map_err(|e| e.to_string())
+        config::discover(None)
     } else {
         Ok(None)
     };
