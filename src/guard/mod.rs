@@ -367,6 +367,7 @@ impl<'r> Checker<'r> {
                     .map_err(|_| ConfigError {
                         path: ".sops.yaml".into(),
                         message: "it is not UTF-8 text".into(),
+                        template: None,
                     })
                     .and_then(SopsRules::parse)
             })
