@@ -28,7 +28,7 @@ pub struct ConfigError {
     pub path: String,
     pub message: String,
     /// Set when the problem is a `git_sops` template that cannot be rendered.
-    pub template: Option<TemplateError>,
+    pub template: Option<Box<TemplateError>>,
 }
 
 /// What a creation rule says about a new file: for a rule with a `git_sops`
@@ -154,7 +154,7 @@ impl Config {
         ConfigError {
             path: self.path.display().to_string(),
             message: e.to_string(),
-            template: Some(e),
+            template: Some(Box::new(e)),
         }
     }
 
@@ -778,7 +778,7 @@ mod tests {
             .rule_for(dir.path().join("s/pay/x.yaml").to_str().unwrap())
             .unwrap_err();
         assert!(
-            matches!(&e.template, Some(TemplateError::UnknownPlaceholder { rule: 2, placeholder, .. }) if placeholder == "team"),
+            matches!(e.template.as_deref(), Some(TemplateError::UnknownPlaceholder { rule: 2, placeholder, .. }) if placeholder == "team"),
             "{e:?}"
         );
         assert!(e.message.contains("creation rule 2"), "{e}");
@@ -793,7 +793,7 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(
-                e.template,
+                e.template.as_deref(),
                 Some(TemplateError::MissingCapture { rule: 1, .. })
             ),
             "{e:?}"

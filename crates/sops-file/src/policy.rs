@@ -71,6 +71,9 @@ pub enum PolicyError {
     Config(String),
 }
 
+/// A templated rule's number, KMS ARN templates and context templates.
+type RuleKeys = (usize, Vec<String>, BTreeMap<String, String>);
+
 /// One principal of the mapping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -112,7 +115,7 @@ pub struct Mapping {
     pub admins: Vec<String>,
     pub principals: Vec<Principal>,
     /// Per templated rule: (number, its KMS ARN templates, its context templates).
-    rules: Vec<(usize, Vec<String>, BTreeMap<String, String>)>,
+    rules: Vec<RuleKeys>,
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
@@ -410,9 +413,7 @@ fn one_or_many<S: AsRef<str>>(items: &[S]) -> Json {
 }
 
 /// Each templated rule's KMS ARN templates and context templates.
-fn templated_rules(
-    config: &Config,
-) -> Result<Vec<(usize, Vec<String>, BTreeMap<String, String>)>, PolicyError> {
+fn templated_rules(config: &Config) -> Result<Vec<RuleKeys>, PolicyError> {
     let rules = config
         .templated_rules()
         .map_err(|e| PolicyError::Config(e.to_string()))?;
