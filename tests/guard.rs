@@ -583,8 +583,9 @@ fn json_output_is_an_array_of_plain_findings() {
         .collect();
     assert_eq!(
         keys,
-        ["path", "commit", "key_path", "line", "kind", "message"]
+        ["path", "commit", "key_path", "line", "kind", "severity", "message"]
     );
+    assert_eq!(f["severity"], "error");
     assert_eq!(f["path"], "secrets/db.json");
     assert!(f["line"].is_u64());
 }

@@ -50,8 +50,28 @@ pub enum Command {
     },
     /// Print the man page (roff); `git sops --help` shows it once installed as git-sops.1
     Man,
+    /// Print the KMS key policy (or, with --iam, IAM policies) that `git_sops_policy` in .sops.yaml asks for; --check FILE compares an exported key policy
+    Policy(PolicyArgs),
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PolicyArgs {
+    /// Print an IAM policy document per principal (by name) instead of the key policy
+    #[arg(long, conflicts_with = "check")]
+    pub iam: bool,
+    /// Only the principals whose files are encrypted under this key (ARN, alias ARN or
+    /// `alias/NAME`): the per-service-key variant, one key policy per key
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Compare a key policy exported from AWS (`aws kms get-key-policy` output, or the
+    /// policy document) with the generated one: list missing and broader grants, exit 1 if any
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+    /// The .sops.yaml to read (default: SOPS_CONFIG, else the nearest from the current directory)
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

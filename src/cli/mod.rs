@@ -15,6 +15,7 @@ mod exec;
 mod io;
 mod keygen;
 mod keys_cmd;
+mod policy;
 mod repo;
 mod report;
 mod set;
@@ -73,6 +74,7 @@ fn run() -> i32 {
         args::Command::Filestatus(a) => crypt::filestatus(&a),
         args::Command::Completion { shell } => docs::completion(shell),
         args::Command::Man => docs::man(),
+        args::Command::Policy(a) => policy::run(&a),
         args::Command::Repo(c) => repo::run(c),
     };
     match result {

@@ -39,6 +39,10 @@ pub enum Kind {
     DecryptedCopy,
     /// With a key: the file's MAC or a value does not authenticate.
     AuthenticationFailed,
+    /// A warning, never a refusal: the file's stored keys (KMS ARN, role,
+    /// encryption context, age recipients) differ from what its creation rule
+    /// renders for its path now.
+    KeyDrift,
 }
 
 impl Kind {
@@ -59,6 +63,7 @@ impl Kind {
             Kind::ProtectionRemoved => "protection-removed",
             Kind::DecryptedCopy => "decrypted-copy",
             Kind::AuthenticationFailed => "authentication-failed",
+            Kind::KeyDrift => "key-drift",
         }
     }
 }
@@ -132,6 +137,7 @@ impl Finding {
             "key_path": self.key_path,
             "line": self.line,
             "kind": self.kind.name(),
+            "severity": if self.kind == Kind::KeyDrift { "warning" } else { "error" },
             "message": self.message,
         })
     }

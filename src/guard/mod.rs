@@ -59,6 +59,8 @@ pub enum Scope {
 #[derive(Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// What needs attention but is no reason to refuse anything (`key-drift`).
+    pub warnings: Vec<Finding>,
     /// The findings already listed (the same one can come from several parents).
     seen: HashSet<Finding>,
     /// Distinct protected blobs examined.
@@ -68,6 +70,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// List a warning (`key-drift`), once: shown with the findings, but it
+    /// does not refuse a commit or make `check` fail.
+    pub fn add_warning(&mut self, f: Finding) {
+        if self.seen.insert(f.clone()) {
+            self.warnings.push(f);
+        }
+    }
+
     /// List a finding, once.
     pub fn add(&mut self, f: Finding) {
         if self.seen.insert(f.clone()) {
@@ -133,6 +143,7 @@ pub fn check(dir: &Path, scope: &Scope, paths: &[String]) -> Result<Report, Snap
                 entries: &entries,
                 sources: &[AttrSource::Index, AttrSource::WorkTree],
                 rules,
+                drift: Some(DriftScope::Changed),
             };
             checker.snapshot(&child, &parents, &selected)?;
         }
@@ -146,6 +157,7 @@ pub fn check(dir: &Path, scope: &Scope, paths: &[String]) -> Result<Report, Snap
                 entries: &entries,
                 sources: &[AttrSource::Tree(&head)],
                 rules,
+                drift: Some(DriftScope::Every),
             };
             checker.snapshot(&child, &parents, &selected)?;
         }
@@ -178,6 +190,7 @@ fn check_tree(
         entries: &entries,
         sources: &[AttrSource::Tree(tree)],
         rules,
+        drift: None,
     };
     checker.snapshot(&child, &parents, &|_| true)
 }
@@ -196,6 +209,20 @@ struct Child<'a> {
     /// so, and marked unprotected only when the first one does.
     sources: &'a [AttrSource<'a>],
     rules: SopsRules,
+    /// Which SOPS files to compare with what their creation rule renders now
+    /// (`key-drift` warnings); `None` for history and pushes, where an old
+    /// commit's keys are history, not something to fix.
+    drift: Option<DriftScope>,
+}
+
+/// Which files get `key-drift` warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DriftScope {
+    /// Only files the commit adds or changes (the index): a commit is told about
+    /// the files it touches, and a moved file is one of them.
+    Changed,
+    /// Every file (`check --all`).
+    Every,
 }
 
 /// How one path of a snapshot is protected.
@@ -367,6 +394,7 @@ impl<'r> Checker<'r> {
                     .map_err(|_| ConfigError {
                         path: ".sops.yaml".into(),
                         message: "it is not UTF-8 text".into(),
+                        template: None,
                     })
                     .and_then(SopsRules::parse)
             })
@@ -498,7 +526,81 @@ impl<'r> Checker<'r> {
             }
             self.inspect_entry(entry, p, child.commit)?;
         }
-        self.find_copies(child, parents, &index, &protection, &removed, selected)
+        self.find_copies(child, parents, &index, &protection, &removed, selected)?;
+        if let Some(scope) = child.drift {
+            self.drift(child, parents, &protection, scope, selected)?;
+        }
+        Ok(())
+    }
+
+    /// `key-drift` warnings: SOPS files whose stored master keys (KMS ARN,
+    /// role, encryption context, age recipients) differ from what their
+    /// `.sops.yaml` creation rule renders for their path now, read from the
+    /// metadata only (no key needed). A warning, not a finding: the file is
+    /// still a valid SOPS file and what it holds is encrypted; `updatekeys`
+    /// fixes it (README "Templated keys").
+    fn drift(
+        &mut self,
+        child: &Child<'_>,
+        parents: &[ParentDiff],
+        protection: &[Protection],
+        scope: DriftScope,
+        selected: &dyn Fn(&str) -> bool,
+    ) -> Result<(), SnapshotError> {
+        let Some(config) = child.rules.config().cloned() else {
+            return Ok(());
+        };
+        let changed: Option<HashSet<(&str, &str)>> = match (scope, parents.first()) {
+            (DriftScope::Changed, Some(head)) => Some(
+                head.changes
+                    .iter()
+                    .filter_map(|c| Some((c.path.as_str(), c.new.as_deref()?)))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        for (entry, p) in child.entries.iter().zip(protection) {
+            if !p.protected() || !selected(&entry.path) {
+                continue;
+            }
+            if changed
+                .as_ref()
+                .is_some_and(|c| !c.contains(&(entry.path.as_str(), entry.oid.as_str())))
+            {
+                continue;
+            }
+            let Ok(format) = format_of(&entry.path, &p.sops_types) else {
+                continue;
+            };
+            let Some(bytes) = self.read(&entry.oid)? else {
+                continue;
+            };
+            let Some(loaded) = sops_file::file::load_as_configured(&entry.path, format, &bytes)
+            else {
+                continue;
+            };
+            let finding = match config.rule_for_relative(&entry.path) {
+                Ok(rule) => sops_file::keygroups::drift(&loaded.meta.key_groups, &rule.key_groups)
+                    .map(|change| {
+                        Finding::new(
+                            Kind::KeyDrift,
+                            format!(
+                                "its keys differ from what .sops.yaml creation rule {} renders for this path ({change}); run `git sops updatekeys -y {}`",
+                                rule.number,
+                                crate::drivers::shell_word(&entry.path)
+                            ),
+                        )
+                    }),
+                // A template that cannot render for this path: say so, as a warning too.
+                Err(e) if e.template.is_some() => Some(Finding::new(Kind::KeyDrift, e.message)),
+                Err(_) => None,
+            };
+            if let Some(mut f) = finding {
+                f.path = entry.path.clone();
+                self.report.add_warning(f);
+            }
+        }
+        Ok(())
     }
 
     fn inspect_entry(
@@ -573,6 +675,7 @@ impl<'r> Checker<'r> {
                 entries: &c.entries,
                 sources: &[AttrSource::Tree(&c.commit)],
                 rules: rules.clone(),
+                drift: None,
             };
             let index: HashMap<&str, usize> = c
                 .entries

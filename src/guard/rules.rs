@@ -23,6 +23,8 @@ pub(crate) struct SopsRules {
     rules: Vec<(usize, String, Regex)>,
     /// Every creation rule in order: (number, path_regex, selector).
     selectors: Vec<(usize, Option<Regex>, Option<Selector>)>,
+    /// The parsed config, for what a rule renders for a path (key drift).
+    config: Option<Config>,
 }
 
 impl SopsRules {
@@ -40,6 +42,7 @@ impl SopsRules {
             return Ok(SopsRules::none());
         };
         let mut out = SopsRules::none();
+        out.config = Some(config.clone());
         for head in config.heads()? {
             let regex = head.path_regex.as_ref().map(|(_, re)| re.clone());
             out.selectors.push((head.number, regex, head.selector));
@@ -80,6 +83,15 @@ impl SopsRules {
     pub fn extend(&mut self, other: SopsRules) {
         self.rules.extend(other.rules);
         self.selectors.extend(other.selectors);
+        // The first config (the snapshot's own) decides what keys a file should have.
+        if self.config.is_none() {
+            self.config = other.config;
+        }
+    }
+
+    /// The config the rules were read from.
+    pub(crate) fn config(&self) -> Option<&Config> {
+        self.config.as_ref()
     }
 
     #[cfg(test)]

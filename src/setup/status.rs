@@ -76,13 +76,23 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
             },
         };
         if let (Some(loaded), Some(cfg)) = (&loaded, &rules) {
-            if let Ok(rule) = cfg.rule_for(&top.join(&path).to_string_lossy()) {
-                if let Some(change) = keygroups::drift(&loaded.meta.key_groups, &rule.key_groups) {
-                    let f = crate::drivers::shell_word(&path);
-                    problems.push(format!(
-                        "its keys differ from its .sops.yaml creation rule ({change}); run `git sops updatekeys -y {f}` and `git sops rotate -i {f}`"
-                    ));
+            // Metadata only: the drift report needs no key. A templated rule is
+            // rendered for this path, so a file moved into another service's
+            // folder shows the other key, role or context here.
+            match cfg.rule_for(&top.join(&path).to_string_lossy()) {
+                Ok(rule) => {
+                    if let Some(change) =
+                        keygroups::drift(&loaded.meta.key_groups, &rule.key_groups)
+                    {
+                        let f = crate::drivers::shell_word(&path);
+                        problems.push(format!(
+                            "its keys differ from its .sops.yaml creation rule {} ({change}); run `git sops updatekeys -y {f}` (and `git sops rotate -i {f}` when a key was removed)",
+                            rule.number
+                        ));
+                    }
                 }
+                Err(e) if e.template.is_some() => problems.push(e.message),
+                Err(_) => {}
             }
         }
         out.push(PathStatus {

@@ -12,6 +12,14 @@ use super::keygroups::Recipient;
 use super::selectors::Selector;
 use super::shamir;
 use crate::formats::{yaml_value, Value};
+use crate::template::{TemplateError, Vars};
+
+/// The section of a creation rule that only git-sops reads (sops 3.11 ignores
+/// unknown fields of a rule): templated keys, role and encryption context.
+pub const GIT_SOPS: &str = "git_sops";
+
+/// The fields a `git_sops` section may have.
+const GIT_SOPS_FIELDS: [&str; 6] = ["kms", "age", "key_groups", "role", "context", "aws_profile"];
 
 /// A problem with `.sops.yaml`.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -19,15 +27,22 @@ use crate::formats::{yaml_value, Value};
 pub struct ConfigError {
     pub path: String,
     pub message: String,
+    /// Set when the problem is a `git_sops` template that cannot be rendered.
+    pub template: Option<Box<TemplateError>>,
 }
 
-/// What a creation rule says about a new file.
+/// What a creation rule says about a new file: for a rule with a `git_sops`
+/// section, with its templates rendered for that file's path.
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// 1-based number of the creation rule, as messages name it.
+    pub number: usize,
     pub key_groups: Vec<Vec<Recipient>>,
     pub shamir_threshold: usize,
     pub selector: Option<Selector>,
     pub mac_only_encrypted: bool,
+    /// The keys come from (or were completed by) a `git_sops` section.
+    pub templated: bool,
 }
 
 /// What decides which creation rule covers a path and what it encrypts.
@@ -40,9 +55,13 @@ pub struct RuleHead {
     pub selector: Option<Selector>,
 }
 
+#[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
     rules: Vec<Value>,
+    /// The whole document, for sections git-sops reads besides `creation_rules`
+    /// (`git_sops_policy`, see [`crate::policy`]).
+    pub(crate) top: Value,
 }
 
 /// The nearest `.sops.yaml` from `start` upwards (at most 100 levels, as sops).
@@ -89,6 +108,7 @@ impl Config {
         let err = |message: String| ConfigError {
             path: path.display().to_string(),
             message,
+            template: None,
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
@@ -101,6 +121,7 @@ impl Config {
         let err = |message: String| ConfigError {
             path: path.display().to_string(),
             message,
+            template: None,
         };
         let value = yaml_value::parse(text).map_err(|e| err(e.to_string()))?;
         let rules = match value.get("creation_rules") {
@@ -109,32 +130,116 @@ impl Config {
             Some(_) => return Err(err("`creation_rules` must be a list".into())),
         };
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        Ok(Some(Config { path, rules }))
+        Ok(Some(Config {
+            path,
+            rules,
+            top: value,
+        }))
+    }
+
+    /// The top-level `key` of the document (a section git-sops reads).
+    pub(crate) fn section(&self, key: &str) -> Option<&Value> {
+        self.top.get(key)
     }
 
     fn error(&self, message: String) -> ConfigError {
         ConfigError {
             path: self.path.display().to_string(),
             message,
+            template: None,
         }
     }
 
-    /// The first rule whose `path_regex` matches `file`.
+    fn template_error(&self, e: TemplateError) -> ConfigError {
+        ConfigError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+            template: Some(Box::new(e)),
+        }
+    }
+
+    /// The first rule whose `path_regex` matches `file`, with its `git_sops`
+    /// templates rendered for `file` (docs/sops-format.md §6.1). This is the one
+    /// place a template is rendered: clean, `encrypt`, `edit`, `updatekeys` and
+    /// the drift reports of `status` and `check` all come here, so they agree.
     pub fn rule_for(&self, file: &str) -> Result<Rule, ConfigError> {
         let relative = self.relative_path(file);
+        self.rule_for_relative(&relative)
+    }
+
+    /// [`Config::rule_for`] of a path already relative to the config's directory
+    /// (the string `path_regex` is matched against).
+    pub fn rule_for_relative(&self, relative: &str) -> Result<Rule, ConfigError> {
         for (i, rule) in self.rules.iter().enumerate() {
-            let regex = path_regex(rule)
-                .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
-            let matches = regex.is_none_or(|(_, re)| re.is_match(&relative));
+            let number = i + 1;
+            let regex =
+                path_regex(rule).map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
+            let matches = regex.as_ref().is_none_or(|(_, re)| re.is_match(relative));
             if matches {
-                return self
+                let mut parsed = self
                     .parse_rule(rule)
-                    .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)));
+                    .map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
+                parsed.number = number;
+                if let Some(section) = rule.get(GIT_SOPS).filter(|v| !matches!(v, Value::Null)) {
+                    let regex = regex.as_ref().map(|(_, re)| re);
+                    check_section(number, regex, section).map_err(|e| self.template_error(e))?;
+                    let vars = Vars::new(number, regex, relative);
+                    apply_section(&mut parsed, &vars, section)
+                        .map_err(|e| self.template_error(e))?;
+                }
+                return Ok(parsed);
             }
         }
         Err(self.error(format!(
             "no creation rule matches {relative:?}; add a rule whose path_regex matches it, or pass --age"
         )))
+    }
+
+    /// Check every rule's `git_sops` section without a path: its shape, and
+    /// that every placeholder is a named capture of the rule's `path_regex` or
+    /// a built-in. (A capture that does not take part in a match can only be
+    /// found for a path, by [`Config::rule_for`].)
+    pub fn check_templates(&self) -> Result<(), ConfigError> {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let number = i + 1;
+            let regex =
+                path_regex(rule).map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
+            if let Some(section) = rule.get(GIT_SOPS).filter(|v| !matches!(v, Value::Null)) {
+                check_section(number, regex.as_ref().map(|(_, re)| re), section)
+                    .map_err(|e| self.template_error(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every creation rule that has a `git_sops` section: its number, its
+    /// compiled `path_regex`, the section and the whole rule as written (for
+    /// `git sops policy`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn templated_rules(
+        &self,
+    ) -> Result<Vec<(usize, Option<Regex>, Value, Value)>, ConfigError> {
+        self.check_templates()?;
+        let mut out = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(section) = rule.get(GIT_SOPS).filter(|v| !matches!(v, Value::Null)) {
+                let regex = path_regex(rule)
+                    .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
+                out.push((
+                    i + 1,
+                    regex.map(|(_, re)| re),
+                    section.clone(),
+                    rule.clone(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The path `path_regex` is matched against for `file`: relative to the
+    /// config's directory (absolute when outside it), as sops does.
+    pub fn match_path(&self, file: &str) -> String {
+        self.relative_path(file)
     }
 
     /// Whether some creation rule's `path_regex` matches `file` (a rule without
@@ -206,12 +311,174 @@ impl Config {
         };
         let mac_only_encrypted = matches!(rule.get("mac_only_encrypted"), Some(Value::Bool(true)));
         Ok(Rule {
+            number: 0,
+            templated: false,
             key_groups,
             shamir_threshold,
             selector,
             mac_only_encrypted,
         })
     }
+}
+
+/// The shape of a `git_sops` section and the placeholders of its templates,
+/// checked without a path.
+fn check_section(
+    number: usize,
+    regex: Option<&Regex>,
+    section: &Value,
+) -> Result<(), TemplateError> {
+    let shape = |problem: String| TemplateError::Shape {
+        rule: number,
+        field: GIT_SOPS.to_string(),
+        problem,
+    };
+    let Value::Map(entries) = section else {
+        return Err(shape(
+            "must be a mapping (fields: kms, age, key_groups, role, context, aws_profile)".into(),
+        ));
+    };
+    for (k, v) in entries {
+        if !GIT_SOPS_FIELDS.contains(&k.as_str()) {
+            return Err(shape(format!(
+                "unknown field `{k}`; a git_sops section has {}",
+                GIT_SOPS_FIELDS.join(", ")
+            )));
+        }
+        if k == "context" && !matches!(v, Value::Map(_) | Value::Null) {
+            return Err(shape("`context` must be a mapping of strings".into()));
+        }
+    }
+    Vars::check_value(number, regex, GIT_SOPS, section)
+}
+
+/// A `kms` field of a `git_sops` section as a list of `{arn, role, ...}` maps:
+/// entries may also be sops' `ARN[+ROLE]` strings (comma-separated or a list).
+fn kms_maps(v: &Value) -> Result<Value, String> {
+    let from_str = |s: &str| -> Vec<Value> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .filter_map(|part| match parse_kms_arn(part, "") {
+                Recipient::Kms { arn, role, .. } => Some(Value::Map(vec![
+                    ("arn".to_string(), Value::Str(arn)),
+                    ("role".to_string(), Value::Str(role)),
+                ])),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    match v {
+        Value::Null => {}
+        Value::Str(s) => out.extend(from_str(s)),
+        Value::List(items) => {
+            for item in items {
+                match item {
+                    Value::Str(s) => out.extend(from_str(s)),
+                    Value::Map(_) => out.push(item.clone()),
+                    _ => return Err("`kms` entries must be ARN strings or {arn, role, context, aws_profile} mappings".into()),
+                }
+            }
+        }
+        _ => return Err("`kms` must be an ARN string or a list".into()),
+    }
+    Ok(Value::List(out))
+}
+
+/// One key group of a (rendered) `git_sops` section or of its `key_groups`.
+fn section_group(g: &Value) -> Result<Vec<Recipient>, String> {
+    let mut g = g.clone();
+    if let Value::Map(entries) = &mut g {
+        for (k, v) in entries.iter_mut() {
+            if k == "kms" {
+                *v = kms_maps(v)?;
+            }
+        }
+    }
+    group_recipients(&g, true)
+}
+
+/// Render a rule's `git_sops` section for one path into `rule`: its keys (when
+/// it names any) replace the plain sops fields' keys, and its `role`, `context`
+/// and `aws_profile` complete every KMS key that has none of its own (the
+/// plain fields' keys too, so `kms: ARN` plus `git_sops: {context: ...}` works).
+fn apply_section(rule: &mut Rule, vars: &Vars, section: &Value) -> Result<(), TemplateError> {
+    let number = rule.number;
+    let rendered = vars.render_value(GIT_SOPS, section)?;
+    let shape = |problem: String| TemplateError::Shape {
+        rule: number,
+        field: GIT_SOPS.to_string(),
+        problem,
+    };
+    let groups = match rendered.get("key_groups") {
+        Some(Value::List(groups)) if !groups.is_empty() => Some(
+            groups
+                .iter()
+                .map(section_group)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(shape)?,
+        ),
+        _ if rendered.get("kms").is_some() || rendered.get("age").is_some() => {
+            let mut flat = Vec::new();
+            for k in ["age", "kms"] {
+                if let Some(v) = rendered.get(k) {
+                    flat.push((k.to_string(), v.clone()));
+                }
+            }
+            Some(vec![section_group(&Value::Map(flat)).map_err(shape)?])
+        }
+        _ => None,
+    };
+    if let Some(groups) = groups {
+        if groups.len() > shamir::MAX_SHARES {
+            return Err(shape(format!(
+                "`key_groups` has more than {} groups",
+                shamir::MAX_SHARES
+            )));
+        }
+        rule.key_groups = groups;
+    }
+    let text = |k: &str| {
+        rendered
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (role, profile) = (text("role"), text("aws_profile"));
+    let mut context: Vec<(String, String)> = match rendered.get("context") {
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Str(s) => Ok((k.clone(), s.clone())),
+                _ => Err(shape(format!("`context.{k}` must be a string (quote it)"))),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    context.sort();
+    for r in rule.key_groups.iter_mut().flatten() {
+        if let Recipient::Kms {
+            role: r_role,
+            context: r_context,
+            aws_profile: r_profile,
+            ..
+        } = r
+        {
+            if r_role.is_empty() {
+                r_role.clone_from(&role);
+            }
+            if r_context.is_empty() {
+                r_context.clone_from(&context);
+            }
+            if r_profile.is_empty() {
+                r_profile.clone_from(&profile);
+            }
+        }
+    }
+    rule.templated = true;
+    Ok(())
 }
 
 /// A creation rule's `path_regex` (its text and compiled form); `None` when it
@@ -437,5 +704,105 @@ mod tests {
             .rule_for(dir.path().join("else.yaml").to_str().unwrap())
             .unwrap_err();
         assert!(e.message.contains("no creation rule matches"));
+    }
+
+    const TEMPLATED: &str = r#"creation_rules:
+  - path_regex: ^secrets/(?P<service>[a-z0-9-]+)/(?P<stage>dev|prod)/
+    kms: arn:aws:kms:eu-west-1:111122223333:key/central
+    git_sops:
+      kms:
+        - arn: arn:aws:kms:eu-west-1:111122223333:alias/{service}-{stage}
+          role: arn:aws:iam::111122223333:role/{service}-{stage}-secrets
+      age: ["{service}"]
+      context:
+        service: "{service}"
+        stage: "{stage}"
+        path: "{path}"
+  - path_regex: ^plain/(?P<team>[a-z]+)/
+    kms: arn:aws:kms:eu-west-1:111122223333:key/central
+    git_sops:
+      role: arn:aws:iam::111122223333:role/{team}
+      context: {team: "{team}"}
+"#;
+
+    #[test]
+    fn templated_rules_render_keys_role_and_context() {
+        let (dir, c) = config(TEMPLATED);
+        let r = c
+            .rule_for(
+                dir.path()
+                    .join("secrets/payments/prod/db.yaml")
+                    .to_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(r.number, 1);
+        assert!(r.templated);
+        assert_eq!(
+            r.key_groups,
+            vec![vec![
+                Recipient::Age("payments".into()),
+                Recipient::Kms {
+                    arn: "arn:aws:kms:eu-west-1:111122223333:alias/payments-prod".into(),
+                    role: "arn:aws:iam::111122223333:role/payments-prod-secrets".into(),
+                    context: vec![
+                        ("path".into(), "secrets/payments/prod/db.yaml".into()),
+                        ("service".into(), "payments".into()),
+                        ("stage".into(), "prod".into()),
+                    ],
+                    aws_profile: String::new(),
+                }
+            ]]
+        );
+        // Without keys of its own, the section completes the plain fields' keys.
+        let r = c
+            .rule_for(dir.path().join("plain/ops/x.yaml").to_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            r.key_groups,
+            vec![vec![Recipient::Kms {
+                arn: "arn:aws:kms:eu-west-1:111122223333:key/central".into(),
+                role: "arn:aws:iam::111122223333:role/ops".into(),
+                context: vec![("team".into(), "ops".into())],
+                aws_profile: String::new(),
+            }]]
+        );
+    }
+
+    #[test]
+    fn templates_that_cannot_render_are_errors_naming_the_rule() {
+        let (dir, c) = config(
+            "creation_rules:\n  - path_regex: ^a/\n    age: age1x\n  - path_regex: ^s/(?P<service>[a-z]+)/\n    kms: arn:aws:kms:eu-west-1:1:key/k\n    git_sops:\n      context: {service: '{service}', team: '{team}'}\n",
+        );
+        let e = c
+            .rule_for(dir.path().join("s/pay/x.yaml").to_str().unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(e.template.as_deref(), Some(TemplateError::UnknownPlaceholder { rule: 2, placeholder, .. }) if placeholder == "team"),
+            "{e:?}"
+        );
+        assert!(e.message.contains("creation rule 2"), "{e}");
+        assert!(c.check_templates().is_err());
+        // Rule 1 is still usable; the error is only for the rule that fails.
+        assert!(c.rule_for(dir.path().join("a/x").to_str().unwrap()).is_ok());
+        let (dir, c) = config(
+            "creation_rules:\n  - path_regex: ^s/(?:(?P<service>[a-z]+)/)?\n    git_sops:\n      kms: 'arn:aws:kms:eu-west-1:1:alias/{service}'\n",
+        );
+        let e = c
+            .rule_for(dir.path().join("s/x.yaml").to_str().unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e.template.as_deref(),
+                Some(TemplateError::MissingCapture { rule: 1, .. })
+            ),
+            "{e:?}"
+        );
+        let (_dir, c) = config("creation_rules:\n  - git_sops: {kmss: x}\n");
+        assert!(c
+            .check_templates()
+            .unwrap_err()
+            .message
+            .contains("unknown field `kmss`"));
     }
 }

@@ -29,9 +29,11 @@ pub mod keygroups;
 mod mac;
 pub mod metadata;
 mod plaintext;
+pub mod policy;
 pub mod selectors;
 mod shamir;
 pub mod stash;
+pub mod template;
 pub mod walk;
 
 use crate::formats::{FormatError, SpliceError};

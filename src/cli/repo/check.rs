@@ -32,10 +32,17 @@ pub(super) fn run_check(
         }
     }
     let mut out = std::io::stdout().lock();
+    // Warnings (`key-drift`) are listed after the findings (with
+    // `"severity": "warning"` in JSON) and never change the exit status.
+    let listed: Vec<guard::finding::Finding> = report
+        .findings
+        .iter()
+        .chain(&report.warnings)
+        .cloned()
+        .collect();
     let written = match format {
-        OutputFormat::Json => writeln!(out, "{}", guard::finding::to_json_array(&report.findings)),
-        OutputFormat::Text => report
-            .findings
+        OutputFormat::Json => writeln!(out, "{}", guard::finding::to_json_array(&listed)),
+        OutputFormat::Text => listed
             .iter()
             .try_for_each(|f| writeln!(out, "{}", f.to_text())),
     };
@@ -48,6 +55,12 @@ pub(super) fn run_check(
         CheckScope::All => "at HEAD".to_string(),
         CheckScope::History(_) => format!("in {} commit(s)", report.commits),
     };
+    if !report.warnings.is_empty() {
+        eprintln!(
+            "git-sops: warning: {} file(s) are encrypted for other keys or another encryption context than their .sops.yaml rule renders now (key-drift, listed above); `git sops updatekeys -y FILE...` re-wraps them",
+            report.warnings.len()
+        );
+    }
     if report.findings.is_empty() {
         if !hook {
             eprintln!(
