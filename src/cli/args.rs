@@ -52,6 +52,12 @@ pub enum Command {
     Man,
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
+    /// Deliver committed SOPS files into AWS Secrets Manager / SSM Parameter Store (plan, apply)
+    #[cfg(feature = "publish")]
+    Publish {
+        #[command(subcommand)]
+        command: super::publish::PublishCommand,
+    },
 }
 
 #[derive(Args, Debug)]
