@@ -10,4 +10,5 @@ pub mod cli;
 pub mod drivers;
 pub mod git;
 pub mod guard;
+pub mod publish;
 pub mod setup;

@@ -59,21 +59,22 @@ fn central_config() -> String {
         service: "{{service}}"
         stage: "{{stage}}"
         path: "{{path}}"
-git_sops_policy:
-  admins: [arn:aws:iam::{ACCOUNT}:role/security-admin]
-  principals:
-    - name: PaymentsProd
-      arn: arn:aws:iam::{ACCOUNT}:role/payments-prod
-      access: read
-      context: {{service: payments, stage: prod}}
-    - name: BillingDev
-      arn: arn:aws:iam::{ACCOUNT}:role/billing-dev
-      access: read
-      context: {{service: billing, stage: dev}}
-    - name: Deploy
-      arn: arn:aws:iam::{ACCOUNT}:role/deploy
-      access: write
-      context: {{service: [payments, billing], stage: [dev, prod]}}
+git_sops:
+  policy:
+    admins: [arn:aws:iam::{ACCOUNT}:role/security-admin]
+    principals:
+      - name: PaymentsProd
+        arn: arn:aws:iam::{ACCOUNT}:role/payments-prod
+        access: read
+        context: {{service: payments, stage: prod}}
+      - name: BillingDev
+        arn: arn:aws:iam::{ACCOUNT}:role/billing-dev
+        access: read
+        context: {{service: billing, stage: dev}}
+      - name: Deploy
+        arn: arn:aws:iam::{ACCOUNT}:role/deploy
+        access: write
+        context: {{service: [payments, billing], stage: [dev, prod]}}
 "#,
         central = world().central
     )

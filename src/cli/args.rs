@@ -50,10 +50,16 @@ pub enum Command {
     },
     /// Print the man page (roff); `git sops --help` shows it once installed as git-sops.1
     Man,
-    /// Print the KMS key policy (or, with --iam, IAM policies) that `git_sops_policy` in .sops.yaml asks for; --check FILE compares an exported key policy
+    /// Print the KMS key policy (or, with --iam, IAM policies) that `git_sops.policy` in .sops.yaml asks for; --check FILE compares an exported key policy
     Policy(PolicyArgs),
     #[command(flatten)]
     Repo(super::repo::RepoCommand),
+    /// Deliver committed SOPS files into AWS Secrets Manager / SSM Parameter Store (plan, apply)
+    #[cfg(feature = "publish")]
+    Publish {
+        #[command(subcommand)]
+        command: super::publish::PublishCommand,
+    },
 }
 
 #[derive(Args, Debug)]

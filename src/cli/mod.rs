@@ -16,6 +16,8 @@ mod io;
 mod keygen;
 mod keys_cmd;
 mod policy;
+#[cfg(feature = "publish")]
+mod publish;
 mod repo;
 mod report;
 mod set;
@@ -50,7 +52,13 @@ fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return if !e.use_stderr() {
+                0
+            } else if report::is_publish_invocation() {
+                report::code::PUBLISH_ERROR
+            } else {
+                report::code::USAGE
+            };
         }
     };
     let result = match cli.command {
@@ -76,6 +84,8 @@ fn run() -> i32 {
         args::Command::Man => docs::man(),
         args::Command::Policy(a) => policy::run(&a),
         args::Command::Repo(c) => repo::run(c),
+        #[cfg(feature = "publish")]
+        args::Command::Publish { command } => publish::run(command),
     };
     match result {
         Ok(()) => 0,

@@ -1,5 +1,5 @@
 //! `git sops policy`: print the KMS key policy (or the workload roles' IAM
-//! policies) that `.sops.yaml`'s `git_sops_policy` section and templated
+//! policies) that `.sops.yaml`'s `git_sops.policy` section and templated
 //! creation rules ask for, or compare an exported key policy with it
 //! (`--check`). The policy itself is computed by `sops_file::policy`; this
 //! file reads the config, prints, and chooses the exit code. README "One
@@ -22,12 +22,12 @@ pub fn run(args: &PolicyArgs) -> Result<(), Failure> {
         })?;
     let mapping = Mapping::from_config(&cfg).map_err(|e| {
         Failure::input(format!("policy: {e}"))
-            .with_hint("see README \"One central KMS key with least privilege\" for the git_sops_policy section")
+            .with_hint("see README \"One central KMS key with least privilege\" for the git_sops.policy section")
     })?;
     let key = args.key.as_deref();
     if key.is_some() && mapping.principals_for(key).is_empty() {
         eprintln!(
-            "git-sops: warning: no principal of git_sops_policy has files under {}; the policy grants no use of it",
+            "git-sops: warning: no principal of git_sops.policy has files under {}; the policy grants no use of it",
             key.unwrap_or_default()
         );
     }
@@ -44,23 +44,23 @@ pub fn run(args: &PolicyArgs) -> Result<(), Failure> {
         out.flush().map_err(write_failure)?;
         if differences.is_empty() {
             eprintln!(
-                "git-sops: {}: grants exactly what git_sops_policy asks for",
+                "git-sops: {}: grants exactly what git_sops.policy asks for",
                 file.display()
             );
             return Ok(());
         }
         return Err(Failure::io(format!(
-            "{}: {} difference(s) from what git_sops_policy asks for (listed above)",
+            "{}: {} difference(s) from what git_sops.policy asks for (listed above)",
             file.display(),
             differences.len()
         ))
-        .with_hint("apply `git sops policy` output with `aws kms put-key-policy --policy-name default --policy file://...`, or change git_sops_policy"));
+        .with_hint("apply `git sops policy` output with `aws kms put-key-policy --policy-name default --policy file://...`, or change git_sops.policy"));
     }
     let document = if args.iam {
         mapping.iam_policies(key)
     } else {
         if mapping.admins.is_empty() {
-            eprintln!("git-sops: warning: git_sops_policy names no `admins`: AWS refuses a key policy that does not let the caller manage the key (PutKeyPolicy's lockout safety check); list the key administrators");
+            eprintln!("git-sops: warning: git_sops.policy names no `admins`: AWS refuses a key policy that does not let the caller manage the key (PutKeyPolicy's lockout safety check); list the key administrators");
         }
         mapping.key_policy(key)
     };

@@ -29,6 +29,20 @@ pub mod code {
     pub(crate) const FILE_HAS_NOT_BEEN_MODIFIED: i32 = 200;
     pub(crate) const NO_EDITOR_FOUND: i32 = 201;
     pub(crate) const FILE_ALREADY_ENCRYPTED: i32 = 203;
+    /// `publish plan`: there are changes (Terraform's `-detailed-exitcode`).
+    /// Every other command uses 2 for usage errors; for `publish` a usage error,
+    /// like any error, is [`PUBLISH_ERROR`], so 2 always means "changes" there.
+    #[cfg_attr(not(feature = "publish"), allow(dead_code))]
+    pub(crate) const PUBLISH_CHANGES: i32 = 2;
+    /// `publish`: any error (usage, repository, AWS, or a resource that failed
+    /// or was not done).
+    pub(crate) const PUBLISH_ERROR: i32 = 1;
+}
+
+/// Is this process running `git-sops publish ...`? (Its usage errors exit
+/// [`code::PUBLISH_ERROR`], not [`code::USAGE`].)
+pub(crate) fn is_publish_invocation() -> bool {
+    std::env::args_os().nth(1).is_some_and(|a| a == "publish")
 }
 
 #[derive(Debug)]
@@ -135,6 +149,54 @@ impl Failure {
             exit_code,
         )
         .with_hint("fix what each failed file says, then run the command again for those files")
+    }
+
+    /// `publish`: the whole command could not run (config, git, AWS listing).
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish(e: crate::publish::PublishError) -> Failure {
+        let hint = match &e {
+            crate::publish::PublishError::Config(_) => "see docs/publish.md for the `git-sops: publish:` section of .sops.yaml",
+            crate::publish::PublishError::Git(_) => "publish reads committed blobs: pass a commit with --rev",
+            crate::publish::PublishError::Aws(_) => "check the credentials (AWS_PROFILE, the rule's role) and the region; docs/publish.md lists the IAM permissions",
+        };
+        Failure::new(e.to_string(), code::PUBLISH_ERROR).with_hint(hint)
+    }
+
+    /// `publish plan` with resources or files it cannot plan (listed above).
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish_errors(n: usize) -> Failure {
+        Failure::new(
+            format!("{n} resources or files cannot be published (listed above)"),
+            code::PUBLISH_ERROR,
+        )
+        .with_hint("fix what each `error:` line says; the others are planned as shown")
+    }
+
+    /// `publish apply`: some resources failed or were not done; the others were.
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish_failed(n: usize, total: usize) -> Failure {
+        Failure::new(
+            format!("{n} of {total} resources failed or were not done (listed above); the others were applied"),
+            code::PUBLISH_ERROR,
+        )
+        .with_hint("fix what each FAILED / NOT DONE line says and run apply again: what is already in place makes no new call")
+    }
+
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish_needs_yes() -> Failure {
+        Failure::new(
+            "publish apply: not writing to AWS without confirmation, and standard input is not a terminal to ask on; nothing was written".into(),
+            code::PUBLISH_ERROR,
+        )
+        .with_hint("review the plan above and run again with --yes to apply it")
+    }
+
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish_declined() -> Failure {
+        Failure::new(
+            "publish apply: not confirmed; nothing was written".into(),
+            code::PUBLISH_ERROR,
+        )
     }
 
     /// `updatekeys` without `--yes` when there is no terminal to ask on.

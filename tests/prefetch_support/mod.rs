@@ -3,7 +3,9 @@
 //! `X-Amz-Target` (`TrentService.Decrypt`, `TrentService.Encrypt`, ...).
 //! The client sends plain HTTP to it (`AWS_ENDPOINT_URL`); each connection is
 //! forwarded to moto on its own connection, requests parsed (headers and
-//! `Content-Length` body), responses streamed back untouched.
+//! `Content-Length` body), responses streamed back untouched. [`DelayProxy::throttle`]
+//! answers the next N requests of one operation itself with AWS' throttling error
+//! (HTTP 400 `ThrottlingException`), without forwarding them.
 
 #![allow(dead_code)]
 
@@ -18,21 +20,42 @@ pub struct DelayProxy {
     pub port: u16,
     delay_ms: Arc<AtomicU64>,
     counts: Arc<Mutex<HashMap<String, usize>>>,
+    throttles: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl DelayProxy {
+    /// Answer the next `n` requests whose `X-Amz-Target` ends in `.operation`
+    /// with a throttling error (they are counted, not forwarded).
+    pub fn throttle(&self, operation: &str, n: usize) {
+        self.throttles
+            .lock()
+            .expect("throttles")
+            .insert(operation.to_string(), n);
+    }
+
+    /// Requests of every operation together.
+    pub fn total(&self) -> usize {
+        self.counts.lock().expect("counts").values().sum()
+    }
+
+    /// All counts, by `X-Amz-Target` (or `other`).
+    pub fn counts(&self) -> HashMap<String, usize> {
+        self.counts.lock().expect("counts").clone()
+    }
+
     /// A proxy to `upstream_port` on 127.0.0.1, initially without delay.
     pub fn start(upstream_port: u16) -> DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let delay_ms = Arc::new(AtomicU64::new(0));
         let counts = Arc::new(Mutex::new(HashMap::new()));
-        let (d, c) = (delay_ms.clone(), counts.clone());
+        let throttles = Arc::new(Mutex::new(HashMap::new()));
+        let (d, c, t) = (delay_ms.clone(), counts.clone(), throttles.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (d, c) = (d.clone(), c.clone());
+                let (d, c, t) = (d.clone(), c.clone(), t.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, upstream_port, &d, &c);
+                    let _ = serve(client, upstream_port, &d, &c, &t);
                 });
             }
         });
@@ -40,6 +63,7 @@ impl DelayProxy {
             port,
             delay_ms,
             counts,
+            throttles,
         }
     }
 
@@ -72,6 +96,7 @@ fn serve(
     upstream_port: u16,
     delay_ms: &AtomicU64,
     counts: &Mutex<HashMap<String, usize>>,
+    throttles: &Mutex<HashMap<String, usize>>,
 ) -> std::io::Result<()> {
     let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut up_read = upstream.try_clone()?;
@@ -113,7 +138,35 @@ fn serve(
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
         let target = header("x-amz-target").unwrap_or_else(|| "other".into());
-        *counts.lock().expect("counts").entry(target).or_default() += 1;
+        *counts
+            .lock()
+            .expect("counts")
+            .entry(target.clone())
+            .or_default() += 1;
+        let op = target.rsplit('.').next().unwrap_or("").to_string();
+        let throttle = {
+            let mut t = throttles.lock().expect("throttles");
+            match t.get_mut(&op) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if throttle {
+            // Answered here; the upstream connection stays in step (nothing sent).
+            let body = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+            let mut w = reader.get_ref().try_clone()?;
+            write!(
+                w,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            w.write_all(body)?;
+            w.flush()?;
+            continue;
+        }
         let ms = delay_ms.load(Ordering::SeqCst);
         if ms > 0 {
             std::thread::sleep(Duration::from_millis(ms));

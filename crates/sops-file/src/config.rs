@@ -60,7 +60,7 @@ pub struct Config {
     pub path: PathBuf,
     rules: Vec<Value>,
     /// The whole document, for sections git-sops reads besides `creation_rules`
-    /// (`git_sops_policy`, see [`crate::policy`]).
+    /// (`git_sops.policy`, see [`crate::policy`]).
     pub(crate) top: Value,
 }
 

@@ -1,7 +1,7 @@
 //! `git sops policy`: AWS KMS key-policy statements (and IAM policies for the
 //! workload roles) generated from `.sops.yaml`: the templated creation rules
 //! say which encryption context each file carries, and the top-level
-//! `git_sops_policy` section says which principal may read (`kms:Decrypt`) or
+//! `git_sops.policy` section says which principal may read (`kms:Decrypt`) or
 //! write (`kms:Decrypt` + `kms:Encrypt`) under which context values. Every grant
 //! is conditioned on `kms:EncryptionContext:KEY` with `StringEquals`, so a role
 //! opens exactly the files whose stored context matches. [`check`] compares a
@@ -20,7 +20,7 @@ use crate::formats::Value;
 use crate::template::placeholders;
 
 /// The top-level section of `.sops.yaml` this module reads (sops ignores it).
-pub const SECTION: &str = "git_sops_policy";
+pub const SECTION: &str = "git_sops.policy";
 
 /// Actions a reader and a writer need: sops and git-sops wrap a data key with
 /// `Encrypt` and unwrap it with `Decrypt` (never `GenerateDataKey`).
@@ -56,7 +56,7 @@ const DATA_ACTIONS: [&str; 6] = [
     "kms:GenerateDataKeyWithoutPlaintext",
 ];
 
-/// A problem with the `git_sops_policy` section or the rules it refers to.
+/// A problem with the `git_sops.policy` section or the rules it refers to.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("{path}: there is no `{SECTION}` section; add one naming which principal reads or writes which context values (see the README, \"One central KMS key\")")]
@@ -130,7 +130,7 @@ fn strings(v: &Value) -> Option<Vec<String>> {
 }
 
 impl Mapping {
-    /// Read `git_sops_policy` and the templated rules of `config`.
+    /// Read `git_sops.policy` and the templated rules of `config`.
     pub fn from_config(config: &Config) -> Result<Mapping, PolicyError> {
         let path = config.path.display().to_string();
         let invalid = |field: String, problem: String| PolicyError::Invalid {
@@ -139,7 +139,8 @@ impl Mapping {
             problem,
         };
         let section = config
-            .section(SECTION)
+            .section(crate::config::GIT_SOPS)
+            .and_then(|v| v.get("policy"))
             .filter(|v| !matches!(v, Value::Null))
             .ok_or_else(|| PolicyError::NoSection { path: path.clone() })?;
         if let Value::Map(entries) = section {
@@ -699,17 +700,18 @@ mod tests {
       kms:
         - arn: arn:aws:kms:eu-west-1:111122223333:alias/{service}-{stage}
       context: {service: "{service}", stage: "{stage}", path: "{path}"}
-git_sops_policy:
-  admins: [arn:aws:iam::111122223333:role/security-admin]
-  principals:
-    - name: PaymentsProd
-      arn: arn:aws:iam::444455556666:role/payments-prod
-      access: read
-      context: {service: payments, stage: prod}
-    - name: Deploy
-      arn: arn:aws:iam::111122223333:role/deploy
-      access: write
-      context: {service: [payments, billing], stage: dev}
+git_sops:
+  policy:
+    admins: [arn:aws:iam::111122223333:role/security-admin]
+    principals:
+      - name: PaymentsProd
+        arn: arn:aws:iam::444455556666:role/payments-prod
+        access: read
+        context: {service: payments, stage: prod}
+      - name: Deploy
+        arn: arn:aws:iam::111122223333:role/deploy
+        access: write
+        context: {service: [payments, billing], stage: dev}
 "#;
 
     fn mapping(text: &str) -> Result<Mapping, PolicyError> {

@@ -42,7 +42,7 @@ pub(crate) mod time;
 mod tree;
 mod value;
 pub mod yaml;
-pub(crate) mod yaml_value;
+pub mod yaml_value;
 
 use std::ops::Range;
 

@@ -187,7 +187,7 @@ fn run(
 }
 
 /// The error codes AWS uses for "too many requests".
-fn is_throttling(code: Option<&str>) -> bool {
+pub(super) fn is_throttling(code: Option<&str>) -> bool {
     matches!(
         code,
         Some(

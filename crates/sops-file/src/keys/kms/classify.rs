@@ -61,7 +61,7 @@ fn one_line(msg: &str) -> String {
 
 /// The messages of an error chain joined with `: ` on one line (each level's
 /// Display only, skipping a level that merely repeats the one before).
-fn chain_text(err: &(dyn StdError + 'static)) -> String {
+pub(super) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {

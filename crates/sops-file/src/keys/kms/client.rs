@@ -207,13 +207,27 @@ impl Facade {
     }
 
     async fn build_client(&self, region: String, key: &KmsKeyRef<'_>) -> aws_sdk_kms::Client {
+        let conf = self.load_config(&region, key.aws_profile, key.role).await;
+        aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(&conf).build())
+    }
+
+    /// The shared configuration of every AWS client of this process (KMS here,
+    /// Secrets Manager and SSM through `super::aws`): region, the HTTPS stack,
+    /// timeouts, retries, the profile's credentials and, with a role, an
+    /// AssumeRole provider with sops' session name in their place.
+    pub(super) async fn load_config(
+        &self,
+        region: &str,
+        profile: &str,
+        role: &str,
+    ) -> aws_config::SdkConfig {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3).min(self.timeout))
             .operation_attempt_timeout((self.timeout / 2).max(Duration::from_secs(1)))
             .operation_timeout(self.timeout)
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region))
+            .region(Region::new(region.to_string()))
             .http_client(self.http.clone())
             .timeout_config(timeouts)
             .retry_config(
@@ -221,20 +235,23 @@ impl Facade {
                     .with_max_attempts(3)
                     .with_initial_backoff(Duration::from_millis(200)),
             );
-        if !key.aws_profile.is_empty() {
-            loader = loader.profile_name(key.aws_profile);
+        if !profile.is_empty() {
+            loader = loader.profile_name(profile);
         }
         let base = loader.load().await;
-        let mut conf = aws_sdk_kms::config::Builder::from(&base);
-        if !key.role.is_empty() {
-            let provider = AssumeRoleProvider::builder(key.role)
-                .session_name(session_name())
-                .configure(&base)
-                .build()
-                .await;
-            conf = conf.credentials_provider(provider);
+        if role.is_empty() {
+            return base;
         }
-        aws_sdk_kms::Client::from_conf(conf.build())
+        let provider = AssumeRoleProvider::builder(role)
+            .session_name(session_name())
+            .configure(&base)
+            .build()
+            .await;
+        base.into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build()
     }
 }
 

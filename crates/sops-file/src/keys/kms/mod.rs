@@ -25,6 +25,8 @@
 //! cache; `batch` the concurrent unwrap and wrap of many data keys; `classify` what an SDK
 //! failure means. Without the `kms` cargo feature only this file is built, and
 //! every call that would reach AWS fails with [`KeyError::KmsNotBuilt`].
+//! `aws` exposes the same configuration, runtime and bounded concurrency to
+//! other AWS services (git-sops' `publish`), so there is one path to AWS.
 
 use std::sync::OnceLock;
 
@@ -33,6 +35,8 @@ use zeroize::Zeroizing;
 
 use super::KeyError;
 
+#[cfg(feature = "kms")]
+pub mod aws;
 #[cfg(feature = "kms")]
 mod batch;
 #[cfg(feature = "kms")]
