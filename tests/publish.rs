@@ -186,6 +186,21 @@ fn create_update_unchanged_orphan_prune() {
     );
     let kept = w.publish(&["apply", "--yes"]).ok();
     assert!(kept.stdout_str().contains("kept"), "{}", kept.describe());
+    // Pruning needs the repository named in .sops.yaml: by the default name
+    // (the checkout's folder) it could delete another repository's secrets.
+    let named = std::fs::read_to_string(w.sb.path(".sops.yaml")).unwrap();
+    w.sb.write(".sops.yaml", &named.replace("  repository: t-life\n", ""));
+    w.commit("unnamed");
+    let refused = w.publish(&["apply", "--yes", "--prune"]).exits(1);
+    assert!(
+        refused.stderr.contains("names no `repository`"),
+        "{}",
+        refused.describe()
+    );
+    let d = boto("sm = boto3.client('secretsmanager', **kw)\nprint(json.dumps('DeletedDate' in sm.describe_secret(SecretId='t-life/orders/dev')))\n");
+    assert_eq!(d, false);
+    w.sb.write(".sops.yaml", &named);
+    w.commit("named again");
     w.publish(&["apply", "--yes", "--prune", "--recovery-window", "7"])
         .ok();
     let d = boto("sm = boto3.client('secretsmanager', **kw)\nprint(json.dumps('DeletedDate' in sm.describe_secret(SecretId='t-life/orders/dev')))\n");

@@ -191,6 +191,11 @@ fn plan_cmd(args: &PlanArgs) -> Result<(), Failure> {
 fn apply_cmd(args: &ApplyArgs) -> Result<(), Failure> {
     let aws = Aws::new();
     let p = compute(&args.plan, &aws)?;
+    // Orphans are whatever carries this repository's name; a default name
+    // (the checkout's folder) may be another repository's too.
+    if args.prune && !p.source.config.repository_named {
+        return Err(Failure::publish_prune_unnamed(&p.source.config.repository));
+    }
     let text = args.plan.format == Format::Text;
     if text {
         print_plan(&p, Format::Text);

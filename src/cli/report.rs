@@ -155,7 +155,7 @@ impl Failure {
     #[cfg(feature = "publish")]
     pub(crate) fn publish(e: crate::publish::PublishError) -> Failure {
         let hint = match &e {
-            crate::publish::PublishError::Config(_) => "see docs/publish.md for the `git-sops: publish:` section of .sops.yaml",
+            crate::publish::PublishError::Config(_) => "see docs/publish.md for the `git_sops: publish:` section of .sops.yaml",
             crate::publish::PublishError::Git(_) => "publish reads committed blobs: pass a commit with --rev",
             crate::publish::PublishError::Aws(_) => "check the credentials (AWS_PROFILE, the rule's role) and the region; docs/publish.md lists the IAM permissions",
         };
@@ -197,6 +197,16 @@ impl Failure {
             "publish apply: not confirmed; nothing was written".into(),
             code::PUBLISH_ERROR,
         )
+    }
+
+    /// `publish apply --prune` without a repository name in `.sops.yaml`.
+    #[cfg(feature = "publish")]
+    pub(crate) fn publish_prune_unnamed(default: &str) -> Failure {
+        Failure::new(
+            format!("publish apply --prune: .sops.yaml names no `repository` in its git_sops section, so this checkout would prune by its folder name {default:?}, which another repository may share; nothing was written"),
+            code::PUBLISH_ERROR,
+        )
+        .with_hint("add `repository: ORG/NAME` under `git_sops:` in .sops.yaml (it is the git-sops:repository tag of what this repository publishes), then run apply --prune again")
     }
 
     /// `updatekeys` without `--yes` when there is no terminal to ask on.

@@ -69,7 +69,7 @@ pub fn read(git: &Git, rev: &str, only: &[String]) -> Result<Source, PublishErro
         .map_err(|_| PublishError::Config(".sops.yaml is not UTF-8".into()))?;
     let config = PublishConfig::parse(&config_text, &default_repository)?.ok_or_else(|| {
         PublishError::Config(format!(
-            "the .sops.yaml of {rev} has no `git-sops: publish:` rules (see docs/publish.md)"
+            "the .sops.yaml of {rev} has no `git_sops: publish:` rules (see docs/publish.md)"
         ))
     })?;
 

@@ -2,7 +2,7 @@
 //! and SSM Parameter Store (docs/publish.md).
 //!
 //! What this module owns, in order of the data flow:
-//! * `rules`: the `git-sops: publish:` section of `.sops.yaml` and its templates;
+//! * `rules`: the `git_sops: publish:` section of `.sops.yaml` and its templates;
 //! * `desired`: what git says, from *committed* blobs of one revision (never the
 //!   working tree: what is published is what was reviewed), decrypted in memory;
 //! * `plan`: desired state against current state, a pure function, so every

@@ -1,4 +1,4 @@
-//! The `git-sops: publish:` section of `.sops.yaml`: which committed SOPS files
+//! The `git_sops: publish:` section of `.sops.yaml`: which committed SOPS files
 //! go where (Secrets Manager or SSM Parameter Store), under which names, keys,
 //! tags and roles. sops 3.11 ignores top-level keys it does not know, so the
 //! section lives beside `creation_rules` in the same file (tests/publish.rs runs
@@ -18,6 +18,9 @@ pub struct PublishConfig {
     /// What this repository is called in the `git-sops:repository` tag; orphans
     /// are looked for among the resources carrying this name only.
     pub repository: String,
+    /// Whether `repository` was written in `.sops.yaml` (not the default):
+    /// only then is it safe to delete by it (`apply --prune`).
+    pub repository_named: bool,
     pub rules: Vec<Rule>,
 }
 
@@ -187,9 +190,9 @@ impl PublishConfig {
             Some(v @ Value::Map(_)) => v.clone(),
             Some(_) => return Err(err("`git_sops` must be a map".into())),
         };
-        let repository = match section.get("repository") {
-            None | Some(Value::Null) => default_repository.to_string(),
-            Some(Value::Str(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        let (repository, repository_named) = match section.get("repository") {
+            None | Some(Value::Null) => (default_repository.to_string(), false),
+            Some(Value::Str(s)) if !s.trim().is_empty() => (s.trim().to_string(), true),
             Some(_) => return Err(err("`repository` must be a non-empty string".into())),
         };
         let rules = match section.get("publish") {
@@ -201,7 +204,11 @@ impl PublishConfig {
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(err("`publish` must be a list of rules".into())),
         };
-        Ok(Some(PublishConfig { repository, rules }))
+        Ok(Some(PublishConfig {
+            repository,
+            repository_named,
+            rules,
+        }))
     }
 }
 
