@@ -402,6 +402,12 @@ fn a_sops_file_at_an_unprotected_path_may_be_edited_but_not_decrypted() {
     r.write("config/app.yaml", &tampered);
     r.git(&["add", "config/app.yaml"]).ok();
     assert_commit_refused(&r, &[], &["config/app.yaml"]);
+    // ...so is one whose own selector was narrowed so that a value it
+    // encrypted is plaintext now (the form of the file alone would pass)...
+    let narrowed = sb.sops_encrypt("app.yaml", YAML_PLAIN, &["--encrypted-regex", "^user$"]);
+    r.write("config/app.yaml", &narrowed);
+    r.git(&["add", "config/app.yaml"]).ok();
+    assert_commit_refused(&r, &[], &["protection-removed"]);
     // ...and so is the decrypted file in its place.
     r.write("config/app.yaml", YAML_PLAIN);
     r.git(&["add", "config/app.yaml"]).ok();

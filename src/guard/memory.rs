@@ -182,9 +182,11 @@ impl Checker<'_> {
                     oid: child_blob,
                 };
                 // A SOPS file that only the file itself protects, edited with
-                // sops or `git sops edit`, is still one: nothing was taken away.
-                // Either way it is held to the form of a protected file below.
-                if was_protected || !self.is_sops_blob(&path, &entry.oid)? {
+                // sops or `git sops edit`, is still one: nothing was taken away,
+                // as long as every value the parent encrypted is still encrypted
+                // (its own selector could have been narrowed to leave them
+                // plain). Either way it is held to the form of a protected file.
+                if was_protected || !self.stays_encrypted(&path, &parent_blob, &entry.oid)? {
                     let finding = Finding::new(
                         Kind::ProtectionRemoved,
                         format!(
@@ -224,6 +226,28 @@ impl Checker<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `child` is a SOPS file in which no value that `parent`
+    /// encrypted is plaintext.
+    fn stays_encrypted(
+        &mut self,
+        path: &str,
+        parent: &str,
+        child: &str,
+    ) -> Result<bool, SnapshotError> {
+        let skeleton = |blob: Option<Vec<u8>>| {
+            blob.filter(|b| file::might_be_sops(b))
+                .and_then(|b| file::sniff(path, &b))
+                .map(|loaded| form::leaf_paths(loaded.document().0))
+        };
+        let Some((_, now_plain)) = skeleton(self.read(child)?) else {
+            return Ok(false);
+        };
+        let Some((was_encrypted, _)) = skeleton(self.read(parent)?) else {
+            return Ok(false);
+        };
+        Ok(was_encrypted.is_disjoint(&now_plain))
     }
 
     fn is_sops_blob(&mut self, path: &str, oid: &str) -> Result<bool, SnapshotError> {
