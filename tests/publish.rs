@@ -451,3 +451,377 @@ fn bench_plan_200_files() {
         );
     }
 }
+
+fn replicas(name: &str) -> serde_json::Value {
+    boto(&format!(
+        "sm = boto3.client('secretsmanager', **kw)\nd = sm.describe_secret(SecretId={name:?})\nprint(json.dumps(sorted(r['Region'] for r in d.get('ReplicationStatus', []))))\n"
+    ))
+}
+
+/// Replica regions: created with the secret, a missing one added
+/// (ReplicateSecretToRegions, no new version), one git does not name reported
+/// as drift and removed only with --prune (RemoveRegionsFromReplication). A
+/// replica is listed in its own region with the primary's tags; it is not an
+/// orphan of a rule that publishes to that region.
+#[test]
+fn replica_regions_created_added_and_removed_only_with_prune() {
+    let (moto, _) = shared();
+    let rules = format!(
+        "{CAPTURE_RULE}        replica_regions: [us-west-2]\n    - path_regex: ^west/(?P<service>[^/]+)\\.yaml$\n      secretsmanager:\n        name: \"t-repl-west/{{service}}\"\n        region: us-west-2\n"
+    );
+    let w = World::new(&moto.endpoint(), "t-repl", &rules);
+    w.secret("secrets/api/prod.yaml", "key: r-1\n");
+    w.secret("west/api.yaml", "key: w-1\n");
+    w.commit("two");
+    w.publish(&["apply", "--yes"]).ok();
+    assert_eq!(
+        replicas("t-repl/api/prod"),
+        serde_json::json!(["us-west-2"])
+    );
+    let v1 = version("t-repl/api/prod");
+    // The replica in us-west-2 (where the second rule publishes) is no orphan.
+    let plan = w.publish(&["plan"]).exits(0);
+    assert!(
+        !plan.stdout_str().contains("orphan "),
+        "{}",
+        plan.describe()
+    );
+
+    boto("sm = boto3.client('secretsmanager', **kw)\nsm.remove_regions_from_replication(SecretId='t-repl/api/prod', RemoveReplicaRegions=['us-west-2'])\nprint('0')\n");
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("drift: replica regions missing: us-west-2"),
+        "{}",
+        plan.describe()
+    );
+    let out = w.publish(&["apply", "--yes"]).ok();
+    assert!(
+        out.stdout_str().contains("replicas added"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        replicas("t-repl/api/prod"),
+        serde_json::json!(["us-west-2"])
+    );
+    assert_eq!(version("t-repl/api/prod"), v1);
+    w.publish(&["plan"]).exits(0);
+
+    // A replica git does not name: drift, kept without --prune.
+    boto("sm = boto3.client('secretsmanager', **kw)\nsm.replicate_secret_to_regions(SecretId='t-repl/api/prod', AddReplicaRegions=[{'Region': 'eu-west-1'}])\nprint('0')\n");
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("replica regions not named by git: eu-west-1"),
+        "{}",
+        plan.describe()
+    );
+    let out = w.publish(&["apply", "--yes"]).ok();
+    assert!(
+        out.stdout_str().contains("kept") && out.stdout_str().contains("eu-west-1"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        replicas("t-repl/api/prod"),
+        serde_json::json!(["eu-west-1", "us-west-2"])
+    );
+    let out = w.publish(&["apply", "--yes", "--prune"]).ok();
+    assert!(
+        out.stdout_str().contains("replicas removed"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        replicas("t-repl/api/prod"),
+        serde_json::json!(["us-west-2"])
+    );
+    assert_eq!(version("t-repl/api/prod"), v1);
+    w.publish(&["plan"]).exits(0);
+}
+
+const SSM_PRUNE_RULE: &str = "    - path_regex: ^params/(?P<service>[^/]+)/(?P<stage>[^/]+)\\.yaml$\n      ssm:\n        path: \"/t-ssmp/{stage}/{service}/{key_path}\"\n        region: us-east-1\n        kms_key_id: alias/t-ssmp-a\n        tier: Standard\n";
+
+fn parameters(names: &[&str]) -> serde_json::Value {
+    boto(&format!(
+        "ssm = boto3.client('ssm', **kw)\nnames = {names:?}\nr = ssm.get_parameters(Names=names, WithDecryption=True)['Parameters']\nd = {{}}\nfor n in names:\n    m = ssm.describe_parameters(ParameterFilters=[{{'Key': 'Name', 'Values': [n]}}])['Parameters']\n    if m: d[n] = [m[0].get('KeyId'), m[0].get('Tier')]\nprint(json.dumps({{p['Name']: [p['Version']] + d[p['Name']] for p in r}}))\n"
+    ))
+}
+
+/// SSM: unchanged parameters get no PutParameter (their Version stays), KMS
+/// key and tier drift is fixed, orphans (only parameters tagged with this
+/// repository and managed-by=git-sops) are kept without --prune and deleted
+/// at once with it, --prune needs the repository named, and a rule whose last
+/// file left git still finds its orphans.
+#[test]
+fn ssm_orphans_prune_tier_and_kms_drift() {
+    let (moto, _) = shared();
+    boto("kms = boto3.client('kms', **kw)\nfor a in ['alias/t-ssmp-a', 'alias/t-ssmp-b']:\n    kms.create_alias(AliasName=a, TargetKeyId=kms.create_key()['KeyMetadata']['KeyId'])\nssm = boto3.client('ssm', **kw)\nssm.put_parameter(Name='/t-ssmp/prod/foreign/x', Value='f', Type='SecureString', Tags=[{'Key': 'git-sops:repository', 'Value': 't-ssmp'}, {'Key': 'git-sops:source', 'Value': 'params/foreign/prod.yaml'}])\nssm.put_parameter(Name='/t-ssmp/prod/other/y', Value='o', Type='SecureString', Tags=[{'Key': 'managed-by', 'Value': 'git-sops'}, {'Key': 'git-sops:repository', 'Value': 't-ssmp-other'}, {'Key': 'git-sops:source', 'Value': 'params/other/prod.yaml'}])\nprint('0')\n");
+    let w = World::new(&moto.endpoint(), "t-ssmp", SSM_PRUNE_RULE);
+    w.secret("params/db/prod.yaml", "user: u-ssmp\npassword: p-ssmp-1\n");
+    w.secret("params/web/prod.yaml", "token: t-ssmp-1\n");
+    w.commit("two");
+    w.publish(&["apply", "--yes"]).ok();
+    let all = [
+        "/t-ssmp/prod/db/user",
+        "/t-ssmp/prod/db/password",
+        "/t-ssmp/prod/web/token",
+    ];
+    let v = parameters(&all);
+    assert_eq!(v["/t-ssmp/prod/db/password"][1], "alias/t-ssmp-a", "{v}");
+    assert_eq!(v["/t-ssmp/prod/db/password"][2], "Standard", "{v}");
+    w.publish(&["plan"]).exits(0);
+    w.publish(&["apply", "--yes"]).ok();
+    assert_eq!(parameters(&all), v, "no PutParameter for unchanged values");
+
+    // KMS key drift: the value is written again under the rule's key.
+    boto("ssm = boto3.client('ssm', **kw)\nssm.put_parameter(Name='/t-ssmp/prod/db/password', Value='p-ssmp-1', Type='SecureString', KeyId='alias/t-ssmp-b', Overwrite=True)\nprint('0')\n");
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("drift: kms key alias/t-ssmp-b -> alias/t-ssmp-a"),
+        "{}",
+        plan.describe()
+    );
+    no_values(&plan, &["p-ssmp-1", "u-ssmp", "t-ssmp-1"]);
+    w.publish(&["apply", "--yes"]).ok();
+    let after = parameters(&all);
+    assert_eq!(after["/t-ssmp/prod/db/password"][1], "alias/t-ssmp-a");
+    assert_eq!(after["/t-ssmp/prod/db/user"], v["/t-ssmp/prod/db/user"]);
+    w.publish(&["plan"]).exits(0);
+
+    // Tier drift (the rule now asks for Advanced).
+    let text = std::fs::read_to_string(w.sb.path(".sops.yaml")).unwrap();
+    w.sb.write(
+        ".sops.yaml",
+        &text.replace("tier: Standard", "tier: Advanced"),
+    );
+    w.commit("advanced");
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("drift: tier Standard -> Advanced"),
+        "{}",
+        plan.describe()
+    );
+    w.publish(&["apply", "--yes"]).ok();
+    assert_eq!(parameters(&all)["/t-ssmp/prod/web/token"][2], "Advanced");
+    w.publish(&["plan"]).exits(0);
+
+    // Orphans: kept without --prune; only this repository's managed parameters.
+    w.git(&["rm", "-q", "params/web/prod.yaml"]);
+    w.commit("drop web");
+    let plan = w.publish(&["plan"]).exits(2);
+    let text = plan.stdout_str();
+    assert!(
+        text.contains("orphan    ssm us-east-1 /t-ssmp/prod/web/token"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("foreign") && !text.contains("other"),
+        "{text}"
+    );
+    let out = w.publish(&["apply", "--yes"]).ok();
+    assert!(out.stdout_str().contains("kept"), "{}", out.describe());
+    assert!(parameters(&all)["/t-ssmp/prod/web/token"].is_array());
+    // SSM prune goes through the same check as Secrets Manager's.
+    let named = std::fs::read_to_string(w.sb.path(".sops.yaml")).unwrap();
+    w.sb.write(".sops.yaml", &named.replace("  repository: t-ssmp\n", ""));
+    w.commit("unnamed");
+    let refused = w.publish(&["apply", "--yes", "--prune"]).exits(1);
+    assert!(
+        refused.stderr.contains("names no `repository`"),
+        "{}",
+        refused.describe()
+    );
+    assert!(parameters(&all)["/t-ssmp/prod/web/token"].is_array());
+    w.sb.write(".sops.yaml", &named);
+    w.commit("named");
+    let out = w.publish(&["apply", "--yes", "--prune"]).ok();
+    assert!(out.stdout_str().contains("deleted"), "{}", out.describe());
+    let left = parameters(&[
+        "/t-ssmp/prod/web/token",
+        "/t-ssmp/prod/db/user",
+        "/t-ssmp/prod/foreign/x",
+        "/t-ssmp/prod/other/y",
+    ]);
+    assert!(left.get("/t-ssmp/prod/web/token").is_none(), "{left}");
+    for kept in [
+        "/t-ssmp/prod/db/user",
+        "/t-ssmp/prod/foreign/x",
+        "/t-ssmp/prod/other/y",
+    ] {
+        assert!(left.get(kept).is_some(), "{kept}: {left}");
+    }
+    w.publish(&["plan"]).exits(0);
+
+    // The rule's last file leaves git: its parameters are still found.
+    w.git(&["rm", "-q", "params/db/prod.yaml"]);
+    w.sb.write("README", "x\n");
+    w.commit("drop db");
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("orphan    ssm us-east-1 /t-ssmp/prod/db/password"),
+        "{}",
+        plan.describe()
+    );
+    w.publish(&["apply", "--yes", "--prune"]).ok();
+    assert_eq!(
+        parameters(&["/t-ssmp/prod/db/user", "/t-ssmp/prod/db/password"]),
+        serde_json::json!({})
+    );
+    w.publish(&["plan"]).exits(0);
+}
+
+/// PATH filters: orphans are looked for among the filtered files' resources
+/// only, and a resource tagged with a file inside the filter that a file
+/// outside it still publishes (the file moved) is not an orphan either.
+#[test]
+fn path_filters_never_orphan_resources_outside_them() {
+    let (moto, _) = shared();
+    let rules = format!(
+        "{CAPTURE_RULE}    - path_regex: ^moved/(?P<service>[^/]+)/(?P<stage>[^/]+)\\.yaml$\n      secretsmanager:\n        name: \"{{repository}}/{{service}}/{{stage}}\"\n        region: us-east-1\n"
+    );
+    let w = World::new(&moto.endpoint(), "t-filter", &rules);
+    w.secret("secrets/a/prod.yaml", "k: fa\n");
+    w.secret("secrets/b/prod.yaml", "k: fb\n");
+    w.commit("two");
+    w.publish(&["apply", "--yes"]).ok();
+    let exists = |name: &str| -> bool {
+        boto(&format!("sm = boto3.client('secretsmanager', **kw)\nprint(json.dumps('DeletedDate' not in sm.describe_secret(SecretId={name:?})))\n")) == true
+    };
+    w.git(&["rm", "-q", "secrets/b/prod.yaml"]);
+    w.commit("drop b");
+    let plan = w.publish(&["plan", "secrets/a"]).exits(0);
+    assert!(
+        !plan.stdout_str().contains("t-filter/b"),
+        "{}",
+        plan.describe()
+    );
+    w.publish(&["apply", "--yes", "--prune", "secrets/a"]).ok();
+    assert!(exists("t-filter/b/prod"));
+    // The deleted folder as the filter finds its orphan.
+    let plan = w.publish(&["plan", "secrets/b"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("orphan    secretsmanager us-east-1 t-filter/b/prod"),
+        "{}",
+        plan.describe()
+    );
+    assert!(
+        !plan.stdout_str().contains("t-filter/a"),
+        "{}",
+        plan.describe()
+    );
+    // A file moved out of the filter keeps its secret.
+    w.sb.env.tool("mkdir").args(["-p", "moved/a"]).run().ok();
+    w.git(&["mv", "secrets/a/prod.yaml", "moved/a/prod.yaml"]);
+    w.commit("move a");
+    let plan = w.publish(&["plan", "secrets"]).exits(2);
+    assert!(
+        !plan.stdout_str().contains("t-filter/a"),
+        "{}",
+        plan.describe()
+    );
+    w.publish(&["apply", "--yes", "--prune", "secrets"]).ok();
+    assert!(exists("t-filter/a/prod"));
+    assert!(!exists("t-filter/b/prod"));
+    let plan = w.publish(&["plan"]).exits(2);
+    assert!(
+        plan.stdout_str()
+            .contains("drift     secretsmanager us-east-1 t-filter/a/prod"),
+        "{}",
+        plan.describe()
+    );
+}
+
+/// apply without --yes asks on a terminal: "n" writes nothing, "y" applies;
+/// without a terminal it writes nothing and exits 1.
+#[test]
+fn apply_asks_on_a_terminal() {
+    let (moto, _) = shared();
+    let w = World::new(&moto.endpoint(), "t-tty", CAPTURE_RULE);
+    w.secret("secrets/q/prod.yaml", "k: tty-val-1\n");
+    w.commit("one");
+    let missing = || {
+        boto("sm = boto3.client('secretsmanager', **kw)\nprint(json.dumps('t-tty/q/prod' not in [s['Name'] for s in sm.list_secrets()['SecretList']]))\n") == true
+    };
+    let out = w.publish(&["apply"]).exits(1);
+    assert!(missing(), "{}", out.describe());
+    let out = w.sb.git_sops_on_tty("publish apply", "n\n").exits(1);
+    assert!(
+        out.stderr.contains("Apply these changes?"),
+        "{}",
+        out.describe()
+    );
+    assert!(missing(), "{}", out.describe());
+    let out = w.sb.git_sops_on_tty("publish apply", "y\n").ok();
+    assert!(!missing(), "{}", out.describe());
+    no_values(&out, &["tty-val-1"]);
+    assert_eq!(value("t-tty/q/prod"), serde_json::json!({"k": "tty-val-1"}));
+    // Nothing to do: no question.
+    w.publish(&["apply"]).ok();
+}
+
+/// No value reaches stdout or stderr: plan and apply as text and JSON,
+/// including an apply that fails on a missing KMS key and writes that AWS
+/// answers with an error message quoting the request (the proxy's
+/// `fail_quoting`; moto's own messages never quote a value).
+#[test]
+fn values_never_in_output() {
+    let (moto, _) = shared();
+    let proxy = DelayProxy::start(moto.port);
+    let rules = "    - path_regex: ^secrets/(?P<service>[^/]+)\\.yaml$\n      secretsmanager:\n        name: \"t-leak/{service}\"\n        region: us-east-1\n    - path_regex: ^secrets/nokey\\.yaml$\n      secretsmanager:\n        name: \"t-leak-nokey\"\n        region: us-east-1\n        kms_key_id: alias/t-leak-missing\n    - path_regex: ^secrets/(?P<service>[^/]+)\\.yaml$\n      ssm:\n        path: \"/t-leak/{service}/{key_path}\"\n        region: us-east-1\n";
+    let w = World::new(&proxy.endpoint(), "t-leak", rules);
+    let values = [
+        "Leak-Alpha-7731",
+        "leak\"quoted\\beta-88",
+        "Leak-Gamma-5150",
+        "Leak-Delta-4242",
+    ];
+    w.secret(
+        "secrets/one.yaml",
+        "alpha: Leak-Alpha-7731\nbeta: 'leak\"quoted\\beta-88'\n",
+    );
+    w.secret("secrets/two.yaml", "gamma: Leak-Gamma-5150\n");
+    w.secret("secrets/nokey.yaml", "delta: Leak-Delta-4242\n");
+    w.commit("three");
+    for args in [&["plan"][..], &["plan", "--format", "json"][..]] {
+        let out = w.publish(args).exits(1);
+        no_values(&out, &values);
+    }
+    proxy.fail_quoting("CreateSecret", 1);
+    proxy.fail_quoting("PutParameter", 1);
+    let out = w.publish(&["apply", "--yes"]).exits(1);
+    no_values(&out, &values);
+    let text = out.stdout_str();
+    assert!(
+        text.contains("alias/t-leak-missing does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS's message is not shown: it quotes a value"),
+        "{text}"
+    );
+    assert!(text.contains("ValidationException"), "{text}");
+    proxy.fail_quoting("PutSecretValue", 1);
+    proxy.fail_quoting("CreateSecret", 1);
+    let out = w.publish(&["apply", "--yes", "--format", "json"]).exits(1);
+    no_values(&out, &values);
+    w.secret("secrets/two.yaml", "gamma: Leak-Gamma-5151\n");
+    w.commit("rotate");
+    proxy.fail_quoting("PutSecretValue", 1);
+    let out = w.publish(&["apply", "--yes", "--format", "json"]).exits(1);
+    no_values(&out, &values);
+    assert!(
+        out.stdout_str()
+            .contains("PutSecretValue: ValidationException (AWS"),
+        "{}",
+        out.describe()
+    );
+    w.publish(&["apply", "--yes"]).exits(1);
+    let out = w.publish(&["plan"]).exits(1);
+    no_values(&out, &values);
+}

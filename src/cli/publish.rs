@@ -115,6 +115,7 @@ fn compute(args: &PlanArgs, backend: &dyn Backend) -> Result<Planned, Failure> {
         .desired
         .iter()
         .map(|d| (d.id.service, d.id.region.clone(), d.access.clone()))
+        .chain(source.scopes.iter().cloned())
         .collect();
     let scopes: Vec<_> = scopes.into_iter().collect();
     let found = backend
@@ -147,7 +148,17 @@ fn compute(args: &PlanArgs, backend: &dyn Backend) -> Result<Planned, Failure> {
         .iter()
         .map(|(id, _, t)| (id.clone(), t.clone()))
         .collect();
-    changes.extend(plan::orphans(&pairs, &source.desired, &unreadable));
+    let mut orphans = plan::orphans(&pairs, &source.desired, &unreadable);
+    if !orphans.is_empty() && !only.is_empty() {
+        // A resource tagged with a file inside PATH may be wanted by a file
+        // outside it (a file moved out of the folder keeps its resource
+        // names): orphans are confirmed against every file of the commit.
+        let all = desired::read(&git, &args.rev, &[]).map_err(Failure::publish)?;
+        let unreadable: BTreeSet<String> = all.errors.iter().map(|(f, _)| f.clone()).collect();
+        let confirmed = plan::orphans(&pairs, &all.desired, &unreadable);
+        orphans.retain(|o| confirmed.iter().any(|c| c.id == o.id));
+    }
+    changes.extend(orphans);
     let orphan_access = found.into_iter().map(|(id, a, _)| (id, a)).collect();
     Ok(Planned {
         source,
@@ -200,12 +211,12 @@ fn apply_cmd(args: &ApplyArgs) -> Result<(), Failure> {
     if text {
         print_plan(&p, Format::Text);
     }
-    let work = p.changes.iter().any(|c| match c.action {
-        Action::Unchanged | Action::Error => false,
-        Action::Adopt => args.adopt,
-        Action::Orphan => args.prune,
-        _ => true,
-    });
+    let opts = Options {
+        adopt: args.adopt,
+        prune: args.prune,
+        recovery_days: args.recovery_window,
+    };
+    let work = p.changes.iter().any(|c| apply::writes(c, &opts));
     if work && !args.yes && !confirm()? {
         return Err(Failure::publish_declined());
     }
@@ -215,11 +226,6 @@ fn apply_cmd(args: &ApplyArgs) -> Result<(), Failure> {
             .find(|(o, _)| o == id)
             .map(|(_, a)| a.clone())
             .unwrap_or_default()
-    };
-    let opts = Options {
-        adopt: args.adopt,
-        prune: args.prune,
-        recovery_days: args.recovery_window,
     };
     let outcomes = if work {
         apply::apply(&aws, &p.changes, &p.source.desired, &access, &opts)

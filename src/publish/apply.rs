@@ -2,7 +2,7 @@
 //! in `aws.rs`, an in-memory one in the tests), and per resource what was done
 //! or why not. A failure on one resource is recorded and the others go on.
 
-use super::plan::{Action, Change, Current};
+use super::plan::{Action, Change, Current, Drift};
 use super::{Access, Desired, ResourceId, Service, Tags};
 
 /// The AWS side, blocking, in bulk (the AWS implementation runs each list
@@ -60,6 +60,36 @@ impl Outcome {
     }
 }
 
+/// `c` without what `opts` keeps: replica regions git does not name are
+/// removed only with `--prune` (like orphans); the kept regions are returned.
+fn without_kept(c: &Change, opts: &Options) -> (Change, Vec<String>) {
+    let mut c = c.clone();
+    let mut kept = Vec::new();
+    if opts.prune {
+        return (c, kept);
+    }
+    for d in &mut c.drift {
+        if let Drift::Replicas { extra, .. } = d {
+            kept.append(extra);
+        }
+    }
+    c.drift
+        .retain(|d| !matches!(d, Drift::Replicas { missing, extra } if missing.is_empty() && extra.is_empty()));
+    (c, kept)
+}
+
+/// Whether applying `c` with `opts` writes anything (for the question asked
+/// before apply: nothing to write, nothing to ask).
+pub fn writes(c: &Change, opts: &Options) -> bool {
+    match c.action {
+        Action::Unchanged | Action::Error => false,
+        Action::Adopt => opts.adopt,
+        Action::Orphan => opts.prune,
+        Action::Drift => !without_kept(c, opts).0.drift.is_empty(),
+        _ => true,
+    }
+}
+
 /// Apply `changes` (from the plan of `desired`); `orphan_access` gives the
 /// credentials each orphan was found with. The outcomes are in plan order.
 pub fn apply(
@@ -72,6 +102,7 @@ pub fn apply(
     let mut outcomes: Vec<Option<Outcome>> = changes.iter().map(|_| None).collect();
     let mut steps = Vec::new();
     let mut at = Vec::new();
+    let mut kept_replicas: Vec<String> = changes.iter().map(|_| String::new()).collect();
     for (i, c) in changes.iter().enumerate() {
         let decided = match c.action {
             Action::Unchanged => Some(Outcome::Unchanged),
@@ -93,23 +124,36 @@ pub fn apply(
                 at.push(i);
                 None
             }
-            _ => match c.desired.and_then(|d| desired.get(d)) {
-                Some(d) => {
-                    steps.push(Step::Write {
-                        desired: Box::new(d.clone()),
-                        change: Box::new(c.clone()),
-                    });
-                    at.push(i);
-                    None
+            _ => {
+                let (change, kept) = without_kept(c, opts);
+                if !kept.is_empty() {
+                    kept_replicas[i] = format!(
+                        "replica regions {} not named by git; kept (use --prune to remove)",
+                        kept.join(", ")
+                    );
                 }
-                None => Some(Outcome::Failed("internal: no desired state".into())),
-            },
+                match c.desired.and_then(|d| desired.get(d)) {
+                    _ if change.action == Action::Drift && change.drift.is_empty() => {
+                        Some(Outcome::Kept(kept_replicas[i].clone()))
+                    }
+                    Some(d) => {
+                        steps.push(Step::Write {
+                            desired: Box::new(d.clone()),
+                            change: Box::new(change),
+                        });
+                        at.push(i);
+                        None
+                    }
+                    None => Some(Outcome::Failed("internal: no desired state".into())),
+                }
+            }
         };
         outcomes[i] = decided;
     }
     for (i, r) in at.into_iter().zip(backend.run(steps)) {
         outcomes[i] = Some(match r {
-            Ok(done) => Outcome::Done(done),
+            Ok(done) if kept_replicas[i].is_empty() => Outcome::Done(done),
+            Ok(done) => Outcome::Done(format!("{done}; {}", kept_replicas[i])),
             Err(e) => Outcome::Failed(e),
         });
     }

@@ -166,7 +166,7 @@ impl Backend for Aws {
                 };
                 async move {
                     let found = match client? {
-                        Client::Sm(c) => list_secrets(c, &repo).await?,
+                        Client::Sm(c) => list_secrets(c, &region, &repo).await?,
                         Client::Ssm(c) => list_parameters(c, &repo).await?,
                     };
                     Ok(found
@@ -208,10 +208,16 @@ impl Backend for Aws {
                 async move {
                     match (client?, s) {
                         (Client::Sm(c), Step::Write { desired, change }) => {
-                            write_secret(c, *desired, *change).await
+                            let values = Quoted::of(&desired);
+                            write_secret(c, *desired, *change)
+                                .await
+                                .map_err(|e| values.withhold(e))
                         }
                         (Client::Ssm(c), Step::Write { desired, change }) => {
-                            write_parameter(c, *desired, *change).await
+                            let values = Quoted::of(&desired);
+                            write_parameter(c, *desired, *change)
+                                .await
+                                .map_err(|e| values.withhold(e))
                         }
                         (
                             Client::Sm(c),
@@ -236,6 +242,64 @@ impl Backend for Aws {
             })
             .collect();
         run_all(futures)
+    }
+}
+
+/// The texts of a value that an AWS error message must not carry: the whole
+/// value and, for a JSON document, every string leaf of at least
+/// [`Quoted::MIN`] characters, each also as it is escaped in JSON (the
+/// request body is JSON). AWS' messages name resources, not values, but a
+/// validation message may quote a request field; one that quotes a value is
+/// cut to the operation and the error code.
+struct Quoted(Vec<zeroize::Zeroizing<String>>);
+
+impl Quoted {
+    const MIN: usize = 4;
+
+    fn of(d: &Desired) -> Quoted {
+        let mut out = Vec::new();
+        let mut add = |s: &str| {
+            if s.chars().count() >= Quoted::MIN {
+                out.push(zeroize::Zeroizing::new(s.to_string()));
+                let j = serde_json::to_string(s).unwrap_or_default();
+                if let Some(inner) = j.strip_prefix('"').and_then(|j| j.strip_suffix('"')) {
+                    if inner != s {
+                        out.push(zeroize::Zeroizing::new(inner.to_string()));
+                    }
+                }
+            }
+        };
+        add(d.value.as_str());
+        if d.document {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(d.value.as_str()) {
+                let mut stack = vec![&v];
+                while let Some(v) = stack.pop() {
+                    match v {
+                        serde_json::Value::String(s) => add(s),
+                        serde_json::Value::Array(a) => stack.extend(a.iter()),
+                        serde_json::Value::Object(m) => stack.extend(m.values()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Quoted(out)
+    }
+
+    /// `message` ("Operation: Code: AWS's message"), or only its first two
+    /// parts if it quotes a value.
+    fn withhold(&self, message: String) -> String {
+        if !self.0.iter().any(|v| message.contains(v.as_str())) {
+            return message;
+        }
+        let kept: Vec<&str> = message.splitn(3, ": ").take(2).collect();
+        let kept = kept.join(": ");
+        let kept = if self.0.iter().any(|v| kept.contains(v.as_str())) {
+            "the write failed".to_string()
+        } else {
+            kept
+        };
+        format!("{kept} (AWS's message is not shown: it quotes a value)")
     }
 }
 
@@ -429,13 +493,27 @@ async fn write_secret(
             done.push("policy updated");
         }
     }
-    if let Some(Drift::Replicas(missing)) = change.drift.iter().find(|x| x.kind() == "replicas") {
-        let mut b = c.replicate_secret_to_regions().secret_id(&name);
-        for r in missing {
-            b = b.add_replica_regions(sm::types::ReplicaRegionType::builder().region(r).build());
+    if let Some(Drift::Replicas { missing, extra }) =
+        change.drift.iter().find(|x| x.kind() == "replicas")
+    {
+        // `extra` is only here with --prune (apply::without_kept).
+        if !extra.is_empty() {
+            call!(c
+                .remove_regions_from_replication()
+                .secret_id(&name)
+                .set_remove_replica_regions(Some(extra.clone())))
+            .map_err(|e| format!("RemoveRegionsFromReplication: {}", error_text(&e)))?;
+            done.push("replicas removed");
         }
-        call!(b).map_err(|e| format!("ReplicateSecretToRegions: {}", error_text(&e)))?;
-        done.push("replicas added");
+        if !missing.is_empty() {
+            let mut b = c.replicate_secret_to_regions().secret_id(&name);
+            for r in missing {
+                b = b
+                    .add_replica_regions(sm::types::ReplicaRegionType::builder().region(r).build());
+            }
+            call!(b).map_err(|e| format!("ReplicateSecretToRegions: {}", error_text(&e)))?;
+            done.push("replicas added");
+        }
     }
     Ok(done.join(", "))
 }
@@ -486,7 +564,11 @@ async fn write_parameter(
     Ok(done.join(", "))
 }
 
-async fn list_secrets(c: sm::Client, repo: &str) -> Result<Vec<(String, Tags)>, String> {
+async fn list_secrets(
+    c: sm::Client,
+    region: &str,
+    repo: &str,
+) -> Result<Vec<(String, Tags)>, String> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -514,7 +596,11 @@ async fn list_secrets(c: sm::Client, repo: &str) -> Result<Vec<(String, Tags)>, 
                 .collect();
             let ours = tags.get(super::TAG_REPOSITORY).map(String::as_str) == Some(repo)
                 && tags.get(super::MANAGED_BY.0).map(String::as_str) == Some(super::MANAGED_BY.1);
-            if let (true, Some(name), None) = (ours, s.name(), s.deleted_date()) {
+            // A replica of a secret whose primary is in another region is
+            // listed there too, with the primary's tags: it is not a secret of
+            // this scope (it is removed through its primary, never deleted).
+            let replica = s.primary_region().is_some_and(|p| p != region);
+            if let (true, false, Some(name), None) = (ours, replica, s.name(), s.deleted_date()) {
                 out.push((name.to_string(), tags));
             }
         }

@@ -32,6 +32,11 @@ pub struct Source {
     /// Repository paths covered by a rule (with or without errors), for the
     /// orphan check: a resource whose source is one of these is not an orphan.
     pub sources: Vec<String>,
+    /// (service, region, credentials) of every rule whose region does not
+    /// depend on the file's path, for the orphan search: the resources of a
+    /// rule whose last file left git are still found. A region made of the
+    /// path's captures is only known from the files still there.
+    pub scopes: Vec<(Service, String, Access)>,
 }
 
 /// Read `rev` (a commit-ish) of the repository `git` runs in. `only` limits the
@@ -185,13 +190,39 @@ pub fn read(git: &Git, rev: &str, only: &[String]) -> Result<Source, PublishErro
         desired.retain(|d| !clash.contains(&d.id));
         errors.extend(dup);
     }
+    let scopes = rule_scopes(&config);
     Ok(Source {
         commit,
         config,
         desired,
         errors,
         sources: covered.into_iter().map(|(p, _)| p).collect(),
+        scopes,
     })
+}
+
+/// The scopes of the rules whose region is known without a file.
+fn rule_scopes(config: &PublishConfig) -> Vec<(Service, String, Access)> {
+    let mut vars = Vars::new();
+    vars.insert("repository".into(), config.repository.clone());
+    let mut out = Vec::new();
+    for rule in &config.rules {
+        let (service, t) = match &rule.dest {
+            Destination::SecretsManager(sm) => (Service::SecretsManager, &sm.region),
+            Destination::Ssm(ssm) => (Service::Ssm, &ssm.region),
+        };
+        if let Ok(region) = region(t, &vars) {
+            let access = Access {
+                aws_profile: rule.aws_profile.clone(),
+                role: rule.role.clone(),
+            };
+            let scope = (service, region, access);
+            if !out.contains(&scope) {
+                out.push(scope);
+            }
+        }
+    }
+    out
 }
 
 fn region(t: &Option<Template>, vars: &Vars) -> Result<String, String> {

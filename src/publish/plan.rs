@@ -83,8 +83,13 @@ pub enum Drift {
     },
     Description,
     Policy,
-    /// Replica regions the rule names that the secret lacks.
-    Replicas(Vec<String>),
+    /// Replica regions the rule names that the secret lacks (`missing`, added
+    /// by apply), and replica regions the secret has that the rule does not
+    /// name (`extra`, removed only by `apply --prune`).
+    Replicas {
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
     Tier {
         from: Option<String>,
         to: String,
@@ -111,7 +116,19 @@ impl Drift {
             }
             Drift::Description => "description differs".into(),
             Drift::Policy => "resource policy differs".into(),
-            Drift::Replicas(r) => format!("replica regions missing: {}", r.join(", ")),
+            Drift::Replicas { missing, extra } => {
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!("replica regions missing: {}", missing.join(", ")));
+                }
+                if !extra.is_empty() {
+                    parts.push(format!(
+                        "replica regions not named by git: {} (apply --prune removes them)",
+                        extra.join(", ")
+                    ));
+                }
+                parts.join("; ")
+            }
             Drift::Tier { from, to } => {
                 format!("tier {} -> {to}", from.as_deref().unwrap_or("(none)"))
             }
@@ -125,7 +142,7 @@ impl Drift {
             Drift::KmsKey { .. } => "kms_key",
             Drift::Description => "description",
             Drift::Policy => "policy",
-            Drift::Replicas(_) => "replicas",
+            Drift::Replicas { .. } => "replicas",
             Drift::Tier { .. } => "tier",
             Drift::Type(_) => "type",
         }
@@ -274,8 +291,14 @@ fn drift(d: &Desired, cur: &Current) -> Vec<Drift> {
         .filter(|r| !cur.replica_regions.contains(r))
         .cloned()
         .collect();
-    if !missing.is_empty() {
-        out.push(Drift::Replicas(missing));
+    let extra: Vec<String> = cur
+        .replica_regions
+        .iter()
+        .filter(|r| !d.replica_regions.contains(r))
+        .cloned()
+        .collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        out.push(Drift::Replicas { missing, extra });
     }
     if let Some(t) = &d.tier {
         if cur.tier.as_ref() != Some(t) {

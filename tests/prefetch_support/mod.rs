@@ -5,7 +5,9 @@
 //! forwarded to moto on its own connection, requests parsed (headers and
 //! `Content-Length` body), responses streamed back untouched. [`DelayProxy::throttle`]
 //! answers the next N requests of one operation itself with AWS' throttling error
-//! (HTTP 400 `ThrottlingException`), without forwarding them.
+//! (HTTP 400 `ThrottlingException`), without forwarding them;
+//! [`DelayProxy::fail_quoting`] answers with a `ValidationException` whose
+//! message quotes the request body (the worst an AWS error message could do).
 
 #![allow(dead_code)]
 
@@ -21,11 +23,19 @@ pub struct DelayProxy {
     delay_ms: Arc<AtomicU64>,
     counts: Arc<Mutex<HashMap<String, usize>>>,
     throttles: Arc<Mutex<HashMap<String, usize>>>,
+    quoting: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl DelayProxy {
     /// Answer the next `n` requests whose `X-Amz-Target` ends in `.operation`
     /// with a throttling error (they are counted, not forwarded).
+    pub fn fail_quoting(&self, operation: &str, n: usize) {
+        self.quoting
+            .lock()
+            .expect("quoting")
+            .insert(operation.to_string(), n);
+    }
+
     pub fn throttle(&self, operation: &str, n: usize) {
         self.throttles
             .lock()
@@ -50,12 +60,18 @@ impl DelayProxy {
         let delay_ms = Arc::new(AtomicU64::new(0));
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let throttles = Arc::new(Mutex::new(HashMap::new()));
-        let (d, c, t) = (delay_ms.clone(), counts.clone(), throttles.clone());
+        let quoting = Arc::new(Mutex::new(HashMap::new()));
+        let (d, c, t, q) = (
+            delay_ms.clone(),
+            counts.clone(),
+            throttles.clone(),
+            quoting.clone(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (d, c, t) = (d.clone(), c.clone(), t.clone());
+                let (d, c, t, q) = (d.clone(), c.clone(), t.clone(), q.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, upstream_port, &d, &c, &t);
+                    let _ = serve(client, upstream_port, &d, &c, &t, &q);
                 });
             }
         });
@@ -64,6 +80,7 @@ impl DelayProxy {
             delay_ms,
             counts,
             throttles,
+            quoting,
         }
     }
 
@@ -97,6 +114,7 @@ fn serve(
     delay_ms: &AtomicU64,
     counts: &Mutex<HashMap<String, usize>>,
     throttles: &Mutex<HashMap<String, usize>>,
+    quoting: &Mutex<HashMap<String, usize>>,
 ) -> std::io::Result<()> {
     let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut up_read = upstream.try_clone()?;
@@ -154,9 +172,28 @@ fn serve(
                 _ => false,
             }
         };
-        if throttle {
+        let quote = {
+            let mut t = quoting.lock().expect("quoting");
+            match t.get_mut(&op) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if throttle || quote {
             // Answered here; the upstream connection stays in step (nothing sent).
-            let body = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+            let quoted = serde_json::json!({
+                "__type": "ValidationException",
+                "message": format!("1 validation error detected: the request {}", String::from_utf8_lossy(&body)),
+            })
+            .to_string();
+            let body: &[u8] = if throttle {
+                br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#
+            } else {
+                quoted.as_bytes()
+            };
             let mut w = reader.get_ref().try_clone()?;
             write!(
                 w,
