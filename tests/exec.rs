@@ -324,6 +324,27 @@ fn run_as_another_user() {
         .run()
         .ok();
     assert_eq!(out.stdout_str(), "nobody\nfoo: bar\n");
+    // That user owns the private directory: a symlink put in the FIFO's place
+    // must not make git-sops (root) write the plaintext into its target.
+    env.write("victim", "root's own file\n");
+    let victim = env.path("victim");
+    let out = env
+        .git_sops()
+        .args([
+            "exec-file",
+            "--user",
+            "nobody",
+            "sops.yaml",
+            &format!("rm {{}}; ln -s '{}' {{}}; sleep 0.5", victim.display()),
+        ])
+        .run();
+    out.assert_no_panic();
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "root's own file\n",
+        "the plaintext was written through the symlink:\n{}",
+        out.describe()
+    );
     env.assert_no_private_dirs();
 }
 

@@ -408,6 +408,17 @@ fn a_sops_file_at_an_unprotected_path_may_be_edited_but_not_decrypted() {
     r.write("config/app.yaml", &narrowed);
     r.git(&["add", "config/app.yaml"]).ok();
     assert_commit_refused(&r, &[], &["protection-removed"]);
+    // ...and so is one whose narrowed selector leaves a new value plain that
+    // the parent's selector would have encrypted (no value the parent
+    // encrypted is plain, and the file's own form is intact).
+    let widened = YAML_PLAIN.replace(
+        "public_unencrypted: visible",
+        "public_unencrypted: visible\ntoken: hunter2-new-token",
+    );
+    let renamed = sb.sops_encrypt("app.yaml", &widened, &["--encrypted-regex", "^db$"]);
+    r.write("config/app.yaml", &renamed);
+    r.git(&["add", "config/app.yaml"]).ok();
+    assert_commit_refused(&r, &[], &["protection-removed"]);
     // ...and so is the decrypted file in its place.
     r.write("config/app.yaml", YAML_PLAIN);
     r.git(&["add", "config/app.yaml"]).ok();

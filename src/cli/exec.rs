@@ -322,12 +322,21 @@ fn feed_fifo(
         use std::os::unix::fs::OpenOptionsExt;
         let pause = || std::thread::sleep(Duration::from_millis(2));
         let mut fifo = loop {
+            // Never through a symlink, and only into a FIFO: with `--user` the
+            // command owns the private directory and can put anything in its
+            // place, which git-sops (often root then) must not write into.
             let opened = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_NONBLOCK)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
                 .open(&path);
             match opened {
-                Ok(f) => break f,
+                Ok(f) => {
+                    use std::os::unix::fs::FileTypeExt;
+                    if !f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                        return;
+                    }
+                    break f;
+                }
                 // ENXIO: no reader has opened it yet.
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) && !stop.load(Ordering::SeqCst) => {
                     pause()

@@ -370,7 +370,7 @@ fn print_plan(p: &Planned, format: Format) {
         };
         let extra = match c.action {
             Action::Create if c.restore => " (restores a secret scheduled for deletion)",
-            Action::Adopt => " (exists without managed-by=git-sops; apply needs --adopt)",
+            Action::Adopt => " (not managed by git-sops from this repository; apply needs --adopt)",
             Action::Orphan => {
                 " (published by this repository, source gone; apply --prune deletes it)"
             }

@@ -229,25 +229,34 @@ impl Checker<'_> {
     }
 
     /// Whether `child` is a SOPS file in which no value that `parent`
-    /// encrypted is plaintext.
+    /// encrypted is plaintext, and no value or comment that `parent`'s own
+    /// selector would encrypt is plaintext either (a selector narrowed in the
+    /// child must not let a new or renamed value in as plaintext).
     fn stays_encrypted(
         &mut self,
         path: &str,
         parent: &str,
         child: &str,
     ) -> Result<bool, SnapshotError> {
-        let skeleton = |blob: Option<Vec<u8>>| {
+        let sniffed = |blob: Option<Vec<u8>>| {
             blob.filter(|b| file::might_be_sops(b))
                 .and_then(|b| file::sniff(path, &b))
-                .map(|loaded| form::leaf_paths(loaded.document().0))
         };
-        let Some((_, now_plain)) = skeleton(self.read(child)?) else {
+        let Some(child) = sniffed(self.read(child)?) else {
             return Ok(false);
         };
-        let Some((was_encrypted, _)) = skeleton(self.read(parent)?) else {
+        let Some(parent) = sniffed(self.read(parent)?) else {
             return Ok(false);
         };
-        Ok(was_encrypted.is_disjoint(&now_plain))
+        let child_doc = child.document().0;
+        let (_, now_plain) = form::leaf_paths(child_doc);
+        let (was_encrypted, _) = form::leaf_paths(parent.document().0);
+        if !was_encrypted.is_disjoint(&now_plain) {
+            return Ok(false);
+        }
+        let (plain_for_parent, _) =
+            form::unencrypted(child_doc, &parent.meta.effective_selector(), 1);
+        Ok(plain_for_parent.is_empty())
     }
 
     fn is_sops_blob(&mut self, path: &str, oid: &str) -> Result<bool, SnapshotError> {

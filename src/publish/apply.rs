@@ -110,7 +110,7 @@ pub fn apply(
                 c.error.clone().unwrap_or_else(|| "error".into()),
             )),
             Action::Adopt if !opts.adopt => Some(Outcome::Refused(
-                "exists without the managed-by=git-sops tag; not overwritten (use --adopt)".into(),
+                "exists without this repository's managed-by=git-sops tags; not overwritten (use --adopt)".into(),
             )),
             Action::Orphan if !opts.prune => Some(Outcome::Kept(
                 "orphaned; kept (use --prune to delete)".into(),

@@ -4,7 +4,9 @@
 //!
 //! * the resource cannot be read, or its file cannot be published → `Error`;
 //! * it does not exist → `Create` (a secret scheduled for deletion is restored);
-//! * it exists without the `managed-by=git-sops` tag → `Adopt`: nothing is
+//! * it exists without the `managed-by=git-sops` tag, or with another
+//!   repository's `git-sops:repository` tag (also when scheduled for
+//!   deletion) → `Adopt`: nothing is
 //!   written unless `apply --adopt`;
 //! * its value differs → `Update`, with the keys that changed (names and
 //!   keyed fingerprints, never values);
@@ -16,7 +18,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Desired, ResourceId, SecretText, Tags, MANAGED_BY, TAG_SOURCE};
+use super::{Desired, ResourceId, SecretText, Tags, MANAGED_BY, TAG_REPOSITORY, TAG_SOURCE};
 
 /// What AWS holds for one resource.
 #[derive(Clone, Debug, Default)]
@@ -199,13 +201,24 @@ impl Change {
 pub fn plan_one(index: usize, d: &Desired, cur: &Current) -> Change {
     let mut c = Change::new(d.id.clone(), Action::Unchanged, d.source.clone());
     c.desired = Some(index);
-    if !cur.exists || cur.deleted {
+    // Ours: tagged managed-by=git-sops *by this repository*. Another
+    // repository's resource of the same name (or an unmanaged one) is only
+    // written with --adopt, also when it is scheduled for deletion.
+    let managed = cur.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+        && cur.tags.get(TAG_REPOSITORY) == d.tags.get(TAG_REPOSITORY);
+    if !cur.exists || (cur.deleted && managed) {
         c.action = Action::Create;
         c.restore = cur.deleted;
         c.keys = key_changes(d, None);
         return c;
     }
-    let managed = cur.tags.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1);
+    if cur.deleted {
+        c.action = Action::Adopt;
+        c.restore = true;
+        c.value_differs = true;
+        c.keys = key_changes(d, None);
+        return c;
+    }
     let value_differs = cur.value.as_ref() != Some(&d.value);
     if value_differs {
         c.keys = key_changes(d, cur.value.as_ref());
@@ -498,6 +511,34 @@ mod tests {
         assert!(c.value_differs);
         cur.deleted = true;
         let c = plan_one(0, &d, &cur);
+        assert_eq!((c.action, c.restore), (Action::Adopt, true));
+        cur.tags = d.tags.clone();
+        let c = plan_one(0, &d, &cur);
+        assert_eq!((c.action, c.restore), (Action::Create, true));
+    }
+
+    #[test]
+    fn another_repositorys_resource_needs_adoption_even_when_deleted() {
+        let mut d = desired(r#"{"a":1}"#);
+        d.tags.insert(TAG_REPOSITORY.into(), "ours".into());
+        let mut cur = current(r#"{"a":2}"#, &d);
+        cur.tags.insert(TAG_REPOSITORY.into(), "theirs".into());
+        let c = plan_one(0, &d, &cur);
+        assert_eq!(c.action, Action::Adopt);
+        // Same value, tags only: still theirs, still adoption.
+        let mut same = current(r#"{"a":1}"#, &d);
+        same.tags.insert(TAG_REPOSITORY.into(), "theirs".into());
+        assert_eq!(plan_one(0, &d, &same).action, Action::Adopt);
+        // Scheduled for deletion: restored only with --adopt.
+        cur.deleted = true;
+        let c = plan_one(0, &d, &cur);
+        assert_eq!((c.action, c.restore), (Action::Adopt, true));
+        cur.tags.clear();
+        assert_eq!(plan_one(0, &d, &cur).action, Action::Adopt);
+        // Ours, deleted: restored as before.
+        let mut mine = current(r#"{"a":2}"#, &d);
+        mine.deleted = true;
+        let c = plan_one(0, &d, &mine);
         assert_eq!((c.action, c.restore), (Action::Create, true));
     }
 

@@ -541,20 +541,36 @@ fn list(v: Option<&Json>) -> Vec<String> {
 
 /// IAM's `*`/`?` wildcard match, case-insensitive (action names are).
 fn glob(pattern: &str, s: &str) -> bool {
+    // IAM's `*` and `?`, case-insensitively; the classic greedy match that
+    // backtracks only to the last `*` (O(len(p) * len(s)), where plain
+    // recursion is exponential in the number of stars).
     let (p, s): (Vec<char>, Vec<char>) = (
         pattern.to_ascii_lowercase().chars().collect(),
         s.to_ascii_lowercase().chars().collect(),
     );
-    fn go(p: &[char], s: &[char]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
-            _ => false,
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
         }
     }
-    go(&p, &s)
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// Compare an exported key policy with the mapping (for `key`, or the whole
@@ -580,12 +596,42 @@ pub fn check(mapping: &Mapping, key: Option<&str>, exported: &Json) -> Vec<Diffe
                 .and_then(Json::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("#{}", i + 1));
-            let principals = match s.get("Principal") {
+            let mut principals = match s.get("Principal") {
                 Some(Json::String(p)) => vec![p.clone()],
-                Some(p) => list(p.get("AWS")),
-                None => Vec::new(),
+                // Service, Federated, CanonicalUser principals are never the
+                // mapping's roles: named by their kind, they are reported.
+                Some(Json::Object(m)) => m
+                    .iter()
+                    .flat_map(|(kind, v)| {
+                        list(Some(v)).into_iter().map(move |p| {
+                            if kind == "AWS" || p == "*" {
+                                p
+                            } else {
+                                format!("{kind}:{p}")
+                            }
+                        })
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
-            (sid, principals, list(s.get("Action")), s)
+            // `NotPrincipal` in an Allow grants every principal but those.
+            if s.get("NotPrincipal").is_some() {
+                principals.push("*".to_string());
+            }
+            // `NotAction` in an Allow grants every action but those.
+            let actions = match s.get("NotAction") {
+                Some(not) => {
+                    let not = list(Some(not));
+                    DATA_ACTIONS
+                        .iter()
+                        .filter(|a| !not.iter().any(|p| glob(p, a)))
+                        .map(|a| a.to_string())
+                        .chain(list(s.get("Action")))
+                        .collect()
+                }
+                None => list(s.get("Action")),
+            };
+            (sid, principals, actions, s)
         })
         .collect();
     let context_values = |s: &Json| -> BTreeMap<String, Vec<String>> {
@@ -778,6 +824,61 @@ git_sops:
             .map(|d| d.to_string())
             .collect();
         assert_eq!(d, vec!["missing: arn:aws:iam::444455556666:role/payments-prod needs kms:Decrypt under service=payments, stage=prod"]);
+    }
+
+    #[test]
+    fn grants_by_other_principal_kinds_not_principal_and_not_action_are_broader() {
+        let m = mapping(CONFIG).unwrap();
+        let p = m.key_policy(None);
+        let with = |extra: Json| {
+            let mut q = p.clone();
+            q["Statement"].as_array_mut().unwrap().push(extra);
+            check(&m, None, &q)
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+        };
+        let d = with(
+            json!({"Sid": "Svc", "Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:Decrypt", "Resource": "*"}),
+        );
+        assert!(
+            d.iter().any(|l| l.contains("Service:logs.amazonaws.com")),
+            "{d:?}"
+        );
+        let d = with(
+            json!({"Sid": "NP", "Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::9:role/x"}, "Action": "kms:Decrypt", "Resource": "*"}),
+        );
+        assert!(d.iter().any(|l| l.contains("every principal")), "{d:?}");
+        let d = with(
+            json!({"Sid": "NA", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::9:role/x"}, "NotAction": "kms:PutKeyPolicy", "Resource": "*"}),
+        );
+        assert!(
+            d.iter()
+                .any(|l| l.contains("NA") && l.contains("kms:Decrypt")),
+            "{d:?}"
+        );
+        // A NotAction that excludes every data action grants none of them.
+        let d = with(
+            json!({"Sid": "NB", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::9:role/x"}, "NotAction": "kms:*", "Resource": "*"}),
+        );
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn action_wildcards_match_in_linear_time() {
+        assert!(glob("kms:*", "kms:Decrypt"));
+        assert!(glob("KMS:DE*PT", "kms:Decrypt"));
+        assert!(glob("kms:?ecrypt", "kms:Decrypt"));
+        assert!(glob("*", "kms:Decrypt"));
+        assert!(!glob("**a*", "kms:Decrypt"));
+        assert!(!glob("kms:Decrypt?", "kms:Decrypt"));
+        assert!(glob("*Data*Key*", "kms:GenerateDataKeyWithoutPlaintext"));
+        let start = std::time::Instant::now();
+        let hostile = format!("{}z", "*".repeat(5000));
+        assert!(!glob(&hostile, "kms:GenerateDataKeyWithoutPlaintext"));
+        let hostile = "*a".repeat(2000);
+        assert!(!glob(&hostile, "kms:GenerateDataKeyWithoutPlaintext"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
