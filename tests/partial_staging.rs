@@ -1,5 +1,5 @@
 //! `git sops add -p` with real git and sops 3.11 (README "Partial staging",
-//! docs/architecture.md §4.5): protected files are shown as plaintext hunks;
+//! docs/architecture.md §4.10): protected files are shown as plaintext hunks;
 //! answering `y` then `n` stages exactly the first change, encrypted with the
 //! staged blob as template (every untouched value keeps its ciphertext, the
 //! MAC verifies for sops, the guard accepts the commit), the second change
@@ -280,4 +280,27 @@ fn no_changes_and_a_locked_file() {
         .fails_with(1, &["no key opens its staged version", "git sops status"]);
     assert!(!out.stdout_str().contains("Stage this hunk"));
     assert!(repo.git(&["diff", "--cached", "--quiet"]).success());
+}
+
+#[test]
+fn plain_git_add_p_leaves_a_stale_mac_that_the_guard_refuses_naming_git_sops_add_p() {
+    let c = &cases()[0];
+    let repo = committed(c);
+    repo.write(c.name, &c.both);
+    // git's own add -p sees ciphertext hunks; stage only the first one.
+    let out = repo
+        .env
+        .tool("git")
+        .current_dir(&repo.dir)
+        .args(["add", "-p", "--", c.name])
+        .stdin("y\nn\nn\nn\n")
+        .run()
+        .ok();
+    assert!(out.stdout_str().contains("ENC["), "{}", out.stdout_str());
+    let refused = repo.git(&["commit", "-q", "-m", "partial"]).fails();
+    assert!(
+        refused.all().contains("git sops add -p"),
+        "{}",
+        refused.all()
+    );
 }

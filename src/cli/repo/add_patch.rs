@@ -1,5 +1,5 @@
 //! `git sops add -p [PATH...]`: `git add -p` for protected files, on their
-//! plaintext (docs/architecture.md §4.5, README "Partial staging").
+//! plaintext (docs/architecture.md §4.10, README "Partial staging").
 //!
 //! Each protected path with unstaged changes is shown as git shows it, one
 //! plaintext hunk at a time, with git's prompt and keys (y, n, q, a, d, s, e,

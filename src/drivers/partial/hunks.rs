@@ -1,5 +1,5 @@
 //! The hunks of a plaintext diff, as `git add -p` shows them, and the text that
-//! results from the ones chosen (docs/architecture.md §4.5).
+//! results from the ones chosen (docs/architecture.md §4.10).
 //!
 //! The diff is the merge driver's line diff ([`diff3::diff`], Myers, lines with
 //! their terminators), so no diff crate is needed. A change is a maximal

@@ -1,5 +1,5 @@
 //! Partial staging of protected files, `git sops add -p` (docs/architecture.md
-//! §4.5). `git add -p` would show the ciphertext hunks of a protected file, and
+//! §4.10). `git add -p` would show the ciphertext hunks of a protected file, and
 //! staging some of them leaves a blob whose MAC no longer matches. Here the
 //! hunks are those of the plaintexts (staged → working tree), computed in
 //! memory ([`hunks`]); what the user chooses is applied to the staged plaintext
