@@ -35,7 +35,7 @@ pub(crate) enum Pending {
     /// SOPS file.
     Whole {
         worktree: Zeroizing<Vec<u8>>,
-        /// Show the text (it is plaintext the user may look at) or only say what it is.
+        /// Why it cannot be shown hunk by hunk.
         why: Whole,
     },
     /// The file was deleted from the working tree.
