@@ -9,6 +9,7 @@
 
 pub mod filter;
 pub mod merge;
+pub mod partial;
 pub mod staged;
 pub mod textconv;
 

@@ -170,20 +170,8 @@ impl StagedFile {
         key: &DataKey,
         plaintext: Option<&[u8]>,
     ) -> Result<(), DriverError> {
-        let fail = |e: crate::git::GitError| DriverError::new(&self.path, e.to_string());
-        // --no-filters: this is the ciphertext already; clean must not see it.
-        let oid = self
-            .git
-            .run_with_input(
-                &["hash-object", "-w", "--no-filters", "--stdin"],
-                Some(blob),
-            )
-            .map_err(fail)?;
-        let oid = String::from_utf8_lossy(&oid).trim().to_string();
-        let info = format!("{},{oid},{}", self.mode, self.path);
-        self.git
-            .run(&["update-index", "--cacheinfo", &info])
-            .map_err(fail)?;
+        write_index_entry(&self.git, &self.mode, &self.path, blob)
+            .map_err(|e| DriverError::new(&self.path, e.to_string()))?;
         let cache = CacheDir::of(&self.git);
         key_cache(cache.as_ref()).remember(meta, key);
         if let (Some(plaintext), Some(mut known)) = (plaintext, KnownBlobs::open(cache.as_ref())) {
@@ -191,4 +179,23 @@ impl StagedFile {
         }
         Ok(())
     }
+}
+
+/// Write `blob` (ciphertext already) into the object store and make it the
+/// staged content of `path` with `mode`; the working tree is left as it is.
+pub(crate) fn write_index_entry(
+    git: &Git,
+    mode: &str,
+    path: &str,
+    blob: &[u8],
+) -> Result<(), crate::git::GitError> {
+    // --no-filters: this is the ciphertext already; clean must not see it.
+    let oid = git.run_with_input(
+        &["hash-object", "-w", "--no-filters", "--stdin"],
+        Some(blob),
+    )?;
+    let oid = String::from_utf8_lossy(&oid).trim().to_string();
+    let info = format!("{mode},{oid},{path}");
+    git.run(&["update-index", "--cacheinfo", &info])?;
+    Ok(())
 }

@@ -52,7 +52,7 @@ pub fn staged(repo: &Repo) -> Result<Vec<Finding>, SnapshotError> {
             let mut f = Finding::new(
                 Kind::AuthenticationFailed,
                 format!(
-                    "the staged SOPS file does not authenticate ({e}); every checkout of this commit would fail for it. Stage the whole file again from your working tree (`git add {shown}`), or restore it (`git checkout HEAD -- {shown}`)"
+                    "the staged SOPS file does not authenticate ({e}); every checkout of this commit would fail for it. Stage the whole file again from your working tree (`git add {shown}`), or restore it (`git checkout HEAD -- {shown}`); to stage part of a protected file, use `git sops add -p {shown}` (plain `git add -p` splits its ciphertext)"
                 ),
             );
             f.path = entry.path.clone();

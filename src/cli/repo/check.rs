@@ -223,7 +223,7 @@ fn hook_advice(report: &Report) -> String {
     if !damaged.is_empty() {
         let files = damaged.join(" ");
         text.push_str(&format!(
-            "{}stage the whole file again from your working tree (`git add -- {files}`), or restore it (`git checkout HEAD -- {files}`)\n",
+            "{}stage the whole file again from your working tree (`git add -- {files}`), or restore it (`git checkout HEAD -- {files}`); to stage part of a protected file, use `git sops add -p` (plain `git add -p` splits its ciphertext)\n",
             if text.is_empty() { "" } else { "  " },
         ));
     }

@@ -13,6 +13,8 @@ use crate::drivers::DriverError;
 use crate::git::Git;
 use crate::guard::{self, Scope as CheckScope};
 
+#[cfg(unix)]
+mod add_patch;
 mod check;
 mod drivers;
 mod setup;
@@ -35,6 +37,23 @@ pub(crate) enum RepoCommand {
     },
     /// Show, for each protected path, whether it is encrypted and who can open it
     Status,
+    /// `git add -p` on plaintext: stage chosen hunks of protected files (encrypted, unchanged values keep their ciphertext); other files go to `git add -p`
+    #[command(
+        long_about = "Stage parts of the working-tree changes. Protected files (filter=sops) are shown as \
+                      plaintext hunks with git's prompt and keys (y, n, q, a, d, s, e, p, ?); the chosen \
+                      hunks are applied to the staged plaintext in memory and staged encrypted with the \
+                      staged blob as template, so unchanged values keep their ciphertext and the MAC is \
+                      right. A new (intent-to-add) file or a deletion is staged whole or not at all. The \
+                      other paths with changes are then handed to `git add -p`."
+    )]
+    Add {
+        /// Choose hunks interactively (the only mode; plain `git add` stages whole files)
+        #[arg(short = 'p', long = "patch", required = true)]
+        patch: bool,
+        /// Only these files or folders (default: every change)
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Refuse plaintext in protected paths (needs no keys): exit 0 clean, 1 findings, 2 error
     #[command(
         long_about = "Check that every protected path (filter=sops in .gitattributes, or matched by a \
@@ -134,6 +153,10 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         RepoCommand::Install { global, local } => setup::install(global, local),
         RepoCommand::Init { patterns } => setup::init(&patterns),
         RepoCommand::Status => setup::status(),
+        #[cfg(unix)]
+        RepoCommand::Add { patch: _, paths } => add_patch::run(&paths),
+        #[cfg(not(unix))]
+        RepoCommand::Add { .. } => Err(Failure::usage("add -p needs a Unix system".into())),
         RepoCommand::Check {
             staged: _,
             all,
