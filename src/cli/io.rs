@@ -156,3 +156,32 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> 
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Ask `question` (y/n) on the terminal: `None` when standard input is not a
+/// terminal (the caller refuses then: nothing is done without a yes), else the
+/// answer; the end of the input is a no.
+pub(crate) fn ask(question: &str) -> Result<Option<bool>, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    let mut line = String::new();
+    loop {
+        eprint!("{question} (y/n): ");
+        let _ = std::io::stderr().flush();
+        line.clear();
+        let n = stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::io(format!("cannot read the answer: {e}")))?;
+        if n == 0 {
+            return Ok(Some(false));
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => return Ok(Some(true)),
+            "n" | "no" => return Ok(Some(false)),
+            _ => {}
+        }
+    }
+}

@@ -14,7 +14,7 @@
 //! `.sops.yaml`, `updatekeys` so it can no longer open the current data key, then
 //! `rotate` so the values it may have seen are re-encrypted under a key it never had.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::args::{RotateArgs, UpdateKeysArgs};
@@ -122,28 +122,7 @@ fn keys_failure(name: &str) -> impl Fn(KeyGroupError) -> Failure + '_ {
 /// Ask on the terminal; refuse when there is none. `what` names the file, or
 /// the number of files (a run over several files asks once).
 fn confirm(what: &str) -> Result<bool, Failure> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::needs_confirmation(what));
-    }
-    let mut line = String::new();
-    loop {
-        eprint!("Is this okay? (y/n): ");
-        let _ = std::io::stderr().flush();
-        line.clear();
-        let n = stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Failure::io(format!("cannot read the answer: {e}")))?;
-        if n == 0 {
-            return Ok(false);
-        }
-        match line.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" => return Ok(true),
-            "n" | "no" => return Ok(false),
-            _ => {}
-        }
-    }
+    super::io::ask("Is this okay?")?.ok_or_else(|| Failure::needs_confirmation(what))
 }
 
 /// Put a group's keys in the order sops (and git-sops) reads them back:

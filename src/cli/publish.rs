@@ -5,7 +5,7 @@
 //! apply 0 everything done, 1 anything failed or refused.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -306,28 +306,7 @@ impl Backend for Nothing {
 }
 
 fn confirm() -> Result<bool, Failure> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::publish_needs_yes());
-    }
-    let mut line = String::new();
-    loop {
-        eprint!("Apply these changes? (y/n): ");
-        let _ = std::io::stderr().flush();
-        line.clear();
-        let n = stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Failure::io(format!("cannot read the answer: {e}")))?;
-        if n == 0 {
-            return Ok(false);
-        }
-        match line.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" => return Ok(true),
-            "n" | "no" => return Ok(false),
-            _ => {}
-        }
-    }
+    super::io::ask("Apply these changes?")?.ok_or_else(Failure::publish_needs_yes)
 }
 
 fn label(c: &Change) -> String {
