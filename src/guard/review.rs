@@ -1,5 +1,5 @@
 //! `git sops review FROM..TO`: what a range of commits changes in protected
-//! files, for a reviewer who has no key (docs/architecture.md §4, "review").
+//! files, for a reviewer who has no key (docs/architecture.md §4.6a).
 //!
 //! A pull request's diff of a SOPS file is a wall of `ENC[...]` lines; what a
 //! reviewer needs is which *keys* were added, changed or removed, and every

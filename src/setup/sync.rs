@@ -1,6 +1,6 @@
 //! `git sops sync BASE`: bring the current branch up to date with its base
 //! through git's own merge, so the `merge=sops` driver resolves protected
-//! files by value (docs/architecture.md §4, "sync").
+//! files by value (docs/architecture.md §4.6a).
 //!
 //! Why: a host's server-side merge (GitHub's merge button, its mergeability
 //! check) runs no merge drivers, so two pull requests that change different
