@@ -505,3 +505,40 @@ fn the_github_workflow_example_is_well_formed() {
         }
     }
 }
+
+#[test]
+fn review_of_hostile_content_prints_no_content_and_escapes_key_names() {
+    let repo = Repo::new();
+    repo.write("secrets/app.yaml", "db:\n  password: pw-base-1\n");
+    repo.commit_all("base");
+    // A key name made to break out of Markdown, and plaintext pushed past the
+    // filter and the hooks into a protected path.
+    repo.write(
+        "secrets/app.yaml",
+        "db:\n  password: pw-base-1\n\"x`y\\n## injected\": tok-base-2\n",
+    );
+    repo.git(&["add", "secrets/app.yaml"]).ok();
+    let blob = repo
+        .env
+        .tool("git")
+        .current_dir(&repo.dir)
+        .args(["hash-object", "-w", "--no-filters", "--stdin"])
+        .stdin("password: smtp-base-3\n")
+        .run()
+        .ok()
+        .stdout_str();
+    let info = format!("100644,{},secrets/leak.yaml", blob.trim());
+    repo.git(&["update-index", "--add", "--cacheinfo", &info])
+        .ok();
+    repo.git(&["commit", "-q", "--no-verify", "-m", "hostile"])
+        .ok();
+
+    let md = repo.sops(&["review", "HEAD^..HEAD"]).ok().stdout_str();
+    assert!(md.contains("### `secrets/leak.yaml` (added, yaml)"), "{md}");
+    assert!(md.contains("not a SOPS yaml file"), "{md}");
+    assert!(!md.contains("\n## injected"), "{md}");
+    assert!(md.contains("- added: `[\"x'y\\n## injected\"]`"), "{md}");
+    for s in SECRETS {
+        assert!(!md.contains(s), "value {s:?} in:\n{md}");
+    }
+}
