@@ -34,6 +34,13 @@ pub mod code {
     /// like any error, is [`PUBLISH_ERROR`], so 2 always means "changes" there.
     #[cfg_attr(not(feature = "publish"), allow(dead_code))]
     pub(crate) const PUBLISH_CHANGES: i32 = 2;
+    /// `sync`: the merge conflicted where the driver could not resolve it; it
+    /// was aborted and the branch is as it was.
+    pub(crate) const SYNC_CONFLICT: i32 = 1;
+    /// `sync`: refused before merging (dirty tree, no driver, bad BASE).
+    pub(crate) const SYNC_REFUSED: i32 = 2;
+    /// `review`: the range or repository cannot be read.
+    pub(crate) const REVIEW_ERROR: i32 = 2;
     /// `publish`: any error (usage, repository, AWS, or a resource that failed
     /// or was not done).
     pub(crate) const PUBLISH_ERROR: i32 = 1;
@@ -149,6 +156,38 @@ impl Failure {
             exit_code,
         )
         .with_hint("fix what each failed file says, then run the command again for those files")
+    }
+
+    /// `sync` did not merge: why, and what to do; the branch is as it was.
+    pub(crate) fn sync(e: crate::setup::sync::SyncError) -> Failure {
+        use crate::setup::sync::SyncError as E;
+        let hint = match &e {
+            E::Git(_) | E::NotACommit(_) => "run it inside the repository's working tree, on the branch to update, with a BASE that exists here (`git fetch origin` first for origin/main)".to_string(),
+            E::Dirty(_) => "commit or stash those changes (`git stash`), then sync again".to_string(),
+            E::InProgress => "finish it (`git commit`) or abort it (`git merge --abort`) first".to_string(),
+            E::NoDriver(_) => "run `git sops install` (or `git sops init`) in this clone, with a key that opens the protected files".to_string(),
+            E::Conflict { output, .. } => {
+                let said: String = output
+                    .lines()
+                    .filter(|l| l.starts_with("git-sops") || l.starts_with("CONFLICT") || l.trim_start().starts_with("hint"))
+                    .take(20)
+                    .map(|l| format!("\n    {l}"))
+                    .collect();
+                format!("both branches changed the same values (or the driver had no key that opens the files); merge by hand with `git merge BASE` where a key is available, resolve with `git sops edit`, commit and push{}", if said.is_empty() { String::new() } else { format!("\n  what the merge said:{said}") })
+            }
+            E::MergeFailed { .. } => "see git's message above; the branch is as it was".to_string(),
+        };
+        let exit_code = match &e {
+            E::Conflict { .. } => code::SYNC_CONFLICT,
+            _ => code::SYNC_REFUSED,
+        };
+        Failure::new(format!("sync: {e}"), exit_code).with_hint(hint)
+    }
+
+    /// `review`: the range or repository cannot be read.
+    pub(crate) fn review(message: String) -> Failure {
+        Failure::new(format!("review: {message}"), code::REVIEW_ERROR)
+            .with_hint("give a range of commits that exist here: BASE..HEAD, BASE...HEAD or BASE (fetch the base branch first)")
     }
 
     /// `publish`: the whole command could not run (config, git, AWS listing).

@@ -61,3 +61,34 @@ impl Drop for BlobReader {
         let _ = self.child.wait();
     }
 }
+
+impl Git {
+    /// The size of each object named (`<oid>` or `<rev>:<path>`), through one
+    /// `git cat-file --batch-check`: `None` for one that is missing or not a
+    /// blob. A caller reading pushed content asks before reading a blob whole.
+    pub(crate) fn blob_sizes(&self, specs: &[&str]) -> Result<Vec<Option<usize>>, GitError> {
+        let input: String = specs
+            .iter()
+            .map(|s| format!("{}\n", s.replace(['\n', '\0'], " ")))
+            .collect();
+        let out = self.run_with_input(
+            &["cat-file", "--batch-check=%(objecttype) %(objectsize)"],
+            Some(input.as_bytes()),
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        let sizes: Vec<Option<usize>> = text
+            .lines()
+            .map(|l| match l.split_once(' ') {
+                Some(("blob", size)) => size.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        if sizes.len() != specs.len() {
+            return Err(GitError::Failed {
+                args: "cat-file --batch-check".into(),
+                stderr: format!("expected {} answers, got {}", specs.len(), sizes.len()),
+            });
+        }
+        Ok(sizes)
+    }
+}

@@ -21,6 +21,7 @@ pub mod hook;
 pub mod inspect;
 pub mod memory;
 pub mod receive;
+pub mod review;
 pub mod rules;
 pub mod snapshot;
 pub mod verify;

@@ -8,3 +8,4 @@ pub mod init;
 pub mod install;
 pub mod sops_files;
 pub mod status;
+pub mod sync;

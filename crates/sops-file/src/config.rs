@@ -55,6 +55,18 @@ pub struct RuleHead {
     pub selector: Option<Selector>,
 }
 
+/// One creation rule as written ([`Config::rules_as_written`]).
+#[derive(Clone, Debug)]
+pub struct RuleAsWritten {
+    /// 1-based, as messages number rules.
+    pub number: usize,
+    pub path_regex: Option<String>,
+    /// The rule's keys and settings (templates not rendered), or why they cannot be read.
+    pub rule: Result<Rule, String>,
+    /// The raw `git_sops` section, if any.
+    pub git_sops: Option<Value>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
@@ -273,6 +285,28 @@ impl Config {
                     })
                 });
                 head.map_err(|m| self.error(format!("creation rule {number}: {m}")))
+            })
+            .collect()
+    }
+
+    /// Each creation rule as written, in order, before any `git_sops` template
+    /// is rendered (that needs a file path): for comparing two versions of a
+    /// `.sops.yaml` (`git sops review`). A rule that cannot be read carries why.
+    pub fn rules_as_written(&self) -> Vec<RuleAsWritten> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| RuleAsWritten {
+                number: i + 1,
+                path_regex: match rule.get("path_regex") {
+                    Some(Value::Str(s)) if !s.is_empty() => Some(s.to_string()),
+                    _ => None,
+                },
+                rule: self.parse_rule(rule),
+                git_sops: rule
+                    .get(GIT_SOPS)
+                    .filter(|v| !matches!(v, Value::Null))
+                    .cloned(),
             })
             .collect()
     }

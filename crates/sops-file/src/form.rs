@@ -11,8 +11,10 @@
 //! Nothing here returns a secret: a plaintext value is described by its type,
 //! or by at most its first two characters ([`mask`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
 use std::convert::Infallible;
+use zeroize::Zeroizing;
 
 use super::cipher::{self, EncValue, TypeTag};
 use super::display_path;
@@ -390,6 +392,39 @@ pub fn leaf_paths(doc: &Document) -> (BTreeSet<String>, BTreeSet<String>) {
         Ok(())
     });
     (encrypted, plain)
+}
+
+/// Every leaf of a document by key path, with its value as text (an `ENC[...]`
+/// ciphertext in an encrypted document, the plaintext in a decrypted one):
+/// what `git sops review` compares between two versions of a file. Leaves that
+/// share a path (list items) are told apart by their position (` #2`, ...).
+/// Callers must never print the values; they are for comparison only.
+pub fn leaf_values(doc: &Document) -> BTreeMap<String, Zeroizing<String>> {
+    let mut out: BTreeMap<String, Zeroizing<String>> = BTreeMap::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let _ = walk(doc, &mut |visit, pos| -> Result<(), Infallible> {
+        if let Visit::Leaf(leaf) = visit {
+            let path = display_path(&pos.path);
+            let n = seen.entry(path.clone()).or_insert(0);
+            *n += 1;
+            let key = if *n == 1 {
+                path
+            } else {
+                format!("{path} #{n}")
+            };
+            let text = match &leaf.value {
+                Scalar::Str(s) => Zeroizing::new(s.to_string()),
+                Scalar::Int(i) => Zeroizing::new(format!("int:{i}")),
+                Scalar::Float(f) => Zeroizing::new(format!("float:{f}")),
+                Scalar::Bool(b) => Zeroizing::new(format!("bool:{b}")),
+                Scalar::Time(t) => Zeroizing::new(format!("time:{t}")),
+                Scalar::Null => Zeroizing::new("null".to_string()),
+            };
+            out.insert(key, text);
+        }
+        Ok(())
+    });
+    out
 }
 
 fn scalar_kind(value: &Scalar) -> &'static str {

@@ -1,7 +1,8 @@
 //! The commands that live inside a git repository: the drivers git calls
 //! (`filter-process`, `clean`, `smudge`, `textconv`, the merge driver; hidden,
 //! in `drivers`), the set-up commands users run (`install`, `init`, `status`, in
-//! `setup`) and the guard (`check`, the hooks, `pre-receive`, in `check`). This
+//! `setup`), the guard (`check`, the hooks, `pre-receive`, in `check`) and the
+//! pull-request helpers (`sync`, `review`, in `pr`). This
 //! file holds their arguments and the dispatch.
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::guard::{self, Scope as CheckScope};
 mod add_patch;
 mod check;
 mod drivers;
+mod pr;
 mod setup;
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +82,43 @@ pub(crate) enum RepoCommand {
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Merge BASE (e.g. origin/main) into the current branch through the merge driver, so a host's plain merge of the branch applies cleanly
+    #[command(
+        long_about = "Bring the current branch up to date with BASE by merging BASE into it with git's own merge, \
+                      so the merge=sops driver merges protected files by value (it needs a key). Afterwards the \
+                      branch contains BASE, and a host that merges without drivers (GitHub's merge button) \
+                      merges it cleanly. A merge, not a rebase: the branch's commits stay as they are and no \
+                      force-push is needed. Refuses a dirty working tree and a clone without the drivers; a \
+                      conflict the driver cannot resolve aborts the merge and leaves the branch as it was.\n\n\
+                      Exit status: 0 merged or already up to date, 1 conflict (merge aborted), 2 refused."
+    )]
+    Sync {
+        /// The branch to merge in, e.g. origin/main (fetch it first)
+        #[arg(value_name = "BASE", allow_hyphen_values = true)]
+        base: String,
+    },
+    /// Report, without keys, which keys and recipients a range changes in protected files (Markdown or JSON)
+    #[command(
+        long_about = "For each protected file changed between two commits: the keys (paths) added, changed \
+                      or removed, a re-encryption (new data key), every change of recipients, KMS keys or \
+                      encryption context, and the changes of .sops.yaml creation rules and of which paths \
+                      are protected. Reads ciphertext only and prints no value. With --with-keys, values \
+                      whose ciphertext changed but whose plaintext did not are named too.\n\n\
+                      RANGE: A..B compares A with B, A...B the merge base of A and B with B (a pull \
+                      request's diff), A alone compares A with HEAD. Exit status: 0, or 2 for a usage or \
+                      repository error."
+    )]
+    Review {
+        /// BASE..HEAD, BASE...HEAD or BASE
+        #[arg(value_name = "RANGE", allow_hyphen_values = true)]
+        range: String,
+        /// Markdown (for a pull-request comment) or JSON
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Markdown)]
+        format: ReviewFormat,
+        /// Also decrypt (where a key opens them) to tell re-encrypted-but-equal values from changed ones; never prints values
+        #[arg(long)]
+        with_keys: bool,
+    },
     /// (called by git) the long-running filter process
     #[command(hide = true)]
     FilterProcess,
@@ -132,6 +171,12 @@ pub(crate) enum RepoCommand {
     /// reads git's `<old> <new> <ref>` lines on standard input
     #[command(hide = true)]
     PreReceive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReviewFormat {
+    Markdown,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -191,6 +236,12 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
             }
             check::run_check(&CheckScope::Staged, &[], OutputFormat::Text, true)
         }
+        RepoCommand::Sync { base } => pr::sync(&base),
+        RepoCommand::Review {
+            range,
+            format,
+            with_keys,
+        } => pr::review(&range, format, with_keys),
         RepoCommand::PreReceive => check::run_pre_receive(),
         RepoCommand::FilterProcess => drivers::filter_process(),
         RepoCommand::Clean { path } => drivers::clean(path),
