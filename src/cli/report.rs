@@ -248,6 +248,17 @@ impl Failure {
         .with_hint("add `repository: ORG/NAME` under `git_sops:` in .sops.yaml (it is the git-sops:repository tag of what this repository publishes), then run apply --prune again")
     }
 
+    /// `doctor` found problems that leave protected files unprotected (each a
+    /// FAIL line above, with its fix). Warnings alone exit 0, so a script can
+    /// run `git sops doctor` as a gate without failing on advice.
+    pub(crate) fn doctor_failed(failed: usize, warned: usize) -> Failure {
+        Failure::new(
+            format!("{failed} check(s) failed and {warned} warned (listed above)"),
+            code::GENERIC,
+        )
+        .with_hint("run the `fix:` command under each FAIL line, then `git sops doctor` again")
+    }
+
     /// `updatekeys` without `--yes` when there is no terminal to ask on.
     pub(crate) fn needs_confirmation(what: &str) -> Failure {
         Failure::usage(format!(

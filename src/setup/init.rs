@@ -91,6 +91,16 @@ pub(crate) const ATTRIBUTES: &str = "filter=sops diff=sops merge=sops -text";
 fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, DriverError> {
     let path = top.join(".gitattributes");
     let original = std::fs::read_to_string(&path).unwrap_or_default();
+    // A checkout with `core.autocrlf=true` (or `core.eol=crlf`) has CRLF lines
+    // here: they are compared as LF lines and written back with CRLF, so a line
+    // that is already there is not seen as missing or misplaced, and the file
+    // does not end up with mixed endings (a phantom change in `git status`).
+    let crlf = original.contains("\r\n");
+    let original = if crlf {
+        original.replace("\r\n", "\n")
+    } else {
+        original
+    };
     let mut changes = Vec::new();
     let mut text = String::with_capacity(original.len() + 64);
     for line in original.split_inclusive('\n') {
@@ -143,6 +153,9 @@ fn add_attributes(top: &Path, patterns: &[String]) -> Result<Vec<String>, Driver
         text = fixed;
     }
     if !changes.is_empty() {
+        if crlf {
+            text = text.replace('\n', "\r\n");
+        }
         std::fs::write(&path, text)
             .map_err(|e| err(format!("cannot write .gitattributes: {e}")))?;
     }

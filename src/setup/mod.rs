@@ -2,8 +2,12 @@
 //! `install` (git's global filter, diff and merge driver configuration and the
 //! hooks), `init` (a repository's `.gitattributes`, `.sops.yaml` and first key)
 //! and `status` (what is protected, what is decrypted, what has drifted), and
-//! `sops_files` (the SOPS files of a repository, which `--all` takes).
+//! `sops_files` (the SOPS files of a repository, which `--all` takes),
+//! `doctor` (is the set-up sound: one OK/WARN/FAIL line per check, with the
+//! fixing command) and `archive` (`git archive` with the filter off).
 
+pub mod archive;
+pub mod doctor;
 pub mod init;
 pub mod install;
 pub mod sops_files;

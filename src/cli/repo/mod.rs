@@ -39,6 +39,33 @@ pub(crate) enum RepoCommand {
     },
     /// Show, for each protected path, whether it is encrypted and who can open it
     Status,
+    /// Check the set-up (drivers, binary, hooks, keys, recipients, rerere, textconv cache, worktrees, git): exit 0 no FAIL, 1 FAIL
+    #[command(
+        long_about = "Check that git-sops is set up to protect this repository: git's version, the \
+                      driver configuration (local or global; filter.sops.required), whether git finds \
+                      git-sops on its own PATH, the commit hooks (installed, chained), the protected \
+                      files (staged encrypted, which open with a local key, keys that drifted from \
+                      .sops.yaml), rerere and the textconv cache (where git keeps plaintext on its own), \
+                      and the other worktrees. One line per check, OK, WARN or FAIL, each problem with \
+                      the command that fixes it. Needs no key and makes no network call: a file only a \
+                      KMS key opens is listed as not checked (`git sops status` tries KMS).\n\n\
+                      Exit status: 0 when nothing FAILs (warnings allowed), 1 when something does."
+    )]
+    Doctor,
+    /// `git archive` of ciphertext: protected files as stored (encrypted), not smudged; arguments go to git archive
+    #[command(
+        long_about = "Run `git archive ARGS...` with the sops filter switched off for that command \
+                      (filter.sops.process and filter.sops.smudge empty, filter.sops.required false), \
+                      so protected files go into the archive as the SOPS ciphertext git stores, never \
+                      as the plaintext an unlocked checkout has. Plain `git archive` runs the smudge \
+                      filter and exports plaintext. Every argument is passed to git archive, e.g. \
+                      `git sops archive --format=tar.gz -o release.tgz HEAD`."
+    )]
+    Archive {
+        /// `git archive` arguments (tree-ish, --format, -o, --prefix, paths)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// `git add -p` on plaintext: stage chosen hunks of protected files (encrypted, unchanged values keep their ciphertext); other files go to `git add -p`
     #[command(
         long_about = "Stage parts of the working-tree changes. Protected files (filter=sops) are shown as \
@@ -198,6 +225,8 @@ pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
         RepoCommand::Install { global, local } => setup::install(global, local),
         RepoCommand::Init { patterns } => setup::init(&patterns),
         RepoCommand::Status => setup::status(),
+        RepoCommand::Doctor => setup::doctor(),
+        RepoCommand::Archive { args } => setup::archive(&args),
         #[cfg(unix)]
         RepoCommand::Add { patch: _, paths } => add_patch::run(&paths),
         #[cfg(not(unix))]

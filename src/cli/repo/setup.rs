@@ -5,8 +5,9 @@ use std::io::Write;
 
 use super::{driver_failure, here};
 use crate::cli::report::Failure;
+use crate::setup::doctor::{self, Level};
 use crate::setup::install::{self, Scope};
-use crate::setup::{init, status};
+use crate::setup::{archive, init, status};
 
 pub(super) fn install(global: bool, local: bool) -> Result<(), Failure> {
     let git = here();
@@ -54,6 +55,37 @@ pub(super) fn status() -> Result<(), Failure> {
         eprintln!("git-sops: warning: {w}");
     }
     Ok(())
+}
+
+/// `git sops doctor`: every check on stdout; FAILs make the exit code 1.
+pub(super) fn doctor() -> Result<(), Failure> {
+    let checks = doctor::doctor(&here());
+    let mut out = std::io::stdout().lock();
+    for c in &checks {
+        let _ = writeln!(out, "{} {}: {}", c.level.label(), c.name, c.message);
+        if let Some(fix) = c.fix.as_ref().filter(|_| c.level != Level::Ok) {
+            let _ = writeln!(out, "     fix: {fix}");
+        }
+    }
+    let _ = out.flush();
+    let failed = checks.iter().filter(|c| c.level == Level::Fail).count();
+    let warned = checks.iter().filter(|c| c.level == Level::Warn).count();
+    if failed > 0 {
+        return Err(Failure::doctor_failed(failed, warned));
+    }
+    Ok(())
+}
+
+/// `git sops archive ARGS...`: `git archive` with the filter off.
+pub(super) fn archive(args: &[std::ffi::OsString]) -> Result<(), Failure> {
+    match archive::run(&here().dir, args) {
+        Ok(()) => Ok(()),
+        // git printed why; its exit code is the answer.
+        Err(archive::ArchiveError::Failed(code)) => Err(Failure::silent(code)),
+        Err(e @ archive::ArchiveError::Remote) => Err(Failure::usage(e.to_string())
+            .with_hint("clone the repository, then run `git sops archive` in the clone")),
+        Err(e) => Err(Failure::io(e.to_string())),
+    }
 }
 
 /// What a set-up command changed, or that there was nothing to do.
