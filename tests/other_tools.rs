@@ -560,3 +560,25 @@ fn git_archive_exports_plaintext_and_git_sops_archive_ciphertext() {
     let bad = repo.sops(&["archive", "no-such-rev"]).fails();
     assert!(bad.all().contains("no-such-rev"), "{}", bad.all());
 }
+
+/// `--add-file` adds a working-tree file as it is: for a protected path that is
+/// the plaintext, so `git sops archive` refuses it, in every spelling git takes
+/// (and through a symlink); an unprotected file is added as usual.
+#[test]
+fn git_sops_archive_refuses_to_add_a_protected_working_tree_file() {
+    let repo = committed();
+    std::os::unix::fs::symlink("secrets/app.yaml", repo.dir.join("link.yaml")).expect("symlink");
+    for args in [
+        vec!["archive", "--add-file=secrets/app.yaml", "HEAD"],
+        vec!["archive", "--add-file", "secrets/prod.env", "HEAD"],
+        vec!["archive", "--add-fi=secrets/payments.json", "HEAD"],
+        vec!["archive", "--add-file=link.yaml", "HEAD"],
+    ] {
+        let out = repo.sops(&args).fails_with(2, &["--add-file", "plaintext"]);
+        for (_, text) in FILES {
+            assert!(!out.all().contains(text), "{}", out.describe());
+        }
+    }
+    let out = repo.sops(&["archive", "--add-file=notes.txt", "HEAD"]).ok();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+}

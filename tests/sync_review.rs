@@ -542,3 +542,40 @@ fn review_of_hostile_content_prints_no_content_and_escapes_key_names() {
         assert!(!md.contains(s), "value {s:?} in:\n{md}");
     }
 }
+
+/// BASE brings a protected file that is not SOPS (committed past the guard):
+/// the pre-merge-commit hook refuses the merge, and `git merge --abort` then
+/// refuses too (the merged-in plaintext no longer matches its index entry once
+/// cleaned). The sync must still leave the branch as it was, not half-merged.
+#[test]
+fn sync_leaves_the_branch_as_it_was_when_base_brings_plaintext() {
+    let repo = Repo::new();
+    repo.write(FILES[0].0, FILES[0].2);
+    repo.write("notes.txt", "notes\n");
+    repo.commit_all("base");
+    repo.git(&["checkout", "-q", "-b", "a", "main"]).ok();
+    repo.write("notes.txt", "notes of a\n");
+    repo.commit_all("a");
+    repo.git(&["checkout", "-q", "main"]).ok();
+    let blob = repo
+        .env
+        .tool("git")
+        .current_dir(&repo.dir)
+        .args(["hash-object", "-w", "--stdin"])
+        .stdin("db:\n  password: pw-conflict\n")
+        .run()
+        .ok()
+        .stdout_str();
+    let info = format!("100644,{},{}", blob.trim(), FILES[0].0);
+    repo.git(&["update-index", "--cacheinfo", &info]).ok();
+    repo.git(&["commit", "-q", "--no-verify", "-m", "plaintext"])
+        .ok();
+    repo.git(&["checkout", "-q", "-f", "a"]).ok();
+    let head = repo.git(&["rev-parse", "HEAD"]).ok().stdout_str();
+
+    repo.sops(&["sync", "main"]).fails_with(1, &["as it was"]);
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]).ok().stdout_str(), head);
+    assert!(!repo.dir.join(".git/MERGE_HEAD").exists());
+    assert_eq!(repo.status(), "");
+    assert!(repo.text(FILES[0].0).contains("pw-base-1"));
+}

@@ -143,8 +143,12 @@ pub fn sync(git: &Git, base: &str) -> Result<SyncReport, SyncError> {
     if !out.status.success() {
         let conflicted = conflicted_paths(&git);
         let in_merge = rev(&git, "MERGE_HEAD").is_some();
-        if in_merge {
-            git.run(&["merge", "--abort"])?;
+        if in_merge && git.run(&["merge", "--abort"]).is_err() {
+            // `merge --abort` refuses when a merged-in file no longer matches
+            // its index entry once cleaned (BASE brought a protected file that
+            // is not SOPS, and the hook refused the merge). The tree was clean
+            // before the merge, so going back to HEAD loses nothing.
+            git.run(&["reset", "--hard", "-q", &before])?;
         }
         if in_merge || !conflicted.is_empty() {
             return Err(SyncError::Conflict {

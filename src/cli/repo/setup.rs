@@ -84,6 +84,8 @@ pub(super) fn archive(args: &[std::ffi::OsString]) -> Result<(), Failure> {
         Err(archive::ArchiveError::Failed(code)) => Err(Failure::silent(code)),
         Err(e @ archive::ArchiveError::Remote) => Err(Failure::usage(e.to_string())
             .with_hint("clone the repository, then run `git sops archive` in the clone")),
+        Err(e @ archive::ArchiveError::AddsPlaintext(_)) => Err(Failure::usage(e.to_string())
+            .with_hint("the committed ciphertext of a protected file is in the archive already when its commit is archived")),
         Err(e) => Err(Failure::io(e.to_string())),
     }
 }
