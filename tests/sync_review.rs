@@ -473,6 +473,51 @@ fn review_with_a_key_tells_a_no_op_rotation_from_a_changed_value() {
 }
 
 #[test]
+fn review_with_keys_uses_only_master_keys_the_base_side_names() {
+    let mut repo = Repo::new();
+    repo.write("secrets/a.yaml", "a: pw-base-1\n");
+    repo.commit_all("base");
+    // The pushed version is wrapped only for another key this machine also
+    // holds: pushed content must not choose which key (role, endpoint) is used.
+    let other = common::AgeKey::generate();
+    let key = repo.key.clone();
+    repo.env.use_identities(&[&key, &other]);
+    repo.env.write("pushed.yaml", "a: pw-base-1\n");
+    let text = repo
+        .env
+        .git_sops()
+        .args(["encrypt", "--age", &other.recipient, "pushed.yaml"])
+        .run()
+        .ok()
+        .stdout;
+    std::fs::remove_file(repo.env.path("pushed.yaml")).expect("remove plaintext");
+    let oid = repo
+        .env
+        .tool("git")
+        .current_dir(&repo.dir)
+        .args(["hash-object", "-w", "--no-filters", "--stdin"])
+        .stdin(&text)
+        .run()
+        .ok()
+        .stdout_str();
+    repo.git(&[
+        "update-index",
+        "--cacheinfo",
+        &format!("100644,{},secrets/a.yaml", oid.trim()),
+    ])
+    .ok();
+    repo.git(&["commit", "-q", "--no-verify", "-m", "pushed"])
+        .ok();
+    let r = review_json(&repo, &["HEAD^..HEAD", "--with-keys"]);
+    let a = file(&r, "secrets/a.yaml");
+    assert!(
+        a["same_value"].is_null(),
+        "decrypted with a key the base side does not name: {a:#}"
+    );
+    assert!(r.to_string().contains("values not compared"), "{r:#}");
+}
+
+#[test]
 fn the_github_workflow_example_is_well_formed() {
     let path = common::manifest_dir().join("examples/github/sync-and-review.yml");
     let text = std::fs::read_to_string(&path).expect("the example workflow");

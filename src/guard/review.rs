@@ -433,8 +433,17 @@ fn same_values(
     ),
     String,
 > {
+    // The pushed side names its own master keys; only those the base side
+    // names too are used, so pushed content cannot make this command call a
+    // KMS key, role or endpoint of its choosing.
+    let trusted: std::collections::BTreeSet<String> =
+        lo.meta.all_keys().map(key_string_form).collect();
     let plain = |l: &file::Loaded| -> Result<BTreeMap<String, zeroize::Zeroizing<String>>, String> {
-        let key = keygroups::recover(&l.meta, keyring).map_err(|e| e.to_string())?;
+        let mut meta = l.meta.clone();
+        for group in &mut meta.key_groups {
+            group.retain(|k| trusted.contains(&key_string_form(k)));
+        }
+        let key = keygroups::recover(&meta, keyring).map_err(|e| e.to_string())?;
         let opened = l.open(&key).map_err(|e| e.to_string())?;
         let text = std::str::from_utf8(&opened.plaintext).map_err(|_| "not UTF-8".to_string())?;
         if l.format() == Format::Binary || format == Format::Binary {

@@ -79,11 +79,27 @@ fn code(s: &str) -> String {
         .chars()
         .map(|c| match c {
             '`' => '\'',
-            c if c.is_control() => '�',
+            // Control characters, and the invisible ones that reorder or
+            // break what a reader sees (bidi overrides, line/paragraph
+            // separators, zero-width marks): a key name cannot disguise a line.
+            c if c.is_control() || invisible(c) => '�',
             c => c,
         })
         .collect();
     format!("`{clean}`")
+}
+
+/// Characters that change how text displays without showing themselves.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{2028}' | '\u{2029}' // line and paragraph separators
+        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidi isolates
+        | '\u{FEFF}' // zero-width no-break space
+        | '\u{00AD}' // soft hyphen
+    )
 }
 
 fn keys_line(out: &mut String, label: &str, keys: &Keys) {
