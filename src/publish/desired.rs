@@ -557,19 +557,7 @@ fn write_scalar(out: &mut Zeroizing<String>, s: &Scalar) -> Result<(), String> {
 }
 
 fn write_str(out: &mut Zeroizing<String>, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    sops_file::formats::json::push_json_string(out, s);
 }
 
 #[cfg(test)]

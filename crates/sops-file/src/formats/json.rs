@@ -499,6 +499,17 @@ pub(crate) fn go_json_string(s: &str) -> String {
 
 fn escape(s: &str, go: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_escaped(&mut out, s, go);
+    out
+}
+
+/// Append `s` to `out` as a JSON string literal (as [`json_string`] writes
+/// it), for callers that build a secret document in one zeroizing buffer.
+pub fn push_json_string(out: &mut String, s: &str) {
+    push_escaped(out, s, false);
+}
+
+fn push_escaped(out: &mut String, s: &str, go: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -518,7 +529,6 @@ fn escape(s: &str, go: bool) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// Strict JSON number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -697,7 +707,7 @@ impl Layout<'_> {
 }
 
 /// Leading spaces and tabs after the last line break of `gap`, if it has one.
-fn indent_after_newline(gap: &str) -> Option<String> {
+pub(crate) fn indent_after_newline(gap: &str) -> Option<String> {
     let last = gap.rfind('\n')?;
     Some(
         gap[last + 1..]
@@ -708,7 +718,7 @@ fn indent_after_newline(gap: &str) -> Option<String> {
 }
 
 /// `gap` when it is `[ \t]*<sep>[ \t]*` (one separator character, no newline).
-fn inline_separator(gap: &str, sep: char) -> Option<String> {
+pub(crate) fn inline_separator(gap: &str, sep: char) -> Option<String> {
     let ok = gap.chars().filter(|c| *c == sep).count() == 1
         && gap.chars().all(|c| c == sep || c == ' ' || c == '\t');
     ok.then(|| gap.to_string())

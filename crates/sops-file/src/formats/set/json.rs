@@ -7,7 +7,7 @@
 use zeroize::Zeroizing;
 
 use super::{entries, span_of, values, PutError, Slot};
-use crate::formats::json::{json_float, json_string};
+use crate::formats::json::{indent_after_newline, inline_separator, json_float, json_string};
 use crate::formats::{Document, Edit, Map, MapItem, Node, Scalar};
 
 /// How a collection lays out its members.
@@ -21,24 +21,6 @@ struct Layout {
     unit: String,
     colon: String,
     comma: String,
-}
-
-/// Leading spaces and tabs after the last line break of `gap`, if it has one.
-fn indent_after_newline(gap: &str) -> Option<String> {
-    let last = gap.rfind('\n')?;
-    Some(
-        gap[last + 1..]
-            .chars()
-            .filter(|c| *c == ' ' || *c == '\t')
-            .collect(),
-    )
-}
-
-/// `gap` when it is `[ \t]*<sep>[ \t]*`.
-fn inline_separator(gap: &str, sep: char) -> Option<String> {
-    let ok = gap.chars().filter(|c| *c == sep).count() == 1
-        && gap.chars().all(|c| c == sep || c == ' ' || c == '\t');
-    ok.then(|| gap.to_string())
 }
 
 /// The `": "` of the file: from the first member of the first object that has one.
