@@ -165,9 +165,6 @@ pub struct Desired {
     pub source: String,
     pub rule: usize,
     pub value: SecretText,
-    /// The keys the value is made of, for plans: Secrets Manager documents
-    /// list their top-level keys, everything else is one value named by its
-    /// key path.
     pub kms_key_id: Option<String>,
     pub description: Option<String>,
     /// Every tag git-sops sets, its own three included.
