@@ -21,8 +21,14 @@ Operations, for N protected YAML files (N = 100 and 1000; 20-40 keys each):
   4. diff, log -p `git diff HEAD~1 HEAD` and `git log -p -1` over a commit that changes one
                   value in every file (textconv)
   5. check --all  `git sops check --all` (git-sops only)
-  6. 10 MB        encrypt and decrypt of one 10 MB YAML file: git-sops vs sops (git-crypt's
-                  whole-file clean/smudge for reference)
+     textconv floor  the same diff and log -p with `diff.sops.textconv=cat`: what git's
+                  one process per blob costs with a converter that does nothing
+  6. big files    encrypt and decrypt of one large YAML and one large JSON file (3, 10 and 30
+                  MB; --quick: 3 MB): time and peak RSS, git-sops vs sops (up to 10 MB;
+                  git-crypt's whole-file clean/smudge for reference)
+
+The report ends with the targets of DESIGN.md §4 and of issue 18, met or missed, and a
+comparison of every git-sops figure with the results file it replaces (same --out).
 """
 
 from __future__ import annotations
@@ -244,7 +250,7 @@ def change_one_value(text: str, rev: int) -> str:
 def gen_big(path: Path, size: int) -> None:
     rng = random.Random(7)
     with open(path, "w") as f:
-        f.write("# one large document: 10 MB of service records\nrecords:\n")
+        f.write("# one large document of service records\nrecords:\n")
         written = 0
         i = 0
         while written < size:
@@ -259,6 +265,31 @@ def gen_big(path: Path, size: int) -> None:
             f.write(rec)
             written += len(rec)
             i += 1
+
+
+def gen_big_json(path: Path, size: int) -> None:
+    """The same records as gen_big, as one indented JSON document."""
+    rng = random.Random(7)
+    with open(path, "w") as f:
+        f.write('{\n  "records": [\n')
+        written = 0
+        i = 0
+        while written < size:
+            rec = (
+                ("" if i == 0 else ",\n")
+                + "    {\n"
+                f'      "id": "rec-{i:07d}",\n'
+                f'      "name": "{rng.choice(WORDS)}-{rng.choice(WORDS)}",\n'
+                f'      "token": "{secret(rng, 40)}",\n'
+                f'      "password": "{secret(rng, 20)}",\n'
+                f'      "port": {rng.randint(1024, 65535)},\n'
+                f'      "enabled": {rng.choice(["true", "false"])}\n'
+                "    }"
+            )
+            f.write(rec)
+            written += len(rec)
+            i += 1
+        f.write("\n  ]\n}\n")
 
 
 # ----------------------------------------------------------------------------- running
@@ -507,6 +538,12 @@ class Bench:
                 if tool != "plain":
                     assert "rotate" in out or op == "diff", "log -p shows the commit"
                 record(op, tool, samples, calls)
+                if tool == "git-sops":
+                    # git's own floor: one process per blob with a converter that
+                    # does nothing (the filter process still smudges every blob).
+                    floor = ["git", "-c", "diff.sops.textconv=cat", *cmd[1:]]
+                    samples = [self.timed([floor], dst)[0] for _ in range(runs)]
+                    record(f"{op} (textconv=cat)", tool, samples)
             # 5. the plaintext guard.
             if tool == "git-sops":
                 samples = []
@@ -536,11 +573,11 @@ class Bench:
                 record(op, tool, [x[0] for x in samples], samples[-1][1], samples[-1][2])
         return res
 
-    # -- 6. the 10 MB file
-    def big(self) -> dict:
-        res: dict = {"ops": {}, "mem": {}, "calls": {}}
-        big = self.work / "big.yaml"
-        gen_big(big, self.args.big_mb * 1024 * 1024)
+    # -- 6. the big files
+    def big(self, mb: int, fmt: str) -> dict:
+        res: dict = {"ops": {}, "mem": {}, "calls": {}, "format": fmt}
+        big = self.work / f"big-{mb}.{fmt}"
+        (gen_big if fmt == "yaml" else gen_big_json)(big, mb * 1024 * 1024)
         res["size"] = big.stat().st_size
         runs = self.args.big_runs
         self.delay(True)
@@ -562,16 +599,19 @@ class Bench:
             res["ops"].setdefault(op, {})[tool] = statistics.median(samples)
             res["mem"].setdefault(op, {})[tool] = mem
             res["calls"].setdefault(op, {})[tool] = calls
-            log(f"  10MB {op:<8} {tool:<9} {statistics.median(samples):8.3f}s  rss={mem}KiB kms={calls}")
+            log(f"  {mb}MB {fmt} {op:<8} {tool:<9} {statistics.median(samples):8.3f}s  rss={mem}KiB kms={calls}")
 
         if "git-sops" in self.args.tools:
-            measure("encrypt", "git-sops", [str(GIT_SOPS), "encrypt", "--kms", self.arn, str(big)], out=self.work / "big.gs.yaml")
-            measure("decrypt", "git-sops", [str(GIT_SOPS), "decrypt", str(self.work / "big.gs.yaml")])
-        if "sops" in self.args.tools:
-            measure("encrypt", "sops", [str(SOPS), "encrypt", "--kms", self.arn, str(big)], out=self.work / "big.sops.yaml")
-            measure("decrypt", "sops", [str(SOPS), "decrypt", str(self.work / "big.sops.yaml")])
+            enc = self.work / f"big-{mb}.gs.{fmt}"
+            measure("encrypt", "git-sops", [str(GIT_SOPS), "encrypt", "--kms", self.arn, str(big)], out=enc)
+            measure("decrypt", "git-sops", [str(GIT_SOPS), "decrypt", str(enc)])
+        # sops needs minutes and gigabytes beyond 10 MB: compared up to there.
+        if "sops" in self.args.tools and mb <= 10:
+            enc = self.work / f"big-{mb}.sops.{fmt}"
+            measure("encrypt", "sops", [str(SOPS), "encrypt", "--kms", self.arn, str(big)], out=enc)
+            measure("decrypt", "sops", [str(SOPS), "decrypt", str(enc)])
         if "git-crypt" in self.args.tools and shutil.which("git-crypt"):
-            repo = self.work / "big-gc"
+            repo = self.work / f"big-gc-{mb}-{fmt}"
             repo.mkdir()
             self.run(["git", "init", "-q"], repo)
             self.run(["git-crypt", "init"], repo)
@@ -580,6 +620,9 @@ class Bench:
             measure("encrypt", "git-crypt", ["git-crypt", "clean"], stdin=big, out=save / "big.gc")
             measure("decrypt", "git-crypt", ["git-crypt", "smudge"], stdin=save / "big.gc")
             self.work = save
+        for f in self.work.glob(f"big-{mb}*"):
+            if f.is_file():
+                f.unlink()
         self.delay(False)
         return res
 
@@ -601,7 +644,7 @@ def ratio(a, b):
     return f"{a / b:.2f}×"
 
 
-def report(all_res: dict, args, meta: dict) -> str:
+def report(all_res: dict, args, meta: dict, previous: dict | None = None) -> str:
     tools = [t for t in TOOL_NAMES if t in args.tools]
     L = []
     L.append("# git-sops benchmark results\n")
@@ -611,7 +654,7 @@ def report(all_res: dict, args, meta: dict) -> str:
         f"git-crypt {meta['git_crypt']}, git-sops release build. KMS: moto on loopback behind a proxy adding "
         f"**{args.kms_delay_ms} ms** per request; \"KMS\" columns count the requests the proxy saw. "
         f"Times are medians of {args.runs} runs (sops and git-crypt at N ≥ 1000, and sops in --quick "
-        f"mode and on the 10 MB file: {args.slow_runs}); the 10 MB rows of {args.big_runs}.\n"
+        f"mode and on the big files: {args.slow_runs}); the big-file rows of {args.big_runs}.\n"
     )
     L.append(
         "Tools: **plain** = plain git on the same plaintext; **git-sops** = `filter.sops.process` "
@@ -664,19 +707,96 @@ def report(all_res: dict, args, meta: dict) -> str:
             L.append("|---|" + "---|" * len([t for t in tools if t != "plain"]))
             for op, by in r["mem"].items():
                 L.append(f"| {op} | " + " | ".join(str(by.get(t) or "—") for t in tools if t != "plain") + " |")
-    if "big" in all_res:
-        b = all_res["big"]
-        L.append(f"\n## One {b['size'] / 1e6:.1f} MB YAML file\n")
+    for key in big_keys(all_res):
+        b = all_res[key]
+        L.append(f"\n## One {b['size'] / 1e6:.1f} MB {b['format'].upper()} file\n")
         bt = [t for t in ("git-sops", "sops", "git-crypt") if any(t in v for v in b["ops"].values())]
         L.append("| operation | " + " | ".join(bt) + " | sops / git-sops |")
         L.append("|---|" + "---|" * (len(bt) + 1))
         for op, by in b["ops"].items():
-            cells = [f"{fmt_t(by.get(t))} ({b['mem'][op].get(t, 0) // 1024} MiB)" if t in by else "—" for t in bt]
+            cells = [f"{fmt_t(by.get(t))} ({b['mem'][op].get(t, 0) // 1024} MiB, {b['mem'][op].get(t, 0) * 1024 / b['size']:.1f}× the file)"
+                     if t in by else "—" for t in bt]
             L.append(f"| {op} | " + " | ".join(cells) + f" | {ratio(by.get('sops'), by.get('git-sops'))} |")
         L.append("\n(peak RSS of the process in parentheses; git-crypt encrypts the file as one blob)\n")
     L.append("\n## DESIGN.md §4 targets\n")
     L.extend(verdicts(all_res))
+    L.append("\n## Issue 18 targets\n")
+    L.extend(verdicts_18(all_res, args))
+    if previous:
+        L.append(f"\n## Compared with the previous results ({previous['meta']['date']})\n")
+        L.extend(compare(all_res, previous["results"]))
     return "\n".join(L) + "\n"
+
+
+def big_keys(all_res: dict) -> list[str]:
+    return sorted(k for k in all_res if k.startswith("big-"))
+
+
+def verdicts_18(all_res: dict, args) -> list[str]:
+    out = []
+    delay = args.kms_delay_ms / 1000.0
+    for key in sorted(k for k in all_res if k.startswith("N=")):
+        r = all_res[key]
+        n, ops = r["n"], r["ops"]
+        g = lambda op, t: ops.get(op, {}).get(t)
+        add, calls = g("add+commit", "git-sops"), r["calls"].get("add+commit", {}).get("git-sops")
+        if add:
+            floor = n * delay
+            out.append(f"- N={n} add+commit of new KMS files: {fmt_t(add)} ({calls} KMS calls) vs the serial floor "
+                       f"{fmt_t(floor)} ({n} × {args.kms_delay_ms} ms), {floor / add:.1f}× faster (target ≥ 5×): "
+                       f"**{'met' if floor >= 5 * add else 'MISSED'}**")
+        for op in ("diff", "log -p -1"):
+            gs, pl, cat = g(op, "git-sops"), g(op, "plain"), g(f"{op} (textconv=cat)", "git-sops")
+            if gs and pl:
+                note = ""
+                if cat:
+                    note = (f"; git itself with `textconv=cat` (one process per blob, nothing converted): {fmt_t(cat)}, "
+                            f"{cat / pl:.1f}× plain, so git-sops is {gs / cat:.2f}× that floor")
+                out.append(f"- N={n} {op}: {fmt_t(gs)} vs {fmt_t(pl)}, {gs / pl:.1f}× plain (target ≤ 5×): "
+                           f"**{'met' if gs <= 5 * pl else 'MISSED'}**{note}")
+        sop = "status (paired)" if g("status (paired)", "plain") else "status"
+        st, stp = g(sop, "git-sops"), g(sop, "plain")
+        if st and stp and n >= 1000:
+            out.append(f"- N={n} {sop} after touching every file: {fmt_t(st)} vs {fmt_t(stp)}, {st / stp:.2f}× plain "
+                       f"(target ≤ 3×): **{'met' if st <= 3 * stp else 'MISSED'}**")
+    for key in big_keys(all_res):
+        b = all_res[key]
+        for op in ("encrypt", "decrypt"):
+            m = b["mem"].get(op, {}).get("git-sops")
+            if m:
+                x = m * 1024 / b["size"]
+                out.append(f"- {b['size'] / 1e6:.1f} MB {b['format'].upper()} {op}: peak {m // 1024} MiB, {x:.1f}× the file "
+                           f"(target ≤ 10×): **{'met' if x <= 10 else 'MISSED'}**")
+    ns = sorted((all_res[k]["n"], all_res[k]["mem"]) for k in all_res if k.startswith("N="))
+    if len(ns) > 1:
+        (n0, m0), (n1, m1) = ns[0], ns[-1]
+        for op in ("add+commit", "clone cold"):
+            a, b = m0.get(op, {}).get("git-sops"), m1.get(op, {}).get("git-sops")
+            if a and b:
+                out.append(f"- filter process peak RSS, {op}: N={n0} {a / 1024:.1f} MiB, N={n1} {b / 1024:.1f} MiB, "
+                           f"{b / a:.2f}× for {n1 // n0}× the files (target flat, ≤ 1.25×): **{'met' if b <= 1.25 * a else 'MISSED'}**")
+    return out
+
+
+def compare(new: dict, old: dict) -> list[str]:
+    """Every git-sops time in both runs: now / before (above 1.25: slower than noise explains)."""
+    # One big YAML file was the only one before; its key was "big".
+    old = {(f"big-{round(v['size'] / 1048576):03d}-yaml" if k == "big" else k): v for k, v in old.items()}
+    rows, slower = [], []
+    for key in sorted(new):
+        if key not in old:
+            continue
+        for op, by in new[key]["ops"].items():
+            a, b = old[key]["ops"].get(op, {}).get("git-sops"), by.get("git-sops")
+            if a and b:
+                name = f"{key} {op}"
+                rows.append(f"| {name} | {fmt_t(a)} | {fmt_t(b)} | {b / a:.2f}× |")
+                if b > 1.25 * a:
+                    slower.append(name)
+    out = ["| row (git-sops) | before | now | now / before |", "|---|---|---|---|", *rows, ""]
+    out.append(f"- everything measured in both runs no slower (now / before ≤ 1.25, the noise of this machine): "
+               f"**{'met' if not slower else 'MISSED'}**" + (f" (slower: {', '.join(slower)})" if slower else ""))
+    return out
 
 
 def verdicts(all_res: dict) -> list[str]:
@@ -705,12 +825,12 @@ def verdicts(all_res: dict) -> list[str]:
         if cc is not None:
             out.append(f"- N={n} KMS calls in a cold clone: {cc} for {n} distinct data keys (target ≤ 1 per key): **{'met' if cc <= n else 'MISSED'}**; warm commands: " +
                        ", ".join(f"{op} {calls[op]['git-sops']}" for op in ("checkout warm", "status", "diff", "log -p -1", "check --all") if "git-sops" in calls.get(op, {})))
-    if "big" in all_res:
-        b = all_res["big"]["ops"]
+    for key in big_keys(all_res):
+        big = all_res[key]
         for op in ("encrypt", "decrypt"):
-            gs, so = b.get(op, {}).get("git-sops"), b.get(op, {}).get("sops")
+            gs, so = big["ops"].get(op, {}).get("git-sops"), big["ops"].get(op, {}).get("sops")
             if gs and so:
-                out.append(f"- 10 MB {op}: git-sops {fmt_t(gs)} vs sops {fmt_t(so)} ({so / gs:.1f}×; target faster): **{'met' if gs < so else 'MISSED'}**")
+                out.append(f"- {big['size'] / 1e6:.1f} MB {big['format'].upper()} {op}: git-sops {fmt_t(gs)} vs sops {fmt_t(so)} ({so / gs:.1f}×; target faster): **{'met' if gs < so else 'MISSED'}**")
     mem = [(all_res[k]["n"], all_res[k]["mem"].get("clone cold", {}).get("git-sops")) for k in sorted(all_res) if k.startswith("N=")]
     mem = [(n, m) for n, m in mem if m]
     if len(mem) > 1:
@@ -725,7 +845,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,1000")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--slow-runs", type=int, default=1, help="runs for sops at N >= 1000")
-    ap.add_argument("--big-mb", type=int, default=10)
+    ap.add_argument("--big-mb", default="3,10,30", help="sizes of the big files in MB, comma-separated")
     ap.add_argument("--big-runs", type=int, default=3)
     ap.add_argument("--paired-runs", type=int, default=7, help="alternating plain/git-sops runs of warm checkout and status")
     ap.add_argument("--kms-delay-ms", type=int, default=50)
@@ -736,7 +856,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.runs, args.big_mb, args.big_runs = "100", 3, 3, 1
+        args.sizes, args.runs, args.big_mb, args.big_runs = "100", 3, "3", 1
         args.slow_runs = 1
     args.tools = [t for t in args.tools.split(",") if t]
     if "git-crypt" in args.tools and not shutil.which("git-crypt"):
@@ -767,10 +887,14 @@ def main() -> None:
         for n in [int(x) for x in args.sizes.split(",")]:
             log(f"N = {n}")
             all_res[f"N={n:05d}"] = bench.suite(n)
-        log("10 MB file")
-        all_res["big"] = bench.big()
+        for mb in [int(x) for x in args.big_mb.split(",")]:
+            for fmt in ("yaml", "json"):
+                log(f"{mb} MB {fmt} file")
+                all_res[f"big-{mb:03d}-{fmt}"] = bench.big(mb, fmt)
         meta["elapsed_s"] = round(time.time() - started)
-        text = report(all_res, args, meta)
+        old = Path(args.out).with_suffix(".json")
+        previous = json.loads(old.read_text()) if old.exists() else None
+        text = report(all_res, args, meta, previous)
         text += f"\nWhole run: {meta['elapsed_s']} s.\n"
         Path(args.out).write_text(text)
         Path(args.out).with_suffix(".json").write_text(json.dumps({"meta": meta, "results": all_res}, indent=1))

@@ -628,6 +628,20 @@ fn cachetextconv_set_by_hand_never_stores_plaintext() {
     let repo = alice.repo("repo");
     write(&repo, "secrets/db.yaml", &DB.replace("admin", "root"));
     alice.git(&repo, &["commit", "-qam", "edit"]).ok();
+    // A diff before the setting: textconv records what this git command
+    // read (README: Performance), which must not carry over to the next one.
+    let first = alice.git(&repo, &["log", "-p"]).ok();
+    assert!(first.stdout_str().contains("hunter2-db-secret"));
+    // `git -c` is a git command of its own too.
+    let log = alice
+        .git(&repo, &["-c", "diff.sops.cachetextconv=true", "log", "-p"])
+        .ok();
+    assert_no_secret_in(&log);
+    assert!(log.stdout_str().contains("<hidden>"), "{}", log.describe());
+    // (git cached that hidden output: drop it, so that textconv runs again.)
+    alice
+        .git(&repo, &["update-ref", "-d", "refs/notes/textconv/sops"])
+        .ok();
     alice
         .git(&repo, &["config", "diff.sops.cachetextconv", "true"])
         .ok();
@@ -649,6 +663,55 @@ fn cachetextconv_set_by_hand_never_stores_plaintext() {
         .git(&repo, &["config", "--get", "diff.sops.cachetextconv"])
         .success());
     assert_store_clean(&alice, &repo);
+}
+
+/// textconv runs once per blob; what it must know about git's configuration is
+/// asked once per git command, by the first one (tests/plaintext_paths.rs
+/// above: a later command asks again).
+#[test]
+fn textconv_asks_git_once_per_git_command() {
+    let key = AgeKey::generate();
+    let alice = User::new(Some(&key));
+    let repo = alice.repo("repo");
+    for n in 0..4 {
+        write(
+            &repo,
+            &format!("secrets/s{n}.yaml"),
+            &DB.replace("admin", &format!("u{n}")),
+        );
+    }
+    alice.git(&repo, &["add", "-A"]).ok();
+    alice.git(&repo, &["commit", "-qm", "four"]).ok();
+    for n in 0..4 {
+        write(
+            &repo,
+            &format!("secrets/s{n}.yaml"),
+            &DB.replace("admin", &format!("v{n}")),
+        );
+    }
+    alice.git(&repo, &["commit", "-qam", "change"]).ok();
+    // git appends its trace to an absolute GIT_TRACE path, also for the git
+    // commands textconv runs (whose stderr git-sops reads).
+    let trace = repo.join("..").join("trace.txt");
+    for round in 1..=2 {
+        let log = alice
+            .git_cmd(&repo, &["log", "-p", "-1"])
+            .env("GIT_TRACE", &trace)
+            .run()
+            .ok();
+        let shown = log.stdout_str();
+        assert!(
+            shown.contains("+  user: v3") && shown.contains("-  user: u0"),
+            "{shown}"
+        );
+        let traced = std::fs::read_to_string(&trace).expect("trace");
+        let runs = traced.matches("run_command: 'git-sops textconv'").count();
+        assert_eq!(runs, 8 * round, "{traced}");
+        let asked = traced
+            .matches("git config --type=bool --get diff.sops.cachetextconv")
+            .count();
+        assert_eq!(asked, round, "{traced}");
+    }
 }
 
 // ---------------------------------------------------------------------------------

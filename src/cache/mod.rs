@@ -6,6 +6,7 @@
 
 pub mod data_keys;
 pub mod known_blobs;
+pub mod textconv_session;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -55,22 +55,18 @@ pub(super) fn textconv(file: PathBuf) -> Result<(), Failure> {
     let content = std::fs::read(&file)
         .map(Zeroizing::new)
         .map_err(|e| Failure::io(format!("{}: cannot read it: {e}", file.display())))?;
-    let git = here();
+    // Asked once per git command (git runs textconv once per blob).
+    let session = crate::cache::textconv_session::TextconvSession::of(&here());
     // git stores textconv output when this is on: never print plaintext then.
-    let cached = git
-        .config_bool("diff.sops.cachetextconv")
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    if cached {
+    if session.cached {
         eprintln!("git-sops: warning: diff.sops.cachetextconv is set, so git stores what textconv prints (under refs/notes/textconv/sops): showing no decrypted values. Run `git config --unset-all diff.sops.cachetextconv` (and `git sops install`)");
     }
     let out = textconv::render(
         &file.to_string_lossy(),
         &content,
-        || crate::cache::data_keys::key_cache(crate::cache::CacheDir::of(&git).as_ref()),
+        || crate::cache::data_keys::key_cache(session.cache.as_ref()),
         &Keyring::new(),
-        cached,
+        session.cached,
     );
     write_stdout(&out)
 }
