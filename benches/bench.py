@@ -793,6 +793,8 @@ def compare(new: dict, old: dict) -> list[str]:
                 rows.append(f"| {name} | {fmt_t(a)} | {fmt_t(b)} | {b / a:.2f}× |")
                 if b > 1.25 * a:
                     slower.append(name)
+    if not rows:
+        return ["(no row measured in both runs)"]
     out = ["| row (git-sops) | before | now | now / before |", "|---|---|---|---|", *rows, ""]
     out.append(f"- everything measured in both runs no slower (now / before ≤ 1.25, the noise of this machine): "
                f"**{'met' if not slower else 'MISSED'}**" + (f" (slower: {', '.join(slower)})" if slower else ""))
