@@ -88,23 +88,38 @@ impl Drop for Signals {
 }
 
 /// A fresh directory only this user can enter, on a tmpfs where there is one
-/// (`$XDG_RUNTIME_DIR`), else in `$TMPDIR`.
+/// (`$XDG_RUNTIME_DIR`, else `/dev/shm` unless `$TMPDIR` names a place), else
+/// in `$TMPDIR`: memory-backed, so what an editor is given reaches no disk
+/// unless the system swaps.
 pub(super) fn private_dir() -> Result<tempfile::TempDir, Failure> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
+    let mut bases: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    // Created 0700 in one step (tempfile's default follows the umask).
-    tempfile::Builder::new()
-        .prefix(".git-sops-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(&base)
-        .map_err(|e| {
-            Failure::io(format!(
-                "cannot create a private directory in {}: {e}",
-                base.display()
-            ))
-        })
+        .into_iter()
+        .collect();
+    // Not when TMPDIR is set on purpose to somewhere else than /tmp (a test,
+    // a policy); /dev/shm may also be missing or read-only (containers).
+    if std::env::var_os("TMPDIR").is_none() {
+        bases.push(PathBuf::from("/dev/shm"));
+    }
+    bases.push(std::env::temp_dir());
+    let mut last = None;
+    for base in bases {
+        // Created 0700 in one step (tempfile's default follows the umask).
+        match tempfile::Builder::new()
+            .prefix(".git-sops-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&base)
+        {
+            Ok(dir) => return Ok(dir),
+            Err(e) => last = Some((base, e)),
+        }
+    }
+    let (base, e) = last.unwrap_or_else(|| (std::env::temp_dir(), std::io::ErrorKind::NotFound.into()));
+    Err(Failure::io(format!(
+        "cannot create a private directory in {}: {e}",
+        base.display()
+    )))
 }
 
 /// Write `data` to a new file at `path` that only this user can read (0600,
