@@ -115,7 +115,8 @@ pub(super) fn private_dir() -> Result<tempfile::TempDir, Failure> {
             Err(e) => last = Some((base, e)),
         }
     }
-    let (base, e) = last.unwrap_or_else(|| (std::env::temp_dir(), std::io::ErrorKind::NotFound.into()));
+    let (base, e) =
+        last.unwrap_or_else(|| (std::env::temp_dir(), std::io::ErrorKind::NotFound.into()));
     Err(Failure::io(format!(
         "cannot create a private directory in {}: {e}",
         base.display()

@@ -304,7 +304,9 @@ fn edit_until_valid(
             crate::drivers::filter::conflict_markers(&edited),
         ) {
             eprintln!("git-sops: error: {shown}: the conflict markers are still there (line {line}): keep the right values and remove the <<<<<<< ======= >>>>>>> lines");
-            eprintln!("  Press Enter to return to the editor, or Ctrl+C to stop (nothing is written).");
+            eprintln!(
+                "  Press Enter to return to the editor, or Ctrl+C to stop (nothing is written)."
+            );
             if let Err(stop) = wait_for_enter(&signals) {
                 break Err(stop);
             }

@@ -61,7 +61,9 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
         let index_encrypted = blob.as_ref().map(|_| loaded.is_some());
         let worktree = match (read_file(&top, &path), format) {
             (None, _) => "missing (or not a regular file)",
-            (Some(bytes), Some(_)) if encrypted_mode && sops_file::conflict::is_conflict(&bytes) => {
+            (Some(bytes), Some(_))
+                if encrypted_mode && sops_file::conflict::is_conflict(&bytes) =>
+            {
                 "unresolved merge conflict (encrypted; resolve with `git sops edit`)"
             }
             (Some(bytes), Some(format)) if file::load(format, &bytes).is_some() => {

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use super::{driver_failure, here, WorktreeArg};
-use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::cli::report::Failure;
+use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::setup::doctor::{self, Level};
 use crate::setup::install::{self, Scope};
 use crate::setup::{archive, init, status, worktree};

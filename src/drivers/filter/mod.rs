@@ -298,7 +298,10 @@ impl Filter {
     /// hold ciphertext only: it is encrypted for git as always, but the file on
     /// disk stays plaintext until it is checked out again; say so.
     fn warn_plaintext_on_disk(&mut self, path: &str) {
-        if !matches!(self.types.mode_in(path, ""), Ok((WorktreeMode::Encrypted, _))) {
+        if !matches!(
+            self.types.mode_in(path, ""),
+            Ok((WorktreeMode::Encrypted, _))
+        ) {
             return;
         }
         let shown = crate::drivers::shell_word(path);
