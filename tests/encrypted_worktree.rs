@@ -602,3 +602,65 @@ fn the_scan_finds_plaintext_where_the_plaintext_mode_puts_it() {
         "{hits:?}"
     );
 }
+
+/// `git sops add -p` in an encrypted working tree: the hunks are those of the
+/// plaintexts, decrypted in memory; the chosen ones are staged encrypted, the
+/// file on disk stays the ciphertext it was, and no plaintext reaches the disk.
+#[test]
+fn partial_staging_works_on_the_ciphertext_on_disk() {
+    let repo = setup();
+    let dir = repo.dir.clone();
+    let file = "secrets/many.yaml";
+    std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+    let text = |first: &str, last: &str| {
+        let mut t = format!("first: {first}\n");
+        for i in 0..12 {
+            t.push_str(&format!("k{i}: v{i}\n"));
+        }
+        t.push_str(&format!("last: {last}\n"));
+        t
+    };
+    edit(&repo, &dir, file, &text("a", "b"), false).ok();
+    repo.commit_all("many");
+    edit(&repo, &dir, file, &text(PW1, PW2), false).ok();
+    let on_disk = repo.read(file);
+    let out = repo
+        .env
+        .git_sops()
+        .current_dir(&dir)
+        .args(["add", "-p", file])
+        .stdin("y\nn\n")
+        .run()
+        .ok();
+    assert!(
+        !out.stderr.contains("plaintext on disk"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        repo.read(file),
+        on_disk,
+        "the working tree is left as it is"
+    );
+    assert_eq!(extract(&repo, &dir, file, "[\"last\"]"), PW2);
+    let staged = repo.env.root.join("staged.yaml");
+    std::fs::write(&staged, repo.blob(&format!(":{file}"))).expect("write");
+    let first = repo
+        .env
+        .git_sops()
+        .args(["decrypt", "--extract", "[\"first\"]"])
+        .arg(&staged)
+        .run()
+        .ok()
+        .stdout_str();
+    let last = repo
+        .env
+        .git_sops()
+        .args(["decrypt", "--extract", "[\"last\"]"])
+        .arg(&staged)
+        .run()
+        .ok()
+        .stdout_str();
+    assert_eq!((first.as_str(), last.as_str()), (PW1, "b"));
+    assert_no_plaintext(&repo, "add -p");
+}

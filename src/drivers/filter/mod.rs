@@ -93,6 +93,8 @@ pub(crate) struct Filter {
     /// Run as the one-shot `clean %f`: one process per file, so what an earlier
     /// process of the same git command cleaned is kept on disk.
     one_shot: bool,
+    /// Clean's input comes from memory, not from the working tree.
+    in_memory: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
     /// Trees whose data keys were prefetched, and how many keys that unwrapped.
@@ -125,6 +127,7 @@ impl Filter {
             notices: Vec::new(),
             cleaned: HashMap::new(),
             one_shot: false,
+            in_memory: false,
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
             prefetched: 0,
@@ -135,6 +138,15 @@ impl Filter {
     /// What the filter has to tell the user since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// A filter whose clean input is plaintext held in memory, not a file on
+    /// disk (`git sops add -p`): no warning about plaintext on disk.
+    pub(crate) fn in_memory(dir: impl Into<PathBuf>) -> Filter {
+        Filter {
+            in_memory: true,
+            ..Filter::new(dir)
+        }
     }
 
     /// A filter for one request of git's one-shot `clean %f` / `smudge %f`.
@@ -298,10 +310,12 @@ impl Filter {
     /// hold ciphertext only: it is encrypted for git as always, but the file on
     /// disk stays plaintext until it is checked out again; say so.
     fn warn_plaintext_on_disk(&mut self, path: &str) {
-        if !matches!(
-            self.types.mode_in(path, ""),
-            Ok((WorktreeMode::Encrypted, _))
-        ) {
+        if self.in_memory
+            || !matches!(
+                self.types.mode_in(path, ""),
+                Ok((WorktreeMode::Encrypted, _))
+            )
+        {
             return;
         }
         let shown = crate::drivers::shell_word(path);
@@ -716,6 +730,12 @@ impl Filter {
         if self.types.mode_in(path, &self.treeish)?.0 == WorktreeMode::Encrypted {
             return Ok(Smudged::Unchanged);
         }
+        self.decrypt(path, input)
+    }
+
+    /// What smudge does in a plaintext working tree: the plaintext of a blob
+    /// a key opens (in memory; `git sops add -p` uses it in either mode).
+    pub(crate) fn decrypt(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
         // A merge conflict (see `merge`): the text with conflict markers goes to the
         // working tree. It is never a clean template; clean falls back to HEAD.
         if let Some(opened) = sops_file::conflict::open_conflict(input, &self.keys, &self.keyring) {

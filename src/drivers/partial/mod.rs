@@ -62,7 +62,7 @@ impl Partial {
     pub(crate) fn new(top: PathBuf) -> Partial {
         Partial {
             git: Git::new(&top),
-            filter: Filter::new(&top),
+            filter: Filter::in_memory(&top),
             top,
         }
     }
@@ -131,7 +131,8 @@ impl Partial {
                 why: Whole::New,
             });
         }
-        let staged = match self.filter.smudge(path, &blob)? {
+        // Decrypted in memory whatever the working-tree mode says.
+        let staged = match self.filter.decrypt(path, &blob)? {
             Smudged::Plaintext(text) => text,
             Smudged::Unchanged => {
                 // The smudge warning says less than this error does.
@@ -143,6 +144,18 @@ impl Partial {
                 .hint("`git sops status` shows which key opens it; without one, `git add` of the whole file is all git-sops can do"));
             }
         };
+        let encrypted_tree = super::filter::worktree_mode::modes_of(&self.git, &[path.to_string()])
+            .ok()
+            .and_then(|m| m.first().copied())
+            .is_some_and(|(m, _)| m == super::filter::worktree_mode::WorktreeMode::Encrypted);
+        let mut worktree = worktree;
+        if encrypted_tree && !sops_file::conflict::is_conflict(&worktree) {
+            // An encrypted working tree: its ciphertext decrypted in memory
+            // gives the hunks; the file on disk stays as it is.
+            if let Smudged::Plaintext(text) = self.filter.decrypt(path, &worktree)? {
+                worktree = text;
+            }
+        }
         if file::load_as_configured(path, format, &worktree).is_some() {
             return Ok(Pending::Whole {
                 worktree,
