@@ -475,27 +475,64 @@ fn the_attribute_sets_the_mode_per_path() {
         .stdout_str();
     assert!(diff_input.contains("+b: vault-value-1"), "{diff_input}");
 
-    // Encrypted by config, one path plaintext by attribute: the switch checks
-    // out the rest as ciphertext and leaves that one decrypted.
+    // Encrypted by config, one path plaintext by attribute: the stricter
+    // wins, so the switch checks every protected file out as ciphertext and
+    // `git sops worktree` says the attribute is ignored.
     let mut attrs = repo.text(".gitattributes");
     attrs.push_str("secrets/plain.yaml sops-worktree=plaintext\n");
     repo.write(".gitattributes", attrs);
     repo.commit_all("plain stays plain");
-    let out = repo.sops(&["worktree", "encrypted"]).ok();
-    assert!(
-        out.stderr.contains("sops-worktree gitattribute"),
-        "{}",
-        out.describe()
-    );
-    assert_eq!(repo.text("secrets/plain.yaml"), "a: plain-value-1\n");
-    assert_eq!(
-        repo.read("secrets/vault/enc.yaml"),
-        repo.blob("HEAD:secrets/vault/enc.yaml")
-    );
+    repo.sops(&["worktree", "encrypted"]).ok();
+    for f in ["secrets/plain.yaml", "secrets/vault/enc.yaml"] {
+        assert_eq!(repo.read(f), repo.blob(&format!("HEAD:{f}")), "{f}");
+    }
     let shown = repo.sops(&["worktree"]).ok().stdout_str();
     assert!(
-        shown.contains("secrets/plain.yaml: plaintext (sops-worktree attribute)"),
+        shown.contains(
+            "secrets/plain.yaml: encrypted (its sops-worktree=plaintext attribute is ignored"
+        ),
         "{shown}"
+    );
+}
+
+/// A hostile (or careless) commit adds `sops-worktree=plaintext` for every
+/// secret and changes one: pulling it into a clone whose config says
+/// encrypted must not put plaintext on that clone's disk, neither in the
+/// checkout the pull makes nor in any later one.
+#[test]
+fn a_committed_attribute_cannot_turn_a_clones_encrypted_mode_off() {
+    let repo = setup();
+    let file = "secrets/app.yaml";
+    std::fs::create_dir_all(repo.dir.join("secrets")).expect("mkdir");
+    edit(&repo, &repo.dir, file, &doc(PW1, "admin"), false).ok();
+    repo.commit_all("one");
+    // The attacker's branch, made in plaintext mode as any contributor can.
+    repo.git(&["checkout", "-q", "-b", "evil"]).ok();
+    let mut attrs = repo.text(".gitattributes");
+    attrs.push_str("secrets/** sops-worktree=plaintext\n* sops-worktree=plaintext\n");
+    repo.write(".gitattributes", attrs);
+    edit(&repo, &repo.dir, file, &doc(PW2, "admin"), false).ok();
+    repo.commit_all("evil");
+    repo.git(&["checkout", "-q", "main"]).ok();
+    assert_no_plaintext(&repo, "before the pull");
+    repo.git(&["merge", "-q", "--ff-only", "evil"]).ok();
+    assert!(is_ciphertext(&repo, &repo.dir, file));
+    assert_no_plaintext(&repo, "fast-forward onto the attribute");
+    std::fs::remove_file(repo.dir.join(file)).expect("rm");
+    repo.git(&["checkout", "--", file]).ok();
+    repo.git(&["checkout", "-q", "HEAD~1"]).ok();
+    repo.git(&["checkout", "-q", "main"]).ok();
+    assert!(is_ciphertext(&repo, &repo.dir, file));
+    assert_no_plaintext(&repo, "checkouts under the attribute");
+    let status = repo.sops(&["status"]).ok().stdout_str();
+    assert!(
+        status.contains("mode: encrypted (sops.worktree)"),
+        "{status}"
+    );
+    // The values are still at hand through the key.
+    assert_eq!(
+        extract(&repo, &repo.dir, file, "[\"db\"][\"password\"]"),
+        PW2
     );
 }
 

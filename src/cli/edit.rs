@@ -40,7 +40,7 @@ use super::crypt::as_text;
 use super::crypt::encrypt_spec;
 use super::io::{format_named, write_atomically};
 use super::report::{code, Failure};
-use crate::drivers::filter::worktree_mode::{self, WorktreeMode};
+use crate::drivers::filter::worktree_mode;
 use crate::drivers::staged::Protected;
 use sops_file::decrypt::{self, Check};
 use sops_file::encrypt;
@@ -74,10 +74,7 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
         .as_deref()
         .is_some_and(sops_file::conflict::is_conflict);
     if let (Some(p), false) = (&protected, conflict) {
-        let encrypted_tree = worktree_mode::modes_of(&p.git, std::slice::from_ref(&p.path))
-            .ok()
-            .and_then(|m| m.first().copied())
-            .is_some_and(|(m, _)| m == WorktreeMode::Encrypted);
+        let encrypted_tree = worktree_mode::is_encrypted(&p.git, &p.path);
         let ciphertext = on_disk
             .as_deref()
             .is_some_and(|b| file::load_as_configured(&p.path, p.format, b).is_some());

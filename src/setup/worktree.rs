@@ -208,10 +208,21 @@ pub fn describe(git: &Git) -> Result<Vec<String>, DriverError> {
         }
     )];
     let paths = protected_paths(git).map_err(|e| err(e.to_string()))?;
-    let modes = worktree_mode::modes_of(git, &paths).map_err(|e| err(e.to_string()))?;
-    for (path, (m, s)) in paths.iter().zip(modes) {
+    let values = git
+        .check_attr(worktree_mode::ATTRIBUTE, &paths)
+        .map_err(|e| err(e.to_string()))?;
+    for (path, value) in paths.iter().zip(values) {
+        let (m, s) = worktree_mode::resolve(&value, (mode, source));
         if s == ModeSource::Attribute {
             lines.push(format!("{path}: {} (sops-worktree attribute)", m.name()));
+        } else if value != "unspecified"
+            && worktree_mode::resolve(&value, (WorktreeMode::Plaintext, ModeSource::Default)).0 != m
+        {
+            // The stricter wins: say so, lest the attribute look broken.
+            lines.push(format!(
+                "{path}: {} (its sops-worktree={value} attribute is ignored: a committed attribute cannot turn this clone's encrypted mode off)",
+                m.name()
+            ));
         }
     }
     Ok(lines)

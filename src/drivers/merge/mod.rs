@@ -166,11 +166,7 @@ pub fn run(git: &Git, req: &Request) -> Result<Merge, DriverError> {
     }
     let outcome = match resolution.conflict {
         Some(message) => {
-            let encrypted_tree = super::filter::worktree_mode::modes_of(git, &[path.to_string()])
-                .ok()
-                .and_then(|m| m.first().copied())
-                .is_some_and(|(m, _)| m == super::filter::worktree_mode::WorktreeMode::Encrypted);
-            let message = if encrypted_tree {
+            let message = if super::filter::worktree_mode::is_encrypted(git, path) {
                 message.replace(MARKERS_IN_WORKTREE, MARKERS_ENCRYPTED)
             } else {
                 message

@@ -144,12 +144,10 @@ impl Partial {
                 .hint("`git sops status` shows which key opens it; without one, `git add` of the whole file is all git-sops can do"));
             }
         };
-        let encrypted_tree = super::filter::worktree_mode::modes_of(&self.git, &[path.to_string()])
-            .ok()
-            .and_then(|m| m.first().copied())
-            .is_some_and(|(m, _)| m == super::filter::worktree_mode::WorktreeMode::Encrypted);
         let mut worktree = worktree;
-        if encrypted_tree && !sops_file::conflict::is_conflict(&worktree) {
+        if super::filter::worktree_mode::is_encrypted(&self.git, path)
+            && !sops_file::conflict::is_conflict(&worktree)
+        {
             // An encrypted working tree: its ciphertext decrypted in memory
             // gives the hunks; the file on disk stays as it is.
             if let Smudged::Plaintext(text) = self.filter.decrypt(path, &worktree)? {
