@@ -701,3 +701,55 @@ fn partial_staging_works_on_the_ciphertext_on_disk() {
     assert_eq!((first.as_str(), last.as_str()), (PW1, "b"));
     assert_no_plaintext(&repo, "add -p");
 }
+
+/// The files of `.git/git-sops` that open or test ciphertext.
+fn cached_keys(repo: &Repo) -> Vec<String> {
+    let root = repo.dir.join(".git/git-sops");
+    let mut found = Vec::new();
+    files_under(&root.join("datakeys"), &mut found);
+    let blobs = root.join("known-blobs");
+    if blobs.exists() {
+        found.push(blobs);
+    }
+    found.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// An unwrapped data key under `.git` beside the ciphertext opens it as well
+/// as the plaintext would: a backup or a lost disk of an encrypted clone
+/// must hold neither. So the persistent caches are off in such a clone
+/// (unless `sops.cache true` says otherwise), and a switch to encrypted mode
+/// removes what plaintext mode cached.
+#[test]
+fn an_encrypted_clone_keeps_no_data_key_on_disk() {
+    let repo = setup();
+    let file = "secrets/app.yaml";
+    std::fs::create_dir_all(repo.dir.join("secrets")).expect("mkdir");
+    edit(&repo, &repo.dir, file, &doc(PW1, "admin"), false).ok();
+    repo.commit_all("one");
+    edit(&repo, &repo.dir, file, &doc(PW2, "admin"), false).ok();
+    assert!(repo.git(&["diff"]).ok().stdout_str().contains(PW2));
+    repo.commit_all("two");
+    assert!(repo.git(&["log", "-p"]).ok().stdout_str().contains(PW1));
+    repo.sops(&["status"]).ok();
+    assert_eq!(cached_keys(&repo), Vec::<String>::new());
+
+    // Plaintext mode caches (that is its speed); the switch back removes it.
+    repo.sops(&["worktree", "plaintext"]).ok();
+    repo.git(&["log", "-p"]).ok();
+    assert!(!cached_keys(&repo).is_empty(), "plaintext mode caches");
+    let out = repo.sops(&["worktree", "encrypted"]).ok();
+    assert!(
+        out.stderr.contains("removed the cached data keys"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(cached_keys(&repo), Vec::<String>::new());
+    // What git handed textconv in plaintext mode was plaintext, rightly.
+    std::fs::write(repo.env.root.join("git-handed-to-drivers"), "").expect("truncate");
+    assert_no_plaintext(&repo, "switched back to encrypted");
+
+    // Asked for explicitly, the cache is kept.
+    repo.git(&["config", "sops.cache", "true"]).ok();
+    repo.git(&["log", "-p"]).ok();
+    assert!(!cached_keys(&repo).is_empty(), "sops.cache true caches");
+}

@@ -69,6 +69,23 @@ pub fn switch(git: &Git, mode: WorktreeMode, dirty: Dirty) -> Result<Vec<String>
             mode.name()
         ));
     }
+    if mode == WorktreeMode::Encrypted {
+        // The data keys cached in plaintext mode would open the ciphertext
+        // this mode leaves on disk (see `cache::enabled_by_config`).
+        if let Some(cache) = crate::cache::CacheDir::of(&git) {
+            match cache.remove_keys_if_off() {
+                Ok(true) => changes.push(format!(
+                    "removed the cached data keys and known-blob records under {} (`git config sops.cache true` keeps caching, at the price of a key on disk beside the ciphertext)",
+                    cache.path("").display()
+                )),
+                Ok(false) => {}
+                Err(e) => changes.push(format!(
+                    "warning: cannot remove the cached data keys under {}: {e}; delete that folder's datakeys/ and known-blobs by hand",
+                    cache.path("").display()
+                )),
+            }
+        }
+    }
     let modes = worktree_mode::modes_of(&git, &paths).map_err(|e| err(e.to_string()))?;
     let mut blobs = BlobReader::spawn(&git).map_err(|e| err(e.to_string()))?;
     let mut types = FileTypes::new(git.clone());
