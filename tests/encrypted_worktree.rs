@@ -753,3 +753,39 @@ fn an_encrypted_clone_keeps_no_data_key_on_disk() {
     repo.git(&["log", "-p"]).ok();
     assert!(!cached_keys(&repo).is_empty(), "sops.cache true caches");
 }
+
+/// `$TMPDIR` pointing into the repository (and no `XDG_RUNTIME_DIR`): the
+/// editor's plaintext must not land in the working tree or `.git`, so the
+/// edit is refused, saying why and what to do, with nothing written.
+#[test]
+fn the_editor_file_never_goes_inside_the_repository() {
+    let repo = setup();
+    let file = "secrets/app.yaml";
+    std::fs::create_dir_all(repo.dir.join("secrets")).expect("mkdir");
+    edit(&repo, &repo.dir, file, &doc(PW1, "admin"), false).ok();
+    repo.commit_all("one");
+    let before = repo.read(file);
+    for inside in [repo.dir.join("tmp"), repo.dir.join(".git/tmp")] {
+        std::fs::create_dir_all(&inside).expect("mkdir");
+        let out = repo
+            .env
+            .git_sops()
+            .current_dir(&repo.dir)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &inside)
+            .env("NEW", doc(PW2, "admin"))
+            .args(["edit", file])
+            .run()
+            .fails();
+        assert!(
+            out.stderr.contains("inside the git repository") && out.stderr.contains("TMPDIR"),
+            "{}",
+            out.describe()
+        );
+        assert_eq!(repo.read(file), before);
+        assert_no_plaintext(&repo, "edit with TMPDIR inside the repository");
+    }
+    // Outside it, as usual.
+    edit(&repo, &repo.dir, file, &doc(PW2, "admin"), false).ok();
+    assert_no_plaintext(&repo, "edit");
+}

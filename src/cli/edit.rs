@@ -262,7 +262,10 @@ fn edit_until_valid(
     mut session: Session,
     show_master_keys: bool,
 ) -> Result<Vec<u8>, Failure> {
-    let dir = private_dir()?;
+    // Caught before the plaintext is written: a SIGTERM from here on is noted
+    // and the private directory removed, never left behind by a dying process.
+    let signals = Signals::catch();
+    let dir = private_dir(file)?;
     let name = file
         .file_name()
         .map(|n| n.to_os_string())
@@ -276,7 +279,6 @@ fn edit_until_valid(
     write_private(&tmp, &shown_text)?;
     let original = Sha256::digest(&shown_text[..]);
     drop(shown_text);
-    let signals = Signals::catch();
     let result = loop {
         if let Err(e) = run_editor(&signals, &tmp) {
             break Err(e);
