@@ -441,6 +441,15 @@ fn plaintext_dropped_into_an_encrypted_path_is_still_encrypted() {
         repo.blob("HEAD:secrets/dropped.yaml")
     );
     assert_eq!(repo.status(), "");
+    // `git blame` cleans the textconv of the working-tree file, plaintext
+    // made in memory: no false alarm about plaintext on disk.
+    let blame = repo.git(&["blame", "secrets/dropped.yaml"]).ok();
+    assert!(
+        !blame.stderr.contains("plaintext on disk"),
+        "{}",
+        blame.describe()
+    );
+    assert_no_plaintext(&repo, "blame");
 }
 
 #[test]

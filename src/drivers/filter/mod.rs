@@ -281,7 +281,7 @@ impl Filter {
         if let Some(loaded) = self.as_sops_file(path, format, input)? {
             return self.clean_sops_file(path, input, loaded, staged);
         }
-        self.warn_plaintext_on_disk(path);
+        self.warn_plaintext_on_disk(path, format);
         if let Some(out) = self.clean_with_templates(path, format, input, staged)? {
             return Ok(out);
         }
@@ -309,13 +309,20 @@ impl Filter {
     /// Plaintext was handed to clean for a path whose working tree is meant to
     /// hold ciphertext only: it is encrypted for git as always, but the file on
     /// disk stays plaintext until it is checked out again; say so.
-    fn warn_plaintext_on_disk(&mut self, path: &str) {
+    fn warn_plaintext_on_disk(&mut self, path: &str, format: Format) {
         if self.in_memory
             || !matches!(
                 self.types.mode_in(path, ""),
                 Ok((WorktreeMode::Encrypted, _))
             )
         {
+            return;
+        }
+        // git also cleans plaintext it made in memory (`git blame` cleans
+        // the textconv of the working-tree file): only a file on disk that
+        // really is plaintext is worth the warning.
+        let on_disk = crate::git::worktree::read_file(&self.top, path);
+        if on_disk.is_none_or(|b| file::load_as_configured(path, format, &b).is_some()) {
             return;
         }
         let shown = crate::drivers::shell_word(path);
