@@ -93,6 +93,7 @@ pub fn switch(git: &Git, mode: WorktreeMode, dirty: Dirty) -> Result<Vec<String>
     let mut skipped = Vec::new();
     let mut overridden = 0;
     let mut plaintext_in_index = Vec::new();
+    let mut unreadable = Vec::new();
     for (path, (path_mode, source)) in paths.iter().zip(modes) {
         if source == ModeSource::Attribute && path_mode != mode {
             overridden += 1;
@@ -104,6 +105,11 @@ pub fn switch(git: &Git, mode: WorktreeMode, dirty: Dirty) -> Result<Vec<String>
             continue;
         };
         let Some(on_disk) = read_file(&top, path) else {
+            if top.join(path).is_file() {
+                // There but unreadable (permissions): it may be plaintext
+                // that this switch cannot judge; say so rather than pass it by.
+                unreadable.push(path.clone());
+            }
             continue; // missing, or not a regular file: nothing to replace
         };
         let sops = file::load(format, &staged).is_some();
@@ -165,6 +171,14 @@ pub fn switch(git: &Git, mode: WorktreeMode, dirty: Dirty) -> Result<Vec<String>
             "warning: left {} file(s) with uncommitted changes as they are: {}; commit or stash them, then run `git sops worktree {}`",
             skipped.len(),
             skipped.join(", "),
+            mode.name()
+        ));
+    }
+    if !unreadable.is_empty() {
+        changes.push(format!(
+            "warning: cannot read {} protected file(s), left as they are: {}; make them readable (`chmod u+r`), then run `git sops worktree {}` again",
+            unreadable.len(),
+            unreadable.join(", "),
             mode.name()
         ));
     }
