@@ -2,8 +2,9 @@
 //! `<git common dir>/git-sops/datakeys/`, mode 0600 in a 0700 folder, so that a
 //! later git command (the next `git status`, textconv, a checkout) needs no KMS
 //! call or age decryption. It holds secrets, so it is only used where the
-//! plaintext already lives (the same user's clone), and `git config sops.cache
-//! false` switches it off.
+//! plaintext already lives (the same user's clone in plaintext mode: an
+//! encrypted working tree turns it off, see `CacheDir::of`), and `git config
+//! sops.cache false` switches it off.
 
 use std::path::PathBuf;
 

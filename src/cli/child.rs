@@ -88,23 +88,69 @@ impl Drop for Signals {
 }
 
 /// A fresh directory only this user can enter, on a tmpfs where there is one
-/// (`$XDG_RUNTIME_DIR`), else in `$TMPDIR`.
-pub(super) fn private_dir() -> Result<tempfile::TempDir, Failure> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
+/// (`$XDG_RUNTIME_DIR`, else `/dev/shm` unless `$TMPDIR` names a place), else
+/// in `$TMPDIR`: memory-backed, so what an editor is given reaches no disk
+/// unless the system swaps. Never inside the git repository `file` is in (its
+/// working tree or git dir): a `$TMPDIR` pointing there would put plaintext
+/// where an encrypted working tree promises none, and where `git add -A`
+/// reaches.
+pub(super) fn private_dir(file: &Path) -> Result<tempfile::TempDir, Failure> {
+    let mut bases: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    // Created 0700 in one step (tempfile's default follows the umask).
-    tempfile::Builder::new()
-        .prefix(".git-sops-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(&base)
-        .map_err(|e| {
-            Failure::io(format!(
-                "cannot create a private directory in {}: {e}",
-                base.display()
-            ))
-        })
+        .into_iter()
+        .collect();
+    // Not when TMPDIR is set on purpose to somewhere else than /tmp (a test,
+    // a policy); /dev/shm may also be missing or read-only (containers).
+    if std::env::var_os("TMPDIR").is_none() {
+        bases.push(PathBuf::from("/dev/shm"));
+    }
+    bases.push(std::env::temp_dir());
+    let avoid = repository_dirs(file);
+    let mut last = None;
+    for base in bases {
+        let real = base.canonicalize().unwrap_or_else(|_| base.clone());
+        if let Some(repo) = avoid.iter().find(|r| real.starts_with(r)) {
+            last = Some(format!(
+                "{} is inside the git repository at {}, where no plaintext may go",
+                base.display(),
+                repo.display()
+            ));
+            continue;
+        }
+        // Created 0700 in one step (tempfile's default follows the umask).
+        match tempfile::Builder::new()
+            .prefix(".git-sops-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&base)
+        {
+            Ok(dir) => return Ok(dir),
+            Err(e) => last = Some(format!("{}: {e}", base.display())),
+        }
+    }
+    Err(Failure::io(format!(
+        "cannot create a private directory for the plaintext: {}; set TMPDIR (or XDG_RUNTIME_DIR) to a directory of yours outside the repository",
+        last.unwrap_or_else(|| "no place to create it".to_string())
+    )))
+}
+
+/// The working tree and git dirs of the repository `file` is in (resolved),
+/// none outside a repository.
+fn repository_dirs(file: &Path) -> Vec<PathBuf> {
+    let dir = match file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    // The file may be new, in a folder still to be made: its nearest ancestor.
+    let Some(dir) = dir.ancestors().find(|d| d.is_dir()).map(Path::to_path_buf) else {
+        return Vec::new();
+    };
+    let git = crate::git::Git::new(&dir);
+    [git.toplevel().ok(), git.common_dir().ok()]
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.canonicalize().ok())
+        .collect()
 }
 
 /// Write `data` to a new file at `path` that only this user can read (0600,

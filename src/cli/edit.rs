@@ -17,9 +17,14 @@
 //! edit itself).
 //!
 //! A file that does not exist yet starts from sops' example for its format
-//! and gets its keys from the flags or `.sops.yaml`. Inside a git working
-//! tree a protected file already is plaintext (the filter decrypts it on
-//! checkout and encrypts it on `git add`): the editor opens it directly.
+//! and gets its keys from the flags or `.sops.yaml`. Inside a plaintext git
+//! working tree a protected file already is plaintext (the filter decrypts it
+//! on checkout and encrypts it on `git add`): the editor opens it directly. An
+//! encrypted working tree (`sops.worktree encrypted`) keeps ciphertext on
+//! disk, so the file is edited as any SOPS file (format from `sops-type`), and
+//! a merge conflict kept there as git-sops' encrypted envelope opens with its
+//! conflict markers; once they are gone it is encrypted with our side's data
+//! key and IVs, so the resolution commits as the values that changed.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -35,6 +40,7 @@ use super::crypt::as_text;
 use super::crypt::encrypt_spec;
 use super::io::{format_named, write_atomically};
 use super::report::{code, Failure};
+use crate::drivers::filter::worktree_mode;
 use crate::drivers::staged::Protected;
 use sops_file::decrypt::{self, Check};
 use sops_file::encrypt;
@@ -53,17 +59,44 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
         Some(t) => Some(format_named(t, "--input-type")?),
         None => None,
     };
-    if Protected::plaintext(&args.file, explicit)?.is_some() {
-        let what = if args.file.exists() {
-            "is already plaintext in this working tree (git-sops decrypts it on checkout and encrypts it when you `git add` it)"
-        } else {
-            "is protected in this repository: it is written as plaintext here and encrypted when you `git add` it"
-        };
-        eprintln!("git-sops: {shown} {what}; opening it in the editor directly");
-        let signals = Signals::catch();
-        return run_editor(&signals, &args.file);
+    let protected = Protected::locate(&args.file, explicit)?;
+    let on_disk = match std::fs::read(&args.file) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Failure::new(
+                format!("{shown}: cannot read it: {e}"),
+                code::COULD_NOT_READ_INPUT_FILE,
+            ))
+        }
+    };
+    let conflict = on_disk
+        .as_deref()
+        .is_some_and(sops_file::conflict::is_conflict);
+    if let (Some(p), false) = (&protected, conflict) {
+        let encrypted_tree = worktree_mode::is_encrypted(&p.git, &p.path);
+        let ciphertext = on_disk
+            .as_deref()
+            .is_some_and(|b| file::load_as_configured(&p.path, p.format, b).is_some());
+        // A plaintext working tree: the file on disk is the plaintext (or a
+        // new file is written as plaintext and encrypted on `git add`). An
+        // encrypted one keeps ciphertext on disk: edit in memory as below.
+        if !ciphertext && (on_disk.is_some() || !encrypted_tree) {
+            let what = if encrypted_tree {
+                "is plaintext on disk although this working tree keeps protected files encrypted (`git add` it, then `git sops worktree encrypted` replaces it with ciphertext)"
+            } else if on_disk.is_some() {
+                "is already plaintext in this working tree (git-sops decrypts it on checkout and encrypts it when you `git add` it)"
+            } else {
+                "is protected in this repository: it is written as plaintext here and encrypted when you `git add` it"
+            };
+            eprintln!("git-sops: {shown} {what}; opening it in the editor directly");
+            let signals = Signals::catch();
+            return run_editor(&signals, &args.file);
+        }
     }
-    let format = explicit.unwrap_or_else(|| Format::detect(&shown));
+    let format = explicit
+        .or(protected.as_ref().map(|p| p.format))
+        .unwrap_or_else(|| Format::detect(&shown));
     if args.show_master_keys && format == Format::Binary {
         return Err(Failure::usage(format!(
             "{shown}: --show-master-keys needs a YAML, JSON, dotenv or INI file; a binary file's plaintext has no place for the metadata"
@@ -80,9 +113,10 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let session = match std::fs::read(&args.file) {
-        Ok(bytes) => open_existing(&shown, format, &bytes, args.ignore_mac)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let session = match on_disk {
+        Some(bytes) if conflict => open_conflict(&shown, protected.as_ref(), format, &bytes)?,
+        Some(bytes) => open_existing(&shown, format, &bytes, args.ignore_mac)?,
+        None => {
             // Said before the editor opens, not after the work is done.
             if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 if !dir.is_dir() {
@@ -100,22 +134,30 @@ pub(super) fn edit(args: &EditArgs) -> Result<(), Failure> {
                 meta,
                 ivs: IvStash::default(),
                 plaintext: Zeroizing::new(example(format).as_bytes().to_vec()),
+                conflict: false,
             }
         }
-        Err(e) => {
-            return Err(Failure::new(
-                format!("{shown}: cannot read it: {e}"),
-                code::COULD_NOT_READ_INPUT_FILE,
-            ))
-        }
     };
+    if session.conflict && args.show_master_keys {
+        return Err(Failure::usage(format!(
+            "{shown}: has an unresolved merge conflict; resolve it without --show-master-keys first"
+        )));
+    }
+    let conflict = session.conflict;
     let out = edit_until_valid(&shown, &args.file, format, session, args.show_master_keys)?;
     write_atomically(&args.file, &out).map_err(|e| {
         Failure::new(
             format!("{shown}: cannot write it: {e}; the file was not changed"),
             code::COULD_NOT_WRITE_OUTPUT_FILE,
         )
-    })
+    })?;
+    if conflict {
+        eprintln!(
+            "git-sops: {shown}: conflict resolved (ciphertext on disk); `git add {}` marks it resolved",
+            crate::drivers::shell_word(&shown)
+        );
+    }
+    Ok(())
 }
 
 /// What an edit starts from: the file's data key and metadata, the IVs of
@@ -125,6 +167,8 @@ struct Session {
     meta: sops_file::metadata::Metadata,
     ivs: IvStash,
     plaintext: Zeroizing<Vec<u8>>,
+    /// The plaintext is a merge conflict's, with markers the edit must remove.
+    conflict: bool,
 }
 
 fn open_existing(
@@ -154,6 +198,58 @@ fn open_existing(
         meta: loaded.meta,
         ivs: opened.ivs,
         plaintext: opened.plaintext,
+        conflict: false,
+    })
+}
+
+/// A merge conflict kept encrypted on disk (the merge driver's envelope, left
+/// as it is by an encrypted working tree): the merged text with its conflict
+/// markers to edit, and our side (stage 2 of the index, else `HEAD`) as the
+/// template, with their side's IVs where it shares our data key, so every
+/// value either side already had keeps its ciphertext.
+fn open_conflict(
+    shown: &str,
+    protected: Option<&Protected>,
+    format: Format,
+    bytes: &[u8],
+) -> Result<Session, Failure> {
+    let keys = sops_file::keycache::KeyCache::default();
+    let keyring = Keyring::new();
+    let text = match sops_file::conflict::open_conflict(bytes, &keys, &keyring) {
+        Some(Ok(text)) => text,
+        Some(Err(e)) => return Err(Failure::from_sops(shown, e)),
+        None => return Err(Failure::input(format!("{shown}: not a merge conflict"))),
+    };
+    let Some(p) = protected else {
+        return Err(Failure::input(format!(
+            "{shown}: holds a git-sops merge conflict, but is not a protected path of a git working tree, so there is no side to take keys from"
+        )));
+    };
+    let side = |spec: String| -> Option<(sops_file::datakey::DataKey, Metadata, IvStash)> {
+        let blob = p.git.run(&["cat-file", "blob", &spec]).ok()?;
+        let loaded = file::load(format, &blob)?;
+        let key = keygroups::recover(&loaded.meta, &keyring).ok()?;
+        let opened = loaded.open(&key).ok()?;
+        Some((key, loaded.meta, opened.ivs))
+    };
+    let ours = side(format!(":2:{}", p.path)).or_else(|| side(format!("HEAD:{}", p.path)));
+    let Some((key, meta, mut ivs)) = ours else {
+        return Err(Failure::input(format!(
+            "{shown}: holds a merge conflict, but our side (stage 2 of the index, or HEAD) cannot be opened with a local key"
+        ))
+        .with_hint(format!("take one side with `git checkout --ours -- {0}` or `--theirs`, then `git add {0}`", crate::drivers::shell_word(shown))));
+    };
+    if let Some((their_key, _, their_ivs)) = side(format!(":3:{}", p.path)) {
+        if their_key.bytes() == key.bytes() {
+            ivs.absorb(their_ivs);
+        }
+    }
+    Ok(Session {
+        key,
+        meta,
+        ivs,
+        plaintext: text,
+        conflict: true,
     })
 }
 
@@ -166,7 +262,10 @@ fn edit_until_valid(
     mut session: Session,
     show_master_keys: bool,
 ) -> Result<Vec<u8>, Failure> {
-    let dir = private_dir()?;
+    // Caught before the plaintext is written: a SIGTERM from here on is noted
+    // and the private directory removed, never left behind by a dying process.
+    let signals = Signals::catch();
+    let dir = private_dir(file)?;
     let name = file
         .file_name()
         .map(|n| n.to_os_string())
@@ -180,7 +279,6 @@ fn edit_until_valid(
     write_private(&tmp, &shown_text)?;
     let original = Sha256::digest(&shown_text[..]);
     drop(shown_text);
-    let signals = Signals::catch();
     let result = loop {
         if let Err(e) = run_editor(&signals, &tmp) {
             break Err(e);
@@ -199,6 +297,19 @@ fn edit_until_valid(
                 format!("{shown}: the file has not changed; nothing was written"),
                 code::FILE_HAS_NOT_BEEN_MODIFIED,
             ));
+        }
+        if let (true, Some(line)) = (
+            session.conflict,
+            crate::drivers::filter::conflict_markers(&edited),
+        ) {
+            eprintln!("git-sops: error: {shown}: the conflict markers are still there (line {line}): keep the right values and remove the <<<<<<< ======= >>>>>>> lines");
+            eprintln!(
+                "  Press Enter to return to the editor, or Ctrl+C to stop (nothing is written)."
+            );
+            if let Err(stop) = wait_for_enter(&signals) {
+                break Err(stop);
+            }
+            continue;
         }
         let sealed = if show_master_keys {
             without_metadata(format, &edited, &session).and_then(|(plain, mut meta)| {

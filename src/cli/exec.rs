@@ -117,7 +117,7 @@ pub(super) fn exec_file(args: &ExecFileArgs) -> Result<(), Failure> {
             None => plaintext.clone(),
         },
     };
-    let dir = private_dir()?;
+    let dir = private_dir(&args.file)?;
     let fifo = !args.no_fifo;
     let path = if fifo {
         let path = dir.path().join(name.unwrap_or(FALLBACK_FILENAME));

@@ -29,10 +29,11 @@ pub(crate) struct StagedFile {
     mode: String,
 }
 
-/// A protected path of a git working tree whose copy on disk is plaintext
-/// (the filter smudged it): what the commands that only read a file use as is.
+/// A protected path of a git working tree (by [`Protected::plaintext`]: one
+/// whose copy on disk is plaintext, the filter smudged it): what the commands
+/// that only read a file use as is.
 pub(crate) struct Protected {
-    git: Git,
+    pub(crate) git: Git,
     /// Repository-relative path.
     pub path: String,
     pub format: Format,
@@ -43,6 +44,23 @@ impl Protected {
     /// for a path that is not protected, or when the copy on disk is a SOPS
     /// file (a locked clone, or a file written by sops).
     pub(crate) fn plaintext(
+        file: &Path,
+        explicit: Option<Format>,
+    ) -> Result<Option<Protected>, DriverError> {
+        let Some(found) = Protected::locate(file, explicit)? else {
+            return Ok(None);
+        };
+        let on_disk = std::fs::read(file).unwrap_or_default();
+        if file::load_as_configured(&found.path, found.format, &on_disk).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(found))
+    }
+
+    /// `file` as a protected path of a git working tree, whatever its copy on
+    /// disk holds (an encrypted working tree keeps ciphertext there); `None`
+    /// outside git or for a path that is not protected.
+    pub(crate) fn locate(
         file: &Path,
         explicit: Option<Format>,
     ) -> Result<Option<Protected>, DriverError> {
@@ -88,10 +106,6 @@ impl Protected {
             Some(f) => f,
             None => sops_type::format_for(&git, &rel)?,
         };
-        let on_disk = std::fs::read(file).unwrap_or_default();
-        if file::load_as_configured(&rel, format, &on_disk).is_some() {
-            return Ok(None);
-        }
         Ok(Some(Protected {
             git,
             path: rel,

@@ -1,8 +1,9 @@
 //! `git check-attr`, parsed here and nowhere else: [`Git::check_attrs`] asks for
-//! several attributes of many paths at once, and [`AttrReader`] asks one
-//! attribute of one path at a time through one long-lived `git check-attr
+//! several attributes of many paths at once, and [`AttrReader`] asks a
+//! few attributes of one path at a time through one long-lived `git check-attr
 //! --stdin -z`: git's filter protocol sends only the path, so the filter asks
-//! for the `sops-type` attribute of every file it handles, and a process per
+//! for the `sops-type` and `sops-worktree` attributes of every file it handles (one
+//! round trip for both), and a process per
 //! file would dominate `git status` on a large tree. git flushes its answer
 //! after each path when its stdout is a pipe.
 
@@ -78,45 +79,55 @@ pub(crate) struct AttrReader {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// How many attributes each answer holds.
+    width: usize,
 }
 
 impl AttrReader {
-    /// A reader of `attr` as the working tree (then the index) sets it, or, with
-    /// `source`, as the `.gitattributes` files of that tree-ish do.
-    pub fn spawn(git: &Git, attr: &str, source: Option<&str>) -> Result<AttrReader, GitError> {
+    /// A reader of `attrs` as the working tree (then the index) sets them,
+    /// or, with `source`, as the `.gitattributes` files of that tree-ish do.
+    /// Several attributes cost one round trip per path, not one each.
+    pub fn spawn(git: &Git, attrs: &[&str], source: Option<&str>) -> Result<AttrReader, GitError> {
         let source = source.map(|s| format!("--source={s}"));
         let mut args = vec!["check-attr"];
         args.extend(source.as_deref());
-        args.extend(["--stdin", "-z", attr]);
+        args.extend(["--stdin", "-z"]);
+        args.extend(attrs);
         let (child, stdin, stdout) = git.spawn_batch(&args)?;
         Ok(AttrReader {
             child,
             stdin,
             stdout,
+            width: attrs.len(),
         })
     }
 
-    /// The attribute's value for `path`: `unspecified`, `set`, `unset` or the value.
-    pub fn read(&mut self, path: &str) -> std::io::Result<String> {
+    /// The attributes' values for `path`, in the order asked for:
+    /// `unspecified`, `set`, `unset` or the value.
+    pub fn read(&mut self, path: &str) -> std::io::Result<Vec<String>> {
         if path.contains('\0') {
-            return Ok("unspecified".to_string());
+            return Ok(vec!["unspecified".to_string(); self.width]);
         }
         self.stdin.write_all(path.as_bytes())?;
         self.stdin.write_all(b"\0")?;
         self.stdin.flush()?;
-        // -z output: path NUL attribute NUL value NUL.
-        let mut value = Vec::new();
-        for _ in 0..3 {
-            value.clear();
-            self.stdout.read_until(0, &mut value)?;
-            if value.pop() != Some(0) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "git check-attr exited",
-                ));
+        // -z output: path NUL attribute NUL value NUL, per attribute.
+        let mut values = Vec::with_capacity(self.width);
+        let mut field = Vec::new();
+        for _ in 0..self.width {
+            for _ in 0..3 {
+                field.clear();
+                self.stdout.read_until(0, &mut field)?;
+                if field.pop() != Some(0) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "git check-attr exited",
+                    ));
+                }
             }
+            values.push(String::from_utf8_lossy(&field).into_owned());
         }
-        Ok(String::from_utf8_lossy(&value).into_owned())
+        Ok(values)
     }
 }
 

@@ -3,13 +3,16 @@
 //! guard, chained with an existing hook), an age identity when the user has no
 //! key at all, a `.sops.yaml` creation rule for the patterns when there is none,
 //! the `.gitattributes` lines, and a re-checkout of protected files that are
-//! still ciphertext in the working tree so an existing clone unlocks.
+//! still ciphertext in the working tree so an existing clone unlocks (with
+//! `--encrypted-worktree`: `sops.worktree encrypted`, and a re-checkout that
+//! puts ciphertext on disk instead, see `worktree`).
 
 use std::path::Path;
 
 use super::install::{self, Scope};
 use super::status::protected_paths;
 use crate::drivers::filter::sops_type::FileTypes;
+use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
@@ -23,7 +26,11 @@ fn err(message: impl Into<String>) -> DriverError {
     DriverError::new("git sops init", message)
 }
 
-pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> {
+pub fn init(
+    git: &Git,
+    patterns: &[String],
+    encrypted_worktree: bool,
+) -> Result<Vec<String>, DriverError> {
     let top = git
         .toplevel()
         .map_err(|e| err(e.to_string()).hint("run it inside a git repository"))?;
@@ -55,7 +62,17 @@ pub fn init(git: &Git, patterns: &[String]) -> Result<Vec<String>, DriverError> 
     }
 
     changes.extend(add_attributes(&top, &patterns)?);
-    changes.extend(unlock_checkout(&top_git)?);
+    if encrypted_worktree {
+        // Ciphertext stays on disk: the switch checks out again whatever a
+        // plaintext working tree had decrypted.
+        changes.extend(super::worktree::switch(
+            &top_git,
+            WorktreeMode::Encrypted,
+            super::worktree::Dirty::Skip,
+        )?);
+    } else {
+        changes.extend(unlock_checkout(&top_git)?);
+    }
     changes.extend(
         super::status::plaintext_caches(&top_git)
             .into_iter()

@@ -4,7 +4,8 @@
 //! and `status` (what is protected, what is decrypted, what has drifted), and
 //! `sops_files` (the SOPS files of a repository, which `--all` takes),
 //! `doctor` (is the set-up sound: one OK/WARN/FAIL line per check, with the
-//! fixing command) and `archive` (`git archive` with the filter off).
+//! fixing command), `archive` (`git archive` with the filter off) and `worktree`
+//! (switch a clone between plaintext and encrypted working trees).
 
 pub mod archive;
 pub mod doctor;
@@ -13,3 +14,4 @@ pub mod install;
 pub mod sops_files;
 pub mod status;
 pub mod sync;
+pub mod worktree;

@@ -1,11 +1,14 @@
 //! `git sops status`: for every protected path (`filter=sops`), whether the
 //! index holds SOPS ciphertext, whether the working tree is decrypted (unlocked)
-//! or still ciphertext (locked), and which of the file's keys this machine holds.
+//! or still ciphertext (locked), its working-tree mode (plaintext or encrypted,
+//! and whether git config or the `sops-worktree` attribute says so), and which
+//! of the file's keys this machine holds.
 //! Where a key opens the staged file it is also authenticated (a damaged file is
 //! listed as such), and its keys are compared with what its `.sops.yaml`
 //! creation rule names now (a removed recipient that can still open it).
 
 use crate::drivers::filter::sops_type::FileTypes;
+use crate::drivers::filter::worktree_mode::{self, ModeSource, WorktreeMode};
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::{Git, GitError};
@@ -17,6 +20,8 @@ pub struct PathStatus {
     /// `Some(true)`: a SOPS file in the index; `Some(false)`: plaintext in the index.
     pub(crate) index_encrypted: Option<bool>,
     pub worktree: &'static str,
+    /// The working-tree mode and where it comes from, as `status` prints it.
+    pub mode: String,
     pub keys: String,
     /// What needs attention: damage, keys that differ from the creation rule.
     pub(crate) problems: Vec<String>,
@@ -42,9 +47,12 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
     let mut out = Vec::new();
     let mut types = FileTypes::new(git.clone());
     let rules = config::discover_from(&top).ok().flatten();
-    for path in protected_paths(git)? {
+    let paths = protected_paths(git)?;
+    let modes = worktree_mode::modes_of(git, &paths)?;
+    for (path, (mode, source)) in paths.into_iter().zip(modes) {
         // A bad `sops-type` shows as an unreadable file here; the filter reports it.
         let format = types.format(&path).ok();
+        let encrypted_mode = mode == WorktreeMode::Encrypted;
         let blob = blobs.read(&format!(":{path}")).ok().flatten();
         let loaded = match (format, &blob) {
             (Some(format), Some(b)) => file::load(format, b),
@@ -53,13 +61,38 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
         let index_encrypted = blob.as_ref().map(|_| loaded.is_some());
         let worktree = match (read_file(&top, &path), format) {
             (None, _) => "missing (or not a regular file)",
-            (Some(bytes), Some(format)) if file::load(format, &bytes).is_some() => {
-                "locked (ciphertext)"
+            (Some(bytes), Some(_))
+                if encrypted_mode && sops_file::conflict::is_conflict(&bytes) =>
+            {
+                "unresolved merge conflict (encrypted; resolve with `git sops edit`)"
             }
+            (Some(bytes), Some(format)) if file::load(format, &bytes).is_some() => {
+                if encrypted_mode {
+                    "ciphertext"
+                } else {
+                    "locked (ciphertext)"
+                }
+            }
+            (Some(_), Some(_)) if encrypted_mode => "PLAINTEXT",
             (Some(_), Some(_)) => "unlocked (plaintext)",
             (Some(_), None) => "unknown sops-type",
         };
         let mut problems = Vec::new();
+        if encrypted_mode && worktree == "PLAINTEXT" {
+            problems.push(format!(
+                "plaintext on disk although its working-tree mode is encrypted; `git add` it, then run `git sops worktree encrypted` (or `git checkout -- {}` if it is unchanged)",
+                crate::drivers::shell_word(&path)
+            ));
+        }
+        let mode = format!(
+            "{}{}",
+            mode.name(),
+            match source {
+                ModeSource::Default => "",
+                ModeSource::Config => " (sops.worktree)",
+                ModeSource::Attribute => " (sops-worktree attribute)",
+            }
+        );
         let keys_text = match &loaded {
             None => "-".to_string(),
             Some(loaded) => match keys.recover(&loaded.meta, &keyring) {
@@ -99,6 +132,7 @@ pub fn status(git: &Git) -> Result<Vec<PathStatus>, GitError> {
             path,
             index_encrypted,
             worktree,
+            mode,
             keys: keys_text,
             problems,
         });
@@ -114,11 +148,21 @@ fn describe(meta: &sops_file::metadata::Metadata) -> String {
 }
 
 /// Where git keeps plaintext copies of protected files on its own, as warnings
-/// for `init` and `status`: rerere records the working-tree text of every
+/// for `init` and `status` (none when every protected path is in encrypted mode): rerere records the working-tree text of every
 /// conflicted file (which is decrypted) under `.git/rr-cache`, and is on when
 /// `rerere.enabled` is true or, unset, when that folder exists.
 pub(crate) fn plaintext_caches(git: &Git) -> Vec<String> {
     let mut warnings = Vec::new();
+    // An encrypted working tree keeps a conflict as its encrypted envelope,
+    // which has no markers for rerere to record: only plaintext-mode paths count.
+    let all_encrypted = protected_paths(git)
+        .and_then(|paths| worktree_mode::modes_of(git, &paths))
+        .is_ok_and(|modes| {
+            !modes.is_empty() && modes.iter().all(|(m, _)| *m == WorktreeMode::Encrypted)
+        });
+    if all_encrypted {
+        return warnings;
+    }
     let enabled = git.config_bool("rerere.enabled").ok().flatten();
     let cache = git.common_dir().ok().map(|d| d.join("rr-cache"));
     let exists = cache.as_ref().is_some_and(|c| c.is_dir());

@@ -357,7 +357,8 @@ fn edit(repo: &Git, input: &mut Answers, diff: &Diff, hunk: &mut Hunk) -> Result
 /// Run the editor on `text` in a private file; the edited text. The file and
 /// its directory are gone when this returns, whatever happened.
 fn in_editor(editor: &str, text: &[u8]) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let dir = private_dir()?;
+    // The hunk's plaintext: never in the repository's folders (cwd is in it).
+    let dir = private_dir(std::path::Path::new("."))?;
     let file = dir.path().join("ADD_EDIT.patch");
     let signals = Signals::catch();
     write_private(&file, text)?;

@@ -36,6 +36,23 @@ pub(crate) enum RepoCommand {
     Init {
         /// gitattributes patterns of the files to protect (default: secrets/**)
         patterns: Vec<String>,
+        /// Keep protected files encrypted on disk in this clone (git config sops.worktree encrypted): diffs, merges and `git sops edit` decrypt in memory
+        #[arg(long)]
+        encrypted_worktree: bool,
+    },
+    /// Show or switch this clone's working-tree mode: `plaintext` (decrypted on checkout) or `encrypted` (ciphertext on disk)
+    #[command(
+        long_about = "Without an argument, show the working-tree mode (git config sops.worktree) and \
+                      the paths whose sops-worktree gitattribute overrides it. With one, set \
+                      sops.worktree and check out again every protected file whose copy on disk \
+                      does not match its mode: `encrypted` leaves SOPS ciphertext on disk even with a \
+                      key (git diff, merges, `git sops edit`, exec-env and decrypt still work, in \
+                      memory), `plaintext` decrypts on checkout (the default). Refuses, changing \
+                      nothing, when a protected file has uncommitted changes or an unresolved merge."
+    )]
+    Worktree {
+        /// The mode to switch to
+        mode: Option<WorktreeArg>,
     },
     /// Show, for each protected path, whether it is encrypted and who can open it
     Status,
@@ -201,6 +218,14 @@ pub(crate) enum RepoCommand {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WorktreeArg {
+    /// SOPS ciphertext on disk, even with a key
+    Encrypted,
+    /// Decrypted on checkout where a key opens the file (the default)
+    Plaintext,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ReviewFormat {
     Markdown,
     Json,
@@ -223,7 +248,11 @@ fn here() -> Git {
 pub fn run(cmd: RepoCommand) -> Result<(), Failure> {
     match cmd {
         RepoCommand::Install { global, local } => setup::install(global, local),
-        RepoCommand::Init { patterns } => setup::init(&patterns),
+        RepoCommand::Init {
+            patterns,
+            encrypted_worktree,
+        } => setup::init(&patterns, encrypted_worktree),
+        RepoCommand::Worktree { mode } => setup::worktree(mode),
         RepoCommand::Status => setup::status(),
         RepoCommand::Doctor => setup::doctor(),
         RepoCommand::Archive { args } => setup::archive(&args),

@@ -1,13 +1,14 @@
-//! `install`, `init` and `status`: the commands that wire git-sops into a
+//! `install`, `init`, `status` and `worktree`: the commands that wire git-sops into a
 //! repository and report on it (`crate::setup`).
 
 use std::io::Write;
 
-use super::{driver_failure, here};
+use super::{driver_failure, here, WorktreeArg};
 use crate::cli::report::Failure;
+use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::setup::doctor::{self, Level};
 use crate::setup::install::{self, Scope};
-use crate::setup::{archive, init, status};
+use crate::setup::{archive, init, status, worktree};
 
 pub(super) fn install(global: bool, local: bool) -> Result<(), Failure> {
     let git = here();
@@ -24,9 +25,32 @@ pub(super) fn install(global: bool, local: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) fn init(patterns: &[String]) -> Result<(), Failure> {
-    let changes = init::init(&here(), patterns).map_err(driver_failure)?;
+pub(super) fn init(patterns: &[String], encrypted_worktree: bool) -> Result<(), Failure> {
+    let changes = init::init(&here(), patterns, encrypted_worktree).map_err(driver_failure)?;
     report_changes(&changes, "this repository is already set up");
+    Ok(())
+}
+
+/// `git sops worktree [MODE]`: show the mode on stdout, or switch it.
+pub(super) fn worktree(mode: Option<WorktreeArg>) -> Result<(), Failure> {
+    let git = here();
+    let Some(mode) = mode else {
+        let lines = worktree::describe(&git).map_err(driver_failure)?;
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+        return Ok(());
+    };
+    let mode = match mode {
+        WorktreeArg::Encrypted => WorktreeMode::Encrypted,
+        WorktreeArg::Plaintext => WorktreeMode::Plaintext,
+    };
+    let changes = worktree::switch(&git, mode, worktree::Dirty::Refuse).map_err(driver_failure)?;
+    report_changes(
+        &changes,
+        &format!("the working tree is already in {} mode", mode.name()),
+    );
     Ok(())
 }
 
@@ -44,8 +68,8 @@ pub(super) fn status() -> Result<(), Failure> {
         };
         let _ = writeln!(
             out,
-            "{}\n  index: {index}; working tree: {}; {}",
-            r.path, r.worktree, r.keys
+            "{}\n  index: {index}; working tree: {}; mode: {}; {}",
+            r.path, r.worktree, r.mode, r.keys
         );
         for p in &r.problems {
             let _ = writeln!(out, "  {p}");

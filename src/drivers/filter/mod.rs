@@ -20,10 +20,18 @@
 //! SOPS file passes through. A file that fails authentication (MAC mismatch, a
 //! tampered value) also stays ciphertext, with an error naming it, so that the
 //! rest of the checkout completes.
+//!
+//! In an encrypted working tree ([`worktree_mode`]: `sops.worktree` or the
+//! `sops-worktree` attribute) smudge returns every blob unchanged, key or
+//! not, so the working tree holds what the repository holds; clean then sees
+//! that ciphertext and stores it as it is (the rules above for SOPS input
+//! apply), while plaintext dropped into such a path is still encrypted, with
+//! a warning that the plaintext file stays on disk.
 
 pub mod prefetch;
 pub mod protocol;
 pub mod sops_type;
+pub mod worktree_mode;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -31,6 +39,7 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use self::sops_type::FileTypes;
+use self::worktree_mode::WorktreeMode;
 use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
 use crate::cache::CacheDir;
@@ -84,6 +93,8 @@ pub(crate) struct Filter {
     /// Run as the one-shot `clean %f`: one process per file, so what an earlier
     /// process of the same git command cleaned is kept on disk.
     one_shot: bool,
+    /// Clean's input comes from memory, not from the working tree.
+    in_memory: bool,
     /// The ciphertext each path was last smudged from (see `templates`).
     smudged: HashMap<String, Vec<u8>>,
     /// Trees whose data keys were prefetched, and how many keys that unwrapped.
@@ -116,6 +127,7 @@ impl Filter {
             notices: Vec::new(),
             cleaned: HashMap::new(),
             one_shot: false,
+            in_memory: false,
             smudged: HashMap::new(),
             prefetched_trees: HashSet::new(),
             prefetched: 0,
@@ -126,6 +138,15 @@ impl Filter {
     /// What the filter has to tell the user since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// A filter whose clean input is plaintext held in memory, not a file on
+    /// disk (`git sops add -p`): no warning about plaintext on disk.
+    pub(crate) fn in_memory(dir: impl Into<PathBuf>) -> Filter {
+        Filter {
+            in_memory: true,
+            ..Filter::new(dir)
+        }
     }
 
     /// A filter for one request of git's one-shot `clean %f` / `smudge %f`.
@@ -240,6 +261,16 @@ impl Filter {
     ) -> Result<Vec<u8>, DriverError> {
         // Conflict markers left by the merge driver would not parse (or, in a
         // binary secret, would be stored as its content): name them.
+        // The merge driver's encrypted conflict envelope (an encrypted working
+        // tree keeps it on disk): a SOPS file, but not this file's content.
+        if sops_file::conflict::is_conflict(input) {
+            let shown = crate::drivers::shell_word(path);
+            return Err(DriverError::new(
+                path,
+                "is an unresolved merge conflict (git-sops' encrypted conflict envelope); nothing was staged",
+            )
+            .hint(format!("run `git sops edit {shown}` to resolve the conflict markers, or take one side with `git checkout --ours -- {shown}` / `--theirs`, then `git add` it")));
+        }
         if let Some(line) = conflict_markers(input) {
             return Err(DriverError::new(
                 path,
@@ -250,6 +281,7 @@ impl Filter {
         if let Some(loaded) = self.as_sops_file(path, format, input)? {
             return self.clean_sops_file(path, input, loaded, staged);
         }
+        self.warn_plaintext_on_disk(path, format);
         if let Some(out) = self.clean_with_templates(path, format, input, staged)? {
             return Ok(out);
         }
@@ -272,6 +304,35 @@ impl Filter {
         self.keys.remember(&meta, &key);
         self.remember(&out, format, input);
         Ok(out)
+    }
+
+    /// Plaintext was handed to clean for a path whose working tree is meant to
+    /// hold ciphertext only: it is encrypted for git as always, but the file on
+    /// disk stays plaintext until it is checked out again; say so.
+    fn warn_plaintext_on_disk(&mut self, path: &str, format: Format) {
+        if self.in_memory
+            || !matches!(
+                self.types.mode_in(path, ""),
+                Ok((WorktreeMode::Encrypted, _))
+            )
+        {
+            return;
+        }
+        // git also cleans plaintext it made in memory (`git blame` cleans
+        // the textconv of the working-tree file): only a file on disk that
+        // really is plaintext is worth the warning.
+        let on_disk = crate::git::worktree::read_file(&self.top, path);
+        if on_disk.is_none_or(|b| file::load_as_configured(path, format, &b).is_some()) {
+            return;
+        }
+        let shown = crate::drivers::shell_word(path);
+        self.notices.push(
+            Notice::warning(
+                path,
+                "is plaintext on disk in an encrypted working tree (sops.worktree / sops-worktree); git stores it encrypted, but the plaintext file stays until it is checked out again",
+            )
+            .hint(format!("after `git add`, run `git sops worktree encrypted` (or `rm {shown} && git checkout -- {shown}`); edit it with `git sops edit {shown}` next time")),
+        );
     }
 
     /// The creation rule `.sops.yaml` has for `path` now.
@@ -670,6 +731,18 @@ impl Filter {
     }
 
     pub fn smudge(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
+        // An encrypted working tree (`worktree_mode`): the ciphertext, and a
+        // merge conflict's envelope, go to disk as they are, key or not. Checked
+        // first, so no plaintext is ever made for such a path.
+        if self.types.mode_in(path, &self.treeish)?.0 == WorktreeMode::Encrypted {
+            return Ok(Smudged::Unchanged);
+        }
+        self.decrypt(path, input)
+    }
+
+    /// What smudge does in a plaintext working tree: the plaintext of a blob
+    /// a key opens (in memory; `git sops add -p` uses it in either mode).
+    pub(crate) fn decrypt(&mut self, path: &str, input: &[u8]) -> Result<Smudged, DriverError> {
         // A merge conflict (see `merge`): the text with conflict markers goes to the
         // working tree. It is never a clean template; clean falls back to HEAD.
         if let Some(opened) = sops_file::conflict::open_conflict(input, &self.keys, &self.keyring) {
@@ -775,7 +848,7 @@ fn describe_at(p: &form::Problem) -> String {
 
 /// The line of the first `<<<<<<<` marker of a complete conflict block
 /// (`<<<<<<<`, `=======`, `>>>>>>>` lines in that order), if any.
-fn conflict_markers(input: &[u8]) -> Option<usize> {
+pub(crate) fn conflict_markers(input: &[u8]) -> Option<usize> {
     let mut start = None;
     let mut middle = false;
     for (n, line) in input.split(|b| *b == b'\n').enumerate() {

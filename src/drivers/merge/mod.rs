@@ -16,7 +16,9 @@
 //!   values, `mac` and `lastmodified` change.
 //! * A conflict never puts plaintext in `%A` (git stores it even then): the
 //!   merged text with conflict markers goes into an encrypted conflict envelope
-//!   ([`envelope`]) that smudge turns into the marked-up plaintext. Without a key,
+//!   ([`envelope`]) that smudge turns into the marked-up plaintext (an
+//!   encrypted working tree keeps the envelope on disk, and `git sops edit`
+//!   shows the markers in memory). Without a key,
 //!   or for a binary file whose contents are not text, `%A` keeps ours.
 
 pub mod diff3;
@@ -163,7 +165,14 @@ pub fn run(git: &Git, req: &Request) -> Result<Merge, DriverError> {
         })?;
     }
     let outcome = match resolution.conflict {
-        Some(message) => Outcome::Conflict(message.replace("PATH", &super::shell_word(path))),
+        Some(message) => {
+            let message = if super::filter::worktree_mode::is_encrypted(git, path) {
+                message.replace(MARKERS_IN_WORKTREE, MARKERS_ENCRYPTED)
+            } else {
+                message
+            };
+            Outcome::Conflict(message.replace("PATH", &super::shell_word(path)))
+        }
         None => Outcome::Merged,
     };
     Ok(Merge { outcome, notices })
@@ -194,6 +203,13 @@ fn settings(meta: &Metadata) -> Metadata {
         ..meta.clone()
     }
 }
+
+/// Where the conflict markers of a conflict envelope end up, as smudge
+/// writes it in a plaintext working tree ...
+const MARKERS_IN_WORKTREE: &str =
+    "the working tree copy has conflict markers: edit it, then `git add PATH`";
+/// ... and in an encrypted one, which keeps the envelope as it is.
+const MARKERS_ENCRYPTED: &str = "the conflict stays encrypted in the working tree: resolve the markers with `git sops edit PATH`, then `git add PATH`";
 
 const TAKE_A_SIDE: &str = "take one side with `git checkout --ours -- PATH` or `git checkout --theirs -- PATH`, then `git add PATH`";
 
@@ -367,7 +383,7 @@ fn merge_sides(
                 &ours_key,
                 &ours_meta,
                 format!(
-                    "both sides changed the same lines ({} conflict{}); the working tree copy has conflict markers: edit it, then `git add PATH`",
+                    "both sides changed the same lines ({} conflict{}); {MARKERS_IN_WORKTREE}",
                     m.conflicts,
                     if m.conflicts == 1 { "" } else { "s" }
                 ),

@@ -62,7 +62,7 @@ impl Partial {
     pub(crate) fn new(top: PathBuf) -> Partial {
         Partial {
             git: Git::new(&top),
-            filter: Filter::new(&top),
+            filter: Filter::in_memory(&top),
             top,
         }
     }
@@ -131,7 +131,8 @@ impl Partial {
                 why: Whole::New,
             });
         }
-        let staged = match self.filter.smudge(path, &blob)? {
+        // Decrypted in memory whatever the working-tree mode says.
+        let staged = match self.filter.decrypt(path, &blob)? {
             Smudged::Plaintext(text) => text,
             Smudged::Unchanged => {
                 // The smudge warning says less than this error does.
@@ -143,6 +144,16 @@ impl Partial {
                 .hint("`git sops status` shows which key opens it; without one, `git add` of the whole file is all git-sops can do"));
             }
         };
+        let mut worktree = worktree;
+        if super::filter::worktree_mode::is_encrypted(&self.git, path)
+            && !sops_file::conflict::is_conflict(&worktree)
+        {
+            // An encrypted working tree: its ciphertext decrypted in memory
+            // gives the hunks; the file on disk stays as it is.
+            if let Smudged::Plaintext(text) = self.filter.decrypt(path, &worktree)? {
+                worktree = text;
+            }
+        }
         if file::load_as_configured(path, format, &worktree).is_some() {
             return Ok(Pending::Whole {
                 worktree,
