@@ -12,3 +12,4 @@ pub mod git;
 pub mod guard;
 pub mod publish;
 pub mod setup;
+pub mod worktree_mode;

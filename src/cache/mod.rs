@@ -45,8 +45,8 @@ fn enabled_by_config(git: &Git) -> bool {
             "false" | "no" | "off" | "0" | ""
         ),
         None => worktree.is_none_or(|v| {
-            crate::drivers::filter::worktree_mode::WorktreeMode::parse(&v)
-                == crate::drivers::filter::worktree_mode::WorktreeMode::Plaintext
+            crate::worktree_mode::WorktreeMode::parse(&v)
+                == crate::worktree_mode::WorktreeMode::Plaintext
         }),
     }
 }

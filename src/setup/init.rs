@@ -12,11 +12,11 @@ use std::path::Path;
 use super::install::{self, Scope};
 use super::status::protected_paths;
 use crate::drivers::filter::sops_type::FileTypes;
-use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::Git;
+use crate::worktree_mode::WorktreeMode;
 use sops_file::keys::age;
 use sops_file::{config, file, metadata::now_rfc3339};
 

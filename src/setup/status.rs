@@ -8,10 +8,10 @@
 //! creation rule names now (a removed recipient that can still open it).
 
 use crate::drivers::filter::sops_type::FileTypes;
-use crate::drivers::filter::worktree_mode::{self, ModeSource, WorktreeMode};
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::{Git, GitError};
+use crate::worktree_mode::{self, ModeSource, WorktreeMode};
 use sops_file::keygroups::{self, Keyring};
 use sops_file::{config, file};
 

@@ -1,6 +1,6 @@
 //! `git sops worktree [encrypted|plaintext]` (and `init --encrypted-worktree`):
 //! show or switch the working-tree mode of this clone (`sops.worktree`, see
-//! `drivers::filter::worktree_mode`), and re-check-out the protected files so
+//! `crate::worktree_mode`), and re-check-out the protected files so
 //! the disk holds what the new mode says.
 //!
 //! git does not smudge a file again that it considers up to date, so a file
@@ -17,11 +17,11 @@ use std::collections::HashSet;
 
 use super::status::protected_paths;
 use crate::drivers::filter::sops_type::FileTypes;
-use crate::drivers::filter::worktree_mode::{self, ModeSource, WorktreeMode};
 use crate::drivers::DriverError;
 use crate::git::cat_file::BlobReader;
 use crate::git::worktree::read_file;
 use crate::git::Git;
+use crate::worktree_mode::{self, ModeSource, WorktreeMode};
 use sops_file::file;
 
 fn err(message: impl Into<String>) -> DriverError {

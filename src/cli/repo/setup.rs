@@ -5,10 +5,10 @@ use std::io::Write;
 
 use super::{driver_failure, here, WorktreeArg};
 use crate::cli::report::Failure;
-use crate::drivers::filter::worktree_mode::WorktreeMode;
 use crate::setup::doctor::{self, Level};
 use crate::setup::install::{self, Scope};
 use crate::setup::{archive, init, status, worktree};
+use crate::worktree_mode::WorktreeMode;
 
 pub(super) fn install(global: bool, local: bool) -> Result<(), Failure> {
     let git = here();

@@ -21,7 +21,7 @@
 //! tampered value) also stays ciphertext, with an error naming it, so that the
 //! rest of the checkout completes.
 //!
-//! In an encrypted working tree ([`worktree_mode`]: `sops.worktree` or the
+//! In an encrypted working tree ([`crate::worktree_mode`]: `sops.worktree` or the
 //! `sops-worktree` attribute) smudge returns every blob unchanged, key or
 //! not, so the working tree holds what the repository holds; clean then sees
 //! that ciphertext and stores it as it is (the rules above for SOPS input
@@ -31,7 +31,6 @@
 pub mod prefetch;
 pub mod protocol;
 pub mod sops_type;
-pub mod worktree_mode;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -39,13 +38,13 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use self::sops_type::FileTypes;
-use self::worktree_mode::WorktreeMode;
 use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
 use crate::cache::CacheDir;
 use crate::drivers::{DriverError, Level, Notice};
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
+use crate::worktree_mode::WorktreeMode;
 use sops_file::decrypt::Check;
 use sops_file::formats::Format;
 use sops_file::keycache::KeyCache;

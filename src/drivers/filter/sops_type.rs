@@ -6,10 +6,10 @@
 //! `.env.production` are common. (sops itself would need `--input-type` for
 //! such a file; the README says so.)
 
-use super::worktree_mode::{self, ModeSource, WorktreeMode};
 use crate::drivers::DriverError;
 use crate::git::check_attr::AttrReader;
 use crate::git::Git;
+use crate::worktree_mode::{self, ModeSource, WorktreeMode};
 use sops_file::formats::Format;
 
 /// The gitattribute that overrides the format of a path.
@@ -42,7 +42,7 @@ pub(crate) fn format_for(git: &Git, path: &str) -> Result<Format, DriverError> {
     from_attribute(path, values.first().map_or("unspecified", String::as_str))
 }
 
-/// The formats (and working-tree modes, see [`super::worktree_mode`]) of
+/// The formats (and working-tree modes, see [`crate::worktree_mode`]) of
 /// many paths, for a long-running filter process: one `git check-attr`
 /// process answers them all, both attributes in one round trip.
 ///

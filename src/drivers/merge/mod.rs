@@ -166,7 +166,7 @@ pub fn run(git: &Git, req: &Request) -> Result<Merge, DriverError> {
     }
     let outcome = match resolution.conflict {
         Some(message) => {
-            let message = if super::filter::worktree_mode::is_encrypted(git, path) {
+            let message = if crate::worktree_mode::is_encrypted(git, path) {
                 message.replace(MARKERS_IN_WORKTREE, MARKERS_ENCRYPTED)
             } else {
                 message

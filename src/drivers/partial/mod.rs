@@ -145,7 +145,7 @@ impl Partial {
             }
         };
         let mut worktree = worktree;
-        if super::filter::worktree_mode::is_encrypted(&self.git, path)
+        if crate::worktree_mode::is_encrypted(&self.git, path)
             && !sops_file::conflict::is_conflict(&worktree)
         {
             // An encrypted working tree: its ciphertext decrypted in memory
