@@ -21,7 +21,7 @@ use prefetch_support::DelayProxy;
 
 const FILES: usize = 60;
 /// `sops_file::keypool::AHEAD_CAP`: the most keys prepared ahead and not used.
-const AHEAD_CAP: usize = 32;
+const AHEAD_CAP: usize = 16;
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn plaintext(i: usize) -> String {

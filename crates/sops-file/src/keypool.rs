@@ -21,7 +21,7 @@
 //!   used; a single new file costs nothing extra. The allowance grows as files
 //!   keep coming (roughly doubling every round trip), so a long run reaches the
 //!   concurrency bound quickly.
-//! * At most [`kms::DEFAULT_IN_FLIGHT`] KMS calls run at once for the pool, in at
+//! * At most `kms::DEFAULT_IN_FLIGHT` (16) KMS calls run at once for the pool, in at
 //!   most [`MAX_BATCHES`] batches, each on its own short-lived thread (the AWS
 //!   runtime and its async code stay inside `keys::kms`).
 //! * A failure while preparing (throttling past the batch's retry rounds, access
@@ -43,14 +43,19 @@ use super::metadata::KeyGroup;
 use crate::keys::kms;
 
 /// The most keys prepared ahead (not yet handed out) for one recipient set:
-/// enough for a full set of concurrent calls in flight plus as many ready.
-pub const AHEAD_CAP: usize = 2 * kms::DEFAULT_IN_FLIGHT;
+/// enough to keep the full bound of concurrent calls in flight while the
+/// filter is faster than KMS (it takes each key as it arrives). More would
+/// only pile up keys that may end up unused (each costs a KMS call, and the
+/// KMS service's own time, which a local KMS such as moto spends serially).
+pub const AHEAD_CAP: usize = kms::DEFAULT_IN_FLIGHT;
 
 /// The most distinct recipient sets one pool prepares keys for.
 pub const MAX_SETS: usize = 8;
 
-/// The most batches (threads) preparing keys at once.
-pub const MAX_BATCHES: usize = 4;
+/// The most batches (threads) preparing keys at once. Keys are asked for one
+/// at a time as files take them, so batches are often of one key: as many
+/// batches as calls in flight keep the bound reachable.
+pub const MAX_BATCHES: usize = kms::DEFAULT_IN_FLIGHT;
 
 /// A data key wrapped for a recipient set: the key, its key groups and the
 /// Shamir threshold, as [`keygroups::wrap_new`] returns them.
