@@ -258,3 +258,59 @@ fn a_key_refused_for_good_fails_the_add_with_the_real_error() {
     let staged = w.git(&["ls-files", "--", "secrets"]);
     assert_eq!(staged, "", "nothing staged");
 }
+
+/// Two recipient sets whose new files alternate (git cleans in path order):
+/// each file is encrypted for its own rule's key only, never with a key
+/// prepared for the other set, and sops opens both kinds.
+#[test]
+fn files_of_two_rules_in_turn_each_get_keys_for_their_own_rule() {
+    let w = World::new(false);
+    let (_, keys) = shared();
+    w.sb.write(
+        "repo/.sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: -a\\.yaml$\n    kms: {}\n  - path_regex: -b\\.yaml$\n    kms: {}\n",
+            keys.a, keys.b
+        ),
+    );
+    const PAIRS: usize = 30;
+    for i in 0..PAIRS {
+        for side in ["a", "b"] {
+            w.sb.write(
+                &format!("repo/secrets/p{i:03}-{side}.yaml"),
+                &format!("token: {side}-{i}-secret\n"),
+            );
+        }
+    }
+    w.proxy.set_delay(Duration::from_millis(20));
+    w.proxy.reset();
+    w.git(&["add", "secrets/*-a.yaml", "secrets/*-b.yaml"]);
+    let encrypts = w.proxy.count("Encrypt");
+    w.proxy.set_delay(Duration::ZERO);
+    assert!(
+        encrypts >= 2 * PAIRS && encrypts <= 2 * PAIRS + 2 * AHEAD_CAP,
+        "{encrypts} Encrypt requests"
+    );
+    for i in 0..PAIRS {
+        for (side, arn) in [("a", &keys.a), ("b", &keys.b)] {
+            let name = format!("secrets/p{i:03}-{side}.yaml");
+            let blob = w.git(&["cat-file", "-p", &format!(":{name}")]);
+            let arns: Vec<&str> = blob
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("- arn: "))
+                .collect();
+            assert_eq!(arns, [arn.as_str()], "{name}: {blob}");
+            if i % 10 == 9 {
+                let file = w.sb.write(&format!("check-{i}-{side}.yaml"), &blob);
+                let out =
+                    w.sb.env
+                        .sops()
+                        .args(["decrypt", "--input-type", "yaml", "--output-type", "yaml"])
+                        .arg(&file)
+                        .run();
+                assert!(out.success(), "sops decrypt {name}: {}", out.describe());
+                assert_eq!(out.stdout_str(), format!("token: {side}-{i}-secret\n"));
+            }
+        }
+    }
+}
