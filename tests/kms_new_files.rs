@@ -288,7 +288,7 @@ fn files_of_two_rules_in_turn_each_get_keys_for_their_own_rule() {
     let encrypts = w.proxy.count("Encrypt");
     w.proxy.set_delay(Duration::ZERO);
     assert!(
-        encrypts >= 2 * PAIRS && encrypts <= 2 * PAIRS + 2 * AHEAD_CAP,
+        (2 * PAIRS..=2 * PAIRS + 2 * AHEAD_CAP).contains(&encrypts),
         "{encrypts} Encrypt requests"
     );
     for i in 0..PAIRS {
