@@ -8,6 +8,12 @@
 //! (HTTP 400 `ThrottlingException`), without forwarding them;
 //! [`DelayProxy::fail_quoting`] answers with a `ValidationException` whose
 //! message quotes the request body (the worst an AWS error message could do).
+//! [`DelayProxy::deny`] answers requests with `AccessDeniedException` (all of
+//! them, or only those that arrive while another request of the operation is
+//! being delayed: never a request made alone), [`DelayProxy::throttle_concurrent`]
+//! with `ThrottlingException` only such requests, and
+//! [`DelayProxy::max_concurrent`] says how many requests of an operation were
+//! ever delayed at the same time.
 
 #![allow(dead_code)]
 
@@ -24,9 +30,51 @@ pub struct DelayProxy {
     counts: Arc<Mutex<HashMap<String, usize>>>,
     throttles: Arc<Mutex<HashMap<String, usize>>>,
     quoting: Arc<Mutex<HashMap<String, usize>>>,
+    extra: Arc<Extra>,
+}
+
+/// Denials and concurrency, by operation (the `X-Amz-Target` suffix).
+#[derive(Default)]
+struct Extra {
+    /// (requests to fail, only those made while another one is in flight,
+    /// the error code).
+    deny: Mutex<HashMap<String, (usize, bool, &'static str)>>,
+    /// Requests being delayed now, and the most ever at once.
+    delayed: Mutex<HashMap<String, (usize, usize)>>,
 }
 
 impl DelayProxy {
+    /// Answer the next `n` requests of `operation` with `AccessDeniedException`
+    /// (counted, not forwarded); with `only_concurrent`, only requests that
+    /// arrive while another request of `operation` is being delayed.
+    pub fn deny(&self, operation: &str, n: usize, only_concurrent: bool) {
+        self.extra.deny.lock().expect("deny").insert(
+            operation.to_string(),
+            (n, only_concurrent, "AccessDeniedException"),
+        );
+    }
+
+    /// Answer the next `n` requests of `operation` that arrive while another
+    /// request of it is being delayed with `ThrottlingException`.
+    pub fn throttle_concurrent(&self, operation: &str, n: usize) {
+        self.extra
+            .deny
+            .lock()
+            .expect("deny")
+            .insert(operation.to_string(), (n, true, "ThrottlingException"));
+    }
+
+    /// The most requests of `operation` ever delayed at the same time (with a
+    /// delay set, the most in flight at once).
+    pub fn max_concurrent(&self, operation: &str) -> usize {
+        self.extra
+            .delayed
+            .lock()
+            .expect("delayed")
+            .get(operation)
+            .map_or(0, |(_, max)| *max)
+    }
+
     /// Answer the next `n` requests whose `X-Amz-Target` ends in `.operation`
     /// with a throttling error (they are counted, not forwarded).
     pub fn fail_quoting(&self, operation: &str, n: usize) {
@@ -61,17 +109,19 @@ impl DelayProxy {
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let throttles = Arc::new(Mutex::new(HashMap::new()));
         let quoting = Arc::new(Mutex::new(HashMap::new()));
-        let (d, c, t, q) = (
+        let extra = Arc::new(Extra::default());
+        let (d, c, t, q, x) = (
             delay_ms.clone(),
             counts.clone(),
             throttles.clone(),
             quoting.clone(),
+            extra.clone(),
         );
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (d, c, t, q) = (d.clone(), c.clone(), t.clone(), q.clone());
+                let (d, c, t, q, x) = (d.clone(), c.clone(), t.clone(), q.clone(), x.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, upstream_port, &d, &c, &t, &q);
+                    let _ = serve(client, upstream_port, &d, &c, &t, &q, &x);
                 });
             }
         });
@@ -81,6 +131,7 @@ impl DelayProxy {
             counts,
             throttles,
             quoting,
+            extra,
         }
     }
 
@@ -115,6 +166,7 @@ fn serve(
     counts: &Mutex<HashMap<String, usize>>,
     throttles: &Mutex<HashMap<String, usize>>,
     quoting: &Mutex<HashMap<String, usize>>,
+    extra: &Extra,
 ) -> std::io::Result<()> {
     let upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut up_read = upstream.try_clone()?;
@@ -182,6 +234,43 @@ fn serve(
                 _ => false,
             }
         };
+        let deny = {
+            let mut d = extra.deny.lock().expect("deny");
+            let busy = extra
+                .delayed
+                .lock()
+                .expect("delayed")
+                .get(&op)
+                .is_some_and(|(now, _)| *now > 0);
+            match d.get_mut(&op) {
+                Some((n, only_concurrent, code)) if *n > 0 && (busy || !*only_concurrent) => {
+                    *n -= 1;
+                    Some(*code)
+                }
+                _ => None,
+            }
+        };
+        if let Some(code) = deny {
+            let body = serde_json::json!({
+                "__type": code,
+                "message": if code == "ThrottlingException" {
+                    "Rate exceeded".to_string()
+                } else {
+                    format!("User: arn:aws:iam::123456789012:user/test is not authorized to perform: kms:{op}")
+                },
+            })
+            .to_string();
+            let body = body.as_bytes();
+            let mut w = reader.get_ref().try_clone()?;
+            write!(
+                w,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            w.write_all(body)?;
+            w.flush()?;
+            continue;
+        }
         if throttle || quote {
             // Answered here; the upstream connection stays in step (nothing sent).
             let quoted = serde_json::json!({
@@ -206,7 +295,16 @@ fn serve(
         }
         let ms = delay_ms.load(Ordering::SeqCst);
         if ms > 0 {
+            {
+                let mut d = extra.delayed.lock().expect("delayed");
+                let e = d.entry(op.clone()).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(e.0);
+            }
             std::thread::sleep(Duration::from_millis(ms));
+            if let Some(e) = extra.delayed.lock().expect("delayed").get_mut(&op) {
+                e.0 -= 1;
+            }
         }
         upstream_w.write_all(&head)?;
         upstream_w.write_all(&body)?;

@@ -5,6 +5,7 @@
 use super::cipher::{self, TypeTag};
 use super::datakey::DataKey;
 use super::keygroups::{self, Recipient};
+use super::keypool::{KeyPool, Wrapped};
 use super::mac::{self, MacHasher};
 use super::metadata::{now_rfc3339, Metadata, SOPS_VERSION};
 use super::plaintext::{canonical_bytes, encrypted_bytes, type_tag};
@@ -57,8 +58,19 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
 pub fn new_metadata(spec: &EncryptSpec) -> Result<(DataKey, Metadata), Error> {
-    let (key, key_groups, shamir_threshold) =
-        keygroups::wrap_new(&spec.key_groups, spec.shamir_threshold)?;
+    let wrapped = keygroups::wrap_new(&spec.key_groups, spec.shamir_threshold)?;
+    Ok(metadata_for(spec, wrapped))
+}
+
+/// [`new_metadata`] with the data key from `pool`: one wrapped ahead of demand
+/// when a process encrypts many new files for the same recipients.
+pub fn new_metadata_from(pool: &KeyPool, spec: &EncryptSpec) -> Result<(DataKey, Metadata), Error> {
+    let wrapped = pool.wrap_new(&spec.key_groups, spec.shamir_threshold)?;
+    Ok(metadata_for(spec, wrapped))
+}
+
+fn metadata_for(spec: &EncryptSpec, wrapped: Wrapped) -> (DataKey, Metadata) {
+    let (key, key_groups, shamir_threshold) = wrapped;
     let meta = Metadata {
         key_groups,
         shamir_threshold,
@@ -72,7 +84,7 @@ pub fn new_metadata(spec: &EncryptSpec) -> Result<(DataKey, Metadata), Error> {
         mac_only_encrypted: spec.mac_only_encrypted,
         version: SOPS_VERSION.to_string(),
     };
-    Ok((key, meta))
+    (key, meta)
 }
 
 /// Encrypt the parsed plaintext `doc` of `src` with `key`, filling in

@@ -26,6 +26,7 @@ pub mod file;
 pub mod form;
 pub mod keycache;
 pub mod keygroups;
+pub mod keypool;
 mod mac;
 pub mod metadata;
 mod plaintext;

@@ -15,7 +15,7 @@ use crate::drivers::{merge, textconv};
 use sops_file::keygroups::Keyring;
 
 pub(super) fn filter_process() -> Result<(), Failure> {
-    let mut filter = Filter::new(".");
+    let mut filter = Filter::long_running(".");
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     protocol::serve(stdin, stdout, &mut filter, &mut |n| report::notice(&n))

@@ -49,6 +49,7 @@ use sops_file::decrypt::Check;
 use sops_file::formats::Format;
 use sops_file::keycache::KeyCache;
 use sops_file::keygroups::{self, Keyring, Recipient};
+use sops_file::keypool::KeyPool;
 use sops_file::selectors::Selector;
 use sops_file::{config, encrypt, file, form, metadata::Metadata, Error};
 
@@ -101,6 +102,10 @@ pub(crate) struct Filter {
     prefetched: usize,
     /// The tree being checked out, as git named it with the current smudge.
     treeish: String,
+    /// New data keys wrapped ahead of demand (the long-running filter only:
+    /// git sends one file at a time, so a `git add` of many new KMS files would
+    /// otherwise wait one KMS round trip per file; see `sops_file::keypool`).
+    keys_ahead: Option<KeyPool>,
 }
 
 impl Filter {
@@ -131,6 +136,28 @@ impl Filter {
             prefetched_trees: HashSet::new(),
             prefetched: 0,
             treeish: String::new(),
+            keys_ahead: None,
+        }
+    }
+
+    /// A filter for git's long-running `filter-process`: it serves many files,
+    /// so the data keys of new files are wrapped ahead of demand.
+    pub(crate) fn long_running(dir: impl Into<PathBuf>) -> Filter {
+        Filter {
+            keys_ahead: Some(KeyPool::new()),
+            ..Filter::new(dir)
+        }
+    }
+
+    /// A fresh data key wrapped for `groups`, from the pool when there is one.
+    fn wrap_new(
+        &self,
+        groups: &[Vec<Recipient>],
+        threshold: usize,
+    ) -> Result<sops_file::keypool::Wrapped, keygroups::KeyGroupError> {
+        match &self.keys_ahead {
+            Some(pool) => pool.wrap_new(groups, threshold),
+            None => keygroups::wrap_new(groups, threshold),
         }
     }
 
@@ -297,7 +324,11 @@ impl Filter {
             selector: rule.selector,
             mac_only_encrypted: rule.mac_only_encrypted,
         };
-        let (key, mut meta) = encrypt::new_metadata(&spec).map_err(fail)?;
+        let new = match &self.keys_ahead {
+            Some(pool) => encrypt::new_metadata_from(pool, &spec),
+            None => encrypt::new_metadata(&spec),
+        };
+        let (key, mut meta) = new.map_err(fail)?;
         let out =
             file::seal(format, input, &key, &mut meta, &mut encrypt::FreshIvs).map_err(fail)?;
         self.keys.remember(&meta, &key);
@@ -713,8 +744,9 @@ impl Filter {
             DriverError::new(path, format!("cannot encrypt it for its recipients: {e}"))
                 .caused_by(e)
         };
-        let (key, key_groups, threshold) =
-            keygroups::wrap_new(&groups, previous.shamir_threshold).map_err(|e| fail(e.into()))?;
+        let (key, key_groups, threshold) = self
+            .wrap_new(&groups, previous.shamir_threshold)
+            .map_err(|e| fail(e.into()))?;
         let mut meta = Metadata {
             key_groups,
             shamir_threshold: threshold,
