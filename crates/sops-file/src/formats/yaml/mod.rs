@@ -166,8 +166,7 @@ pub fn parse(text: &str) -> Result<Document, FormatError> {
                 .to_string(),
         });
     }
-    let evs = events::events(&src)?;
-    let built = tree::build(&src, evs)?;
+    let built = tree::build(&src, events::Events::new(&src))?;
     let raw = scan::find_comments(&src, &built.opaque);
     let placements = comments::place(&src, &built, &raw);
     let mut built = built;
