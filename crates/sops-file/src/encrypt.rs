@@ -52,7 +52,11 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
         return Err(Error::AlreadyEncrypted);
     }
     let (key, mut meta) = new_metadata(spec)?;
-    seal(store, src, &doc, &key, &mut meta, &mut FreshIvs)
+    let out = seal_unchecked(store, src, &doc, &key, &mut meta, &mut FreshIvs)?;
+    // The plaintext tree is not needed to read the output back: dropped first,
+    // so the two never take memory at the same time (issue 18).
+    drop(doc);
+    readable(store, out)
 }
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
@@ -78,6 +82,26 @@ pub fn new_metadata(spec: &EncryptSpec) -> Result<(DataKey, Metadata), Error> {
 /// Encrypt the parsed plaintext `doc` of `src` with `key`, filling in
 /// `lastmodified` and the MAC of `meta`, and append the metadata block.
 pub fn seal(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    key: &DataKey,
+    meta: &mut Metadata,
+    ivs: &mut dyn Ivs,
+) -> Result<String, Error> {
+    let out = seal_unchecked(store, src, doc, key, meta, ivs)?;
+    readable(store, out)
+}
+
+/// Never hand out a file that cannot be read back: quoting an `ENC[...]` can
+/// turn a layout the parser tolerated into one it rejects.
+fn readable(store: &dyn Store, out: String) -> Result<String, Error> {
+    store.check(&out).map_err(Error::Unreadable)?;
+    Ok(out)
+}
+
+/// [`seal`] without reading the output back.
+fn seal_unchecked(
     store: &dyn Store,
     src: &str,
     doc: &Document,
@@ -139,8 +163,5 @@ pub fn seal(
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
     let mut out = apply_edits(src, edits)?;
-    // Never hand out a file that cannot be read back: quoting an `ENC[...]` can
-    // turn a layout the parser tolerated into one it rejects.
-    store.parse(&out).map_err(Error::Unreadable)?;
     Ok(std::mem::take(&mut *out))
 }
