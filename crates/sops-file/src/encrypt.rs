@@ -52,11 +52,12 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
         return Err(Error::AlreadyEncrypted);
     }
     let (key, mut meta) = new_metadata(spec)?;
-    let out = seal_unchecked(store, src, &doc, &key, &mut meta, &mut FreshIvs)?;
-    // The plaintext tree is not needed to read the output back: dropped first,
-    // so the two never take memory at the same time (issue 18).
+    let edits = seal_edits(store, src, &doc, &key, &mut meta, &mut FreshIvs)?;
+    // The plaintext tree is needed neither to splice the edits nor to read the
+    // output back: dropped first, so it never takes memory at the same time as
+    // the output (issue 18).
     drop(doc);
-    readable(store, out)
+    readable(store, splice(src, edits)?)
 }
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
@@ -89,8 +90,14 @@ pub fn seal(
     meta: &mut Metadata,
     ivs: &mut dyn Ivs,
 ) -> Result<String, Error> {
-    let out = seal_unchecked(store, src, doc, key, meta, ivs)?;
-    readable(store, out)
+    let edits = seal_edits(store, src, doc, key, meta, ivs)?;
+    readable(store, splice(src, edits)?)
+}
+
+/// The output: `src` with `edits` applied.
+fn splice(src: &str, edits: Vec<Edit>) -> Result<String, Error> {
+    let mut out = apply_edits(src, edits)?;
+    Ok(std::mem::take(&mut *out))
 }
 
 /// Never hand out a file that cannot be read back: quoting an `ENC[...]` can
@@ -100,15 +107,15 @@ fn readable(store: &dyn Store, out: String) -> Result<String, Error> {
     Ok(out)
 }
 
-/// [`seal`] without reading the output back.
-fn seal_unchecked(
+/// The edits [`seal`] makes to `src`.
+fn seal_edits(
     store: &dyn Store,
     src: &str,
     doc: &Document,
     key: &DataKey,
     meta: &mut Metadata,
     ivs: &mut dyn Ivs,
-) -> Result<String, Error> {
+) -> Result<Vec<Edit>, Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
     let mut edits = Vec::new();
@@ -162,6 +169,5 @@ fn seal_unchecked(
     // Written as whole-second UTC, so it is its own RFC3339 re-formatting (the MAC's AAD).
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
-    let mut out = apply_edits(src, edits)?;
-    Ok(std::mem::take(&mut *out))
+    Ok(edits)
 }
