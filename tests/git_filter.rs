@@ -629,3 +629,40 @@ fn a_kms_key_that_cannot_be_reached_fails_add_and_leaves_the_index_alone() {
         assert!(!all_objects(&repo, &repo.dir).contains("kms-plaintext-must-not-leak"));
     });
 }
+
+/// `git commit PATH` cleans each file twice (for the commit's temporary index,
+/// then for the real one); the long-running filter keeps what it cleaned so
+/// the second answer is the first. It keeps only its newest blobs in memory
+/// and the older ones in the cache folder; with the cache off (`sops.cache
+/// false`) they must stay in memory, past that window too.
+#[test]
+fn commit_of_more_paths_than_the_filter_keeps_in_memory_leaves_the_index_equal_to_the_commit() {
+    for cache in ["true", "false"] {
+        let repo = Repo::in_mode(Mode::Process);
+        repo.git(&["config", "sops.cache", cache]).ok();
+        for i in 0..80 {
+            repo.write(
+                &format!("secrets/s{i:02}.yaml"),
+                &YAML.replace("admin", &format!("u{i}")),
+            );
+        }
+        repo.git(&["add", "-A"]).ok();
+        repo.git(&["commit", "-q", "-m", "eighty"]).ok();
+        for i in 0..80 {
+            repo.write(
+                &format!("secrets/s{i:02}.yaml"),
+                &YAML.replace("admin", &format!("v{i}")),
+            );
+        }
+        repo.git(&["commit", "-q", "-m", "all changed", "--", "secrets"])
+            .ok();
+        let staged = repo
+            .git(&["diff", "--cached", "--name-only"])
+            .ok()
+            .stdout_str();
+        assert_eq!(staged, "", "sops.cache {cache}: index differs from HEAD");
+        let status = repo.git(&["status", "--porcelain"]).ok().stdout_str();
+        assert_eq!(status, "", "sops.cache {cache}");
+        assert!(repo.blob_text("HEAD:secrets/s79.yaml").contains("ENC["));
+    }
+}

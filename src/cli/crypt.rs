@@ -188,7 +188,7 @@ pub(super) fn decrypt_content(
         return binary::decrypt(content, &keyring, ignore_mac)
             .map_err(|e| Failure::from_sops(name, e));
     }
-    let opened = decrypt::decrypt(
+    let mut opened = decrypt::decrypt(
         format.store(),
         as_text(name, content)?,
         &keyring,
@@ -198,7 +198,10 @@ pub(super) fn decrypt_content(
     for w in &opened.warnings {
         eprintln!("git-sops: warning: {name}: {w}");
     }
-    Ok(Zeroizing::new(opened.text.as_bytes().to_vec()))
+    // Moved, not copied: the plaintext stays in one zeroizing buffer.
+    Ok(Zeroizing::new(
+        std::mem::take(&mut *opened.text).into_bytes(),
+    ))
 }
 
 /// A text format's plaintext as text.

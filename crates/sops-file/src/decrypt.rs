@@ -20,7 +20,8 @@ pub struct Opened {
     pub text: Zeroizing<String>,
     /// Things sops would also only warn about (e.g. a comment that is not encrypted).
     pub warnings: Vec<String>,
-    /// The IV of every value, for re-encrypting unchanged values byte for byte.
+    /// The IV of every value, for re-encrypting unchanged values byte for byte
+    /// (empty from [`decrypt`], whose result is not encrypted again).
     pub ivs: IvStash,
 }
 
@@ -63,7 +64,9 @@ pub fn decrypt(
     } else {
         Check::Mac
     };
-    open(store, src, &doc, &meta, &key, check)
+    // Nothing re-encrypts this result: its IVs are not kept (on a large file
+    // the stash took more memory than the plaintext, issue 18).
+    open_with(store, src, &doc, &meta, &key, check, false)
 }
 
 /// Decrypt a loaded document with its data key.
@@ -74,6 +77,19 @@ pub fn open(
     meta: &Metadata,
     key: &DataKey,
     check: Check,
+) -> Result<Opened, Error> {
+    open_with(store, src, doc, meta, key, check, true)
+}
+
+/// [`open`]; the IVs are recorded in [`Opened::ivs`] only when `keep_ivs`.
+fn open_with(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    meta: &Metadata,
+    key: &DataKey,
+    check: Check,
+    keep_ivs: bool,
 ) -> Result<Opened, Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
@@ -112,7 +128,9 @@ pub fn open(
                 let enc = EncValue::parse(text).map_err(value_err)?;
                 let aad = pos.aad();
                 let bytes = cipher::decrypt(key, &enc, aad).map_err(value_err)?;
-                ivs.record(aad, enc.type_tag, &bytes, &enc.iv);
+                if keep_ivs {
+                    ivs.record(aad, enc.type_tag, &bytes, &enc.iv);
+                }
                 let spelling = std::str::from_utf8(&bytes).map_err(|_| Error::BadPlaintext {
                     path: path(),
                     line: leaf.line,
@@ -158,7 +176,9 @@ pub fn open(
                 });
                 match opened {
                     Some((plain, aad, iv)) => {
-                        ivs.record(&aad, TypeTag::Comment, plain.as_bytes(), &iv);
+                        if keep_ivs {
+                            ivs.record(&aad, TypeTag::Comment, plain.as_bytes(), &iv);
+                        }
                         edits.push(Edit::replace(comment.span.clone(), plain));
                     }
                     None => warnings.push(format!(

@@ -53,7 +53,12 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
         return Err(Error::AlreadyEncrypted);
     }
     let (key, mut meta) = new_metadata(spec)?;
-    seal(store, src, &doc, &key, &mut meta, &mut FreshIvs)
+    let edits = seal_edits(store, src, &doc, &key, &mut meta, &mut FreshIvs)?;
+    // The plaintext tree is needed neither to splice the edits nor to read the
+    // output back: dropped first, so it never takes memory at the same time as
+    // the output (issue 18).
+    drop(doc);
+    readable(store, splice(src, edits)?)
 }
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
@@ -97,6 +102,32 @@ pub fn seal(
     meta: &mut Metadata,
     ivs: &mut dyn Ivs,
 ) -> Result<String, Error> {
+    let edits = seal_edits(store, src, doc, key, meta, ivs)?;
+    readable(store, splice(src, edits)?)
+}
+
+/// The output: `src` with `edits` applied.
+fn splice(src: &str, edits: Vec<Edit>) -> Result<String, Error> {
+    let mut out = apply_edits(src, edits)?;
+    Ok(std::mem::take(&mut *out))
+}
+
+/// Never hand out a file that cannot be read back: quoting an `ENC[...]` can
+/// turn a layout the parser tolerated into one it rejects.
+fn readable(store: &dyn Store, out: String) -> Result<String, Error> {
+    store.check(&out).map_err(Error::Unreadable)?;
+    Ok(out)
+}
+
+/// The edits [`seal`] makes to `src`.
+fn seal_edits(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    key: &DataKey,
+    meta: &mut Metadata,
+    ivs: &mut dyn Ivs,
+) -> Result<Vec<Edit>, Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
     let mut edits = Vec::new();
@@ -150,9 +181,5 @@ pub fn seal(
     // Written as whole-second UTC, so it is its own RFC3339 re-formatting (the MAC's AAD).
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
     edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
-    let mut out = apply_edits(src, edits)?;
-    // Never hand out a file that cannot be read back: quoting an `ENC[...]` can
-    // turn a layout the parser tolerated into one it rejects.
-    store.parse(&out).map_err(Error::Unreadable)?;
-    Ok(std::mem::take(&mut *out))
+    Ok(edits)
 }

@@ -144,6 +144,13 @@ impl KeyCache {
     }
 }
 
+/// Whether [`KeyCache::prefetch`] would unwrap anything for `meta` (when its
+/// data key is not cached): a caller gathering metadata for it need not keep
+/// the others.
+pub fn prefetchable(meta: &Metadata) -> bool {
+    kms_key_to_prefetch(meta).is_some()
+}
+
 /// The KMS key [`KeyCache::recover`] would unwrap this file's data key with,
 /// when that is certain: one key group, no age key in it (age is tried first),
 /// and then the group's first KMS key in file order.

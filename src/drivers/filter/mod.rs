@@ -30,9 +30,10 @@
 
 pub mod prefetch;
 pub mod protocol;
+mod recent;
 pub mod sops_type;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
@@ -45,6 +46,7 @@ use crate::drivers::{DriverError, Level, Notice};
 use crate::git::cat_file::BlobReader;
 use crate::git::Git;
 use crate::worktree_mode::WorktreeMode;
+use recent::{Recalled, RecentBlobs};
 use sops_file::decrypt::Check;
 use sops_file::formats::Format;
 use sops_file::keycache::KeyCache;
@@ -88,15 +90,22 @@ pub(crate) struct Filter {
     warned_config: bool,
     /// What to tell the user, taken by the caller after each request.
     notices: Vec<Notice>,
-    /// What this process last cleaned each path to.
-    cleaned: HashMap<String, Vec<u8>>,
+    /// What this process last cleaned each path to (the older ones in the
+    /// cache folder, see `recent`).
+    cleaned: RecentBlobs,
     /// Run as the one-shot `clean %f`: one process per file, so what an earlier
     /// process of the same git command cleaned is kept on disk.
     one_shot: bool,
     /// Clean's input comes from memory, not from the working tree.
     in_memory: bool,
-    /// The ciphertext each path was last smudged from (see `templates`).
-    smudged: HashMap<String, Vec<u8>>,
+    /// The ciphertext each path was last smudged from (see `templates`; the
+    /// older ones by the object id git named them by).
+    smudged: RecentBlobs,
+    /// The object id git named the blob of the next smudge by (empty: none).
+    smudge_blob: String,
+    /// When this process started: a blob it cleaned and put in the cache folder
+    /// is read back from there only if it is not older.
+    started: std::time::Instant,
     /// Trees whose data keys were prefetched, and how many keys that unwrapped.
     prefetched_trees: HashSet<String>,
     prefetched: usize,
@@ -118,6 +127,13 @@ impl Filter {
         let keys = key_cache(cache.as_ref());
         let types = FileTypes::new(git.clone());
         let known = KnownBlobs::open(cache.as_ref());
+        // Pushed-out cleaned blobs go to the cache folder; without one they
+        // stay (see `RecentBlobs::keeping_unnamed`).
+        let cleaned = if known.is_some() {
+            RecentBlobs::default()
+        } else {
+            RecentBlobs::keeping_unnamed()
+        };
         Filter {
             git,
             top,
@@ -129,10 +145,12 @@ impl Filter {
             warned_locked: false,
             warned_config: false,
             notices: Vec::new(),
-            cleaned: HashMap::new(),
+            cleaned,
             one_shot: false,
             in_memory: false,
-            smudged: HashMap::new(),
+            smudged: RecentBlobs::default(),
+            smudge_blob: String::new(),
+            started: std::time::Instant::now(),
             prefetched_trees: HashSet::new(),
             prefetched: 0,
             treeish: String::new(),
@@ -189,6 +207,11 @@ impl Filter {
         treeish.clone_into(&mut self.treeish);
     }
 
+    /// The object id of the blob the next smudge gets (empty: git named none).
+    pub(crate) fn smudging_blob(&mut self, blob: &str) {
+        blob.clone_into(&mut self.smudge_blob);
+    }
+
     /// Before the smudges of a checkout of `treeish`: unwrap the data keys it
     /// will need concurrently (once per tree; best effort, see `prefetch`).
     pub fn prefetch(&mut self, treeish: &str) {
@@ -212,13 +235,21 @@ impl Filter {
         let spec = match which {
             0 => format!(":{path}"),
             1 => format!("HEAD:{path}"),
-            2 => return self.smudged.get(path).cloned(),
+            2 => match self.smudged.get(path)? {
+                Recalled::Bytes(blob) => return Some(blob.to_vec()),
+                Recalled::Object(id) if crate::git::is_object_name(id) => id.to_string(),
+                Recalled::Object(_) | Recalled::Elsewhere => return None,
+            },
             _ => {
-                let recent = || {
-                    let known = self.known.as_ref().filter(|_| self.one_shot)?;
-                    known.last_cleaned(path, ONE_COMMAND)
+                let known = self.known.as_ref();
+                return match self.cleaned.get(path) {
+                    Some(Recalled::Bytes(blob)) => Some(blob.to_vec()),
+                    // Put in the cache folder by this process (see `clean`).
+                    Some(_) => known?.last_cleaned(path, self.started.elapsed()),
+                    None => known
+                        .filter(|_| self.one_shot)?
+                        .last_cleaned(path, ONE_COMMAND),
                 };
-                return self.cleaned.get(path).cloned().or_else(recent);
             }
         };
         if self.blobs.is_none() {
@@ -274,7 +305,12 @@ impl Filter {
         if let (true, Some(known)) = (self.one_shot, &self.known) {
             known.remember_cleaned(path, &out);
         }
-        self.cleaned.insert(path.to_string(), out.clone());
+        let pushed_out = self.cleaned.insert(path, out.clone(), None);
+        if let (false, Some(known)) = (self.one_shot, &self.known) {
+            for (path, blob) in pushed_out {
+                known.remember_cleaned(&path, &blob);
+            }
+        }
         Ok(out)
     }
 
@@ -839,7 +875,8 @@ impl Filter {
                 return Ok(Smudged::Unchanged);
             }
         };
-        self.smudged.insert(path.to_string(), input.to_vec());
+        let object = std::mem::take(&mut self.smudge_blob);
+        self.smudged.insert(path, input.to_vec(), Some(&object));
         self.remember(input, format, &opened.plaintext);
         Ok(Smudged::Plaintext(opened.plaintext))
     }

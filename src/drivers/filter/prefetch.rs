@@ -27,7 +27,7 @@ use crate::git::cat_file::BlobReader;
 use crate::git::ls_tree::TreeEntry;
 use crate::git::{is_object_name, AttrSource, Git};
 use sops_file::file;
-use sops_file::keycache::{fingerprint, KeyCache};
+use sops_file::keycache::{fingerprint, prefetchable, KeyCache};
 use sops_file::metadata::Metadata;
 
 /// What one prefetch did (for tests, benchmarks and `GIT_SOPS_TRACE`-style logs).
@@ -58,9 +58,10 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
     let Ok(mut blobs) = BlobReader::spawn(git) else {
         return stats;
     };
-    // One metadata per distinct data key (blobs are read one at a time and
-    // dropped: memory stays in the number of distinct keys, not of files); the
-    // key cache skips the ones it holds.
+    // One metadata per distinct data key that is not cached and that the
+    // prefetch would unwrap (blobs are read one at a time and dropped: memory
+    // stays in the number of such keys, not of files; an age-only repository
+    // keeps none, issue 18).
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
     let mut metas: Vec<Metadata> = Vec::new();
     for (oid, path) in &candidates {
@@ -71,12 +72,16 @@ pub fn tree(git: &Git, treeish: &str, keys: &KeyCache) -> Stats {
         let Some(meta) = file::sniff(path, &blob).map(|loaded| loaded.meta) else {
             continue;
         };
-        if seen.insert(fingerprint(&meta)) {
-            metas.push(meta);
+        let fp = fingerprint(&meta);
+        if seen.insert(fp) && !keys.contains(&fp) {
+            stats.missing += 1;
+            if prefetchable(&meta) {
+                metas.push(meta);
+            }
         }
     }
     drop(blobs);
-    (stats.missing, stats.unwrapped) = keys.prefetch(&metas);
+    (_, stats.unwrapped) = keys.prefetch(&metas);
     stats
 }
 

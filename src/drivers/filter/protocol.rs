@@ -62,6 +62,7 @@ impl FilterOps for Filter {
 
     fn smudge_meta(&mut self, meta: &SmudgeMeta<'_>) {
         self.checking_out(meta.treeish);
+        self.smudging_blob(meta.blob);
         if !meta.treeish.is_empty() {
             self.prefetch(meta.treeish);
         }

@@ -37,8 +37,16 @@ pub struct SpliceError {
 /// (inserts at the same offset are applied in the order given).
 pub fn apply_edits(src: &str, mut edits: Vec<Edit>) -> Result<Zeroizing<String>, SpliceError> {
     edits.sort_by_key(|e| (e.span.start, e.span.end));
-    let extra: usize = edits.iter().map(|e| e.text.len()).sum();
-    let mut out = Zeroizing::new(String::with_capacity(src.len() + extra));
+    // The exact size (the edits do not overlap, checked below; a bad span only
+    // makes the estimate off): decryption replaces long `ENC[...]` texts with
+    // short plaintexts, and reserving the input's size on top of the edits cost
+    // as much again as the whole output (issue 18). Never grown, so no copy of
+    // the plaintext is left behind in a freed buffer.
+    let added: usize = edits.iter().map(|e| e.text.len()).sum();
+    let removed: usize = edits.iter().map(|e| e.span.len()).sum();
+    let mut out = Zeroizing::new(String::with_capacity(
+        (src.len() + added).saturating_sub(removed),
+    ));
     let mut pos = 0;
     for edit in &edits {
         if edit.span.start < pos

@@ -29,6 +29,13 @@ pub trait Store: Sync {
     /// like any other entry (the sops layer finds and interprets it).
     fn parse(&self, src: &str) -> Result<Document, FormatError>;
 
+    /// Whether [`Store::parse`] accepts `src`, without keeping the tree (the
+    /// encrypted output is read back only to know that it can be: a store that
+    /// can tell without building the whole tree saves its memory).
+    fn check(&self, src: &str) -> Result<(), FormatError> {
+        self.parse(src).map(drop)
+    }
+
     /// Replacement text for `leaf` when its value becomes the string `enc`
     /// (an `ENC[...]` value, which needs no escaping but may need quotes).
     fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String;

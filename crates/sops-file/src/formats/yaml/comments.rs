@@ -66,7 +66,7 @@ mod replay;
 use super::doc_end;
 use super::scan::{RawComment, Source};
 use super::tree::{Built, MarkKind, SkNode};
-use replay::{Composer, GTree, NodeKind, Sim, Text};
+use replay::{Composer, GTree, NodeKind, Sim};
 
 /// Where a comment goes: collection id and a sort position among its items
 /// (it precedes every item whose start is at or after `sort`).
@@ -446,7 +446,7 @@ fn distribute(
     virtual_entries: bool,
 ) -> Option<Vec<Option<Placement>>> {
     let mut out: Vec<Option<Placement>> = vec![None; count];
-    let mut put = |text: &Text, coll: usize, sort: usize| {
+    let mut put = |text: &[u32], coll: usize, sort: usize| {
         for &c in text {
             if let Some(slot) = out.get_mut(c as usize) {
                 *slot = Some(Placement { coll, sort });
@@ -463,18 +463,18 @@ fn distribute(
         let &[r] = doc.children.as_slice() else {
             return None;
         };
-        put(&doc.head, root, 0);
-        put(&doc.line, root, 0);
-        put(&doc.foot, root, usize::MAX);
+        put(doc.head(), root, 0);
+        put(doc.line(), root, 0);
+        put(doc.foot(), root, usize::MAX);
         work.push((r, root, true));
     }
     while let Some((n, coll, own)) = work.pop() {
         let node = &tree.nodes[n];
         let c = &built.colls[coll];
         if own {
-            put(&node.head, coll, 0);
-            put(&node.line, coll, 0);
-            put(&node.foot, coll, usize::MAX);
+            put(node.head(), coll, 0);
+            put(node.line(), coll, 0);
+            put(node.foot(), coll, usize::MAX);
         }
         let before = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start);
         let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
@@ -491,15 +491,15 @@ fn distribute(
                     let k = &tree.nodes[node.children[2 * j]];
                     let vid = node.children[2 * j + 1];
                     let v = &tree.nodes[vid];
-                    put(&k.head, coll, before(j));
-                    put(&k.line, coll, before(j));
-                    put(&k.foot, coll, after(j));
+                    put(k.head(), coll, before(j));
+                    put(k.line(), coll, before(j));
+                    put(k.foot(), coll, after(j));
                     let item = c.items.get(j).map(|i| &i.node);
                     match (v.kind, item) {
                         (NodeKind::Scalar, Some(SkNode::Leaf(_)) | None) => {
-                            put(&v.head, coll, before(j));
-                            put(&v.line, coll, before(j));
-                            put(&v.foot, coll, after(j));
+                            put(v.head(), coll, before(j));
+                            put(v.line(), coll, before(j));
+                            put(v.foot(), coll, after(j));
                         }
                         (NodeKind::Map { .. } | NodeKind::Seq, Some(SkNode::Coll(id))) => {
                             work.push((vid, *id, true));
@@ -514,9 +514,9 @@ fn distribute(
                 }
                 for (j, &id) in node.children.iter().enumerate() {
                     let item = &tree.nodes[id];
-                    put(&item.head, coll, before(j));
-                    put(&item.line, coll, before(j));
-                    put(&item.foot, coll, after(j));
+                    put(item.head(), coll, before(j));
+                    put(item.line(), coll, before(j));
+                    put(item.foot(), coll, after(j));
                     match (item.kind, &c.items[j].node) {
                         (NodeKind::Scalar, SkNode::Leaf(_)) => {}
                         (NodeKind::Map { .. } | NodeKind::Seq, SkNode::Coll(sub)) => {

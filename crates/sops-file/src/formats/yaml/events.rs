@@ -1,10 +1,17 @@
 //! Running saphyr-parser and turning its events into owned records with byte spans.
 //!
-//! saphyr is the authority on YAML syntax; this module only collects its event
+//! saphyr is the authority on YAML syntax; this module only reads its event
 //! stream (values, styles, tags, anchors) and converts its character-index markers
 //! into byte offsets. A parse error becomes a [`FormatError::Syntax`] with saphyr's
 //! message and position. saphyr is guarded with `catch_unwind` so that no input can
 //! make `parse` panic.
+//!
+//! The events are handed to the tree builder one at a time ([`Events`]), not
+//! collected first: a list of every event of a large file cost several times the
+//! file's size (issue 18), while the builder only ever looks one event ahead. A
+//! syntax error still wins over whatever the builder refuses: the builder drains
+//! the stream ([`Events::finish`]) before reporting its own error, so the error a
+//! file gets does not depend on which problem comes first.
 //!
 //! Scalar values are plaintext when a file is encrypted: the events hold them in
 //! zeroizing strings. saphyr's own buffers (its scanner's token text, from which
@@ -56,85 +63,99 @@ pub(crate) struct Ev {
     pub col: usize,
 }
 
-/// All events of the stream (StreamStart/StreamEnd dropped).
-pub(crate) fn events(src: &Source<'_>) -> Result<Vec<Ev>, FormatError> {
-    let text = src.text;
-    let raw = std::panic::catch_unwind(|| collect(text));
-    let raw = match raw {
-        Ok(r) => r,
-        Err(_) => {
-            return Err(FormatError::Syntax {
-                line: 0,
-                column: 0,
-                message: "the YAML parser failed on this input; check the file is valid YAML"
-                    .to_string(),
-            })
+/// saphyr's event stream as [`Ev`]s, one event of lookahead. After the last
+/// event, or the first error, it yields nothing more; [`Events::finish`] says
+/// whether the stream ended in an error.
+pub(crate) struct Events<'s, 'a> {
+    src: &'s Source<'a>,
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    peeked: Option<Ev>,
+    depth: usize,
+    /// The stream's end was reached (or an error stopped it).
+    done: bool,
+    error: Option<FormatError>,
+}
+
+impl<'s, 'a> Events<'s, 'a> {
+    pub(crate) fn new(src: &'s Source<'a>) -> Events<'s, 'a> {
+        Events {
+            src,
+            parser: Parser::new_from_str(src.text),
+            peeked: None,
+            depth: 0,
+            done: false,
+            error: None,
         }
-    };
-    match raw {
-        Ok((evs, too_deep_at)) => {
-            if let Some(at) = too_deep_at {
-                let (line, column) = src.line_col(src.byte(at));
-                return Err(too_deep(line, column));
+    }
+
+    /// The next event, without consuming it.
+    pub(crate) fn peek(&mut self) -> Option<&Ev> {
+        if self.peeked.is_none() {
+            self.peeked = self.read();
+        }
+        self.peeked.as_ref()
+    }
+
+    pub(crate) fn next(&mut self) -> Option<Ev> {
+        match self.peeked.take() {
+            Some(ev) => Some(ev),
+            None => self.read(),
+        }
+    }
+
+    /// Read the rest of the stream; its error, if it has one (a syntax error,
+    /// a collection nested too deep, a parser failure).
+    pub(crate) fn finish(&mut self) -> Option<FormatError> {
+        self.peeked = None;
+        while self.read().is_some() {}
+        self.error.take()
+    }
+
+    fn read(&mut self) -> Option<Ev> {
+        if self.done {
+            return None;
+        }
+        let parser = &mut self.parser;
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.next_event()));
+        let fail = |this: &mut Self, e: FormatError| {
+            this.done = true;
+            this.error = Some(e);
+            None
+        };
+        let (ev, span) = match next {
+            Err(_) => {
+                return fail(
+                    self,
+                    FormatError::Syntax {
+                        line: 0,
+                        column: 0,
+                        message: "the YAML parser failed on this input; check the file is valid \
+                                  YAML"
+                            .to_string(),
+                    },
+                )
             }
-            Ok(evs
-                .into_iter()
-                .map(|(kind, s, e, col)| Ev {
-                    kind,
-                    start: src.byte(s),
-                    end: src.byte(e),
-                    col,
-                })
-                .collect())
-        }
-        Err((index, line, col, info)) => {
-            let _ = index;
-            Err(FormatError::Syntax {
-                line,
-                column: col + 1,
-                message: describe_error(&info),
-            })
-        }
-    }
-}
-
-/// saphyr's error message, with the one about its nesting limit spelled out.
-fn describe_error(info: &str) -> String {
-    match flow_limit(info) {
-        Some(m) => m.to_string(),
-        None => format!("invalid YAML: {info}"),
-    }
-}
-
-/// What saphyr's "recursion limit exceeded" means (it counts open `[`/`{` in a byte).
-pub(crate) fn flow_limit(info: &str) -> Option<&'static str> {
-    (info == "recursion limit exceeded").then_some(
-        "flow collections (`[...]`, `{...}`) are nested more than 255 levels deep, which the \
-         YAML parser does not accept: flatten the structure or write it in block style",
-    )
-}
-
-type RawEv = (EvKind, usize, usize, usize);
-type RawErr = (usize, usize, usize, String);
-
-fn tag_of(tag: Option<&saphyr_parser::Tag>) -> Option<(String, String)> {
-    tag.map(|t| (t.handle.clone(), t.suffix.clone()))
-}
-
-/// The events, or (as the second part) the char index of the first collection
-/// nested deeper than [`MAX_DEPTH`], where collecting stopped.
-fn collect(text: &str) -> Result<(Vec<RawEv>, Option<usize>), RawErr> {
-    let mut parser = Parser::new_from_str(text);
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    while let Some(next) = parser.next_event() {
-        let (ev, span) = next.map_err(|e| {
-            let m = e.marker();
-            (m.index(), m.line(), m.col(), e.info().to_string())
-        })?;
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Ok(Some(Err(e))) => {
+                let m = e.marker();
+                let err = FormatError::Syntax {
+                    line: m.line(),
+                    column: m.col() + 1,
+                    message: describe_error(e.info()),
+                };
+                return fail(self, err);
+            }
+            Ok(Some(Ok(next))) => next,
+        };
         let kind = match ev {
-            Event::StreamStart | Event::Nothing => continue,
-            Event::StreamEnd => break,
+            Event::StreamStart | Event::Nothing => return self.read(),
+            Event::StreamEnd => {
+                self.done = true;
+                return None;
+            }
             Event::DocumentStart(_) => EvKind::DocStart,
             Event::DocumentEnd => EvKind::DocEnd,
             Event::Alias(_) => EvKind::Alias,
@@ -157,15 +178,40 @@ fn collect(text: &str) -> Result<(Vec<RawEv>, Option<usize>), RawErr> {
         };
         match kind {
             EvKind::SeqStart { .. } | EvKind::MapStart { .. } => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Ok((out, Some(span.start.index())));
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    let (line, column) = self.src.line_col(self.src.byte(span.start.index()));
+                    return fail(self, too_deep(line, column));
                 }
             }
-            EvKind::SeqEnd | EvKind::MapEnd => depth = depth.saturating_sub(1),
+            EvKind::SeqEnd | EvKind::MapEnd => self.depth = self.depth.saturating_sub(1),
             _ => {}
         }
-        out.push((kind, span.start.index(), span.end.index(), span.start.col()));
+        Some(Ev {
+            kind,
+            start: self.src.byte(span.start.index()),
+            end: self.src.byte(span.end.index()),
+            col: span.start.col(),
+        })
     }
-    Ok((out, None))
+}
+
+/// saphyr's error message, with the one about its nesting limit spelled out.
+fn describe_error(info: &str) -> String {
+    match flow_limit(info) {
+        Some(m) => m.to_string(),
+        None => format!("invalid YAML: {info}"),
+    }
+}
+
+/// What saphyr's "recursion limit exceeded" means (it counts open `[`/`{` in a byte).
+pub(crate) fn flow_limit(info: &str) -> Option<&'static str> {
+    (info == "recursion limit exceeded").then_some(
+        "flow collections (`[...]`, `{...}`) are nested more than 255 levels deep, which the \
+         YAML parser does not accept: flatten the structure or write it in block style",
+    )
+}
+
+fn tag_of(tag: Option<&saphyr_parser::Tag>) -> Option<(String, String)> {
+    tag.map(|t| (t.handle.clone(), t.suffix.clone()))
 }

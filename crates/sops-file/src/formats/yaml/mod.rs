@@ -84,6 +84,13 @@ impl Store for YamlStore {
         parse(src)
     }
 
+    /// Everything [`parse`] refuses, it refuses while building (placing the
+    /// comments and converting the built tree cannot fail): so the tree is not made.
+    fn check(&self, src: &str) -> Result<(), FormatError> {
+        let source = Source::new(src);
+        build(&source).map(drop)
+    }
+
     fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String {
         render::encrypted(leaf, enc)
     }
@@ -149,9 +156,9 @@ fn bare_cr(text: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Parse a YAML stream into one tree per document.
-pub fn parse(text: &str) -> Result<Document, FormatError> {
-    let src = Source::new(text);
+/// Read `src` into the built tree, refusing what sops cannot round-trip.
+fn build(src: &Source<'_>) -> Result<Built, FormatError> {
+    let text = src.text;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(FormatError::Empty { format: "yaml" });
     }
@@ -166,8 +173,13 @@ pub fn parse(text: &str) -> Result<Document, FormatError> {
                 .to_string(),
         });
     }
-    let evs = events::events(&src)?;
-    let built = tree::build(&src, evs)?;
+    tree::build(src, events::Events::new(src))
+}
+
+/// Parse a YAML stream into one tree per document.
+pub fn parse(text: &str) -> Result<Document, FormatError> {
+    let src = Source::new(text);
+    let built = build(&src)?;
     let raw = scan::find_comments(&src, &built.opaque);
     let placements = comments::place(&src, &built, &raw);
     let mut built = built;

@@ -450,8 +450,7 @@ fn comment_replay_reads_every_test_file() {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let src = scan::Source::new(&text);
-            let evs = events::events(&src).unwrap();
-            let built = tree::build(&src, evs).unwrap();
+            let built = tree::build(&src, events::Events::new(&src)).unwrap();
             let raw = scan::find_comments(&src, &built.opaque);
             let placed = comments::simulate(&src, &built, &raw);
             assert!(placed.is_some(), "{}: the replay gave up", path.display());

@@ -19,7 +19,7 @@ use std::hash::BuildHasher;
 use saphyr_parser::ScalarStyle;
 use zeroize::Zeroizing;
 
-use super::events::{Ev, EvKind};
+use super::events::{Ev, EvKind, Events};
 use super::resolve::{self, ResolveError};
 use super::scan::{self, Source};
 use crate::formats::{
@@ -120,8 +120,7 @@ fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> Forma
 
 struct Builder<'s, 'a> {
     src: &'s Source<'a>,
-    evs: Vec<Ev>,
-    pos: usize,
+    evs: Events<'s, 'a>,
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
@@ -138,11 +137,10 @@ struct Builder<'s, 'a> {
 /// the items themselves.
 type KeySet = HashSet<u64>;
 
-pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
+pub fn build(src: &Source<'_>, evs: Events<'_, '_>) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
-        pos: 0,
         prev_end: 0,
         colls: Vec::new(),
         marks: Vec::new(),
@@ -150,85 +148,116 @@ pub fn build(src: &Source<'_>, evs: Vec<Ev>) -> Result<Built, FormatError> {
         depth: 0,
         hasher: RandomState::new(),
     };
-    let mut roots = Vec::new();
-    let mut empty_doc_at = None;
-    while b.pos < b.evs.len() {
-        let ev = b.evs[b.pos].clone();
-        match ev.kind {
-            EvKind::DocStart => {
-                b.pos += 1;
-                if ev.end > ev.start {
-                    b.prev_end = ev.end;
-                    b.marks.push(Mark {
-                        kind: MarkKind::DocBoundary { doc: roots.len() },
-                        start: ev.start,
-                        end: ev.end,
+    let built = b.stream();
+    // A syntax error anywhere in the stream wins over what the builder refused
+    // (as when the events were all read before building).
+    if let Some(e) = b.evs.finish() {
+        return Err(e);
+    }
+    built
+}
+
+/// What the event after a document start is.
+enum Root {
+    Map,
+    Empty(usize),
+    Other(usize),
+    Missing,
+}
+
+impl Builder<'_, '_> {
+    /// Build every document of the stream.
+    fn stream(&mut self) -> Result<Built, FormatError> {
+        let src = self.src;
+        let mut roots = Vec::new();
+        let mut empty_doc_at = None;
+        while let Some(ev) = self.evs.next() {
+            match ev.kind {
+                EvKind::DocStart => {
+                    if ev.end > ev.start {
+                        self.prev_end = ev.end;
+                        self.marks.push(Mark {
+                            kind: MarkKind::DocBoundary { doc: roots.len() },
+                            start: ev.start,
+                            end: ev.end,
+                        });
+                    }
+                    let doc = roots.len();
+                    let root = match self.evs.peek() {
+                        Some(Ev {
+                            kind: EvKind::MapStart { .. },
+                            ..
+                        }) => Root::Map,
+                        Some(Ev {
+                            kind:
+                                EvKind::Scalar {
+                                    value,
+                                    tag: None,
+                                    style: ScalarStyle::Plain,
+                                    anchor: false,
+                                },
+                            start,
+                            ..
+                        }) if value.is_empty() => Root::Empty(*start),
+                        Some(e) => Root::Other(e.start),
+                        None => Root::Missing,
+                    };
+                    match root {
+                        Root::Map => {
+                            let id = self.collection(None, doc)?;
+                            roots.push(id);
+                        }
+                        Root::Empty(at) => {
+                            empty_doc_at.get_or_insert(at);
+                            self.evs.next();
+                        }
+                        Root::Other(at) => {
+                            return Err(unsupported(
+                                src,
+                                at,
+                                "the document's top level is not a mapping; sops only encrypts \
+                                 YAML documents whose root is a mapping (key: value)",
+                            ))
+                        }
+                        Root::Missing => {}
+                    }
+                }
+                EvKind::DocEnd => {
+                    let doc = roots.len().saturating_sub(1);
+                    self.marks.push(Mark {
+                        kind: MarkKind::DocBoundary { doc },
+                        start: ev.start.max(self.prev_end),
+                        end: ev.end.max(self.prev_end),
                     });
+                    if ev.end > ev.start {
+                        self.prev_end = ev.end;
+                    }
                 }
-                let doc = roots.len();
-                let root_ev = b.evs.get(b.pos).cloned();
-                match root_ev.map(|e| (e.kind.clone(), e)) {
-                    Some((EvKind::MapStart { .. }, _)) => {
-                        let id = b.collection(None, doc)?;
-                        roots.push(id);
-                    }
-                    Some((
-                        EvKind::Scalar {
-                            value,
-                            tag: None,
-                            style: ScalarStyle::Plain,
-                            anchor: false,
-                        },
-                        e,
-                    )) if value.is_empty() => {
-                        empty_doc_at.get_or_insert(e.start);
-                        b.pos += 1;
-                    }
-                    Some((_, e)) => {
-                        return Err(unsupported(
-                            src,
-                            e.start,
-                            "the document's top level is not a mapping; sops only encrypts \
-                             YAML documents whose root is a mapping (key: value)",
-                        ))
-                    }
-                    None => {}
-                }
+                _ => {}
             }
-            EvKind::DocEnd => {
-                b.pos += 1;
-                let doc = roots.len().saturating_sub(1);
-                b.marks.push(Mark {
-                    kind: MarkKind::DocBoundary { doc },
-                    start: ev.start.max(b.prev_end),
-                    end: ev.end.max(b.prev_end),
-                });
-                if ev.end > ev.start {
-                    b.prev_end = ev.end;
-                }
-            }
-            _ => b.pos += 1,
         }
+        if roots.is_empty() {
+            return Err(FormatError::Empty { format: "yaml" });
+        }
+        if let Some(at) = empty_doc_at {
+            return Err(unsupported(
+                src,
+                at,
+                "this document of the YAML stream is empty; sops needs a mapping in every \
+                 document: remove the empty document or give it content",
+            ));
+        }
+        let mut opaque = std::mem::take(&mut self.opaque);
+        let mut marks = std::mem::take(&mut self.marks);
+        opaque.sort_by_key(|r| (r.start, r.end));
+        marks.sort_by_key(|m| (m.start, m.end));
+        Ok(Built {
+            colls: std::mem::take(&mut self.colls),
+            roots,
+            marks,
+            opaque,
+        })
     }
-    if roots.is_empty() {
-        return Err(FormatError::Empty { format: "yaml" });
-    }
-    if let Some(at) = empty_doc_at {
-        return Err(unsupported(
-            src,
-            at,
-            "this document of the YAML stream is empty; sops needs a mapping in every \
-             document: remove the empty document or give it content",
-        ));
-    }
-    b.opaque.sort_by_key(|r| (r.start, r.end));
-    b.marks.sort_by_key(|m| (m.start, m.end));
-    Ok(Built {
-        colls: b.colls,
-        roots,
-        marks: b.marks,
-        opaque: b.opaque,
-    })
 }
 
 fn check_tag_collection(
@@ -268,9 +297,7 @@ const ANCHOR_MSG: &str = "anchors, aliases and merge keys (&x, *x, <<) are not s
 
 impl Builder<'_, '_> {
     fn next(&mut self) -> Option<Ev> {
-        let e = self.evs.get(self.pos).cloned();
-        self.pos += 1;
-        e
+        self.evs.next()
     }
 
     /// Build the collection whose start event is at `self.pos`.
@@ -328,12 +355,14 @@ impl Builder<'_, '_> {
         let mut first = true;
         let mut keys = KeySet::new();
         loop {
-            let Some(peek) = self.evs.get(self.pos).cloned() else {
+            let Some(peek) = self.evs.peek() else {
                 return Err(unsupported(src, src.text.len(), "unexpected end of input"));
             };
             match peek.kind {
                 EvKind::MapEnd | EvKind::SeqEnd => {
-                    self.pos += 1;
+                    let Some(peek) = self.evs.next() else {
+                        return Err(unsupported(src, src.text.len(), "unexpected end of input"));
+                    };
                     if flow {
                         // The closing bracket: the event span covers it.
                         let close = if peek.end > peek.start {
@@ -551,7 +580,7 @@ impl Builder<'_, '_> {
         in_map: bool,
     ) -> Result<(SkNode, usize), FormatError> {
         let src = self.src;
-        let Some(ev) = self.evs.get(self.pos).cloned() else {
+        let Some(ev) = self.evs.peek() else {
             return Err(unsupported(src, src.text.len(), "unexpected end of input"));
         };
         match &ev.kind {
@@ -562,7 +591,9 @@ impl Builder<'_, '_> {
             }
             EvKind::Alias => Err(unsupported(src, ev.start, ANCHOR_MSG)),
             EvKind::Scalar { .. } => {
-                self.pos += 1;
+                let Some(ev) = self.evs.next() else {
+                    return Err(unsupported(src, src.text.len(), "unexpected end of input"));
+                };
                 let leaf = self.leaf(&ev, parent, in_flow, in_map)?;
                 let empty = leaf.span.is_empty();
                 self.marks.push(Mark {

@@ -1244,13 +1244,63 @@ pub(super) enum NodeKind {
     Seq,
 }
 
+/// A replayed node. Its comments sit behind one pointer, absent for the rest:
+/// a node is made for every scalar of the file, and three inline comment
+/// lists made the replay of a large file cost several times its size (issue 18).
 #[derive(Debug)]
 pub(super) struct GNode {
     pub(super) kind: NodeKind,
-    pub(super) head: Text,
-    pub(super) line: Text,
-    pub(super) foot: Text,
+    comments: Option<Box<[Text; 3]>>,
     pub(super) children: Vec<usize>,
+}
+
+const HEAD: usize = 0;
+const LINE: usize = 1;
+const FOOT: usize = 2;
+
+impl GNode {
+    fn new(kind: NodeKind, head: Text, line: Text, foot: Text) -> GNode {
+        let none = head.is_empty() && line.is_empty() && foot.is_empty();
+        GNode {
+            kind,
+            comments: (!none).then(|| Box::new([head, line, foot])),
+            children: Vec::new(),
+        }
+    }
+
+    fn text(&self, which: usize) -> &[u32] {
+        self.comments.as_ref().map_or(&[], |c| &c[which])
+    }
+
+    pub(super) fn head(&self) -> &[u32] {
+        self.text(HEAD)
+    }
+
+    pub(super) fn line(&self) -> &[u32] {
+        self.text(LINE)
+    }
+
+    pub(super) fn foot(&self) -> &[u32] {
+        self.text(FOOT)
+    }
+
+    fn set(&mut self, which: usize, text: Text) {
+        match &mut self.comments {
+            Some(c) => c[which] = text,
+            None if text.is_empty() => {}
+            None => {
+                let mut c: Box<[Text; 3]> = Box::default();
+                c[which] = text;
+                self.comments = Some(c);
+            }
+        }
+    }
+
+    fn take_foot(&mut self) -> Text {
+        self.comments
+            .as_mut()
+            .map_or_else(Vec::new, |c| std::mem::take(&mut c[FOOT]))
+    }
 }
 
 /// The nodes of every document (the first `docs` entries are unused: roots are
@@ -1279,26 +1329,16 @@ impl Composer {
         } = ev;
         let nodes = &mut self.nodes;
         let stack = &mut self.stack;
-        let node = |kind| GNode {
-            kind,
-            head: Vec::new(),
-            line: Vec::new(),
-            foot: Vec::new(),
-            children: Vec::new(),
-        };
         match kind {
             EvKind::StreamStart | EvKind::StreamEnd => {}
             EvKind::DocStart => {
-                nodes.push(GNode {
-                    head,
-                    ..node(NodeKind::Doc)
-                });
+                nodes.push(GNode::new(NodeKind::Doc, head, Vec::new(), Vec::new()));
                 self.docs.push(nodes.len() - 1);
                 stack.push(nodes.len() - 1);
             }
             EvKind::DocEnd => {
                 let d = stack.pop()?;
-                nodes[d].foot = foot;
+                nodes[d].set(FOOT, foot);
             }
             EvKind::Scalar | EvKind::MapStart { .. } | EvKind::SeqStart { .. } => {
                 let kind = match kind {
@@ -1306,12 +1346,7 @@ impl Composer {
                     EvKind::SeqStart { .. } => NodeKind::Seq,
                     _ => NodeKind::Scalar,
                 };
-                nodes.push(GNode {
-                    head,
-                    line,
-                    foot,
-                    ..node(kind)
-                });
+                nodes.push(GNode::new(kind, head, line, foot));
                 let id = nodes.len() - 1;
                 if kind == NodeKind::Scalar {
                     attach(nodes, stack, id)?;
@@ -1321,13 +1356,15 @@ impl Composer {
             }
             EvKind::MapEnd | EvKind::SeqEnd => {
                 let id = stack.pop()?;
-                nodes[id].line = line;
-                nodes[id].foot = foot;
-                if nodes[id].kind == (NodeKind::Map { flow: false }) && !nodes[id].foot.is_empty() {
+                nodes[id].set(LINE, line);
+                nodes[id].set(FOOT, foot);
+                if nodes[id].kind == (NodeKind::Map { flow: false }) && !nodes[id].foot().is_empty()
+                {
                     let n = nodes[id].children.len();
                     if n > 1 {
                         let key = nodes[id].children[n - 2];
-                        nodes[key].foot = std::mem::take(&mut nodes[id].foot);
+                        let foot = nodes[id].take_foot();
+                        nodes[key].set(FOOT, foot);
                     }
                 }
                 attach(nodes, stack, id)?;
@@ -1352,14 +1389,16 @@ fn attach(nodes: &mut [GNode], stack: &[usize], id: usize) -> Option<()> {
         let n = nodes[parent].children.len();
         if n % 2 == 1 {
             // A key: a foot comment on it was the previous key's.
-            if !flow && !nodes[id].foot.is_empty() && n > 2 {
+            if !flow && !nodes[id].foot().is_empty() && n > 2 {
                 let prev = nodes[parent].children[n - 3];
-                nodes[prev].foot = std::mem::take(&mut nodes[id].foot);
+                let foot = nodes[id].take_foot();
+                nodes[prev].set(FOOT, foot);
             }
         } else {
             let key = nodes[parent].children[n - 2];
-            if nodes[key].foot.is_empty() && !nodes[id].foot.is_empty() {
-                nodes[key].foot = std::mem::take(&mut nodes[id].foot);
+            if nodes[key].foot().is_empty() && !nodes[id].foot().is_empty() {
+                let foot = nodes[id].take_foot();
+                nodes[key].set(FOOT, foot);
             }
         }
     }
