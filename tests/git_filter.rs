@@ -643,7 +643,7 @@ fn commit_of_more_paths_than_the_filter_keeps_in_memory_leaves_the_index_equal_t
         for i in 0..80 {
             repo.write(
                 &format!("secrets/s{i:02}.yaml"),
-                &YAML.replace("admin", &format!("u{i}")),
+                YAML.replace("admin", &format!("u{i}")),
             );
         }
         repo.git(&["add", "-A"]).ok();
@@ -651,7 +651,7 @@ fn commit_of_more_paths_than_the_filter_keeps_in_memory_leaves_the_index_equal_t
         for i in 0..80 {
             repo.write(
                 &format!("secrets/s{i:02}.yaml"),
-                &YAML.replace("admin", &format!("v{i}")),
+                YAML.replace("admin", &format!("v{i}")),
             );
         }
         repo.git(&["commit", "-q", "-m", "all changed", "--", "secrets"])
