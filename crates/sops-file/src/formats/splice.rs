@@ -7,10 +7,18 @@ use zeroize::Zeroizing;
 use super::Span;
 
 /// Replace `span` of the source with `text`. An empty span inserts.
+/// The text is a decrypted value when decrypting, so it is wiped when the edit
+/// is dropped, as every plaintext buffer is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edit {
     pub span: Span,
     pub text: String,
+}
+
+impl Drop for Edit {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.text);
+    }
 }
 
 impl Edit {
