@@ -2,15 +2,21 @@
 //! for `:path` (the staged blob) and `HEAD:path` for every file it cleans, and a
 //! process per lookup would dominate `git status` on a large tree.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout};
 
 use super::command::{Git, GitError};
 
+/// Questions sent ahead at most (each answer waits in the pipe until read).
+const MAX_AHEAD: usize = 8;
+
 pub struct BlobReader {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// Specs asked with [`BlobReader::ask`] whose answers are not read yet, oldest first.
+    asked: VecDeque<String>,
 }
 
 impl BlobReader {
@@ -20,18 +26,73 @@ impl BlobReader {
             child,
             stdin,
             stdout,
+            asked: VecDeque::new(),
         })
     }
 
+    /// Send the question for `spec` now and read its answer with a later
+    /// [`BlobReader::read`] of the same spec: git looks the object up while
+    /// the caller does something else (the filter asks `git check-attr`
+    /// meanwhile). At most a few questions are kept outstanding.
+    pub fn ask(&mut self, spec: &str) -> std::io::Result<()> {
+        if spec.contains('\0') || self.asked.len() >= MAX_AHEAD {
+            return Ok(());
+        }
+        self.send(spec)?;
+        self.asked.push_back(spec.to_string());
+        Ok(())
+    }
+
+    fn send(&mut self, spec: &str) -> std::io::Result<()> {
+        // One write: every write wakes git.
+        let mut line = Vec::with_capacity(spec.len() + 1);
+        line.extend_from_slice(spec.as_bytes());
+        line.push(0);
+        self.stdin.write_all(&line)?;
+        self.stdin.flush()
+    }
+
     /// The content of the blob named by `spec` (e.g. `:path`, `HEAD:path`), or
-    /// `None` when there is no such object or it is not a blob.
+    /// `None` when there is no such object or it is not a blob. Answers to
+    /// questions asked before and not wanted any more are read and dropped.
     pub fn read(&mut self, spec: &str) -> std::io::Result<Option<Vec<u8>>> {
         if spec.contains('\0') {
             return Ok(None);
         }
-        self.stdin.write_all(spec.as_bytes())?;
-        self.stdin.write_all(b"\0")?;
-        self.stdin.flush()?;
+        while let Some(asked) = self.asked.pop_front() {
+            let answer = self.answer()?;
+            if asked == spec {
+                return Ok(answer);
+            }
+        }
+        self.send(spec)?;
+        self.answer()
+    }
+
+    /// Send the questions for `specs` (object ids) in one write; their
+    /// answers are read in order with [`BlobReader::next_answer`]. The
+    /// questions must fit in the pipe with those still unanswered (git
+    /// stops reading them while its answers wait to be read): callers keep
+    /// at most a few dozen outstanding.
+    pub fn send_many(&mut self, specs: &[&str]) -> std::io::Result<()> {
+        while self.asked.pop_front().is_some() {
+            self.answer()?;
+        }
+        let mut input = Vec::new();
+        for spec in specs {
+            input.extend(spec.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            input.push(0);
+        }
+        self.stdin.write_all(&input)?;
+        self.stdin.flush()
+    }
+
+    /// The answer to the oldest question sent with [`BlobReader::send_many`].
+    pub fn next_answer(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        self.answer()
+    }
+
+    fn answer(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         let mut header = Vec::new();
         self.stdout.read_until(b'\n', &mut header)?;
         if header.is_empty() {

@@ -101,8 +101,11 @@ impl AttrReader {
         if path.contains('\0') {
             return Ok("unspecified".to_string());
         }
-        self.stdin.write_all(path.as_bytes())?;
-        self.stdin.write_all(b"\0")?;
+        // One write: every write wakes git.
+        let mut line = Vec::with_capacity(path.len() + 1);
+        line.extend_from_slice(path.as_bytes());
+        line.push(0);
+        self.stdin.write_all(&line)?;
         self.stdin.flush()?;
         // -z output: path NUL attribute NUL value NUL.
         let mut value = Vec::new();
@@ -117,6 +120,55 @@ impl AttrReader {
             }
         }
         Ok(String::from_utf8_lossy(&value).into_owned())
+    }
+}
+
+impl AttrReader {
+    /// The values of this reader's attributes (`width` of them, as spawned)
+    /// for each of `paths`, asked in one write and read in one go: a filter
+    /// reading ahead asks for the paths git is likely to send next.
+    pub fn read_many(&mut self, paths: &[&str], width: usize) -> std::io::Result<Vec<Vec<String>>> {
+        let mut input = Vec::new();
+        for p in paths {
+            // A NUL would shift every answer after it (git never sends one).
+            input.extend(p.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            input.push(0);
+        }
+        self.stdin.write_all(&input)?;
+        self.stdin.flush()?;
+        let mut rows = Vec::with_capacity(paths.len());
+        let mut field = Vec::new();
+        for _ in paths {
+            let mut row = Vec::with_capacity(width);
+            for _ in 0..width {
+                // path NUL attribute NUL value NUL
+                for _ in 0..3 {
+                    field.clear();
+                    self.stdout.read_until(0, &mut field)?;
+                    if field.pop() != Some(0) {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "git check-attr exited",
+                        ));
+                    }
+                }
+                row.push(String::from_utf8_lossy(&field).into_owned());
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// A reader of several attributes (see [`AttrReader::read_many`]).
+    pub fn spawn_many(git: &Git, attrs: &[&str]) -> Result<AttrReader, GitError> {
+        let mut args = vec!["check-attr", "--stdin", "-z"];
+        args.extend(attrs);
+        let (child, stdin, stdout) = git.spawn_batch(&args)?;
+        Ok(AttrReader {
+            child,
+            stdin,
+            stdout,
+        })
     }
 }
 
