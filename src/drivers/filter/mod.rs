@@ -228,7 +228,7 @@ impl Filter {
         // From the second clean of a process on (a `git status` after a
         // touch cleans every file), both come read ahead in batches.
         let ahead = match self.cleans {
-            0 => None,
+            0 => self.ahead.one(path),
             _ => self.ahead.take(path),
         };
         self.cleans += 1;

@@ -102,6 +102,53 @@ impl ReadAhead {
         }
     }
 
+    /// The attribute and staged blob (`:path`) of one path, through the same
+    /// two processes the batches use, the two questions in flight together:
+    /// the first clean of a process (often the only one) reads no listing.
+    pub fn one(&mut self, path: &str) -> Option<Ahead> {
+        if self.broken || !self.pending.is_empty() {
+            return None;
+        }
+        let found = self.try_one(path);
+        if found.is_err() {
+            self.broken = true;
+            self.attrs = None;
+            self.blobs = None;
+        }
+        found.ok()
+    }
+
+    fn try_one(&mut self, path: &str) -> std::io::Result<Ahead> {
+        self.spawn()?;
+        let (Some(attrs), Some(blobs)) = (self.attrs.as_mut(), self.blobs.as_mut()) else {
+            return Err(std::io::Error::other("no git process"));
+        };
+        blobs.send_many(&[&format!(":{path}")])?;
+        let row = attrs.read_many(&[path], 2)?;
+        let staged = blobs.next_answer()?;
+        match &row[..] {
+            [row] if row.len() == 2 => Ok(Ahead {
+                sops_type: row[1].clone(),
+                staged,
+            }),
+            _ => Err(std::io::Error::other("git check-attr answered otherwise")),
+        }
+    }
+
+    /// Start the two git processes, if not running.
+    fn spawn(&mut self) -> std::io::Result<()> {
+        if self.attrs.is_none() {
+            self.attrs = Some(
+                AttrReader::spawn_many(&self.git, &["filter", super::sops_type::ATTRIBUTE])
+                    .map_err(std::io::Error::other)?,
+            );
+        }
+        if self.blobs.is_none() {
+            self.blobs = Some(BlobReader::spawn(&self.git).map_err(std::io::Error::other)?);
+        }
+        Ok(())
+    }
+
     fn try_take(&mut self, path: &str) -> std::io::Result<Option<Ahead>> {
         if !self.index_current() {
             self.reset()?;
@@ -172,16 +219,11 @@ impl ReadAhead {
         let start = self.next;
         let end = (start + WINDOW).min(self.entries.len());
         self.next = end;
-        let window = &self.entries[start..end];
-        if window.is_empty() {
+        if start == end {
             return Ok(());
         }
-        if self.attrs.is_none() {
-            self.attrs = Some(
-                AttrReader::spawn_many(&self.git, &["filter", super::sops_type::ATTRIBUTE])
-                    .map_err(std::io::Error::other)?,
-            );
-        }
+        self.spawn()?;
+        let window = &self.entries[start..end];
         let paths: Vec<&str> = window.iter().map(|(p, _)| p.as_str()).collect();
         let values = match self.attrs.as_mut() {
             Some(attrs) => attrs.read_many(&paths, 2)?,
@@ -198,9 +240,6 @@ impl ReadAhead {
         }
         if oids.is_empty() {
             return Ok(());
-        }
-        if self.blobs.is_none() {
-            self.blobs = Some(BlobReader::spawn(&self.git).map_err(std::io::Error::other)?);
         }
         match self.blobs.as_mut() {
             Some(blobs) => blobs.send_many(&oids),
