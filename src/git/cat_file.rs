@@ -60,13 +60,13 @@ impl BlobReader {
             return Ok(None);
         }
         while let Some(asked) = self.asked.pop_front() {
-            let answer = self.answer()?;
+            let answer = self.answer(&asked)?;
             if asked == spec {
                 return Ok(answer);
             }
         }
         self.send(spec)?;
-        self.answer()
+        self.answer(spec)
     }
 
     /// Send the questions for `specs` (object ids) in one write; their
@@ -75,24 +75,28 @@ impl BlobReader {
     /// stops reading them while its answers wait to be read): callers keep
     /// at most a few dozen outstanding.
     pub fn send_many(&mut self, specs: &[&str]) -> std::io::Result<()> {
-        while self.asked.pop_front().is_some() {
-            self.answer()?;
-        }
         let mut input = Vec::new();
         for spec in specs {
-            input.extend(spec.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            let spec = spec.replace('\0', "?");
+            input.extend_from_slice(spec.as_bytes());
             input.push(0);
+            self.asked.push_back(spec);
         }
         self.stdin.write_all(&input)?;
         self.stdin.flush()
     }
 
-    /// The answer to the oldest question sent with [`BlobReader::send_many`].
+    /// The answer to the oldest question sent and not answered yet (with
+    /// [`BlobReader::send_many`]).
     pub fn next_answer(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        self.answer()
+        match self.asked.pop_front() {
+            Some(spec) => self.answer(&spec),
+            None => Ok(None),
+        }
     }
 
-    fn answer(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    /// The answer to the question `spec`, the oldest one unanswered.
+    fn answer(&mut self, spec: &str) -> std::io::Result<Option<Vec<u8>>> {
         let mut header = Vec::new();
         self.stdout.read_until(b'\n', &mut header)?;
         if header.is_empty() {
@@ -104,13 +108,23 @@ impl BlobReader {
         let header = String::from_utf8_lossy(&header).trim_end().to_string();
         // "<oid> <type> <size>", or "<spec> missing" / "<spec> ambiguous".
         let fields: Vec<&str> = header.rsplitn(3, ' ').collect();
-        if let [size, kind, _] = fields[..] {
-            if let Ok(size) = size.parse::<usize>() {
+        let hex =
+            |oid: &str| matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit());
+        if let [size, kind, oid] = fields[..] {
+            if let (Ok(size), true) = (size.parse::<usize>(), hex(oid)) {
                 let mut content = vec![0u8; size + 1];
                 self.stdout.read_exact(&mut content)?;
                 content.pop(); // the LF after the content
                 return Ok((kind == "blob").then_some(content));
             }
+        }
+        // git echoes the spec on the line (`-z` is for input only): one with
+        // line feeds in it takes as many lines more, which must not be read
+        // as the answers to the questions after it (clean would take another
+        // file's blob for its template).
+        for _ in 0..spec.matches('\n').count() {
+            let mut rest = Vec::new();
+            self.stdout.read_until(b'\n', &mut rest)?;
         }
         Ok(None)
     }
@@ -151,5 +165,31 @@ impl Git {
             });
         }
         Ok(sizes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_name_with_a_line_feed_does_not_shift_later_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = Git::new(dir.path());
+        git.run(&["init", "-q"]).expect("init");
+        std::fs::write(dir.path().join("f"), "content\n").expect("write");
+        git.run(&["add", "f"]).expect("add");
+        let mut blobs = BlobReader::spawn(&git).expect("spawn");
+        assert_eq!(blobs.read(":a\nb 1 2\nc").expect("read"), None);
+        assert_eq!(
+            blobs.read(":f").expect("read").as_deref(),
+            Some(&b"content\n"[..])
+        );
+        blobs.send_many(&[":x\ny", ":f"]).expect("send");
+        assert_eq!(blobs.next_answer().expect("answer"), None);
+        assert_eq!(
+            blobs.next_answer().expect("answer").as_deref(),
+            Some(&b"content\n"[..])
+        );
     }
 }
