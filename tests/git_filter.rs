@@ -183,6 +183,78 @@ fn status_stays_clean_after_touch_renormalize_and_branch_switches() {
     });
 }
 
+/// `git status` after a touch cleans every protected file in one filter
+/// process, which reads their formats and staged blobs ahead in batches
+/// (src/drivers/filter/read_ahead.rs): across several batches, with
+/// unprotected files between the protected ones and a few files changed, it
+/// reports exactly the changed ones, and `git add` keeps every unchanged
+/// file's blob byte for byte.
+#[test]
+fn status_after_touching_many_files_reads_ahead_correctly() {
+    let repo = Repo::in_mode(Mode::Process);
+    let mut attributes = repo.text(".gitattributes");
+    attributes.push_str("secrets/*.txt -filter -diff -merge\n");
+    repo.write(".gitattributes", attributes);
+    let rules = repo
+        .text(".sops.yaml")
+        .replace("^secrets/.*$", "^secrets/.*\\.yaml$");
+    assert!(rules.contains(".yaml$"), "{rules}");
+    repo.write(".sops.yaml", rules);
+    let names: Vec<String> = (0..150).map(|i| format!("secrets/f{i:03}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        repo.write(&format!("{name}.yaml"), format!("k: secret-{i}\nn: {i}\n"));
+        repo.write(&format!("{name}.txt"), format!("plain {i}\n"));
+    }
+    repo.commit_all("many");
+    let staged = |repo: &Repo| repo.git(&["ls-files", "-s"]).ok().stdout_str();
+    let before = staged(&repo);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let changed = [5, 70, 71, 140];
+    for (i, name) in names.iter().enumerate() {
+        for ext in ["yaml", "txt"] {
+            let file = format!("{name}.{ext}");
+            let text = repo.read(&file);
+            repo.write(&file, text); // same bytes, new mtime
+        }
+        if changed.contains(&i) {
+            repo.write(&format!("{name}.yaml"), format!("k: changed-{i}\nn: {i}\n"));
+        }
+    }
+    let expected: String = changed
+        .iter()
+        .map(|i| format!(" M secrets/f{i:03}.yaml\n"))
+        .collect();
+    assert_eq!(repo.status(), expected);
+    repo.git(&["add", "-A"]).ok();
+    let after = staged(&repo);
+    let (mut same, mut differ) = (0, 0);
+    for (old, new) in before.lines().zip(after.lines()) {
+        let path = old.split('\t').nth(1).expect("path");
+        assert_eq!(Some(path), new.split('\t').nth(1), "same entries");
+        let is_changed = changed
+            .iter()
+            .any(|i| path == format!("secrets/f{i:03}.yaml"));
+        if is_changed {
+            assert_ne!(old, new, "{path} was changed");
+            let blob = String::from_utf8_lossy(&repo.blob(&format!(":{path}"))).into_owned();
+            assert!(
+                blob.contains("ENC[") && !blob.contains("changed-"),
+                "{path}: {blob}"
+            );
+            differ += 1;
+        } else {
+            assert_eq!(old, new, "{path} is unchanged, so is its blob");
+            same += 1;
+        }
+    }
+    assert_eq!((same, differ), (2 * 150 + 2 - changed.len(), changed.len()));
+    assert_eq!(
+        repo.status(),
+        expected.replace(" M ", "M  "),
+        "staged, nothing else"
+    );
+}
+
 #[test]
 fn a_one_value_edit_is_a_one_value_diff() {
     both_modes(|mode| {

@@ -108,26 +108,45 @@ impl AttrReader {
         if path.contains('\0') {
             return Ok(vec!["unspecified".to_string(); self.width]);
         }
-        self.stdin.write_all(path.as_bytes())?;
-        self.stdin.write_all(b"\0")?;
-        self.stdin.flush()?;
-        // -z output: path NUL attribute NUL value NUL, per attribute.
-        let mut values = Vec::with_capacity(self.width);
-        let mut field = Vec::new();
-        for _ in 0..self.width {
-            for _ in 0..3 {
-                field.clear();
-                self.stdout.read_until(0, &mut field)?;
-                if field.pop() != Some(0) {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "git check-attr exited",
-                    ));
-                }
-            }
-            values.push(String::from_utf8_lossy(&field).into_owned());
+        let mut rows = self.read_many(&[path])?;
+        rows.pop()
+            .ok_or_else(|| std::io::Error::other("git check-attr answered nothing"))
+    }
+
+    /// The values of this reader's attributes for each of `paths`, asked in
+    /// one write and read in one go: a filter reading ahead asks for the paths
+    /// git is likely to send next.
+    pub fn read_many(&mut self, paths: &[&str]) -> std::io::Result<Vec<Vec<String>>> {
+        let width = self.width;
+        let mut input = Vec::new();
+        for p in paths {
+            // A NUL would shift every answer after it (git never sends one).
+            input.extend(p.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            input.push(0);
         }
-        Ok(values)
+        self.stdin.write_all(&input)?;
+        self.stdin.flush()?;
+        let mut rows = Vec::with_capacity(paths.len());
+        let mut field = Vec::new();
+        for _ in paths {
+            let mut row = Vec::with_capacity(width);
+            for _ in 0..width {
+                // path NUL attribute NUL value NUL
+                for _ in 0..3 {
+                    field.clear();
+                    self.stdout.read_until(0, &mut field)?;
+                    if field.pop() != Some(0) {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "git check-attr exited",
+                        ));
+                    }
+                }
+                row.push(String::from_utf8_lossy(&field).into_owned());
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     }
 }
 

@@ -115,7 +115,7 @@ impl Git {
         }
     }
 
-    fn run_text(&self, args: &[&str]) -> Result<String, GitError> {
+    pub(crate) fn run_text(&self, args: &[&str]) -> Result<String, GitError> {
         let out = self.run(args)?;
         Ok(String::from_utf8_lossy(&out)
             .trim_end_matches('\n')

@@ -132,13 +132,50 @@ impl<R: Read> PktReader<R> {
     }
 }
 
+/// Writes packets into its own buffer and hands them to the writer in one
+/// `write` per [`PktWriter::flush`] (or whenever the buffer fills): a filter
+/// response is a status line, content and three flush packets, and one
+/// system call (one wake-up of git) per response instead of one per packet
+/// matters when git cleans thousands of files. Content may be plaintext (a
+/// smudge's output), so the buffer is zeroizing and never grows: its
+/// capacity is fixed, and larger content goes out in several writes.
 pub(crate) struct PktWriter<W> {
     inner: W,
+    buf: Zeroizing<Vec<u8>>,
 }
+
+/// Room for one maximal packet with its header.
+const BUFFER: usize = MAX_PAYLOAD + 4;
 
 impl<W: Write> PktWriter<W> {
     pub fn new(inner: W) -> PktWriter<W> {
-        PktWriter { inner }
+        PktWriter {
+            inner,
+            buf: Zeroizing::new(Vec::with_capacity(BUFFER)),
+        }
+    }
+
+    /// Append `bytes`, writing the buffer out first when they would not fit
+    /// (so it never reallocates, which would free a copy unwiped).
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.write_out()?;
+        }
+        if bytes.len() > self.buf.capacity() {
+            return self.inner.write_all(bytes);
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.inner.write_all(&self.buf)?;
+            // `clear` keeps the capacity; the bytes are overwritten by later
+            // packets and wiped when the writer is dropped.
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     fn packet(&mut self, payload: &[u8]) -> io::Result<()> {
@@ -146,8 +183,12 @@ impl<W: Write> PktWriter<W> {
         if payload.is_empty() {
             return Ok(());
         }
-        write!(self.inner, "{:04x}", payload.len() + 4)?;
-        self.inner.write_all(payload)
+        let header = format!("{:04x}", payload.len() + 4);
+        if self.buf.len() + 4 + payload.len() > self.buf.capacity() {
+            self.write_out()?;
+        }
+        self.put(header.as_bytes())?;
+        self.put(payload)
     }
 
     /// A text line; `\n` is appended as git expects.
@@ -159,7 +200,7 @@ impl<W: Write> PktWriter<W> {
     }
 
     pub(crate) fn flush_packet(&mut self) -> io::Result<()> {
-        self.inner.write_all(b"0000")
+        self.put(b"0000")
     }
 
     /// Content split into maximal packets (not followed by a flush).
@@ -172,11 +213,13 @@ impl<W: Write> PktWriter<W> {
 
     /// Push everything written so far to git.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
         self.inner.flush()
     }
 
     #[cfg(test)]
-    pub(crate) fn into_inner(self) -> W {
+    pub(crate) fn into_inner(mut self) -> W {
+        self.write_out().expect("in-memory write");
         self.inner
     }
 }

@@ -17,9 +17,28 @@ use sops_file::keygroups::Keyring;
 pub(super) fn filter_process() -> Result<(), Failure> {
     let mut filter = Filter::long_running(".");
     let stdin = std::io::stdin().lock();
-    let stdout = std::io::stdout().lock();
-    protocol::serve(stdin, stdout, &mut filter, &mut |n| report::notice(&n))
-        .map_err(|e| Failure::io(format!("filter-process: protocol error: {e}")))
+    protocol::serve(stdin, raw_stdout(), &mut filter, &mut |n| {
+        report::notice(&n)
+    })
+    .map_err(|e| Failure::io(format!("filter-process: protocol error: {e}")))
+}
+
+/// stdout without the standard library's line buffering: the protocol writer
+/// buffers each response itself and writes it in one go, where `Stdout` would
+/// split it at its last newline into two writes (and keep a copy of the tail,
+/// plaintext after a smudge, in a buffer nobody wipes).
+#[cfg(unix)]
+fn raw_stdout() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdout().lock()),
+    }
+}
+
+#[cfg(not(unix))]
+fn raw_stdout() -> Box<dyn Write> {
+    Box::new(std::io::stdout().lock())
 }
 
 pub(super) fn clean(path: std::ffi::OsString) -> Result<(), Failure> {

@@ -30,6 +30,7 @@
 
 pub mod prefetch;
 pub mod protocol;
+mod read_ahead;
 mod recent;
 pub mod sops_type;
 
@@ -38,6 +39,7 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
+use self::read_ahead::ReadAhead;
 use self::sops_type::FileTypes;
 use crate::cache::data_keys::key_cache;
 use crate::cache::known_blobs::KnownBlobs;
@@ -115,6 +117,10 @@ pub(crate) struct Filter {
     /// git sends one file at a time, so a `git add` of many new KMS files would
     /// otherwise wait one KMS round trip per file; see `sops_file::keypool`).
     keys_ahead: Option<KeyPool>,
+    /// Formats and staged blobs of the files git is likely to clean next.
+    ahead: ReadAhead,
+    /// Clean requests served so far.
+    cleans: usize,
 }
 
 impl Filter {
@@ -126,6 +132,7 @@ impl Filter {
         let cache = CacheDir::of(&git);
         let keys = key_cache(cache.as_ref());
         let types = FileTypes::new(git.clone());
+        let ahead = ReadAhead::new(git.clone());
         let known = KnownBlobs::open(cache.as_ref());
         // Pushed-out cleaned blobs go to the cache folder; without one they
         // stay (see `RecentBlobs::keeping_unnamed`).
@@ -155,6 +162,8 @@ impl Filter {
             prefetched: 0,
             treeish: String::new(),
             keys_ahead: None,
+            ahead,
+            cleans: 0,
         }
     }
 
@@ -264,6 +273,19 @@ impl Filter {
         }
     }
 
+    /// Ask `git cat-file` for the staged blob of `path` ahead of
+    /// [`Filter::template`]`(0, path)`, which reads the answer.
+    fn ask_staged(&mut self, path: &str) {
+        if self.blobs.is_none() {
+            self.blobs = BlobReader::spawn(&self.git).ok();
+        }
+        if let Some(blobs) = self.blobs.as_mut() {
+            if blobs.ask(&format!(":{path}")).is_err() {
+                self.blobs = None;
+            }
+        }
+    }
+
     pub fn clean(&mut self, path: &str, input: &[u8]) -> Result<Vec<u8>, DriverError> {
         if is_configuration(path) {
             // The files that say what is protected are never transformed, whatever
@@ -278,10 +300,25 @@ impl Filter {
             }
             return Ok(input.to_vec());
         }
-        let format = self.types.format(path)?;
         // The staged blob is read once per request: it is both the known-blob
-        // candidate and the first template.
-        let staged = self.template(0, path);
+        // candidate and the first template. `git cat-file` looks it up while
+        // `git check-attr` answers for the format (two round trips in parallel).
+        // From the second clean of a process on (a `git status` after a
+        // touch cleans every file), both come read ahead in batches.
+        let ahead = match self.cleans {
+            0 => self.ahead.one(path),
+            _ => self.ahead.take(path),
+        };
+        self.cleans += 1;
+        let (format, staged) = match ahead {
+            Some(a) => (sops_type::from_attribute(path, &a.sops_type), a.staged),
+            None => {
+                self.ask_staged(path);
+                let format = self.types.format(path);
+                (format, self.template(0, path))
+            }
+        };
+        let format = format?;
         if let Some(staged) = &staged {
             if self
                 .known
