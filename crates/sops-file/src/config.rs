@@ -74,6 +74,10 @@ pub struct Config {
     /// The whole document, for sections git-sops reads besides `creation_rules`
     /// (`git_sops.policy`, see [`crate::policy`]).
     pub(crate) top: Value,
+    /// Each rule's `path_regex`, compiled once on first use: one
+    /// configuration is asked about every file of a tree (the guard, bulk
+    /// `updatekeys`), and compiling a regex costs more than matching it.
+    regexes: std::sync::OnceLock<Vec<Result<Option<(String, Regex)>, String>>>,
 }
 
 /// The nearest `.sops.yaml` from `start` upwards (at most 100 levels, as sops).
@@ -146,6 +150,7 @@ impl Config {
             path,
             rules,
             top: value,
+            regexes: std::sync::OnceLock::new(),
         }))
     }
 
@@ -184,8 +189,9 @@ impl Config {
     pub fn rule_for_relative(&self, relative: &str) -> Result<Rule, ConfigError> {
         for (i, rule) in self.rules.iter().enumerate() {
             let number = i + 1;
-            let regex =
-                path_regex(rule).map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
+            let regex = self
+                .path_regex(i)
+                .map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
             let matches = regex.as_ref().is_none_or(|(_, re)| re.is_match(relative));
             if matches {
                 let mut parsed = self
@@ -214,8 +220,9 @@ impl Config {
     pub fn check_templates(&self) -> Result<(), ConfigError> {
         for (i, rule) in self.rules.iter().enumerate() {
             let number = i + 1;
-            let regex =
-                path_regex(rule).map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
+            let regex = self
+                .path_regex(i)
+                .map_err(|m| self.error(format!("creation rule {number}: {m}")))?;
             if let Some(section) = rule.get(GIT_SOPS).filter(|v| !matches!(v, Value::Null)) {
                 check_section(number, regex.as_ref().map(|(_, re)| re), section)
                     .map_err(|e| self.template_error(e))?;
@@ -235,7 +242,8 @@ impl Config {
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if let Some(section) = rule.get(GIT_SOPS).filter(|v| !matches!(v, Value::Null)) {
-                let regex = path_regex(rule)
+                let regex = self
+                    .path_regex(i)
                     .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
                 out.push((
                     i + 1,
@@ -248,6 +256,14 @@ impl Config {
         Ok(out)
     }
 
+    /// Rule `i`'s compiled `path_regex` (see `regexes`).
+    fn path_regex(&self, i: usize) -> Result<Option<(String, Regex)>, String> {
+        let all = self
+            .regexes
+            .get_or_init(|| self.rules.iter().map(path_regex).collect());
+        all.get(i).cloned().unwrap_or(Ok(None))
+    }
+
     /// The path `path_regex` is matched against for `file`: relative to the
     /// config's directory (absolute when outside it), as sops does.
     pub fn match_path(&self, file: &str) -> String {
@@ -258,8 +274,9 @@ impl Config {
     /// one matches every path); the rules' keys are not read.
     pub fn covers(&self, file: &str) -> Result<bool, ConfigError> {
         let relative = self.relative_path(file);
-        for (i, rule) in self.rules.iter().enumerate() {
-            let regex = path_regex(rule)
+        for i in 0..self.rules.len() {
+            let regex = self
+                .path_regex(i)
                 .map_err(|m| self.error(format!("creation rule {}: {m}", i + 1)))?;
             if regex.is_none_or(|(_, re)| re.is_match(&relative)) {
                 return Ok(true);
@@ -277,7 +294,7 @@ impl Config {
             .enumerate()
             .map(|(i, rule)| {
                 let number = i + 1;
-                let head = path_regex(rule).and_then(|path_regex| {
+                let head = self.path_regex(i).and_then(|path_regex| {
                     Ok(RuleHead {
                         number,
                         path_regex,
