@@ -77,8 +77,12 @@ pub struct Config {
     /// Each rule's `path_regex`, compiled once on first use: one
     /// configuration is asked about every file of a tree (the guard, bulk
     /// `updatekeys`), and compiling a regex costs more than matching it.
-    regexes: std::sync::OnceLock<Vec<Result<Option<(String, Regex)>, String>>>,
+    regexes: std::sync::OnceLock<Vec<CompiledRegex>>,
 }
+
+/// A rule's `path_regex` as written and compiled; `None`: the rule has none
+/// (it matches every path); `Err`: why it does not compile.
+type CompiledRegex = Result<Option<(String, Regex)>, String>;
 
 /// The nearest `.sops.yaml` from `start` upwards (at most 100 levels, as sops).
 pub fn find(start: &Path) -> Option<PathBuf> {
@@ -257,7 +261,7 @@ impl Config {
     }
 
     /// Rule `i`'s compiled `path_regex` (see `regexes`).
-    fn path_regex(&self, i: usize) -> Result<Option<(String, Regex)>, String> {
+    fn path_regex(&self, i: usize) -> CompiledRegex {
         let all = self
             .regexes
             .get_or_init(|| self.rules.iter().map(path_regex).collect());
@@ -534,7 +538,7 @@ fn apply_section(rule: &mut Rule, vars: &Vars, section: &Value) -> Result<(), Te
 
 /// A creation rule's `path_regex` (its text and compiled form); `None` when it
 /// has none or an empty one, which matches every path.
-fn path_regex(rule: &Value) -> Result<Option<(String, Regex)>, String> {
+fn path_regex(rule: &Value) -> CompiledRegex {
     match rule.get("path_regex") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Str(s)) if s.is_empty() => Ok(None),
