@@ -43,6 +43,19 @@ pub fn inspect(
     protected: bool,
     rule: Option<(usize, &Selector)>,
 ) -> Vec<Finding> {
+    inspect_with_metadata(path, format, content, protected, rule).0
+}
+
+/// [`inspect`], with the metadata of a protected SOPS file when it has readable
+/// metadata (the guard's key-drift check reads the recipients from it instead
+/// of parsing the file a second time).
+pub fn inspect_with_metadata(
+    path: &str,
+    format: Format,
+    content: &[u8],
+    protected: bool,
+    rule: Option<(usize, &Selector)>,
+) -> (Vec<Finding>, Option<Metadata>) {
     if protected {
         // A SOPS file of another format under a name sops calls binary (say
         // `kubeconfig`) is stored as it is by clean, so it is judged as what it is.
@@ -53,7 +66,7 @@ pub fn inspect(
         };
         inspect_protected(format, content, rule)
     } else {
-        inspect_unprotected(path, content)
+        (inspect_unprotected(path, content), None)
     }
 }
 
@@ -66,6 +79,17 @@ fn inspect_protected(
     format: Format,
     content: &[u8],
     rule: Option<(usize, &Selector)>,
+) -> (Vec<Finding>, Option<Metadata>) {
+    let mut meta = None;
+    let findings = findings_of_protected(format, content, rule, &mut meta);
+    (findings, meta)
+}
+
+fn findings_of_protected(
+    format: Format,
+    content: &[u8],
+    rule: Option<(usize, &Selector)>,
+    found: &mut Option<Metadata>,
 ) -> Vec<Finding> {
     if sops_file::conflict::is_conflict(content) {
         // Encrypted, but not the file: sops (and everything reading it) would
@@ -165,6 +189,7 @@ fn inspect_protected(
             }
         }
     }
+    *found = Some(meta);
     findings
 }
 

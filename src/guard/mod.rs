@@ -259,6 +259,10 @@ struct Checker<'r> {
     parsed_rules: HashMap<[u8; 32], Result<SopsRules, ConfigError>>,
     /// This clone's known-blobs records, where there are any (never on a server).
     known: Option<crate::cache::known_blobs::KnownBlobs>,
+    /// The recipients of the protected blobs inspected in a snapshot whose
+    /// key drift is checked next, by object id (taken by `drift`, which
+    /// would otherwise parse every file a second time).
+    recipients: Option<HashMap<String, Vec<sops_file::metadata::KeyGroup>>>,
     report: Report,
 }
 
@@ -335,6 +339,7 @@ impl<'r> Checker<'r> {
                     crate::cache::CacheDir::of(repo.git()).as_ref(),
                 )
             },
+            recipients: None,
             report: Report::default(),
         })
     }
@@ -438,7 +443,12 @@ impl<'r> Checker<'r> {
             }
             (Some(bytes), format) => {
                 let format = format.clone().unwrap_or(Format::detect(&entry.path));
-                inspect::inspect(&entry.path, format, &bytes, protected, rule)
+                let (found, meta) =
+                    inspect::inspect_with_metadata(&entry.path, format, &bytes, protected, rule);
+                if let (Some(recipients), Some(meta)) = (self.recipients.as_mut(), meta) {
+                    recipients.insert(entry.oid.clone(), meta.key_groups);
+                }
+                found
             }
         };
         if protected {
@@ -508,6 +518,7 @@ impl<'r> Checker<'r> {
             }
             uses_filter = self.read(&e.oid)?.is_some_and(|t| mentions_filter(&t));
         }
+        self.recipients = child.drift.map(|_| HashMap::new());
         for (entry, p) in child.entries.iter().zip(&protection) {
             if !selected(&entry.path) {
                 continue;
@@ -531,6 +542,7 @@ impl<'r> Checker<'r> {
         if let Some(scope) = child.drift {
             self.drift(child, parents, &protection, scope, selected)?;
         }
+        self.recipients = None;
         Ok(())
     }
 
@@ -570,18 +582,25 @@ impl<'r> Checker<'r> {
             {
                 continue;
             }
-            let Ok(format) = format_of(&entry.path, &p.sops_types) else {
-                continue;
-            };
-            let Some(bytes) = self.read(&entry.oid)? else {
-                continue;
-            };
-            let Some(loaded) = sops_file::file::load_as_configured(&entry.path, format, &bytes)
-            else {
-                continue;
+            let inspected = self.recipients.as_mut().and_then(|r| r.remove(&entry.oid));
+            let key_groups = match inspected {
+                Some(groups) => groups,
+                // Not parsed by this snapshot's inspection (its findings were cached).
+                None => {
+                    let Ok(format) = format_of(&entry.path, &p.sops_types) else {
+                        continue;
+                    };
+                    let Some(bytes) = self.read(&entry.oid)? else {
+                        continue;
+                    };
+                    match sops_file::file::load_as_configured(&entry.path, format, &bytes) {
+                        Some(loaded) => loaded.meta.key_groups,
+                        None => continue,
+                    }
+                }
             };
             let finding = match config.rule_for_relative(&entry.path) {
-                Ok(rule) => sops_file::keygroups::drift(&loaded.meta.key_groups, &rule.key_groups)
+                Ok(rule) => sops_file::keygroups::drift(&key_groups, &rule.key_groups)
                     .map(|change| {
                         Finding::new(
                             Kind::KeyDrift,
