@@ -193,6 +193,10 @@ pub fn parse(text: &str) -> Result<Document, FormatError> {
             coll.comments.push((p.sort, comment));
         }
     }
+    // Only the comments needed the token positions: freed before the tree is
+    // made (on a large file they are several times its size, issue 18).
+    built.marks = Vec::new();
+    built.opaque = Vec::new();
     let crlf = uses_crlf(text);
     let step = detect_step(&built);
     let mut conv = Convert {
