@@ -369,34 +369,46 @@ mod tests {
     fn a_sealed_tree_opens_like_the_whole_tree() {
         use crate::encrypt::{seal, FreshIvs};
         use crate::selectors::Selector;
-        let store = Format::Json.store();
-        let src = "{\"a\": \"x\", \"b_unencrypted\": \"ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]\",\n \"c\": [1, \"y\\n\", \"\"], \"d\": {\"e\": true, \"f\": null}}\n";
-        let key = DataKey::from_bytes([7; 32]);
-        let mut meta = Metadata {
-            key_groups: Vec::new(),
-            shamir_threshold: 0,
-            lastmodified: String::new(),
-            mac: String::new(),
-            selector: Some(Selector::default_suffix()),
-            mac_only_encrypted: false,
-            version: String::new(),
-        };
-        let doc = store.parse(src).unwrap();
-        let enc = seal(store, src, &doc, &key, &mut meta, &mut FreshIvs).unwrap();
-        let whole = store.parse(&enc).unwrap();
-        let whole = open(store, &enc, &whole, &meta, &key, Check::Mac).unwrap();
-        assert_eq!(whole.text.as_str(), src);
-        let sealed = store.parse_lean(&enc, Lean::Sealed).unwrap();
-        let lean = open_with(
-            store,
-            &enc,
-            Cow::Owned(sealed),
-            &meta,
-            &key,
-            Check::Mac,
-            false,
-        );
-        assert_eq!(lean.unwrap().text.as_str(), src);
+        let enc = "ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]";
+        let cases = [
+            (
+                Format::Json,
+                format!("{{\"a\": \"x\", \"b_unencrypted\": \"{enc}\",\n \"c\": [1, \"y\\n\", \"\"], \"d\": {{\"e\": true, \"f\": null}}}}\n"),
+            ),
+            (
+                Format::Yaml,
+                format!("# top\na: x\nb_unencrypted: {enc}\nc:\n  - 1\n  # in a list\n  - 'y'\n  - |\n    z\nd: {{e: true, f: null, g: [h]}}\n"),
+            ),
+        ];
+        for (format, src) in cases {
+            let store = format.store();
+            let key = DataKey::from_bytes([7; 32]);
+            let mut meta = Metadata {
+                key_groups: Vec::new(),
+                shamir_threshold: 0,
+                lastmodified: String::new(),
+                mac: String::new(),
+                selector: Some(Selector::default_suffix()),
+                mac_only_encrypted: false,
+                version: String::new(),
+            };
+            let doc = store.parse(&src).unwrap();
+            let enc = seal(store, &src, &doc, &key, &mut meta, &mut FreshIvs).unwrap();
+            let whole = store.parse(&enc).unwrap();
+            let whole = open(store, &enc, &whole, &meta, &key, Check::Mac).unwrap();
+            assert_eq!(whole.text.as_str(), src);
+            let sealed = store.parse_lean(&enc, Lean::Sealed).unwrap();
+            let lean = open_with(
+                store,
+                &enc,
+                Cow::Owned(sealed),
+                &meta,
+                &key,
+                Check::Mac,
+                false,
+            );
+            assert_eq!(lean.unwrap().text.as_str(), src);
+        }
     }
 
     /// Found in review: a comment that opens under no path was tried against

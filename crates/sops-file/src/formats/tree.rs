@@ -87,7 +87,7 @@ pub struct LeafContext {
     /// the source.
     pub(crate) no_break_after: bool,
     /// The value is a string left in the source, not copied into the tree:
-    /// `src[span]` without its quotes, which hold it unescaped
+    /// `src[span]` (without its quotes when quoted, which hold it unescaped)
     /// ([`super::Store::parse_lean`]; only the walks encrypting or decrypting
     /// a whole file read such a tree, issue 18).
     pub(crate) str_in_source: bool,
@@ -170,10 +170,11 @@ pub(crate) fn str_in_source<'s>(src: &'s str, leaf: &Leaf) -> Option<&'s str> {
     if !leaf.context.str_in_source {
         return None;
     }
-    Some(
-        src.get(leaf.span.start + 1..leaf.span.end.saturating_sub(1))
-            .unwrap_or(""),
-    )
+    let span = match leaf.style {
+        Style::Plain => leaf.span.clone(),
+        _ => leaf.span.start + 1..leaf.span.end.saturating_sub(1),
+    };
+    Some(src.get(span).unwrap_or(""))
 }
 
 /// Find the top-level entry `key` in a map.

@@ -121,6 +121,10 @@ fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> Forma
 struct Builder<'s, 'a> {
     src: &'s Source<'a>,
     evs: Events<'s, 'a>,
+    /// See [`build_lean`].
+    lean: bool,
+    /// Building the value of a document's top-level `sops` entry.
+    in_sops: bool,
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
@@ -137,10 +141,20 @@ struct Builder<'s, 'a> {
 /// the items themselves.
 type KeySet = HashSet<u64>;
 
+#[cfg(test)]
 pub fn build(src: &Source<'_>, evs: Events<'_, '_>) -> Result<Built, FormatError> {
+    build_lean(src, evs, false)
+}
+
+/// [`build`]; `lean`: plain `ENC[...]` scalars whose text is their value stay
+/// in the source (`Store::parse_lean` with `Lean::Sealed`), outside the
+/// top-level `sops` entry.
+pub fn build_lean(src: &Source<'_>, evs: Events<'_, '_>, lean: bool) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
+        lean,
+        in_sops: false,
         prev_end: 0,
         colls: Vec::new(),
         marks: Vec::new(),
@@ -505,7 +519,13 @@ impl Builder<'_, '_> {
         self.opaque.push(kstart..kend);
         self.prev_end = kend;
         let line = src.line_of(kstart) + 1;
-        let (node, end) = self.value(id, doc, flow, item_index, true)?;
+        let outer = self.in_sops;
+        if self.colls[id].parent.is_none() && key.as_str() == "sops" {
+            self.in_sops = true;
+        }
+        let value = self.value(id, doc, flow, item_index, true);
+        self.in_sops = outer;
+        let (node, end) = value?;
         self.colls[id].items.push(Item {
             key: Some((key.to_string(), kstart..kend)),
             node,
@@ -728,7 +748,18 @@ impl Builder<'_, '_> {
         } else {
             value
         };
-        let value = self.typed(src, span.start, value, *style, tag)?;
+        // Lean: an `ENC[...]` whose text is its value is read from the source.
+        let in_source = self.lean
+            && !self.in_sops
+            && st == Style::Plain
+            && tag.is_none()
+            && value.starts_with("ENC[AES256_GCM,")
+            && src.text.get(span.clone()) == Some(value);
+        let value = if in_source {
+            Scalar::Str(Zeroizing::new(String::new()))
+        } else {
+            self.typed(src, span.start, value, *style, tag)?
+        };
         let (line, column) = src.line_col(span.start);
         let text_follows = src.text.get(span.end..).is_some_and(|rest| {
             let line = rest.split('\n').next().unwrap_or("");
@@ -750,6 +781,7 @@ impl Builder<'_, '_> {
                 in_list: !in_map,
                 text_follows,
                 no_break_after,
+                str_in_source: in_source,
                 ..LeafContext::default()
             },
         })
