@@ -84,9 +84,9 @@ impl Store for YamlStore {
         parse(src)
     }
 
-    /// Plain `ENC[...]` values stay in the source when decrypting.
+    /// Plain strings whose text is their value stay in the source.
     fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
-        parse_lean(src, lean == Lean::Sealed)
+        parse_lean(src, Some(lean))
     }
 
     /// Everything [`parse`] refuses, it refuses while building (placing the
@@ -163,11 +163,11 @@ fn bare_cr(text: &str) -> Option<usize> {
 
 /// Read `src` into the built tree, refusing what sops cannot round-trip.
 fn build(src: &Source<'_>) -> Result<Built, FormatError> {
-    build_lean(src, false)
+    build_lean(src, None)
 }
 
 /// [`build`], with [`tree::build_lean`]'s `lean`.
-fn build_lean(src: &Source<'_>, lean: bool) -> Result<Built, FormatError> {
+fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError> {
     let text = src.text;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(FormatError::Empty { format: "yaml" });
@@ -188,11 +188,11 @@ fn build_lean(src: &Source<'_>, lean: bool) -> Result<Built, FormatError> {
 
 /// Parse a YAML stream into one tree per document.
 pub fn parse(text: &str) -> Result<Document, FormatError> {
-    parse_lean(text, false)
+    parse_lean(text, None)
 }
 
 /// [`parse`]; `lean`: as [`tree::build_lean`].
-fn parse_lean(text: &str, lean: bool) -> Result<Document, FormatError> {
+fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     let src = Source::new(text);
     let built = build_lean(&src, lean)?;
     let raw = scan::find_comments(&src, &built.opaque);

@@ -23,7 +23,7 @@ use super::events::{Ev, EvKind, Events};
 use super::resolve::{self, ResolveError};
 use super::scan::{self, Source};
 use crate::formats::{
-    too_deep, Comment, FormatError, Leaf, LeafContext, Scalar, Span, Style, MAX_DEPTH,
+    too_deep, Comment, FormatError, Leaf, LeafContext, Lean, Scalar, Span, Style, MAX_DEPTH,
 };
 
 /// A collection under construction.
@@ -122,7 +122,7 @@ struct Builder<'s, 'a> {
     src: &'s Source<'a>,
     evs: Events<'s, 'a>,
     /// See [`build_lean`].
-    lean: bool,
+    lean: Option<Lean>,
     /// Building the value of a document's top-level `sops` entry.
     in_sops: bool,
     /// Exact end of the previous event's text (scan start for block headers).
@@ -143,13 +143,17 @@ type KeySet = HashSet<u64>;
 
 #[cfg(test)]
 pub fn build(src: &Source<'_>, evs: Events<'_, '_>) -> Result<Built, FormatError> {
-    build_lean(src, evs, false)
+    build_lean(src, evs, None)
 }
 
-/// [`build`]; `lean`: plain `ENC[...]` scalars whose text is their value stay
-/// in the source (`Store::parse_lean` with `Lean::Sealed`), outside the
-/// top-level `sops` entry.
-pub fn build_lean(src: &Source<'_>, evs: Events<'_, '_>, lean: bool) -> Result<Built, FormatError> {
+/// [`build`]; `lean` ([`crate::formats::Store::parse_lean`]): plain strings
+/// whose text is their value stay in the source (`Sealed`: only `ENC[...]`
+/// values), outside the top-level `sops` entry.
+pub fn build_lean(
+    src: &Source<'_>,
+    evs: Events<'_, '_>,
+    lean: Option<Lean>,
+) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
@@ -748,18 +752,22 @@ impl Builder<'_, '_> {
         } else {
             value
         };
-        // Lean: an `ENC[...]` whose text is its value is read from the source.
-        let in_source = self.lean
-            && !self.in_sops
+        // Lean: a plain string whose text is its value is read from the source.
+        let plain_text = !self.in_sops
             && st == Style::Plain
             && tag.is_none()
-            && value.starts_with("ENC[AES256_GCM,")
             && src.text.get(span.clone()) == Some(value);
-        let value = if in_source {
-            Scalar::Str(Zeroizing::new(String::new()))
-        } else {
-            self.typed(src, span.start, value, *style, tag)?
+        let mut in_source = match self.lean {
+            None => false,
+            Some(Lean::Sealed) => plain_text && value.starts_with("ENC[AES256_GCM,"),
+            Some(Lean::Strings) => plain_text,
         };
+        let mut value = self.typed(src, span.start, value, *style, tag)?;
+        if in_source && matches!(value, Scalar::Str(_)) {
+            value = Scalar::Str(Zeroizing::new(String::new()));
+        } else {
+            in_source = false;
+        }
         let (line, column) = src.line_col(span.start);
         let text_follows = src.text.get(span.end..).is_some_and(|rest| {
             let line = rest.split('\n').next().unwrap_or("");
