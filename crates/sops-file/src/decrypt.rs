@@ -2,6 +2,8 @@
 //! place, recompute the MAC over the plaintexts exactly as encryption did and
 //! compare it with the sealed one, then drop the metadata block.
 
+use std::borrow::Cow;
+
 use zeroize::Zeroizing;
 
 use super::cipher::{self, EncValue, TypeTag};
@@ -13,7 +15,9 @@ use super::plaintext::{canonical_bytes, decode};
 use super::stash::IvStash;
 use super::walk::{walk, Visit};
 use super::{display_path, Error};
-use crate::formats::{apply_edits, find_entry, Document, Edit, Scalar, Store, Value};
+use crate::formats::{
+    apply_edits, find_entry, str_in_source, Document, Edit, Lean, Scalar, Splicer, Store, Value,
+};
 
 /// A decrypted file.
 pub struct Opened {
@@ -40,7 +44,11 @@ pub enum Check {
 
 /// Parse an encrypted file and read its metadata (from the first document, as sops).
 pub fn load(store: &dyn Store, src: &str) -> Result<(Document, Metadata), Error> {
-    let doc = store.parse(src)?;
+    with_metadata(store.parse(src)?)
+}
+
+/// The document and its metadata (from the first document, as sops).
+fn with_metadata(doc: Document) -> Result<(Document, Metadata), Error> {
     let entry = doc
         .docs
         .first()
@@ -57,7 +65,8 @@ pub fn decrypt(
     keyring: &Keyring,
     ignore_mac: bool,
 ) -> Result<Opened, Error> {
-    let (doc, meta) = load(store, src)?;
+    // Only this walk reads the tree: the `ENC[...]` texts can stay in `src`.
+    let (doc, meta) = with_metadata(store.parse_lean(src, Lean::Sealed)?)?;
     let key = keygroups::recover(&meta, keyring)?;
     let check = if ignore_mac {
         Check::IgnoreMac
@@ -65,8 +74,9 @@ pub fn decrypt(
         Check::Mac
     };
     // Nothing re-encrypts this result: its IVs are not kept (on a large file
-    // the stash took more memory than the plaintext, issue 18).
-    open_with(store, src, &doc, &meta, &key, check, false)
+    // the stash took more memory than the plaintext, issue 18). The tree is
+    // given away, to be freed before the output is finished.
+    open_with(store, src, Cow::Owned(doc), &meta, &key, check, false)
 }
 
 /// Decrypt a loaded document with its data key.
@@ -78,11 +88,59 @@ pub fn open(
     key: &DataKey,
     check: Check,
 ) -> Result<Opened, Error> {
-    open_with(store, src, doc, meta, key, check, true)
+    open_with(store, src, Cow::Borrowed(doc), meta, key, check, true)
 }
 
 /// [`open`]; the IVs are recorded in [`Opened::ivs`] only when `keep_ivs`.
 fn open_with(
+    store: &dyn Store,
+    src: &str,
+    doc: Cow<'_, Document>,
+    meta: &Metadata,
+    key: &DataKey,
+    check: Check,
+    keep_ivs: bool,
+) -> Result<Opened, Error> {
+    // The plaintexts are written into the output as the walk opens them, so
+    // they are never held as edits beside it (issue 18). The metadata block's
+    // removal is known before the walk. Edits out of source order (a layout
+    // where it does not come last) are made again and sorted: the same walk
+    // gives the same edits.
+    let mut splicer = Splicer::new(src, src.len(), true, store.remove_metadata(src, &doc));
+    let (warnings, ivs) = open_walk(store, src, &doc, meta, key, check, keep_ivs, &mut |edit| {
+        splicer.push(edit)
+    })?;
+    if splicer.settle() {
+        // An owned tree is not needed to finish: freed before the output
+        // may be copied to its exact size.
+        drop(doc);
+        if let Some(text) = splicer.finish() {
+            return Ok(Opened {
+                text,
+                warnings,
+                ivs,
+            });
+        }
+        return Err(Error::Splice(crate::formats::SpliceError { at: src.len() }));
+    }
+    drop(splicer);
+    let mut edits = Vec::new();
+    let (warnings, ivs) = open_walk(store, src, &doc, meta, key, check, keep_ivs, &mut |edit| {
+        edits.push(edit)
+    })?;
+    edits.extend(store.remove_metadata(src, &doc));
+    Ok(Opened {
+        text: apply_edits(src, edits)?,
+        warnings,
+        ivs,
+    })
+}
+
+/// Open every value and comment of `doc`, handing each edit to `emit` in
+/// walk order, and check the MAC as `check` says. Returns the warnings and
+/// (when `keep_ivs`) the IVs.
+#[allow(clippy::too_many_arguments)]
+fn open_walk(
     store: &dyn Store,
     src: &str,
     doc: &Document,
@@ -90,10 +148,10 @@ fn open_with(
     key: &DataKey,
     check: Check,
     keep_ivs: bool,
-) -> Result<Opened, Error> {
+    emit: &mut dyn FnMut(Edit),
+) -> Result<(Vec<String>, IvStash), Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
-    let mut edits = Vec::new();
     let mut warnings = Vec::new();
     let mut ivs = IvStash::default();
     let mut every_path: Option<Vec<String>> = None;
@@ -104,12 +162,18 @@ fn open_with(
                 if leaf.value == Scalar::Null {
                     return Ok(());
                 }
+                // An `ENC[...]` left in the source by `parse_lean`.
+                let in_source = str_in_source(src, leaf);
                 if !selector.should_encrypt_at(pos, false) {
-                    hasher.leaf(&canonical_bytes(&leaf.value), false);
+                    match in_source {
+                        Some(text) => hasher.leaf(text.as_bytes(), false),
+                        None => hasher.leaf(&canonical_bytes(&leaf.value), false),
+                    }
                     return Ok(());
                 }
                 let path = || display_path(&pos.path);
                 let text = match &leaf.value {
+                    _ if in_source.is_some() => in_source.unwrap_or(""),
                     Scalar::Str(s) if s.is_empty() => return Ok(()),
                     Scalar::Str(s) if cipher::is_enc(s) => s,
                     _ if check == Check::Mixed => return Ok(()),
@@ -140,7 +204,7 @@ fn open_with(
                     // sops stores encrypted comments inside lists as list items; they
                     // are comments again once decrypted and the MAC skips them.
                     match store.list_comment(src, leaf, spelling) {
-                        Some(edit) => edits.push(edit),
+                        Some(edit) => emit(edit),
                         None => warnings.push(format!(
                             "line {}: a comment stored as a value at {} was left encrypted",
                             leaf.line,
@@ -155,7 +219,7 @@ fn open_with(
                     source,
                 })?;
                 hasher.leaf(&canonical_bytes(&value), true);
-                edits.push(Edit::replace(
+                emit(Edit::replace(
                     leaf.span.clone(),
                     store.plain_leaf(leaf, &value, spelling),
                 ));
@@ -179,7 +243,7 @@ fn open_with(
                         if keep_ivs {
                             ivs.record(&aad, TypeTag::Comment, plain.as_bytes(), &iv);
                         }
-                        edits.push(Edit::replace(comment.span.clone(), plain));
+                        emit(Edit::replace(comment.span.clone(), plain));
                     }
                     None => warnings.push(format!(
                         "line {}: an encrypted comment could not be decrypted and was left as it is",
@@ -193,12 +257,7 @@ fn open_with(
     if check == Check::Mac {
         verify_mac(key, meta, hasher.finish())?;
     }
-    edits.extend(store.remove_metadata(src, doc));
-    Ok(Opened {
-        text: apply_edits(src, edits)?,
-        warnings,
-        ivs,
-    })
+    Ok((warnings, ivs))
 }
 
 /// How many enclosing paths [`open_comment`] tries besides the comment's own.
@@ -302,6 +361,55 @@ pub(super) fn verify_mac(key: &DataKey, meta: &Metadata, computed: String) -> Re
 mod tests {
     use super::*;
     use crate::formats::Format;
+
+    /// A tree from `parse_lean` (the `ENC[...]` texts left in the source)
+    /// decrypts to exactly what the whole tree does, an `ENC[...]` string kept
+    /// as a plaintext included (it counts in the MAC as it is).
+    #[test]
+    fn a_sealed_tree_opens_like_the_whole_tree() {
+        use crate::encrypt::{seal, FreshIvs};
+        use crate::selectors::Selector;
+        let enc = "ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]";
+        let cases = [
+            (
+                Format::Json,
+                format!("{{\"a\": \"x\", \"b_unencrypted\": \"{enc}\",\n \"c\": [1, \"y\\n\", \"\"], \"d\": {{\"e\": true, \"f\": null}}}}\n"),
+            ),
+            (
+                Format::Yaml,
+                format!("# top\na: x\nb_unencrypted: {enc}\nc:\n  - 1\n  # in a list\n  - 'y'\n  - |\n    z\nd: {{e: true, f: null, g: [h]}}\n"),
+            ),
+        ];
+        for (format, src) in cases {
+            let store = format.store();
+            let key = DataKey::from_bytes([7; 32]);
+            let mut meta = Metadata {
+                key_groups: Vec::new(),
+                shamir_threshold: 0,
+                lastmodified: String::new(),
+                mac: String::new(),
+                selector: Some(Selector::default_suffix()),
+                mac_only_encrypted: false,
+                version: String::new(),
+            };
+            let doc = store.parse(&src).unwrap();
+            let enc = seal(store, &src, &doc, &key, &mut meta, &mut FreshIvs).unwrap();
+            let whole = store.parse(&enc).unwrap();
+            let whole = open(store, &enc, &whole, &meta, &key, Check::Mac).unwrap();
+            assert_eq!(whole.text.as_str(), src);
+            let sealed = store.parse_lean(&enc, Lean::Sealed).unwrap();
+            let lean = open_with(
+                store,
+                &enc,
+                Cow::Owned(sealed),
+                &meta,
+                &key,
+                Check::Mac,
+                false,
+            );
+            assert_eq!(lean.unwrap().text.as_str(), src);
+        }
+    }
 
     /// Found in review: a comment that opens under no path was tried against
     /// every collection of the file (comments × collections GCM passes).

@@ -2,6 +2,8 @@
 //! `ENC[...]` value; comments are encrypted the same way; the MAC is computed over
 //! the canonical plaintexts in walk order and sealed into a new metadata block.
 
+use zeroize::Zeroizing;
+
 use super::cipher::{self, TypeTag};
 use super::datakey::DataKey;
 use super::keygroups::{self, Recipient};
@@ -12,7 +14,9 @@ use super::plaintext::{canonical_bytes, encrypted_bytes, type_tag};
 use super::selectors::Selector;
 use super::walk::{walk, Visit};
 use super::Error;
-use crate::formats::{apply_edits, find_entry, Document, Edit, Store};
+use crate::formats::{
+    apply_edits, find_entry, str_in_source, Document, Edit, Lean, Scalar, Splicer, Store,
+};
 
 /// What a new file is encrypted for and how (from the command line or a creation rule).
 #[derive(Clone, Debug)]
@@ -44,7 +48,8 @@ impl Ivs for FreshIvs {
 
 /// Encrypt a plaintext file for `spec` under a new data key.
 pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<String, Error> {
-    let doc = store.parse(src)?;
+    // Only the walk below reads the tree: the strings can stay in `src`.
+    let doc = store.parse_lean(src, Lean::Strings)?;
     if doc
         .docs
         .iter()
@@ -53,12 +58,34 @@ pub fn encrypt(store: &dyn Store, src: &str, spec: &EncryptSpec) -> Result<Strin
         return Err(Error::AlreadyEncrypted);
     }
     let (key, mut meta) = new_metadata(spec)?;
-    let edits = seal_edits(store, src, &doc, &key, &mut meta, &mut FreshIvs)?;
-    // The plaintext tree is needed neither to splice the edits nor to read the
-    // output back: dropped first, so it never takes memory at the same time as
-    // the output (issue 18).
+    // The edits are written into the output as the walk makes them: the
+    // encrypted values, several times the size of the plaintext, are never
+    // held as edits beside the output (issue 18). Fresh IVs make doing it
+    // again the other way harmless when they come out of source order
+    // (several YAML documents, each with a metadata block added at its end).
+    let mut splicer = Splicer::new(src, src.len(), false, Vec::new());
+    seal_walk(
+        store,
+        src,
+        &doc,
+        &key,
+        &mut meta,
+        &mut FreshIvs,
+        &mut |edit| splicer.push(edit),
+    )?;
+    let spliced = splicer.finish();
+    let edits = match spliced {
+        Some(_) => Vec::new(),
+        None => seal_edits(store, src, &doc, &key, &mut meta, &mut FreshIvs)?,
+    };
+    // The plaintext tree is not needed to read the output back: dropped
+    // first, so it never takes memory at the same time as the check's.
     drop(doc);
-    readable(store, splice(src, edits)?)
+    let out = match spliced {
+        Some(mut out) => std::mem::take(&mut *out),
+        None => splice(src, edits)?,
+    };
+    readable(store, out)
 }
 
 /// A new data key wrapped for `spec`'s recipients, and the metadata to seal with it.
@@ -128,22 +155,49 @@ fn seal_edits(
     meta: &mut Metadata,
     ivs: &mut dyn Ivs,
 ) -> Result<Vec<Edit>, Error> {
+    let mut edits = Vec::new();
+    seal_walk(store, src, doc, key, meta, ivs, &mut |edit| {
+        edits.push(edit)
+    })?;
+    Ok(edits)
+}
+
+/// Make the edits [`seal`] makes to `src`, handing each to `emit` (in walk
+/// order, then the metadata blocks).
+fn seal_walk(
+    store: &dyn Store,
+    src: &str,
+    doc: &Document,
+    key: &DataKey,
+    meta: &mut Metadata,
+    ivs: &mut dyn Ivs,
+    emit: &mut dyn FnMut(Edit),
+) -> Result<(), Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
-    let mut edits = Vec::new();
     walk(doc, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
-                let Some(tag) = type_tag(&leaf.value) else {
+                // A string left in the source by `parse_lean`, copied for
+                // this leaf only.
+                let copied;
+                let value = match str_in_source(src, leaf) {
+                    Some(text) => {
+                        copied = Scalar::Str(Zeroizing::new(text.to_string()));
+                        &copied
+                    }
+                    None => &leaf.value,
+                };
+                let Some(tag) = type_tag(value) else {
                     return Ok(()); // null: neither encrypted nor hashed
                 };
                 let encrypt = selector.should_encrypt_at(pos, false);
-                let canonical = canonical_bytes(&leaf.value);
+                let canonical = canonical_bytes(value);
                 hasher.leaf(&canonical, encrypt);
                 // Empty strings stay "" (sops cannot represent an empty ENC value).
                 if encrypt && !canonical.is_empty() {
                     let aad = pos.aad();
-                    let mut bytes = encrypted_bytes(&leaf.value, &src[leaf.span.clone()]);
+                    let mut bytes = encrypted_bytes(value, &src[leaf.span.clone()]);
                     // An unchanged value that was encrypted in its canonical form
                     // (sops writes `True`, `1e+06` as `1000000`) keeps that form
                     // and its ciphertext, rather than being re-encrypted as spelt.
@@ -152,7 +206,7 @@ fn seal_edits(
                     }
                     let iv = ivs.iv(aad, tag, &bytes);
                     let enc = cipher::encrypt(key, &bytes, aad, tag, &iv);
-                    edits.push(Edit::replace(
+                    emit(Edit::replace(
                         leaf.span.clone(),
                         store.encrypted_leaf(leaf, &enc),
                     ));
@@ -170,7 +224,7 @@ fn seal_edits(
                         return Err(Error::CommentMatchesUnencryptedRegex);
                     }
                 }
-                edits.push(Edit::replace(comment.span.clone(), enc));
+                emit(Edit::replace(comment.span.clone(), enc));
             }
         }
         Ok(())
@@ -180,6 +234,8 @@ fn seal_edits(
     meta.version = SOPS_VERSION.to_string();
     // Written as whole-second UTC, so it is its own RFC3339 re-formatting (the MAC's AAD).
     meta.mac = mac::seal(key, &hasher.finish(), &meta.lastmodified);
-    edits.extend(store.insert_metadata(src, doc, &meta.to_value()));
-    Ok(edits)
+    for edit in store.insert_metadata(src, doc, &meta.to_value()) {
+        emit(edit);
+    }
+    Ok(())
 }

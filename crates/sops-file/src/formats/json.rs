@@ -14,12 +14,15 @@ use std::fmt::Write as _;
 use jsonc_parser::ast::{self, ObjectPropName};
 use jsonc_parser::common::Ranged;
 use jsonc_parser::errors::{ParseError, ParseErrorKind};
-use jsonc_parser::{parse_to_ast, CollectOptions, ParseOptions, ParseStringErrorKind};
+use jsonc_parser::tokens::Token;
+use jsonc_parser::{
+    parse_to_ast, CollectOptions, ParseOptions, ParseStringErrorKind, Scanner, ScannerOptions,
+};
 use zeroize::Zeroizing;
 
 use super::{
-    Document, Edit, Entry, FormatError, Leaf, LeafContext, List, ListItem, Map, MapItem, Node,
-    Scalar, Span, Store, Style, Value,
+    Document, Edit, Entry, FormatError, Leaf, LeafContext, Lean, List, ListItem, Map, MapItem,
+    Node, Scalar, Span, Store, Style, Value,
 };
 
 /// The JSON store.
@@ -27,73 +30,28 @@ pub(crate) struct JsonStore;
 
 const BOM: &str = "\u{feff}";
 
+/// How every `ENC[...]` value starts (`cipher::is_enc`, which the decryption
+/// asks of a value before reading it): only those stay in the source.
+const SEALED_PREFIX: &str = "ENC[AES256_GCM,";
+
 impl Store for JsonStore {
     fn parse(&self, src: &str) -> Result<Document, FormatError> {
-        let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
-        let text = &src[offset..];
-        if text.bytes().all(is_json_space) {
-            return Err(FormatError::Empty { format: "json" });
+        parse(src, None)
+    }
+
+    fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
+        parse(src, Some(lean))
+    }
+
+    /// The read-back of an encrypted output is validated token by token with
+    /// the parser's own scanner, without the parser's tree or ours: for a large
+    /// file both are several times the size of the text (issue 18). What the
+    /// validation does not accept is parsed, for the parser's own answer.
+    fn check(&self, src: &str) -> Result<(), FormatError> {
+        if validates(src) {
+            return Ok(());
         }
-        let options = ParseOptions {
-            allow_comments: false,
-            allow_loose_object_property_names: false,
-            allow_trailing_commas: false,
-            allow_missing_commas: false,
-            allow_single_quoted_strings: false,
-            allow_hexadecimal_numbers: false,
-            allow_unary_plus_numbers: false,
-            allow_bare_decimal_point_numbers: false,
-            allow_non_finite_numbers: false,
-            allow_extended_string_escapes: false,
-        };
-        let parsed = parse_to_ast(text, &CollectOptions::default(), &options);
-        // Report whichever problem comes first: jsonc's, or a leniency it let through.
-        let limit = match &parsed {
-            Ok(_) => text.len(),
-            Err(e) => e.range().start,
-        };
-        if let Some((at, message)) = strictness_violation(text, limit) {
-            let (line, column) = line_column(src, offset + at);
-            return Err(FormatError::Syntax {
-                line,
-                column,
-                message,
-            });
-        }
-        let parsed = parsed.map_err(|e| {
-            let (line, column) = line_column(src, offset + e.range().start);
-            FormatError::Syntax {
-                line,
-                column,
-                message: describe(&e),
-            }
-        })?;
-        let root = match parsed.value {
-            Some(ast::Value::Object(object)) => object,
-            Some(other) => {
-                let (line, column) = line_column(src, offset + other.start());
-                return Err(FormatError::Unsupported {
-                    line,
-                    column,
-                    message: format!(
-                        "the top-level JSON value must be an object (sops stores only objects), \
-                         found {}",
-                        kind_name(&other)
-                    ),
-                });
-            }
-            None => return Err(FormatError::Empty { format: "json" }),
-        };
-        let mut builder = Builder {
-            src,
-            offset,
-            cursor: Cursor::new(src, offset),
-        };
-        let map = builder.object(root)?;
-        Ok(Document {
-            docs: vec![map],
-            newline: detect_newline(src),
-        })
+        self.parse(src).map(drop)
     }
 
     fn encrypted_leaf(&self, _leaf: &Leaf, enc: &str) -> String {
@@ -162,6 +120,77 @@ impl Store for JsonStore {
 // ---------------------------------------------------------------------------
 // Parsing
 
+/// [`JsonStore::parse`], or [`Store::parse_lean`] with `lean`: the strings it
+/// names stay in the source when they have no escapes, outside `sops`.
+fn parse(src: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
+    let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
+    let text = &src[offset..];
+    if text.bytes().all(is_json_space) {
+        return Err(FormatError::Empty { format: "json" });
+    }
+    let options = ParseOptions {
+        allow_comments: false,
+        allow_loose_object_property_names: false,
+        allow_trailing_commas: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let parsed = parse_to_ast(text, &CollectOptions::default(), &options);
+    // Report whichever problem comes first: jsonc's, or a leniency it let through.
+    let limit = match &parsed {
+        Ok(_) => text.len(),
+        Err(e) => e.range().start,
+    };
+    if let Some((at, message)) = strictness_violation(text, limit) {
+        let (line, column) = line_column(src, offset + at);
+        return Err(FormatError::Syntax {
+            line,
+            column,
+            message,
+        });
+    }
+    let parsed = parsed.map_err(|e| {
+        let (line, column) = line_column(src, offset + e.range().start);
+        FormatError::Syntax {
+            line,
+            column,
+            message: describe(&e),
+        }
+    })?;
+    let root = match parsed.value {
+        Some(ast::Value::Object(object)) => object,
+        Some(other) => {
+            let (line, column) = line_column(src, offset + other.start());
+            return Err(FormatError::Unsupported {
+                line,
+                column,
+                message: format!(
+                    "the top-level JSON value must be an object (sops stores only objects), \
+                     found {}",
+                    kind_name(&other)
+                ),
+            });
+        }
+        None => return Err(FormatError::Empty { format: "json" }),
+    };
+    let mut builder = Builder {
+        src,
+        offset,
+        cursor: Cursor::new(src, offset),
+        lean,
+    };
+    let map = builder.object(root, true)?;
+    Ok(Document {
+        docs: vec![map],
+        newline: detect_newline(src),
+    })
+}
+
 fn is_json_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -211,6 +240,111 @@ fn strictness_violation(text: &str, limit: usize) -> Option<(usize, String)> {
         }
     }
     None
+}
+
+/// How deep [`validates`] follows nesting: well within the parser's own limit
+/// (512), so a file it accepts is never one the parser refuses as too deep.
+const VALIDATE_DEPTH: usize = 256;
+
+/// Whether `src` is certainly a JSON file [`JsonStore::parse`] accepts: strict
+/// JSON (the scanner with every leniency off, RFC 8259's grammar, the checks of
+/// [`strictness_violation`]) whose top-level value is an object, with finite
+/// numbers. Memory is one entry per open collection. `false` is "not sure":
+/// the caller parses then.
+fn validates(src: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Expect {
+        Root,
+        KeyOrClose,
+        Key,
+        Colon,
+        Value,
+        ValueOrClose,
+        CommaOrClose,
+        End,
+    }
+    let text = src.strip_prefix(BOM).unwrap_or(src);
+    if strictness_violation(text, text.len()).is_some() {
+        return false;
+    }
+    let options = ScannerOptions {
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    };
+    let mut scanner = Scanner::new(text, &options);
+    // true: an object.
+    let mut open: Vec<bool> = Vec::new();
+    let mut expect = Expect::Root;
+    loop {
+        let Ok(token) = scanner.scan() else {
+            return false;
+        };
+        let Some(token) = token else {
+            return expect == Expect::End;
+        };
+        let mut value_done = false;
+        expect = match (expect, token) {
+            (Expect::Root, Token::OpenBrace) => {
+                open.push(true);
+                Expect::KeyOrClose
+            }
+            (Expect::KeyOrClose | Expect::Key, Token::String(_)) => Expect::Colon,
+            (Expect::KeyOrClose, Token::CloseBrace)
+            | (Expect::ValueOrClose, Token::CloseBracket) => {
+                open.pop();
+                value_done = true;
+                Expect::End
+            }
+            (Expect::Colon, Token::Colon) => Expect::Value,
+            (Expect::Value | Expect::ValueOrClose, token) => match token {
+                Token::OpenBrace | Token::OpenBracket if open.len() >= VALIDATE_DEPTH => {
+                    return false
+                }
+                Token::OpenBrace => {
+                    open.push(true);
+                    Expect::KeyOrClose
+                }
+                Token::OpenBracket => {
+                    open.push(false);
+                    Expect::ValueOrClose
+                }
+                Token::String(_) | Token::Boolean(_) | Token::Null => {
+                    value_done = true;
+                    Expect::End
+                }
+                Token::Number(n) if n.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    value_done = true;
+                    Expect::End
+                }
+                _ => return false,
+            },
+            (Expect::CommaOrClose, Token::Comma) => match open.last() {
+                Some(true) => Expect::Key,
+                Some(false) => Expect::Value,
+                None => return false,
+            },
+            (Expect::CommaOrClose, Token::CloseBrace) if open.last() == Some(&true) => {
+                open.pop();
+                value_done = true;
+                Expect::End
+            }
+            (Expect::CommaOrClose, Token::CloseBracket) if open.last() == Some(&false) => {
+                open.pop();
+                value_done = true;
+                Expect::End
+            }
+            _ => return false,
+        };
+        // After a value: the end of the file at the top level, else a
+        // separator or the end of the collection holding it.
+        if value_done && !open.is_empty() {
+            expect = Expect::CommaOrClose;
+        }
+    }
 }
 
 fn invalid_space_message(c: char) -> String {
@@ -371,6 +505,8 @@ struct Builder<'a> {
     src: &'a str,
     offset: usize,
     cursor: Cursor<'a>,
+    /// [`Store::parse_lean`]: which strings stay in the source.
+    lean: Option<Lean>,
 }
 
 impl Builder<'_> {
@@ -378,7 +514,8 @@ impl Builder<'_> {
         range.start + self.offset..range.end + self.offset
     }
 
-    fn object(&mut self, object: ast::Object<'_>) -> Result<Map, FormatError> {
+    /// A map; `top`: the document's root, whose `sops` entry is always whole.
+    fn object(&mut self, object: ast::Object<'_>, top: bool) -> Result<Map, FormatError> {
         let span = self.span(object.range);
         let mut items = Vec::with_capacity(object.properties.len());
         for prop in object.properties {
@@ -396,7 +533,13 @@ impl Builder<'_> {
             };
             let key_span = self.span(key_range);
             let (line, _) = self.cursor.at(key_span.start);
-            let value = self.node(prop.value, false)?;
+            let lean = self.lean;
+            if top && key == "sops" {
+                self.lean = None;
+            }
+            let value = self.node(prop.value, false);
+            self.lean = lean;
+            let value = value?;
             let end = node_span(&value).end;
             items.push(MapItem::Entry(Entry {
                 key,
@@ -414,12 +557,12 @@ impl Builder<'_> {
     }
 
     fn node(&mut self, value: ast::Value<'_>, in_list: bool) -> Result<Node, FormatError> {
-        let context = LeafContext {
+        let mut context = LeafContext {
             in_list,
             ..LeafContext::default()
         };
         let (scalar, range, style) = match value {
-            ast::Value::Object(object) => return Ok(Node::Map(self.object(object)?)),
+            ast::Value::Object(object) => return Ok(Node::Map(self.object(object, false)?)),
             ast::Value::Array(array) => {
                 let span = self.span(array.range);
                 let mut items = Vec::with_capacity(array.elements.len());
@@ -432,11 +575,26 @@ impl Builder<'_> {
                     span,
                 }));
             }
-            ast::Value::StringLit(lit) => (
-                Scalar::Str(Zeroizing::new(lit.value.into_owned())),
-                lit.range,
-                Style::DoubleQuoted,
-            ),
+            ast::Value::StringLit(lit) => {
+                // Unescaped, the source holds the value between the quotes.
+                let in_source = matches!(lit.value, std::borrow::Cow::Borrowed(_))
+                    && match self.lean {
+                        None => false,
+                        Some(Lean::Sealed) => lit.value.starts_with(SEALED_PREFIX),
+                        Some(Lean::Strings) => true,
+                    };
+                context.str_in_source = in_source;
+                let value = if in_source {
+                    String::new()
+                } else {
+                    lit.value.into_owned()
+                };
+                (
+                    Scalar::Str(Zeroizing::new(value)),
+                    lit.range,
+                    Style::DoubleQuoted,
+                )
+            }
             ast::Value::NumberLit(lit) => {
                 // Go's ParseFloat: correctly rounded, like Rust's. Overflow is an error
                 // there (encoding/json refuses the number), underflow gives 0.
@@ -1314,6 +1472,52 @@ mod tests {
         }
     }
 
+    /// The read-back check validates without a tree; it accepts exactly the
+    /// files the parser accepts (short of nesting beyond its own bound).
+    #[test]
+    fn the_check_agrees_with_the_parser() {
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(300), "]".repeat(300));
+        let cases = [
+            r#"{"a": 1}"#,
+            "{}",
+            " {\n} \r\n",
+            "\u{feff}{\"a\":1}",
+            r#"{"a": [1, {"b": null}, "x\n\u00e9"], "c": true, "d": false, "e": -0.5e+3}"#,
+            r#"{"a":[[[]]],"b":{}}"#,
+            r#"{"a":1,"a":2}"#,
+            "[]",
+            "\"a\"",
+            "",
+            "  ",
+            r#"{"a":01}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1}{}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1e999}"#,
+            "{\"a\":// x\n1}",
+            "{\"a\":\"\t\"}",
+            "{'a':1}",
+            "{a:1}",
+            "{\"a\":1\u{b}}",
+            "{\"a\":+1}",
+            "{\"a\":.5}",
+            "{\"a\":\"\\x41\"}",
+            "{\"a\":[}",
+            "{\"a\":{]}",
+            "{\"a\":1",
+            "{\"a\":\"\\ud800\"}",
+            &deep,
+        ];
+        for src in cases {
+            let parsed = JsonStore.parse(src).is_ok();
+            let deep = src.len() > 500;
+            assert_eq!(validates(src), parsed && !deep, "{src:?}");
+            assert_eq!(JsonStore.check(src).is_ok(), parsed, "{src:?}");
+        }
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let depth = 100_000;
@@ -1873,7 +2077,10 @@ mod tests {
 
     /// For any document that parses: insert then remove metadata is the identity.
     fn metadata_is_exact(src: &str) {
-        if let Ok(doc) = JsonStore.parse(src) {
+        let parsed = JsonStore.parse(src);
+        // The read-back's validation accepts nothing the parser refuses.
+        assert!(!validates(src) || parsed.is_ok(), "{src:?}");
+        if let Ok(doc) = parsed {
             if find_entry(root(&doc), "sops").is_none() {
                 let with = inserted(src, &meta());
                 assert_eq!(removed(&with), src);
@@ -1896,6 +2103,7 @@ mod tests {
                     _ => false,
                 }
             }
+            prop_assert_eq!(validates(&src), !has_big(&doc, &big));
             if has_big(&doc, &big) {
                 prop_assert!(JsonStore.parse(&src).is_err());
             } else {

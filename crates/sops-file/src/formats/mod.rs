@@ -48,8 +48,10 @@ use std::ops::Range;
 
 pub(crate) use float::{go_format_float, go_format_float_g};
 pub use format::Format;
+pub(crate) use splice::Splicer;
 pub use splice::{apply_edits, Edit, SpliceError};
-pub use store::{FormatError, Store};
+pub use store::{FormatError, Lean, Store};
+pub(crate) use tree::str_in_source;
 pub use tree::{
     find_entry, Comment, Document, Entry, Leaf, LeafContext, List, ListItem, Map, MapItem, Node,
     Scalar, Style,

@@ -23,6 +23,15 @@ pub enum FormatError {
     Empty { format: &'static str },
 }
 
+/// Which strings [`Store::parse_lean`] may leave in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lean {
+    /// `ENC[...]` values (decrypting).
+    Sealed,
+    /// Every string (encrypting).
+    Strings,
+}
+
 /// What a store does. All text is UTF-8 (`&str`); the binary store wraps bytes elsewhere.
 pub trait Store: Sync {
     /// Parse a whole file. The `sops` metadata entry, if present, is part of the tree
@@ -34,6 +43,16 @@ pub trait Store: Sync {
     /// can tell without building the whole tree saves its memory).
     fn check(&self, src: &str) -> Result<(), FormatError> {
         self.parse(src).map(drop)
+    }
+
+    /// [`Store::parse`] for the walk encrypting or decrypting a whole file: a
+    /// store may leave the strings `lean` names out of the tree where the
+    /// source holds them verbatim ([`super::LeafContext`]'s `str_in_source`,
+    /// which only those walks read); the top-level `sops` entry is whole. On
+    /// a large file these copies are as large as the file (issue 18).
+    fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
+        let _ = lean;
+        self.parse(src)
     }
 
     /// Replacement text for `leaf` when its value becomes the string `enc`

@@ -86,6 +86,11 @@ pub struct LeafContext {
     /// replacement must write its own final line break instead of leaving it to
     /// the source.
     pub(crate) no_break_after: bool,
+    /// The value is a string left in the source, not copied into the tree:
+    /// `src[span]` (without its quotes when quoted, which hold it unescaped)
+    /// ([`super::Store::parse_lean`]; only the walks encrypting or decrypting
+    /// a whole file read such a tree, issue 18).
+    pub(crate) str_in_source: bool,
 }
 
 /// A comment. `text` is what follows the comment marker (`#`), as sops takes it:
@@ -157,6 +162,19 @@ pub struct Document {
     pub docs: Vec<Map>,
     /// The line ending the file uses (`"\n"` or `"\r\n"`), for text the store adds.
     pub newline: &'static str,
+}
+
+/// The text of a leaf whose value was left in the source
+/// ([`LeafContext::str_in_source`]).
+pub(crate) fn str_in_source<'s>(src: &'s str, leaf: &Leaf) -> Option<&'s str> {
+    if !leaf.context.str_in_source {
+        return None;
+    }
+    let span = match leaf.style {
+        Style::Plain => leaf.span.clone(),
+        _ => leaf.span.start + 1..leaf.span.end.saturating_sub(1),
+    };
+    Some(src.get(span).unwrap_or(""))
 }
 
 /// Find the top-level entry `key` in a map.

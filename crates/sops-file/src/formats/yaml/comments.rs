@@ -132,7 +132,9 @@ pub(super) fn simulate(
     if comments.is_empty() {
         return Some(Vec::new());
     }
-    let units = lex(src, built, comments)?;
+    let mut units = lex(src, built, comments)?;
+    // Grown by doubling: what was never used is given back (issue 18).
+    units.shrink_to_fit();
     let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
     let inserts = metadata_inserts(src, built, comments);
     let nodes = if inserts.is_empty() {
@@ -140,7 +142,11 @@ pub(super) fn simulate(
         Sim::new(src, &units, &positions).run(&mut composer)?;
         composer.finish()
     } else {
-        let (text, units, positions) = with_inserts(src.text, &units, &positions, &inserts);
+        let (text, moved, positions) = with_inserts(src.text, &units, &positions, &inserts);
+        // The tokens at their own offsets are not needed beside the moved
+        // ones (on a large file they are several times its size, issue 18).
+        drop(units);
+        let units = moved;
         let vsrc = Source::new(&text);
         let mut composer = Composer::default();
         Sim::new(&vsrc, &units, &positions).run(&mut composer)?;

@@ -69,8 +69,8 @@ mod tests;
 use zeroize::Zeroizing;
 
 use super::{
-    Comment, Document, Edit, Entry, FormatError, Leaf, List, ListItem, Map, MapItem, Node, Scalar,
-    Store, Style, Value,
+    Comment, Document, Edit, Entry, FormatError, Leaf, Lean, List, ListItem, Map, MapItem, Node,
+    Scalar, Store, Style, Value,
 };
 use scan::Source;
 use tree::{Built, SkNode};
@@ -82,6 +82,11 @@ pub struct YamlStore;
 impl Store for YamlStore {
     fn parse(&self, src: &str) -> Result<Document, FormatError> {
         parse(src)
+    }
+
+    /// Plain strings whose text is their value stay in the source.
+    fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
+        parse_lean(src, Some(lean))
     }
 
     /// Everything [`parse`] refuses, it refuses while building (placing the
@@ -158,6 +163,11 @@ fn bare_cr(text: &str) -> Option<usize> {
 
 /// Read `src` into the built tree, refusing what sops cannot round-trip.
 fn build(src: &Source<'_>) -> Result<Built, FormatError> {
+    build_lean(src, None)
+}
+
+/// [`build`], with [`tree::build_lean`]'s `lean`.
+fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError> {
     let text = src.text;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(FormatError::Empty { format: "yaml" });
@@ -173,13 +183,18 @@ fn build(src: &Source<'_>) -> Result<Built, FormatError> {
                 .to_string(),
         });
     }
-    tree::build(src, events::Events::new(src))
+    tree::build_lean(src, events::Events::new(src), lean)
 }
 
 /// Parse a YAML stream into one tree per document.
 pub fn parse(text: &str) -> Result<Document, FormatError> {
+    parse_lean(text, None)
+}
+
+/// [`parse`]; `lean`: as [`tree::build_lean`].
+fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     let src = Source::new(text);
-    let built = build(&src)?;
+    let built = build_lean(&src, lean)?;
     let raw = scan::find_comments(&src, &built.opaque);
     let placements = comments::place(&src, &built, &raw);
     let mut built = built;
@@ -193,6 +208,10 @@ pub fn parse(text: &str) -> Result<Document, FormatError> {
             coll.comments.push((p.sort, comment));
         }
     }
+    // Only the comments needed the token positions: freed before the tree is
+    // made (on a large file they are several times its size, issue 18).
+    built.marks = Vec::new();
+    built.opaque = Vec::new();
     let crlf = uses_crlf(text);
     let step = detect_step(&built);
     let mut conv = Convert {

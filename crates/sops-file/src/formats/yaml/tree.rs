@@ -23,7 +23,7 @@ use super::events::{Ev, EvKind, Events};
 use super::resolve::{self, ResolveError};
 use super::scan::{self, Source};
 use crate::formats::{
-    too_deep, Comment, FormatError, Leaf, LeafContext, Scalar, Span, Style, MAX_DEPTH,
+    too_deep, Comment, FormatError, Leaf, LeafContext, Lean, Scalar, Span, Style, MAX_DEPTH,
 };
 
 /// A collection under construction.
@@ -121,6 +121,10 @@ fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> Forma
 struct Builder<'s, 'a> {
     src: &'s Source<'a>,
     evs: Events<'s, 'a>,
+    /// See [`build_lean`].
+    lean: Option<Lean>,
+    /// Building the value of a document's top-level `sops` entry.
+    in_sops: bool,
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
@@ -137,10 +141,24 @@ struct Builder<'s, 'a> {
 /// the items themselves.
 type KeySet = HashSet<u64>;
 
+#[cfg(test)]
 pub fn build(src: &Source<'_>, evs: Events<'_, '_>) -> Result<Built, FormatError> {
+    build_lean(src, evs, None)
+}
+
+/// [`build`]; `lean` ([`crate::formats::Store::parse_lean`]): plain strings
+/// whose text is their value stay in the source (`Sealed`: only `ENC[...]`
+/// values), outside the top-level `sops` entry.
+pub fn build_lean(
+    src: &Source<'_>,
+    evs: Events<'_, '_>,
+    lean: Option<Lean>,
+) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
+        lean,
+        in_sops: false,
         prev_end: 0,
         colls: Vec::new(),
         marks: Vec::new(),
@@ -505,7 +523,13 @@ impl Builder<'_, '_> {
         self.opaque.push(kstart..kend);
         self.prev_end = kend;
         let line = src.line_of(kstart) + 1;
-        let (node, end) = self.value(id, doc, flow, item_index, true)?;
+        let outer = self.in_sops;
+        if self.colls[id].parent.is_none() && key.as_str() == "sops" {
+            self.in_sops = true;
+        }
+        let value = self.value(id, doc, flow, item_index, true);
+        self.in_sops = outer;
+        let (node, end) = value?;
         self.colls[id].items.push(Item {
             key: Some((key.to_string(), kstart..kend)),
             node,
@@ -728,7 +752,22 @@ impl Builder<'_, '_> {
         } else {
             value
         };
-        let value = self.typed(src, span.start, value, *style, tag)?;
+        // Lean: a plain string whose text is its value is read from the source.
+        let plain_text = !self.in_sops
+            && st == Style::Plain
+            && tag.is_none()
+            && src.text.get(span.clone()) == Some(value);
+        let mut in_source = match self.lean {
+            None => false,
+            Some(Lean::Sealed) => plain_text && value.starts_with("ENC[AES256_GCM,"),
+            Some(Lean::Strings) => plain_text,
+        };
+        let mut value = self.typed(src, span.start, value, *style, tag)?;
+        if in_source && matches!(value, Scalar::Str(_)) {
+            value = Scalar::Str(Zeroizing::new(String::new()));
+        } else {
+            in_source = false;
+        }
         let (line, column) = src.line_col(span.start);
         let text_follows = src.text.get(span.end..).is_some_and(|rest| {
             let line = rest.split('\n').next().unwrap_or("");
@@ -750,6 +789,7 @@ impl Builder<'_, '_> {
                 in_list: !in_map,
                 text_follows,
                 no_break_after,
+                str_in_source: in_source,
                 ..LeafContext::default()
             },
         })

@@ -42,6 +42,64 @@ struct Tok {
     start: i64,
 }
 
+/// go-yaml's token queue. Tokens keep their number from the start of the
+/// stream (the parser's head and the simple keys refer to them by it), but
+/// those the parser consumed long ago are forgotten: on a large file the
+/// whole queue was several times its size (issue 18). Only the head, the
+/// tokens after it and the last few are ever looked at; a simple key that may
+/// still get a `KEY` inserted before it is never behind the head.
+#[derive(Default)]
+struct Toks {
+    /// The number of the first token held.
+    base: usize,
+    items: Vec<Tok>,
+}
+
+/// Tokens kept behind the parser's head when the queue forgets.
+const TOKS_KEPT: usize = 64;
+/// How many consumed tokens the queue holds before it forgets them.
+const TOKS_FORGET: usize = 4096;
+
+impl Toks {
+    fn len(&self) -> usize {
+        self.base + self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, tok: Tok) {
+        self.items.push(tok);
+    }
+
+    fn insert(&mut self, at: usize, tok: Tok) {
+        let at = at.saturating_sub(self.base).min(self.items.len());
+        self.items.insert(at, tok);
+    }
+
+    fn get(&self, number: usize) -> Option<Tok> {
+        number
+            .checked_sub(self.base)
+            .and_then(|i| self.items.get(i))
+            .copied()
+    }
+
+    fn last(&self) -> Option<&Tok> {
+        self.items.last()
+    }
+
+    /// Forget the tokens well behind `head`, once there are many.
+    fn consumed_to(&mut self, head: usize) {
+        let behind = head.saturating_sub(self.base);
+        if behind >= TOKS_FORGET + TOKS_KEPT {
+            let forget = (behind - TOKS_KEPT).min(self.items.len().saturating_sub(TOKS_KEPT));
+            self.items.drain(..forget);
+            self.base += forget;
+        }
+    }
+}
+
 /// A comment text as go-yaml builds it: comment lines (raw comment indices) and
 /// line breaks (`NL`); sops reads every non-empty line of it.
 pub(super) type Text = Vec<u32>;
@@ -156,7 +214,7 @@ pub(super) struct Sim<'s, 'a> {
     next_unit: usize,
     // Scanner.
     pos: usize,
-    toks: Vec<Tok>,
+    toks: Toks,
     groups: Vec<Group>,
     indent: i64,
     indents: Vec<i64>,
@@ -217,7 +275,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             comments,
             next_unit: 0,
             pos: bom,
-            toks: Vec::new(),
+            toks: Toks::default(),
             groups: Vec::new(),
             indent: -1,
             indents: Vec::new(),
@@ -323,7 +381,6 @@ impl<'s, 'a> Sim<'s, 'a> {
     }
 
     fn insert_tok(&mut self, at: usize, t: T, start: i64) {
-        let at = at.min(self.toks.len());
         self.toks.insert(at, Tok { t, start });
     }
 
@@ -642,8 +699,11 @@ impl<'s, 'a> Sim<'s, 'a> {
             let n = self.toks.len();
             let here = self.byte(self.pos);
             if n > 1
-                && self.toks[n - 2].t == T::BlockSeqStart
-                && self.toks[n - 1].t == T::BlockEntry
+                && self
+                    .toks
+                    .get(n - 2)
+                    .is_some_and(|t| t.t == T::BlockSeqStart)
+                && self.toks.get(n - 1).is_some_and(|t| t.t == T::BlockEntry)
                 && !is_break(here)
             {
                 let line_now = self.line(self.pos);
@@ -683,7 +743,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         };
         let n = self.toks.len();
         let token = if last.t == T::FlowEntry && n > 1 {
-            self.toks[n - 2]
+            self.toks.get(n - 2).unwrap_or(last)
         } else {
             last
         };
@@ -828,7 +888,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         if self.head + 2 >= self.toks.len() || self.by_tok.contains_key(&self.head) {
             self.fetch_more();
         }
-        let tok = self.toks.get(self.head).copied().unwrap_or(Tok {
+        let tok = self.toks.get(self.head).unwrap_or(Tok {
             t: T::StreamEnd,
             start: self.b.len() as i64,
         });
@@ -855,6 +915,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     fn skip(&mut self) {
         self.head += 1;
+        self.toks.consumed_to(self.head);
     }
 
     fn take_comments(&mut self, kind: EvKind) -> Event {
