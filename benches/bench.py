@@ -854,12 +854,14 @@ def main() -> None:
     ap.add_argument("--tools", default=",".join(TOOL_NAMES))
     ap.add_argument("--skip-slow-repeats", action="store_true", default=True,
                     help="at N >= 1000, skip sops' warm checkout and log -p (sops has no cache: same work as clone and diff)")
-    ap.add_argument("--out", default=str(ROOT / "benches" / "RESULTS.md"))
+    ap.add_argument("--out", help="report path (default benches/RESULTS.md, with --quick benches/RESULTS-quick.md)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.big_mb, args.big_runs = "100", 3, "3", 1
         args.slow_runs = 1
+    if args.out is None:
+        args.out = str(ROOT / "benches" / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
     args.tools = [t for t in args.tools.split(",") if t]
     if "git-crypt" in args.tools and not shutil.which("git-crypt"):
         log("git-crypt not found: leaving it out (scripts/bench installs it)")
