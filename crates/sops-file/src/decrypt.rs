@@ -13,7 +13,7 @@ use super::mac::{self, MacHasher};
 use super::metadata::{mac_aad, Metadata, MetadataError};
 use super::plaintext::{canonical_bytes, decode};
 use super::stash::IvStash;
-use super::walk::{walk, Visit};
+use super::walk::{walk_source, Visit};
 use super::{display_path, Error};
 use crate::formats::{
     apply_edits, find_entry, str_in_source, Document, Edit, Lean, Scalar, Splicer, Store, Value,
@@ -156,7 +156,7 @@ fn open_walk(
     let mut ivs = IvStash::default();
     let mut every_path: Option<Vec<String>> = None;
     let mut fallback_tries = FALLBACK_TRIES;
-    walk(doc, &mut |visit, pos| {
+    walk_source(doc, src, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
                 if leaf.value == Scalar::Null {
@@ -235,7 +235,7 @@ fn open_walk(
                     return Ok(());
                 }
                 let opened = open_comment(key, &comment.text, &pos.path).or_else(|| {
-                    let all = every_path.get_or_insert_with(|| collection_paths(doc));
+                    let all = every_path.get_or_insert_with(|| collection_paths(doc, src));
                     open_comment_any(key, &comment.text, all, &mut fallback_tries)
                 });
                 match opened {
@@ -269,7 +269,11 @@ const COMMENT_ANCESTORS: usize = 16;
 /// where YAML comment placement is ambiguous between a collection and its
 /// ancestors, up to [`COMMENT_ANCESTORS`] enclosing paths are tried too (the GCM
 /// tag decides). Returns the plaintext, the AAD that opened it and its IV.
-fn open_comment(key: &DataKey, text: &str, path: &[&str]) -> Option<(String, String, Vec<u8>)> {
+fn open_comment<S: AsRef<str>>(
+    key: &DataKey,
+    text: &str,
+    path: &[S],
+) -> Option<(String, String, Vec<u8>)> {
     let enc = EncValue::parse(text).ok()?;
     let shallowest = path.len().saturating_sub(COMMENT_ANCESTORS);
     (shallowest..=path.len()).rev().find_map(|depth| {
@@ -312,15 +316,16 @@ fn open_comment_any(
     })
 }
 
-/// The AAD of the collections of the document that hold a value or comment,
-/// within the bounds above.
-fn collection_paths(doc: &Document) -> Vec<String> {
+/// The AAD of the collections of the document of `src` that hold a value or
+/// comment, within the bounds above.
+fn collection_paths(doc: &Document, src: &str) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     let mut visits = 0;
-    let _ = walk(doc, &mut |_, pos| {
+    // `Err(None)`: enough seen.
+    let _ = walk_source(doc, src, &mut |_, pos| {
         visits += 1;
         if visits > FALLBACK_VISITS || out.len() >= FALLBACK_PATHS {
-            return Err(());
+            return Err(None::<crate::formats::FormatError>);
         }
         let full = pos.aad();
         if full.len() > FALLBACK_AAD_LEN {
@@ -337,7 +342,7 @@ fn collection_paths(doc: &Document) -> Vec<String> {
                 end -= key.len() + 1;
             }
         }
-        Ok::<(), ()>(())
+        Ok(())
     });
     out.into_iter().take(FALLBACK_PATHS).collect()
 }

@@ -12,7 +12,7 @@ use super::mac::{self, MacHasher};
 use super::metadata::{now_rfc3339, Metadata, SOPS_VERSION};
 use super::plaintext::{canonical_bytes, encrypted_bytes, type_tag};
 use super::selectors::Selector;
-use super::walk::{walk, Visit};
+use super::walk::{walk_source, Visit};
 use super::Error;
 use crate::formats::{
     apply_edits, find_entry, str_in_source, Document, Edit, Lean, Scalar, Splicer, Store,
@@ -175,7 +175,7 @@ fn seal_walk(
 ) -> Result<(), Error> {
     let selector = meta.effective_selector();
     let mut hasher = MacHasher::new(meta.mac_only_encrypted);
-    walk(doc, &mut |visit, pos| {
+    walk_source(doc, src, &mut |visit, pos| {
         match visit {
             Visit::Leaf(leaf) => {
                 // A string left in the source by `parse_lean`, copied for

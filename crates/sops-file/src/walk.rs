@@ -4,13 +4,19 @@
 //! The top-level `sops` metadata entry is not part of the tree and is skipped.
 //!
 //! The walk recurses once per nesting level; the parsers bound the depth
-//! (`formats::MAX_DEPTH`).
+//! (`formats::MAX_DEPTH`). A hollow document (a large JSON file read for
+//! encryption or decryption) is walked from its source step by step
+//! ([`walk_source`]), in the same order with the same positions, without
+//! recursion and without a tree.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 
 use regex::Regex;
 
-use crate::formats::{Comment, Document, Leaf, List, ListItem, Map, MapItem, Node};
+use crate::formats::{
+    json, Comment, Document, FormatError, Hollow, Leaf, List, ListItem, Map, MapItem, Node, Step,
+};
 
 /// What the walk hands to its visitor.
 pub enum Visit<'a> {
@@ -25,8 +31,9 @@ pub enum Visit<'a> {
 /// and left (not rebuilt per value), and [`Position::per_path`] keeps one answer
 /// per path (a list of a million values under one key costs one answer).
 pub struct Position<'a> {
-    /// Read-only for visitors: only the walk changes it.
-    pub path: Vec<&'a str>,
+    /// Read-only for visitors: only the walk changes it. A key read from
+    /// the source with escapes in it is owned.
+    pub path: Vec<Cow<'a, str>>,
     pub comments: CommentStack<'a>,
     /// [`aad`] of `path` without the root's lone `:`.
     aad: String,
@@ -125,10 +132,10 @@ impl<'a> Position<'a> {
         }
     }
 
-    fn enter(&mut self, key: &'a str) {
-        self.path.push(key);
-        self.aad.push_str(key);
+    fn enter(&mut self, key: Cow<'a, str>) {
+        self.aad.push_str(&key);
         self.aad.push(':');
+        self.path.push(key);
         self.generation += 1;
     }
 
@@ -151,7 +158,11 @@ impl<'a> Position<'a> {
 
     /// `answer(path)`, computed once per path for the asker `asker` (any number
     /// that identifies the question, such as the address of a selector).
-    pub(crate) fn per_path(&self, asker: usize, answer: impl FnOnce(&[&'a str]) -> bool) -> bool {
+    pub(crate) fn per_path(
+        &self,
+        asker: usize,
+        answer: impl FnOnce(&[Cow<'a, str>]) -> bool,
+    ) -> bool {
         if let Some((a, g, v)) = self.memo.get() {
             if a == asker && g == self.generation {
                 return v;
@@ -164,29 +175,88 @@ impl<'a> Position<'a> {
 }
 
 /// sops' AAD for a path: every key followed by `:` (so the root is `:`).
-pub fn aad(path: &[&str]) -> String {
+pub fn aad<S: AsRef<str>>(path: &[S]) -> String {
     if path.is_empty() {
         return ":".to_string();
     }
-    path.iter().flat_map(|k| [*k, ":"]).collect()
+    path.iter().flat_map(|k| [k.as_ref(), ":"]).collect()
 }
 
-pub fn walk<'a, E>(
-    doc: &'a Document,
-    visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
-) -> Result<(), E> {
+/// What the walk hands each value and comment to, with its position.
+type Visitor<'v, 'a, E> = dyn FnMut(Visit<'_>, &Position<'a>) -> Result<(), E> + 'v;
+
+/// Walk a document parsed whole ([`crate::formats::Store::parse`]).
+pub fn walk<'a, E>(doc: &'a Document, visit: &mut Visitor<'_, 'a, E>) -> Result<(), E> {
     for root in &doc.docs {
         let mut pos = Position::new();
-        walk_map(root, true, &mut pos, visit)?;
+        walk_map(root, true, &mut pos, visit, &mut walk_node)?;
     }
     Ok(())
 }
 
-fn walk_map<'a, E>(
+/// Walk a document from [`crate::formats::Store::parse_lean`] of `src`: a
+/// hollow one ([`Hollow`]) has its top-level values read from `src` step by
+/// step; any other is walked as [`walk`] does.
+pub fn walk_source<'a, E: From<FormatError>>(
+    doc: &'a Document,
+    src: &'a str,
+    visit: &mut Visitor<'_, 'a, E>,
+) -> Result<(), E> {
+    let Some(hollow) = doc.hollow else {
+        return walk(doc, visit);
+    };
+    for root in &doc.docs {
+        let mut pos = Position::new();
+        walk_map(
+            root,
+            true,
+            &mut pos,
+            visit,
+            &mut |node, pos, visit| match node {
+                Node::Leaf(at) => walk_steps(src, at, hollow, pos, visit),
+                _ => walk_node(node, pos, visit),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The value held by the placeholder `at`, read from `src`.
+fn walk_steps<'a, E: From<FormatError>>(
+    src: &'a str,
+    at: &Leaf,
+    hollow: Hollow,
+    pos: &mut Position<'a>,
+    visit: &mut Visitor<'_, 'a, E>,
+) -> Result<(), E> {
+    json::steps(src, at, hollow.lean, &mut |step| {
+        match step {
+            Step::Open => pos.comments.open(),
+            Step::Close => pos.comments.close(),
+            Step::Key(key) => pos.enter(key),
+            Step::EndEntry => {
+                pos.leave();
+                clear_level(pos);
+            }
+            Step::EndItem => clear_level(pos),
+            Step::Leaf(leaf) => visit(Visit::Leaf(&leaf), pos)?,
+        }
+        Ok(())
+    })
+}
+
+/// How a walk goes into the value of a map entry.
+type Descend<'d, 'v, 'a, E> =
+    dyn FnMut(&'a Node, &mut Position<'a>, &mut Visitor<'v, 'a, E>) -> Result<(), E> + 'd;
+
+/// `descend` reads the values of the entries of `map` (the top-level ones of
+/// a hollow document from the source; any other as a tree).
+fn walk_map<'a, 'v, E>(
     map: &'a Map,
     top: bool,
     pos: &mut Position<'a>,
-    visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
+    visit: &mut Visitor<'v, 'a, E>,
+    descend: &mut Descend<'_, 'v, 'a, E>,
 ) -> Result<(), E> {
     pos.comments.open();
     for item in &map.items {
@@ -197,8 +267,8 @@ fn walk_map<'a, E>(
             }
             MapItem::Entry(e) if top && e.key == "sops" => {}
             MapItem::Entry(e) => {
-                pos.enter(&e.key);
-                walk_node(&e.value, pos, visit)?;
+                pos.enter(Cow::Borrowed(&e.key));
+                descend(&e.value, pos, visit)?;
                 pos.leave();
                 clear_level(pos);
             }
@@ -211,7 +281,7 @@ fn walk_map<'a, E>(
 fn walk_list<'a, E>(
     list: &'a List,
     pos: &mut Position<'a>,
-    visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
+    visit: &mut Visitor<'_, 'a, E>,
 ) -> Result<(), E> {
     pos.comments.open();
     for item in &list.items {
@@ -233,10 +303,10 @@ fn walk_list<'a, E>(
 fn walk_node<'a, E>(
     node: &'a Node,
     pos: &mut Position<'a>,
-    visit: &mut dyn FnMut(Visit<'a>, &Position<'a>) -> Result<(), E>,
+    visit: &mut Visitor<'_, 'a, E>,
 ) -> Result<(), E> {
     match node {
-        Node::Map(m) => walk_map(m, false, pos, visit),
+        Node::Map(m) => walk_map(m, false, pos, visit, &mut walk_node),
         Node::List(l) => walk_list(l, pos, visit),
         Node::Leaf(leaf) => visit(Visit::Leaf(leaf), pos),
     }

@@ -132,6 +132,7 @@ impl Store for DotenvStore {
                 span: 0..src.len(),
             }],
             newline: "\n",
+            hollow: None,
         })
     }
 

@@ -344,6 +344,7 @@ impl Store for IniStore {
                 span: 0..src.len(),
             }],
             newline: if src.contains("\r\n") { "\r\n" } else { "\n" },
+            hollow: None,
         })
     }
 

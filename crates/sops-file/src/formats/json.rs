@@ -9,6 +9,7 @@
 //! sops 3.11 reads every JSON number as a float64 (`type:float`, even for `1`), so
 //! numbers become [`Scalar::Float`]; the span keeps the original spelling.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use jsonc_parser::ast::{self, ObjectPropName};
@@ -21,8 +22,8 @@ use jsonc_parser::{
 use zeroize::Zeroizing;
 
 use super::{
-    Document, Edit, Entry, FormatError, Leaf, LeafContext, Lean, List, ListItem, Map, MapItem,
-    Node, Scalar, Span, Store, Style, Value,
+    Document, Edit, Entry, FormatError, Hollow, Leaf, LeafContext, Lean, List, ListItem, Map,
+    MapItem, Node, Scalar, Span, Step, Store, Style, Value,
 };
 
 /// The JSON store.
@@ -48,7 +49,7 @@ impl Store for JsonStore {
     /// file both are several times the size of the text (issue 18). What the
     /// validation does not accept is parsed, for the parser's own answer.
     fn check(&self, src: &str) -> Result<(), FormatError> {
-        if validates(src) {
+        if scan(src, false).is_some() {
             return Ok(());
         }
         self.parse(src).map(drop)
@@ -120,27 +121,52 @@ impl Store for JsonStore {
 // ---------------------------------------------------------------------------
 // Parsing
 
-/// [`JsonStore::parse`], or [`Store::parse_lean`] with `lean`: the strings it
-/// names stay in the source when they have no escapes, outside `sops`.
+/// The parser with every leniency off: RFC 8259.
+const STRICT: ParseOptions = ParseOptions {
+    allow_comments: false,
+    allow_loose_object_property_names: false,
+    allow_trailing_commas: false,
+    allow_missing_commas: false,
+    allow_single_quoted_strings: false,
+    allow_hexadecimal_numbers: false,
+    allow_unary_plus_numbers: false,
+    allow_bare_decimal_point_numbers: false,
+    allow_non_finite_numbers: false,
+    allow_extended_string_escapes: false,
+};
+
+/// Its scanner, the same.
+const STRICT_SCANNER: ScannerOptions = ScannerOptions {
+    allow_single_quoted_strings: false,
+    allow_hexadecimal_numbers: false,
+    allow_unary_plus_numbers: false,
+    allow_bare_decimal_point_numbers: false,
+    allow_non_finite_numbers: false,
+    allow_extended_string_escapes: false,
+};
+
+/// [`JsonStore::parse`], or [`Store::parse_lean`] with `lean`: a file the
+/// scanner validates is read hollow (only its top level, the walk reads the
+/// rest from the source); any other is parsed whole, the strings `lean` names
+/// staying in the source when they have no escapes, outside `sops` (and the
+/// parser gives its own error for a file it refuses).
 fn parse(src: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
+    if let Some(lean) = lean {
+        if let Some(top) = scan(src, true) {
+            return hollow(src, top, lean);
+        }
+    }
+    parse_tree(src, lean)
+}
+
+/// The whole tree of `src` (see [`parse`] for `lean`).
+fn parse_tree(src: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
     let text = &src[offset..];
     if text.bytes().all(is_json_space) {
         return Err(FormatError::Empty { format: "json" });
     }
-    let options = ParseOptions {
-        allow_comments: false,
-        allow_loose_object_property_names: false,
-        allow_trailing_commas: false,
-        allow_missing_commas: false,
-        allow_single_quoted_strings: false,
-        allow_hexadecimal_numbers: false,
-        allow_unary_plus_numbers: false,
-        allow_bare_decimal_point_numbers: false,
-        allow_non_finite_numbers: false,
-        allow_extended_string_escapes: false,
-    };
-    let parsed = parse_to_ast(text, &CollectOptions::default(), &options);
+    let parsed = parse_to_ast(text, &CollectOptions::default(), &STRICT);
     // Report whichever problem comes first: jsonc's, or a leniency it let through.
     let limit = match &parsed {
         Ok(_) => text.len(),
@@ -188,7 +214,239 @@ fn parse(src: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     Ok(Document {
         docs: vec![map],
         newline: detect_newline(src),
+        hollow: None,
     })
+}
+
+/// The hollow document of a file [`scan`] validated: the top-level members,
+/// each value a placeholder leaf except `sops`, which is parsed whole.
+fn hollow(src: &str, top: Top<'_>, lean: Lean) -> Result<Document, FormatError> {
+    let offset = if src.starts_with(BOM) { BOM.len() } else { 0 };
+    let mut items = Vec::with_capacity(top.members.len());
+    for m in top.members {
+        let value = if m.key == "sops" {
+            parse_value(src, offset, m.value.span.clone())?
+        } else {
+            Node::Leaf(m.value)
+        };
+        items.push(MapItem::Entry(Entry {
+            key: m.key.into_owned(),
+            span: m.key_span.start..node_span(&value).end,
+            key_span: m.key_span,
+            value,
+            line: m.key_line,
+        }));
+    }
+    Ok(Document {
+        docs: vec![Map {
+            items,
+            flow: false,
+            span: top.span,
+        }],
+        newline: detect_newline(src),
+        hollow: Some(Hollow { lean }),
+    })
+}
+
+/// The tree of the value at `span` of a validated file.
+fn parse_value(src: &str, offset: usize, span: Span) -> Result<Node, FormatError> {
+    let text = src.get(span.clone()).unwrap_or("");
+    let parsed = parse_to_ast(text, &CollectOptions::default(), &STRICT).map_err(|e| {
+        let (line, column) = line_column(src, span.start + e.range().start);
+        FormatError::Syntax {
+            line,
+            column,
+            message: describe(&e),
+        }
+    })?;
+    let Some(value) = parsed.value else {
+        return Err(FormatError::Empty { format: "json" });
+    };
+    let mut builder = Builder {
+        src,
+        offset: span.start,
+        cursor: Cursor::new(src, offset),
+        lean: None,
+    };
+    builder.node(value, false)
+}
+
+/// What [`scan`] finds at the top level of a file, when asked to record it.
+struct Top<'s> {
+    /// The root object, braces included.
+    span: Span,
+    members: Vec<Member<'s>>,
+}
+
+/// A member of the root object.
+struct Member<'s> {
+    key: Cow<'s, str>,
+    /// The key with its quotes.
+    key_span: Span,
+    key_line: usize,
+    /// The placeholder of a hollow document: the value's span, line and column.
+    value: Leaf,
+}
+
+/// The steps of the top-level value held by the placeholder `at` of a hollow
+/// document of `src` ([`hollow`]): a file [`scan`] validated, so an error is
+/// only the parser's own refusal of a number (which `scan` also checks).
+/// Memory is one entry per open collection; the strings `lean` names stay in
+/// the source when they have no escapes.
+pub(crate) fn steps<'s, E: From<FormatError>>(
+    src: &'s str,
+    at: &Leaf,
+    lean: Lean,
+    step: &mut dyn FnMut(Step<'s>) -> Result<(), E>,
+) -> Result<(), E> {
+    let base = at.span.start;
+    let text = src.get(at.span.clone()).unwrap_or("");
+    let mut scanner = Scanner::new(text, &STRICT_SCANNER);
+    let mut cursor = Cursor {
+        src,
+        start: if src.starts_with(BOM) { BOM.len() } else { 0 },
+        pos: base,
+        line: at.line,
+        column: at.column,
+    };
+    // Per open collection: true for a map.
+    let mut open: Vec<bool> = Vec::new();
+    let mut key_next = false;
+    loop {
+        let token = match scanner.scan() {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let (line, column) = cursor.at(base + e.range().start);
+                return Err(E::from(FormatError::Syntax {
+                    line,
+                    column,
+                    message: describe(&e),
+                }));
+            }
+        };
+        let span = base + scanner.token_start()..base + scanner.token_end();
+        let in_list = open.last() == Some(&false);
+        let value = match token {
+            Token::OpenBrace | Token::OpenBracket => {
+                open.push(token == Token::OpenBrace);
+                key_next = token == Token::OpenBrace;
+                step(Step::Open)?;
+                continue;
+            }
+            Token::Colon => continue,
+            Token::Comma => {
+                key_next = open.last() == Some(&true);
+                continue;
+            }
+            Token::String(key) if key_next => {
+                key_next = false;
+                step(Step::Key(key))?;
+                continue;
+            }
+            Token::CloseBrace | Token::CloseBracket => {
+                open.pop();
+                step(Step::Close)?;
+                None
+            }
+            Token::String(value) => {
+                let (value, in_source) = string_value(value, Some(lean));
+                let context = LeafContext {
+                    in_list,
+                    str_in_source: in_source,
+                    ..LeafContext::default()
+                };
+                Some((value, Style::DoubleQuoted, context))
+            }
+            Token::Number(number) => Some((
+                json_number(number, || cursor.at(span.start))?,
+                Style::Plain,
+                LeafContext {
+                    in_list,
+                    ..LeafContext::default()
+                },
+            )),
+            Token::Boolean(b) => Some((
+                Scalar::Bool(b),
+                Style::Plain,
+                LeafContext {
+                    in_list,
+                    ..LeafContext::default()
+                },
+            )),
+            Token::Null => Some((
+                Scalar::Null,
+                Style::Plain,
+                LeafContext {
+                    in_list,
+                    ..LeafContext::default()
+                },
+            )),
+            Token::Word(_) | Token::CommentLine(_) | Token::CommentBlock(_) => {
+                let (line, column) = cursor.at(span.start);
+                return Err(E::from(FormatError::Syntax {
+                    line,
+                    column,
+                    message: "expected a JSON value".into(),
+                }));
+            }
+        };
+        if let Some((value, style, context)) = value {
+            let (line, column) = cursor.at(span.start);
+            step(Step::Leaf(Leaf {
+                value,
+                span,
+                style,
+                line,
+                column,
+                context,
+            }))?;
+        }
+        // A value ended: the entry or item holding it ends, or the whole.
+        match open.last() {
+            Some(true) => step(Step::EndEntry)?,
+            Some(false) => step(Step::EndItem)?,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A JSON string's value, and whether it stays in the source (`lean` names
+/// it and it has no escapes: the source holds it between the quotes).
+fn string_value(value: Cow<'_, str>, lean: Option<Lean>) -> (Scalar, bool) {
+    let in_source = matches!(value, Cow::Borrowed(_))
+        && match lean {
+            None => false,
+            Some(Lean::Sealed) => value.starts_with(SEALED_PREFIX),
+            Some(Lean::Strings) => true,
+        };
+    let value = if in_source {
+        String::new()
+    } else {
+        value.into_owned()
+    };
+    (Scalar::Str(Zeroizing::new(value)), in_source)
+}
+
+/// A JSON number as sops reads it: a float64. `at` gives the number's line
+/// and column for the error.
+fn json_number(text: &str, at: impl FnOnce() -> (usize, usize)) -> Result<Scalar, FormatError> {
+    // Go's ParseFloat: correctly rounded, like Rust's. Overflow is an error
+    // there (encoding/json refuses the number), underflow gives 0.
+    match text.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        Some(f) => Ok(Scalar::Float(f)),
+        None => {
+            let (line, column) = at();
+            Err(FormatError::Unsupported {
+                line,
+                column,
+                message: format!(
+                    "the number {text} is too large for a 64-bit float (sops reads every \
+                     JSON number as a float64); quote it to keep it as a string"
+                ),
+            })
+        }
+    }
 }
 
 fn is_json_space(b: u8) -> bool {
@@ -242,16 +500,17 @@ fn strictness_violation(text: &str, limit: usize) -> Option<(usize, String)> {
     None
 }
 
-/// How deep [`validates`] follows nesting: well within the parser's own limit
+/// How deep [`scan`] follows nesting: well within the parser's own limit
 /// (512), so a file it accepts is never one the parser refuses as too deep.
 const VALIDATE_DEPTH: usize = 256;
 
 /// Whether `src` is certainly a JSON file [`JsonStore::parse`] accepts: strict
 /// JSON (the scanner with every leniency off, RFC 8259's grammar, the checks of
 /// [`strictness_violation`]) whose top-level value is an object, with finite
-/// numbers. Memory is one entry per open collection. `false` is "not sure":
-/// the caller parses then.
-fn validates(src: &str) -> bool {
+/// numbers; with `record`, what its top level holds ([`Top`]). Memory is one
+/// entry per open collection (and per top-level member recorded). `None` is
+/// "not sure": the caller parses then.
+fn scan(src: &str, record: bool) -> Option<Top<'_>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Expect {
         Root,
@@ -264,35 +523,46 @@ fn validates(src: &str) -> bool {
         End,
     }
     let text = src.strip_prefix(BOM).unwrap_or(src);
+    let offset = src.len() - text.len();
     if strictness_violation(text, text.len()).is_some() {
-        return false;
+        return None;
     }
-    let options = ScannerOptions {
-        allow_single_quoted_strings: false,
-        allow_hexadecimal_numbers: false,
-        allow_unary_plus_numbers: false,
-        allow_bare_decimal_point_numbers: false,
-        allow_non_finite_numbers: false,
-        allow_extended_string_escapes: false,
-    };
-    let mut scanner = Scanner::new(text, &options);
+    let mut scanner = Scanner::new(text, &STRICT_SCANNER);
     // true: an object.
     let mut open: Vec<bool> = Vec::new();
     let mut expect = Expect::Root;
+    let mut top = Top {
+        span: 0..0,
+        members: Vec::new(),
+    };
+    let mut cursor = Cursor::new(src, offset);
+    // The member whose value is being read: key, its span and line, and
+    // where the value starts.
+    let mut member: Option<(Cow<'_, str>, Span, usize)> = None;
+    let mut value_start = 0;
     loop {
-        let Ok(token) = scanner.scan() else {
-            return false;
-        };
+        let token = scanner.scan().ok()?;
         let Some(token) = token else {
-            return expect == Expect::End;
+            return (expect == Expect::End).then_some(top);
         };
+        let (start, end) = (offset + scanner.token_start(), offset + scanner.token_end());
+        if record && open.len() == 1 && expect == Expect::Value {
+            value_start = start;
+        }
         let mut value_done = false;
         expect = match (expect, token) {
             (Expect::Root, Token::OpenBrace) => {
                 open.push(true);
+                top.span.start = start;
                 Expect::KeyOrClose
             }
-            (Expect::KeyOrClose | Expect::Key, Token::String(_)) => Expect::Colon,
+            (Expect::KeyOrClose | Expect::Key, Token::String(key)) => {
+                if record && open.len() == 1 {
+                    let (line, _) = cursor.at(start);
+                    member = Some((key, start..end, line));
+                }
+                Expect::Colon
+            }
             (Expect::KeyOrClose, Token::CloseBrace)
             | (Expect::ValueOrClose, Token::CloseBracket) => {
                 open.pop();
@@ -302,7 +572,7 @@ fn validates(src: &str) -> bool {
             (Expect::Colon, Token::Colon) => Expect::Value,
             (Expect::Value | Expect::ValueOrClose, token) => match token {
                 Token::OpenBrace | Token::OpenBracket if open.len() >= VALIDATE_DEPTH => {
-                    return false
+                    return None
                 }
                 Token::OpenBrace => {
                     open.push(true);
@@ -320,12 +590,12 @@ fn validates(src: &str) -> bool {
                     value_done = true;
                     Expect::End
                 }
-                _ => return false,
+                _ => return None,
             },
             (Expect::CommaOrClose, Token::Comma) => match open.last() {
                 Some(true) => Expect::Key,
                 Some(false) => Expect::Value,
-                None => return false,
+                None => return None,
             },
             (Expect::CommaOrClose, Token::CloseBrace) if open.last() == Some(&true) => {
                 open.pop();
@@ -337,8 +607,33 @@ fn validates(src: &str) -> bool {
                 value_done = true;
                 Expect::End
             }
-            _ => return false,
+            _ => return None,
         };
+        if value_done {
+            match open.len() {
+                0 => top.span.end = end,
+                // A member of the root ends.
+                1 => {
+                    if let Some((key, key_span, key_line)) = member.take() {
+                        let (line, column) = cursor.at(value_start);
+                        top.members.push(Member {
+                            key,
+                            key_span,
+                            key_line,
+                            value: Leaf {
+                                value: Scalar::Null,
+                                span: value_start..end,
+                                style: Style::Plain,
+                                line,
+                                column,
+                                context: LeafContext::default(),
+                            },
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
         // After a value: the end of the file at the top level, else a
         // separator or the end of the collection holding it.
         if value_done && !open.is_empty() {
@@ -576,42 +871,14 @@ impl Builder<'_> {
                 }));
             }
             ast::Value::StringLit(lit) => {
-                // Unescaped, the source holds the value between the quotes.
-                let in_source = matches!(lit.value, std::borrow::Cow::Borrowed(_))
-                    && match self.lean {
-                        None => false,
-                        Some(Lean::Sealed) => lit.value.starts_with(SEALED_PREFIX),
-                        Some(Lean::Strings) => true,
-                    };
+                let (value, in_source) = string_value(lit.value, self.lean);
                 context.str_in_source = in_source;
-                let value = if in_source {
-                    String::new()
-                } else {
-                    lit.value.into_owned()
-                };
-                (
-                    Scalar::Str(Zeroizing::new(value)),
-                    lit.range,
-                    Style::DoubleQuoted,
-                )
+                (value, lit.range, Style::DoubleQuoted)
             }
             ast::Value::NumberLit(lit) => {
-                // Go's ParseFloat: correctly rounded, like Rust's. Overflow is an error
-                // there (encoding/json refuses the number), underflow gives 0.
-                let parsed = lit.value.parse::<f64>().ok().filter(|f| f.is_finite());
-                let Some(f) = parsed else {
-                    let (line, column) = self.cursor.at(lit.range.start + self.offset);
-                    return Err(FormatError::Unsupported {
-                        line,
-                        column,
-                        message: format!(
-                            "the number {} is too large for a 64-bit float (sops reads every \
-                             JSON number as a float64); quote it to keep it as a string",
-                            lit.value
-                        ),
-                    });
-                };
-                (Scalar::Float(f), lit.range, Style::Plain)
+                let at = lit.range.start + self.offset;
+                let value = json_number(lit.value, || self.cursor.at(at))?;
+                (value, lit.range, Style::Plain)
             }
             ast::Value::BooleanLit(lit) => (Scalar::Bool(lit.value), lit.range, Style::Plain),
             ast::Value::NullKeyword(lit) => (Scalar::Null, lit.range, Style::Plain),
@@ -1513,7 +1780,7 @@ mod tests {
         for src in cases {
             let parsed = JsonStore.parse(src).is_ok();
             let deep = src.len() > 500;
-            assert_eq!(validates(src), parsed && !deep, "{src:?}");
+            assert_eq!(scan(src, false).is_some(), parsed && !deep, "{src:?}");
             assert_eq!(JsonStore.check(src).is_ok(), parsed, "{src:?}");
         }
     }
@@ -2079,7 +2346,7 @@ mod tests {
     fn metadata_is_exact(src: &str) {
         let parsed = JsonStore.parse(src);
         // The read-back's validation accepts nothing the parser refuses.
-        assert!(!validates(src) || parsed.is_ok(), "{src:?}");
+        assert!(scan(src, false).is_none() || parsed.is_ok(), "{src:?}");
         if let Ok(doc) = parsed {
             if find_entry(root(&doc), "sops").is_none() {
                 let with = inserted(src, &meta());
@@ -2088,8 +2355,91 @@ mod tests {
         }
     }
 
+    /// What a walk visits, as comparable values.
+    type Visited = Vec<(String, Span, Scalar, Style, usize, usize, LeafContext)>;
+
+    fn visited(doc: &Document, src: &str, hollow: bool) -> Visited {
+        let mut out = Vec::new();
+        let mut record = |visit: crate::walk::Visit<'_>, pos: &crate::walk::Position<'_>| {
+            if let crate::walk::Visit::Leaf(l) = visit {
+                out.push((
+                    pos.aad().to_string(),
+                    l.span.clone(),
+                    l.value.clone(),
+                    l.style,
+                    l.line,
+                    l.column,
+                    l.context,
+                ));
+            }
+            Ok::<(), FormatError>(())
+        };
+        if hollow {
+            crate::walk::walk_source(doc, src, &mut record).unwrap();
+        } else {
+            crate::walk::walk(doc, &mut record).unwrap();
+        }
+        out
+    }
+
+    /// A hollow document walks as the whole tree does (same leaves, spans,
+    /// values, lines, contexts, paths) and places and removes the metadata
+    /// block the same way.
+    fn hollow_walks_as_the_tree(src: &str) {
+        for lean in [Lean::Strings, Lean::Sealed] {
+            let (Ok(tree), Ok(doc)) = (parse_tree(src, Some(lean)), super::parse(src, Some(lean)))
+            else {
+                continue;
+            };
+            assert_eq!(doc.hollow.is_some(), scan(src, false).is_some(), "{src:?}");
+            assert_eq!(
+                visited(&tree, src, false),
+                visited(&doc, src, true),
+                "{src:?}"
+            );
+            let (t, d) = (&tree.docs[0], &doc.docs[0]);
+            assert_eq!(t.span, d.span, "{src:?}");
+            assert_eq!(entries(t).len(), entries(d).len());
+            for (a, b) in entries(t).iter().zip(entries(d)) {
+                assert_eq!(
+                    (&a.key, &a.key_span, &a.span, a.line),
+                    (&b.key, &b.key_span, &b.span, b.line)
+                );
+            }
+            let edits = |doc: &Document| {
+                let mut e = JsonStore.insert_metadata(src, doc, &meta());
+                e.extend(JsonStore.remove_metadata(src, doc));
+                e.iter()
+                    .map(|e| (e.span.clone(), e.text.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(edits(&tree), edits(&doc), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn hollow_documents_walk_as_trees() {
+        for src in [
+            "{}",
+            "\u{feff}{\"a\": 1}",
+            "{\"a\": {\"b\": [1, \"x\", [], {}, {\"c\": null}], \"d\": true}, \"e\": \"é\\n\"}",
+            "{\"k\\u0041\": {\"\\\"q\": \"ENC[AES256_GCM,data:x]\"}, \"sops\": {\"version\": \"3.11.0\"}}",
+            "{\"sops\": {}, \"a\": [[[\"deep\"]]]}",
+            "{\r\n  \"a\": \"b\",\r\n  \"n\": -1.5e3\r\n}\r\n",
+            "[1]",
+            "{\"a\": 1e400}",
+        ] {
+            hollow_walks_as_the_tree(src);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn random_documents_walk_hollow_as_trees(doc in document(), lay in layout()) {
+            hollow_walks_as_the_tree(&text(&doc, &lay));
+        }
 
         #[test]
         fn random_documents_round_trip(doc in document(), lay in layout()) {
@@ -2103,7 +2453,7 @@ mod tests {
                     _ => false,
                 }
             }
-            prop_assert_eq!(validates(&src), !has_big(&doc, &big));
+            prop_assert_eq!(scan(&src, false).is_some(), !has_big(&doc, &big));
             if has_big(&doc, &big) {
                 prop_assert!(JsonStore.parse(&src).is_err());
             } else {

@@ -51,11 +51,11 @@ pub use format::Format;
 pub(crate) use splice::Splicer;
 pub use splice::{apply_edits, Edit, SpliceError};
 pub use store::{FormatError, Lean, Store};
-pub(crate) use tree::str_in_source;
 pub use tree::{
     find_entry, Comment, Document, Entry, Leaf, LeafContext, List, ListItem, Map, MapItem, Node,
     Scalar, Style,
 };
+pub(crate) use tree::{str_in_source, Hollow, Step};
 pub use value::Value;
 
 /// Byte range into the source text.

@@ -45,11 +45,14 @@ pub trait Store: Sync {
         self.parse(src).map(drop)
     }
 
-    /// [`Store::parse`] for the walk encrypting or decrypting a whole file: a
+    /// [`Store::parse`] for the walk encrypting or decrypting a whole file
+    /// (`crate::walk::walk_source`, the only reader of such a document): a
     /// store may leave the strings `lean` names out of the tree where the
-    /// source holds them verbatim ([`super::LeafContext`]'s `str_in_source`,
-    /// which only those walks read); the top-level `sops` entry is whole. On
-    /// a large file these copies are as large as the file (issue 18).
+    /// source holds them verbatim ([`super::LeafContext`]'s `str_in_source`),
+    /// or build only the top level and let the walk read the values from the
+    /// source ([`super::Document`]'s `hollow`: JSON); the top-level `sops`
+    /// entry is whole. On a large file the copies and the tree are several
+    /// times the size of the file (issue 18).
     fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
         let _ = lean;
         self.parse(src)

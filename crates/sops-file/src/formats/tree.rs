@@ -162,6 +162,36 @@ pub struct Document {
     pub docs: Vec<Map>,
     /// The line ending the file uses (`"\n"` or `"\r\n"`), for text the store adds.
     pub newline: &'static str,
+    /// How the top-level values other than `sops` are held: built, or only
+    /// their place in the source ([`Hollow`]).
+    pub(crate) hollow: Option<Hollow>,
+}
+
+/// A document whose top-level values (other than the whole `sops` entry) are
+/// placeholders: a [`Leaf`] with the value's span, line and column and no
+/// value, whose contents the walk reads from the source step by step
+/// ([`Step`]; `crate::walk::walk_source`). A JSON file validated token by
+/// token is read this way by [`super::Store::parse_lean`]: for a large file
+/// the tree is several times the size of the text, and the walk needs only
+/// the value it is at (issue 18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hollow {
+    /// Which strings the steps leave in the source.
+    pub lean: super::Lean,
+}
+
+/// One step of a walk read from the source of a [`Hollow`] document, in
+/// source order. A map entry is `Key`, its value's steps, `EndEntry`; a list
+/// item is its value's steps, `EndItem`.
+pub(crate) enum Step<'s> {
+    /// A map or list begins.
+    Open,
+    /// The innermost map or list ends.
+    Close,
+    Key(std::borrow::Cow<'s, str>),
+    EndEntry,
+    EndItem,
+    Leaf(Leaf),
 }
 
 /// The text of a leaf whose value was left in the source

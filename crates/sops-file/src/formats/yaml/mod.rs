@@ -224,6 +224,7 @@ fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     Ok(Document {
         docs,
         newline: if crlf { "\r\n" } else { "\n" },
+        hollow: None,
     })
 }
 
