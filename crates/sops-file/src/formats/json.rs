@@ -2491,6 +2491,7 @@ mod tests {
                 _ => {}
             }
             metadata_is_exact(&mutated);
+            hollow_walks_as_the_tree(&mutated);
         }
 
         #[test]
@@ -2504,6 +2505,7 @@ mod tests {
             src in "[\\{\\}\\[\\]\",:0-9eE.+\\-tfrulnsa \\t\\n\\r\\\\\u{b}\u{a0}\u{feff}é]{0,60}"
         ) {
             metadata_is_exact(&src);
+            hollow_walks_as_the_tree(&src);
         }
     }
 }
