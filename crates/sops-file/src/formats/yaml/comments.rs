@@ -65,7 +65,7 @@ mod replay;
 
 use super::doc_end;
 use super::scan::{RawComment, Source};
-use super::tree::{Built, MarkKind, SkNode};
+use super::tree::{Built, SkNode};
 use replay::{Composer, GTree, NodeKind, Sim};
 
 /// Where a comment goes: collection id and a sort position among its items
@@ -76,11 +76,13 @@ pub(crate) struct Placement {
     pub sort: usize,
 }
 
-pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Placement> {
+/// `built`'s opaque ranges are used up (freed once the source is cut into tokens).
+pub fn place(src: &Source<'_>, built: &mut Built, comments: &[RawComment]) -> Vec<Placement> {
     let placed = simulate(src, built, comments).unwrap_or_else(|| vec![None; comments.len()]);
     if placed.iter().all(Option::is_some) {
         return placed.into_iter().flatten().collect();
     }
+    let built = &*built;
     placed
         .into_iter()
         .zip(containing(built, comments))
@@ -124,15 +126,19 @@ fn containing(built: &Built, comments: &[RawComment]) -> Vec<usize> {
 
 /// The replay: each comment's placement, `None` for the comments sops never sees;
 /// `None` altogether when go-yaml would not read the input the way we do.
+/// `built`'s opaque ranges are freed once they are read.
 pub(super) fn simulate(
     src: &Source<'_>,
-    built: &Built,
+    built: &mut Built,
     comments: &[RawComment],
 ) -> Option<Vec<Option<Placement>>> {
     if comments.is_empty() {
         return Some(Vec::new());
     }
-    let mut units = lex(src, built, comments)?;
+    let units = lex(src, built, comments);
+    // Only the tokens needed the scalar ranges (issue 18).
+    built.opaque = Vec::new();
+    let mut units = units?;
     // Grown by doubling: what was never used is given back (issue 18).
     units.shrink_to_fit();
     let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
@@ -142,11 +148,9 @@ pub(super) fn simulate(
         Sim::new(src, &units, &positions).run(&mut composer)?;
         composer.finish()
     } else {
-        let (text, moved, positions) = with_inserts(src.text, &units, &positions, &inserts);
-        // The tokens at their own offsets are not needed beside the moved
-        // ones (on a large file they are several times its size, issue 18).
-        drop(units);
-        let units = moved;
+        // The tokens are moved in place: a copy of them beside the originals
+        // cost several times a large file's size (issue 18).
+        let (text, positions) = with_inserts(src.text, &mut units, &positions, &inserts);
         let vsrc = Source::new(&text);
         let mut composer = Composer::default();
         Sim::new(&vsrc, &units, &positions).run(&mut composer)?;
@@ -323,14 +327,7 @@ fn metadata_inserts(
         "\n"
     };
     // The end of each document's last key or value.
-    let mut last_value = vec![0usize; built.roots.len()];
-    for m in &built.marks {
-        if let MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. } = m.kind {
-            if let Some(v) = last_value.get_mut(built.colls[coll].doc) {
-                *v = (*v).max(m.end);
-            }
-        }
-    }
+    let last_value = &built.last_value;
     let mut out = Vec::new();
     let mut from = 0;
     for (doc, &root) in built.roots.iter().enumerate() {
@@ -370,15 +367,15 @@ fn metadata_inserts(
 
 const META_KEY: &str = "sops: x";
 
-/// The text with a `sops: x` entry inserted at each point, and the units and
-/// comment positions moved to match.
-#[allow(clippy::type_complexity)]
+/// The text with a `sops: x` entry inserted at each point, and the comment
+/// positions moved to match; `units` (sorted) are moved to match too, and get
+/// the entries' units.
 fn with_inserts(
     text: &str,
-    units: &[Unit],
+    units: &mut Vec<Unit>,
     positions: &[(usize, usize)],
     inserts: &[(usize, String)],
-) -> (String, Vec<Unit>, Vec<(usize, usize)>) {
+) -> (String, Vec<(usize, usize)>) {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + inserts.len() * 16);
     let mut shifts: Vec<(usize, usize)> = Vec::new(); // (original at, total shift from there)
@@ -422,21 +419,43 @@ fn with_inserts(
             p + shifts[k - 1].1
         }
     };
-    let mut moved: Vec<Unit> = units
-        .iter()
-        .map(|u| Unit {
+    for u in units.iter_mut() {
+        let start = shift(u.start);
+        *u = Unit {
             u: u.u,
-            start: shift(u.start),
-            end: shift(u.start) + (u.end - u.start),
-        })
-        .chain(extra)
-        .collect();
-    moved.sort_by_key(|u| u.start);
+            start,
+            end: start + (u.end - u.start),
+        };
+    }
+    merge_sorted(units, extra);
     let positions = positions
         .iter()
         .map(|&(h, e)| (shift(h), shift(h) + (e - h)))
         .collect();
-    (out, moved, positions)
+    (out, positions)
+}
+
+/// Merge `extra` into `units`, both sorted by start, in place (from the back,
+/// into room made at the end): no second list of the units, no sort.
+fn merge_sorted(units: &mut Vec<Unit>, extra: Vec<Unit>) {
+    let n = units.len();
+    units.reserve_exact(extra.len());
+    units.extend(extra.iter().copied());
+    // Fill from the back: the larger of the last unmerged unit and the last
+    // unmerged extra unit (the units win ties, as a stable sort of the units
+    // followed by the extra ones would order them).
+    let (mut i, mut j) = (n, extra.len());
+    let mut k = units.len();
+    while j > 0 {
+        k -= 1;
+        if i > 0 && units[i - 1].start > extra[j - 1].start {
+            units[k] = units[i - 1];
+            i -= 1;
+        } else {
+            units[k] = extra[j - 1];
+            j -= 1;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -466,9 +485,10 @@ fn distribute(
     let mut work: Vec<(usize, usize, bool)> = Vec::new();
     for (&d, &root) in tree.docs.iter().zip(&built.roots).rev() {
         let doc = &tree.nodes[d];
-        let &[r] = doc.children.as_slice() else {
+        let &[r] = tree.children(doc) else {
             return None;
         };
+        let r = r as usize;
         put(doc.head(), root, 0);
         put(doc.line(), root, 0);
         put(doc.foot(), root, usize::MAX);
@@ -486,16 +506,17 @@ fn distribute(
         let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
         match node.kind {
             NodeKind::Map { .. } if c.is_map => {
-                let pairs = node.children.len() / 2;
+                let children = tree.children(node);
+                let pairs = children.len() / 2;
                 let extra = usize::from(virtual_entries && c.parent.is_none());
-                if !node.children.len().is_multiple_of(2)
+                if !children.len().is_multiple_of(2)
                     || !(pairs == c.items.len() || pairs == c.items.len() + extra)
                 {
                     return None;
                 }
                 for j in 0..pairs {
-                    let k = &tree.nodes[node.children[2 * j]];
-                    let vid = node.children[2 * j + 1];
+                    let k = &tree.nodes[children[2 * j] as usize];
+                    let vid = children[2 * j + 1] as usize;
                     let v = &tree.nodes[vid];
                     put(k.head(), coll, before(j));
                     put(k.line(), coll, before(j));
@@ -515,10 +536,12 @@ fn distribute(
                 }
             }
             NodeKind::Seq if !c.is_map => {
-                if node.children.len() != c.items.len() {
+                let children = tree.children(node);
+                if children.len() != c.items.len() {
                     return None;
                 }
-                for (j, &id) in node.children.iter().enumerate() {
+                for (j, &id) in children.iter().enumerate() {
+                    let id = id as usize;
                     let item = &tree.nodes[id];
                     put(item.head(), coll, before(j));
                     put(item.line(), coll, before(j));

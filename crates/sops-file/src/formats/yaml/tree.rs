@@ -3,8 +3,9 @@
 //!
 //! The builder walks the event stream once and fills an arena of collections
 //! ([`Coll`]) whose items hold leaves with exact byte spans (fixed up with [`scan`]).
-//! It also records [`Mark`]s — keys, sequence dashes, leaves and flow brackets in
-//! source order — which comment placement reads ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
+//! It also records what comment placement reads ([`super::comments`]): the
+//! scalar texts no comment can start in, and where each document's last key or
+//! value ends. Refusals (anchors, aliases, merge keys, custom tags,
 //! non-string or duplicate keys, uint64 integers, comments after block headers)
 //! happen here because this is where each construct is first seen with a position.
 //!
@@ -32,7 +33,6 @@ pub(crate) struct Coll {
     pub(crate) is_map: bool,
     pub flow: bool,
     pub parent: Option<usize>,
-    pub doc: usize,
     pub start: usize,
     pub end: usize,
     /// Column (chars) of the first key (maps) or first dash (lists); for flow
@@ -49,53 +49,58 @@ pub(crate) struct Coll {
 #[derive(Debug)]
 pub(crate) enum SkNode {
     Coll(usize),
-    Leaf(Box<Leaf>),
+    Leaf(BLeaf),
+    /// A leaf only checked ([`check`]): where its text starts.
+    Checked(usize),
+}
+
+/// A leaf as built: a [`Leaf`] without what is found when the tree is made
+/// (its line and column, from the span; the context of its collection). Held
+/// in its item, not boxed: the built tree of a large file is mostly leaves,
+/// and it is at its largest beside the comment replay's (issue 18).
+#[derive(Debug)]
+pub(crate) struct BLeaf {
+    pub(crate) value: Scalar,
+    pub(crate) span: Span,
+    /// Column of a block scalar's content lines (0 for other styles).
+    pub(crate) indent: usize,
+    pub(crate) style: Style,
+    pub(crate) in_flow: bool,
+    pub(crate) in_list: bool,
+    pub(crate) text_follows: bool,
+    pub(crate) no_break_after: bool,
+    pub(crate) str_in_source: bool,
+}
+
+impl BLeaf {
+    /// The leaf, at `line` and `column` (1-based), with the rest of its
+    /// context left at its default.
+    pub(crate) fn into_leaf(self, line: usize, column: usize) -> Leaf {
+        Leaf {
+            value: self.value,
+            span: self.span,
+            style: self.style,
+            line,
+            column,
+            context: LeafContext {
+                in_flow: self.in_flow,
+                indent: self.indent,
+                in_list: self.in_list,
+                text_follows: self.text_follows,
+                no_break_after: self.no_break_after,
+                str_in_source: self.str_in_source,
+                ..LeafContext::default()
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Item {
-    pub key: Option<(String, Span)>,
+    /// A map item's key and where the key's text ends (it starts at `start`).
+    pub key: Option<(String, usize)>,
     pub node: SkNode,
     /// From the key (or the item's first byte) to the end of the value.
-    pub start: usize,
-    pub end: usize,
-    pub line: usize,
-}
-
-/// Token-like positions used for comment placement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MarkKind {
-    /// A mapping key (its map, item index).
-    Key {
-        coll: usize,
-        item: usize,
-    },
-    /// A value leaf; `empty` for an implicit null (`key:` with nothing).
-    Leaf {
-        coll: usize,
-        item: usize,
-        empty: bool,
-    },
-    /// A block sequence entry indicator.
-    Dash {
-        coll: usize,
-        item: usize,
-    },
-    FlowStart {
-        coll: usize,
-    },
-    FlowEnd {
-        coll: usize,
-    },
-    /// `---`, `...` or the end of a document's content.
-    DocBoundary {
-        doc: usize,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Mark {
-    pub kind: MarkKind,
     pub start: usize,
     pub end: usize,
 }
@@ -104,7 +109,10 @@ pub(crate) struct Built {
     pub(crate) colls: Vec<Coll>,
     /// Root collection of each document.
     pub(crate) roots: Vec<usize>,
-    pub marks: Vec<Mark>,
+    /// For each document: where its last key or value ends (comment placement
+    /// puts the metadata entry after it). Only this is kept of the token
+    /// positions: a list of them cost several times a large file's size (issue 18).
+    pub(crate) last_value: Vec<usize>,
     /// Byte ranges no comment can start in (scalars, keys).
     pub(crate) opaque: Vec<Span>,
 }
@@ -123,12 +131,15 @@ struct Builder<'s, 'a> {
     evs: Events<'s, 'a>,
     /// See [`build_lean`].
     lean: Option<Lean>,
+    /// Only checking ([`check`]): no leaves, marks or opaque ranges are kept,
+    /// and a collection's items are dropped once it is complete.
+    check: bool,
     /// Building the value of a document's top-level `sops` entry.
     in_sops: bool,
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
-    marks: Vec<Mark>,
+    last_value: Vec<usize>,
     opaque: Vec<Span>,
     /// Collections open around the current event.
     depth: usize,
@@ -154,14 +165,31 @@ pub fn build_lean(
     evs: Events<'_, '_>,
     lean: Option<Lean>,
 ) -> Result<Built, FormatError> {
+    run(src, evs, lean, false)
+}
+
+/// Everything [`build_lean`] refuses, refused the same way, without keeping
+/// the tree: what is read back after encryption is checked only (on a large
+/// file the tree of the encrypted text took several times its size, issue 18).
+pub fn check(src: &Source<'_>, evs: Events<'_, '_>) -> Result<(), FormatError> {
+    run(src, evs, None, true).map(drop)
+}
+
+fn run(
+    src: &Source<'_>,
+    evs: Events<'_, '_>,
+    lean: Option<Lean>,
+    check: bool,
+) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
         lean,
+        check,
         in_sops: false,
         prev_end: 0,
         colls: Vec::new(),
-        marks: Vec::new(),
+        last_value: Vec::new(),
         opaque: Vec::new(),
         depth: 0,
         hasher: RandomState::new(),
@@ -194,11 +222,6 @@ impl Builder<'_, '_> {
                 EvKind::DocStart => {
                     if ev.end > ev.start {
                         self.prev_end = ev.end;
-                        self.marks.push(Mark {
-                            kind: MarkKind::DocBoundary { doc: roots.len() },
-                            start: ev.start,
-                            end: ev.end,
-                        });
                     }
                     let doc = roots.len();
                     let root = match self.evs.peek() {
@@ -240,16 +263,8 @@ impl Builder<'_, '_> {
                         Root::Missing => {}
                     }
                 }
-                EvKind::DocEnd => {
-                    let doc = roots.len().saturating_sub(1);
-                    self.marks.push(Mark {
-                        kind: MarkKind::DocBoundary { doc },
-                        start: ev.start.max(self.prev_end),
-                        end: ev.end.max(self.prev_end),
-                    });
-                    if ev.end > ev.start {
-                        self.prev_end = ev.end;
-                    }
+                EvKind::DocEnd if ev.end > ev.start => {
+                    self.prev_end = ev.end;
                 }
                 _ => {}
             }
@@ -266,13 +281,11 @@ impl Builder<'_, '_> {
             ));
         }
         let mut opaque = std::mem::take(&mut self.opaque);
-        let mut marks = std::mem::take(&mut self.marks);
         opaque.sort_by_key(|r| (r.start, r.end));
-        marks.sort_by_key(|m| (m.start, m.end));
         Ok(Built {
             colls: std::mem::take(&mut self.colls),
             roots,
-            marks,
+            last_value: std::mem::take(&mut self.last_value),
             opaque,
         })
     }
@@ -318,6 +331,25 @@ impl Builder<'_, '_> {
         self.evs.next()
     }
 
+    /// A key or value of document `doc` ends at `end`.
+    fn value_end(&mut self, doc: usize, end: usize) {
+        if self.check {
+            return;
+        }
+        if self.last_value.len() <= doc {
+            self.last_value.resize(doc + 1, 0);
+        }
+        if let Some(v) = self.last_value.get_mut(doc) {
+            *v = (*v).max(end);
+        }
+    }
+
+    fn opaque(&mut self, span: Span) {
+        if !self.check {
+            self.opaque.push(span);
+        }
+    }
+
     /// Build the collection whose start event is at `self.pos`.
     fn collection(&mut self, parent: Option<usize>, doc: usize) -> Result<usize, FormatError> {
         let Some(ev) = self.next() else {
@@ -353,7 +385,6 @@ impl Builder<'_, '_> {
             is_map,
             flow,
             parent,
-            doc,
             start,
             end: start,
             indent,
@@ -363,11 +394,6 @@ impl Builder<'_, '_> {
             comments: Vec::new(),
         });
         if flow {
-            self.marks.push(Mark {
-                kind: MarkKind::FlowStart { coll: id },
-                start,
-                end: start + 1,
-            });
             self.prev_end = start + 1;
         }
         let mut first = true;
@@ -391,16 +417,18 @@ impl Builder<'_, '_> {
                         let close =
                             find_byte(src.text, self.prev_end, if is_map { b'}' } else { b']' })
                                 .unwrap_or(close);
-                        self.marks.push(Mark {
-                            kind: MarkKind::FlowEnd { coll: id },
-                            start: close,
-                            end: close + 1,
-                        });
                         self.colls[id].end = close + 1;
                         self.prev_end = close + 1;
                     } else {
                         let end = self.colls[id].items.last().map_or(start, |i| i.end);
                         self.colls[id].end = end;
+                    }
+                    if self.check {
+                        // Nothing reads the items of a complete collection.
+                        self.colls[id].items = Vec::new();
+                    } else {
+                        // Grown by doubling: a large file has many small maps.
+                        self.colls[id].items.shrink_to_fit();
                     }
                     self.depth -= 1;
                     return Ok(id);
@@ -511,31 +539,21 @@ impl Builder<'_, '_> {
             self.colls[id].byte_indent = src.byte_col(kstart);
             self.colls[id].start = kstart;
         }
-        let item_index = self.colls[id].items.len();
-        self.marks.push(Mark {
-            kind: MarkKind::Key {
-                coll: id,
-                item: item_index,
-            },
-            start: kstart,
-            end: kend,
-        });
-        self.opaque.push(kstart..kend);
+        self.value_end(doc, kend);
+        self.opaque(kstart..kend);
         self.prev_end = kend;
-        let line = src.line_of(kstart) + 1;
         let outer = self.in_sops;
         if self.colls[id].parent.is_none() && key.as_str() == "sops" {
             self.in_sops = true;
         }
-        let value = self.value(id, doc, flow, item_index, true);
+        let value = self.value(id, doc, flow, true);
         self.in_sops = outer;
         let (node, end) = value?;
         self.colls[id].items.push(Item {
-            key: Some((key.to_string(), kstart..kend)),
+            key: Some((key, kend)),
             node,
             start: kstart,
             end: end.max(kend),
-            line,
         });
         Ok(())
     }
@@ -549,7 +567,6 @@ impl Builder<'_, '_> {
         parent_indent: Option<usize>,
     ) -> Result<(), FormatError> {
         let src = self.src;
-        let item_index = self.colls[id].items.len();
         let mut item_start = None;
         if !flow {
             // Find the `-` indicator: the first `-` after the previous event, outside comments.
@@ -567,21 +584,14 @@ impl Builder<'_, '_> {
                         }
                     }
                 }
-                self.marks.push(Mark {
-                    kind: MarkKind::Dash {
-                        coll: id,
-                        item: item_index,
-                    },
-                    start: d,
-                    end: d + 1,
-                });
                 self.prev_end = d + 1;
                 item_start = Some(d);
             }
         }
-        let (node, end) = self.value(id, doc, flow, item_index, false)?;
+        let (node, end) = self.value(id, doc, flow, false)?;
         let start = item_start.unwrap_or(match &node {
             SkNode::Leaf(l) => l.span.start,
+            SkNode::Checked(start) => *start,
             SkNode::Coll(c) => self.colls[*c].start,
         });
         self.colls[id].items.push(Item {
@@ -589,7 +599,6 @@ impl Builder<'_, '_> {
             node,
             start,
             end: end.max(start),
-            line: src.line_of(start) + 1,
         });
         Ok(())
     }
@@ -600,7 +609,6 @@ impl Builder<'_, '_> {
         parent: usize,
         doc: usize,
         in_flow: bool,
-        item: usize,
         in_map: bool,
     ) -> Result<(SkNode, usize), FormatError> {
         let src = self.src;
@@ -620,21 +628,16 @@ impl Builder<'_, '_> {
                 };
                 let leaf = self.leaf(&ev, parent, in_flow, in_map)?;
                 let empty = leaf.span.is_empty();
-                self.marks.push(Mark {
-                    kind: MarkKind::Leaf {
-                        coll: parent,
-                        item,
-                        empty,
-                    },
-                    start: leaf.span.start,
-                    end: leaf.span.end,
-                });
+                self.value_end(doc, leaf.span.end);
                 if !empty {
-                    self.opaque.push(leaf.span.clone());
+                    self.opaque(leaf.span.clone());
                     self.prev_end = leaf.span.end;
                 }
                 let end = leaf.span.end;
-                Ok((SkNode::Leaf(Box::new(leaf)), end))
+                if self.check {
+                    return Ok((SkNode::Checked(leaf.span.start), end));
+                }
+                Ok((SkNode::Leaf(leaf), end))
             }
             _ => Err(unsupported(src, ev.start, "unexpected YAML structure")),
         }
@@ -646,7 +649,7 @@ impl Builder<'_, '_> {
         parent: usize,
         in_flow: bool,
         in_map: bool,
-    ) -> Result<Leaf, FormatError> {
+    ) -> Result<BLeaf, FormatError> {
         let src = self.src;
         let EvKind::Scalar {
             value,
@@ -768,7 +771,6 @@ impl Builder<'_, '_> {
         } else {
             in_source = false;
         }
-        let (line, column) = src.line_col(span.start);
         let text_follows = src.text.get(span.end..).is_some_and(|rest| {
             let line = rest.split('\n').next().unwrap_or("");
             !line.strip_suffix('\r').unwrap_or(line).is_empty()
@@ -777,21 +779,16 @@ impl Builder<'_, '_> {
             .text
             .get(span.end..)
             .is_some_and(|rest| rest.starts_with('\n') || rest.starts_with("\r\n"));
-        Ok(Leaf {
+        Ok(BLeaf {
             value,
             span,
+            indent,
             style: st,
-            line,
-            column,
-            context: LeafContext {
-                in_flow,
-                indent,
-                in_list: !in_map,
-                text_follows,
-                no_break_after,
-                str_in_source: in_source,
-                ..LeafContext::default()
-            },
+            in_flow,
+            in_list: !in_map,
+            text_follows,
+            no_break_after,
+            str_in_source: in_source,
         })
     }
 
