@@ -281,9 +281,15 @@ impl Builder<'_, '_> {
             ));
         }
         let mut opaque = std::mem::take(&mut self.opaque);
-        opaque.sort_by_key(|r| (r.start, r.end));
+        // Equal keys are equal ranges: an unstable sort orders them the same,
+        // without a scratch buffer (issue 18).
+        opaque.sort_unstable_by_key(|r| (r.start, r.end));
+        // Grown by doubling: what was never used is given back (issue 18).
+        opaque.shrink_to_fit();
+        let mut colls = std::mem::take(&mut self.colls);
+        colls.shrink_to_fit();
         Ok(Built {
-            colls: std::mem::take(&mut self.colls),
+            colls,
             roots,
             last_value: std::mem::take(&mut self.last_value),
             opaque,

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{bom_len, Unit, U};
+use super::{bom_len, Units, U};
 use crate::formats::yaml::scan::Source;
 
 // ---------------------------------------------------------------------------------
@@ -208,10 +208,9 @@ pub(super) struct Sim<'s, 'a> {
     b: &'s [u8],
     ascii: bool,
     bom: usize,
-    units: &'s [Unit],
+    units: Units<'s>,
     /// (hash, end of text) of every comment, by index.
     comments: &'s [(usize, usize)],
-    next_unit: usize,
     // Scanner.
     pos: usize,
     toks: Toks,
@@ -262,7 +261,7 @@ const STEP_FACTOR: usize = 8;
 impl<'s, 'a> Sim<'s, 'a> {
     pub(super) fn new(
         src: &'s Source<'a>,
-        units: &'s [Unit],
+        units: Units<'s>,
         comments: &'s [(usize, usize)],
     ) -> Self {
         let bom = bom_len(src.text);
@@ -273,7 +272,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             bom,
             units,
             comments,
-            next_unit: 0,
             pos: bom,
             toks: Toks::default(),
             groups: Vec::new(),
@@ -505,7 +503,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         let scan_mark = self.pos;
         self.scan_to_next_token(scan_mark);
-        let unit = self.units.get(self.next_unit).copied();
+        let unit = self.units.next();
         let start = unit.map_or(self.b.len(), |u| u.start);
         self.pos = self.pos.max(start);
         if self.flow == 0 {
@@ -521,7 +519,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             self.stream_end = true;
             return;
         };
-        self.next_unit += 1;
         let s = unit.start as i64;
         let col = if self.flow == 0 {
             self.column(unit.start)
