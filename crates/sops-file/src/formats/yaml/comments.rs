@@ -452,8 +452,8 @@ fn metadata_inserts(
         let range = (from, at);
         from = at;
         if coll.flow
-            || coll
-                .items
+            || built
+                .items(coll)
                 .iter()
                 .any(|i| i.key.as_ref().is_some_and(|(k, _)| k == "sops"))
         {
@@ -586,15 +586,16 @@ fn distribute(
             put(node.line(), coll, 0);
             put(node.foot(), coll, usize::MAX);
         }
-        let before = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start);
-        let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
+        let items = built.items(c);
+        let before = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start);
+        let after = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start + 1);
         match node.kind {
             NodeKind::Map { .. } if c.is_map => {
                 let children = tree.children(node);
                 let pairs = children.len() / 2;
                 let extra = usize::from(virtual_entries && c.parent.is_none());
                 if !children.len().is_multiple_of(2)
-                    || !(pairs == c.items.len() || pairs == c.items.len() + extra)
+                    || !(pairs == items.len() || pairs == items.len() + extra)
                 {
                     return None;
                 }
@@ -605,7 +606,7 @@ fn distribute(
                     put(k.head(), coll, before(j));
                     put(k.line(), coll, before(j));
                     put(k.foot(), coll, after(j));
-                    let item = c.items.get(j).map(|i| &i.node);
+                    let item = items.get(j).map(|i| &i.node);
                     match (v.kind, item) {
                         (NodeKind::Scalar, Some(SkNode::Leaf(_)) | None) => {
                             put(v.head(), coll, before(j));
@@ -621,7 +622,7 @@ fn distribute(
             }
             NodeKind::Seq if !c.is_map => {
                 let children = tree.children(node);
-                if children.len() != c.items.len() {
+                if children.len() != items.len() {
                     return None;
                 }
                 for (j, &id) in children.iter().enumerate() {
@@ -630,7 +631,7 @@ fn distribute(
                     put(item.head(), coll, before(j));
                     put(item.line(), coll, before(j));
                     put(item.foot(), coll, after(j));
-                    match (item.kind, &c.items[j].node) {
+                    match (item.kind, &items[j].node) {
                         (NodeKind::Scalar, SkNode::Leaf(_)) => {}
                         (NodeKind::Map { .. } | NodeKind::Seq, SkNode::Coll(sub)) => {
                             work.push((id, *sub, false));

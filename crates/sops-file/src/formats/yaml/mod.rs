@@ -333,12 +333,22 @@ impl Convert<'_, '_> {
     ) -> (Vec<T>, bool, crate::formats::Span) {
         let items = std::mem::take(&mut self.built.colls[id].items);
         let mut comments = std::mem::take(&mut self.built.colls[id].comments);
+        // Taken out of the tree's list one at a time (the list is freed whole
+        // once the document tree is made, issue 18).
+        let taken = |this: &mut Self, k: usize| {
+            this.built
+                .items
+                .get_mut(k)
+                .map(std::mem::take)
+                .unwrap_or_default()
+        };
         comments.sort_by_key(|(s, _)| *s);
         let c = &self.built.colls[id];
         let (flow, span) = (c.flow, c.start..c.end);
         let mut out = Vec::with_capacity(items.len() + comments.len());
         let mut comments = comments.into_iter().peekable();
-        for it in items {
+        for k in items {
+            let it = taken(self, k);
             while let Some((_, c)) = comments.next_if(|(s, _)| *s <= it.start) {
                 out.push(comment(c));
             }

@@ -16,6 +16,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use saphyr_parser::ScalarStyle;
 use zeroize::Zeroizing;
@@ -42,7 +43,8 @@ pub(crate) struct Coll {
     pub(crate) byte_indent: usize,
     /// A block sequence whose dashes sit at its parent key's column.
     pub indentless: bool,
-    pub items: Vec<Item>,
+    /// Its items, in [`Built::items`] (set when the collection is complete).
+    pub items: Range<usize>,
     pub comments: Vec<(usize, Comment)>,
 }
 
@@ -107,6 +109,12 @@ pub struct Item {
 
 pub(crate) struct Built {
     pub(crate) colls: Vec<Coll>,
+    /// The items of every collection, each collection's together (in the
+    /// order the collections are complete). One list, not one per
+    /// collection: the tree is freed once the document tree is made, and a
+    /// list per collection left the memory of a large file's tree in small
+    /// pieces that could not be given back (issue 18).
+    pub(crate) items: Vec<Item>,
     /// Root collection of each document.
     pub(crate) roots: Vec<usize>,
     /// For each document: where its last key or value ends (comment placement
@@ -115,6 +123,25 @@ pub(crate) struct Built {
     pub(crate) last_value: Vec<usize>,
     /// Byte ranges no comment can start in (scalars, keys).
     pub(crate) opaque: Vec<Span>,
+}
+
+impl Built {
+    /// The items of `coll`.
+    pub(crate) fn items(&self, coll: &Coll) -> &[Item] {
+        self.items.get(coll.items.clone()).unwrap_or(&[])
+    }
+}
+
+impl Default for Item {
+    /// What is left in [`Built::items`] of an item taken out.
+    fn default() -> Self {
+        Item {
+            key: None,
+            node: SkNode::Checked(0),
+            start: 0,
+            end: 0,
+        }
+    }
 }
 
 fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> FormatError {
@@ -139,6 +166,11 @@ struct Builder<'s, 'a> {
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
+    /// See [`Built::items`].
+    items: Vec<Item>,
+    /// The items of the open collections, by depth (each list kept for the
+    /// next collection at that depth).
+    open: Vec<Vec<Item>>,
     last_value: Vec<usize>,
     opaque: Vec<Span>,
     /// Collections open around the current event.
@@ -189,6 +221,8 @@ fn run(
         in_sops: false,
         prev_end: 0,
         colls: Vec::new(),
+        items: Vec::new(),
+        open: Vec::new(),
         last_value: Vec::new(),
         opaque: Vec::new(),
         depth: 0,
@@ -288,8 +322,11 @@ impl Builder<'_, '_> {
         opaque.shrink_to_fit();
         let mut colls = std::mem::take(&mut self.colls);
         colls.shrink_to_fit();
+        let mut items = std::mem::take(&mut self.items);
+        items.shrink_to_fit();
         Ok(Built {
             colls,
+            items,
             roots,
             last_value: std::mem::take(&mut self.last_value),
             opaque,
@@ -335,6 +372,15 @@ const ANCHOR_MSG: &str = "anchors, aliases and merge keys (&x, *x, <<) are not s
 impl Builder<'_, '_> {
     fn next(&mut self) -> Option<Ev> {
         self.evs.next()
+    }
+
+    /// The items of the innermost open collection so far.
+    fn open_items(&mut self) -> &mut Vec<Item> {
+        let depth = self.depth.max(1);
+        if self.open.len() < depth {
+            self.open.resize_with(depth, Vec::new);
+        }
+        &mut self.open[depth - 1]
     }
 
     /// A key or value of document `doc` ends at `end`.
@@ -396,7 +442,7 @@ impl Builder<'_, '_> {
             indent,
             byte_indent: src.byte_col(start),
             indentless: false,
-            items: Vec::new(),
+            items: 0..0,
             comments: Vec::new(),
         });
         if flow {
@@ -426,15 +472,19 @@ impl Builder<'_, '_> {
                         self.colls[id].end = close + 1;
                         self.prev_end = close + 1;
                     } else {
-                        let end = self.colls[id].items.last().map_or(start, |i| i.end);
+                        let end = self.open_items().last().map_or(start, |i| i.end);
                         self.colls[id].end = end;
                     }
-                    if self.check {
-                        // Nothing reads the items of a complete collection.
-                        self.colls[id].items = Vec::new();
-                    } else {
-                        // Grown by doubling: a large file has many small maps.
-                        self.colls[id].items.shrink_to_fit();
+                    let open = self.depth.checked_sub(1).and_then(|d| self.open.get_mut(d));
+                    if let Some(open) = open {
+                        if self.check {
+                            // Nothing reads the items of a complete collection.
+                            open.clear();
+                        } else {
+                            let from = self.items.len();
+                            self.items.append(open);
+                            self.colls[id].items = from..self.items.len();
+                        }
                     }
                     self.depth -= 1;
                     return Ok(id);
@@ -528,7 +578,7 @@ impl Builder<'_, '_> {
         };
         let hash = self.hasher.hash_one(key.as_str());
         if !keys.insert(hash)
-            && self.colls[id].items.iter().any(|i| {
+            && self.open_items().iter().any(|i| {
                 i.key
                     .as_ref()
                     .is_some_and(|(k, _)| k.as_str() == key.as_str())
@@ -540,7 +590,7 @@ impl Builder<'_, '_> {
                 format!("duplicate key {key:?} in this mapping; sops refuses duplicate keys"),
             ));
         }
-        if self.colls[id].items.is_empty() && !flow {
+        if self.open_items().is_empty() && !flow {
             self.colls[id].indent = src.col(kstart);
             self.colls[id].byte_indent = src.byte_col(kstart);
             self.colls[id].start = kstart;
@@ -555,7 +605,7 @@ impl Builder<'_, '_> {
         let value = self.value(id, doc, flow, true);
         self.in_sops = outer;
         let (node, end) = value?;
-        self.colls[id].items.push(Item {
+        self.open_items().push(Item {
             key: Some((key, kend)),
             node,
             start: kstart,
@@ -600,7 +650,7 @@ impl Builder<'_, '_> {
             SkNode::Checked(start) => *start,
             SkNode::Coll(c) => self.colls[*c].start,
         });
-        self.colls[id].items.push(Item {
+        self.open_items().push(Item {
             key: None,
             node,
             start,
@@ -632,7 +682,7 @@ impl Builder<'_, '_> {
                 let Some(ev) = self.evs.next() else {
                     return Err(unsupported(src, src.text.len(), "unexpected end of input"));
                 };
-                let leaf = self.leaf(&ev, parent, in_flow, in_map)?;
+                let leaf = self.leaf(&ev, in_flow, in_map)?;
                 let empty = leaf.span.is_empty();
                 self.value_end(doc, leaf.span.end);
                 if !empty {
@@ -649,13 +699,7 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn leaf(
-        &mut self,
-        ev: &Ev,
-        parent: usize,
-        in_flow: bool,
-        in_map: bool,
-    ) -> Result<BLeaf, FormatError> {
+    fn leaf(&mut self, ev: &Ev, in_flow: bool, in_map: bool) -> Result<BLeaf, FormatError> {
         let src = self.src;
         let EvKind::Scalar {
             value,
@@ -669,14 +713,6 @@ impl Builder<'_, '_> {
         if *anchor {
             return Err(unsupported(src, ev.start, ANCHOR_MSG));
         }
-        let pc = &self.colls[parent];
-        // Where a block child of this leaf's parent item would start (set in finish()).
-        let item_col = if in_map {
-            pc.items.last().map_or(pc.byte_indent, |_| pc.byte_indent)
-        } else {
-            pc.byte_indent
-        };
-        let _ = item_col;
         // A block scalar without a chomping indicator (`|`, `>`).
         let mut clip = false;
         let (span, st, indent) = match style {
