@@ -65,7 +65,8 @@ mod replay;
 
 use super::doc_end;
 use super::scan::{RawComment, Source};
-use super::tree::{Built, MarkKind, SkNode};
+use super::tree::{Built, SkNode};
+use crate::formats::Span;
 use replay::{Composer, GTree, NodeKind, Sim};
 
 /// Where a comment goes: collection id and a sort position among its items
@@ -76,11 +77,13 @@ pub(crate) struct Placement {
     pub sort: usize,
 }
 
-pub fn place(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Vec<Placement> {
+/// `built`'s opaque ranges are used up (freed once the source is cut into tokens).
+pub fn place(src: &Source<'_>, built: &mut Built, comments: &[RawComment]) -> Vec<Placement> {
     let placed = simulate(src, built, comments).unwrap_or_else(|| vec![None; comments.len()]);
     if placed.iter().all(Option::is_some) {
         return placed.into_iter().flatten().collect();
     }
+    let built = &*built;
     placed
         .into_iter()
         .zip(containing(built, comments))
@@ -124,34 +127,41 @@ fn containing(built: &Built, comments: &[RawComment]) -> Vec<usize> {
 
 /// The replay: each comment's placement, `None` for the comments sops never sees;
 /// `None` altogether when go-yaml would not read the input the way we do.
+/// `built`'s opaque ranges are freed once they are read.
 pub(super) fn simulate(
     src: &Source<'_>,
-    built: &Built,
+    built: &mut Built,
     comments: &[RawComment],
 ) -> Option<Vec<Option<Placement>>> {
     if comments.is_empty() {
         return Some(Vec::new());
     }
-    let mut units = lex(src, built, comments)?;
-    // Grown by doubling: what was never used is given back (issue 18).
-    units.shrink_to_fit();
-    let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
     let inserts = metadata_inserts(src, built, comments);
+    // The tokens are cut from the source as the replay reads them (a list of
+    // them took several times a large file's size, issue 18); a first pass
+    // counts them and finds what go-yaml would not read as we do.
+    let mut lexer = Lexer::new(src, &built.opaque, comments);
+    let mut count = 0usize;
+    while lexer.next().ok()?.is_some() {
+        count += 1;
+    }
+    let positions: Vec<(usize, usize)> = comments.iter().map(|c| (c.hash, c.text.end)).collect();
+    let lexer = Lexer::new(src, &built.opaque, comments);
     let nodes = if inserts.is_empty() {
+        let units = Units::new(lexer, count, Vec::new(), Vec::new());
         let mut composer = Composer::default();
-        Sim::new(src, &units, &positions).run(&mut composer)?;
+        Sim::new(src, units, &positions).run(&mut composer)?;
         composer.finish()
     } else {
-        let (text, moved, positions) = with_inserts(src.text, &units, &positions, &inserts);
-        // The tokens at their own offsets are not needed beside the moved
-        // ones (on a large file they are several times its size, issue 18).
-        drop(units);
-        let units = moved;
+        let (text, positions, shifts, extra) = with_inserts(src.text, &positions, &inserts);
         let vsrc = Source::new(&text);
+        let units = Units::new(lexer, count, shifts, extra);
         let mut composer = Composer::default();
-        Sim::new(&vsrc, &units, &positions).run(&mut composer)?;
+        Sim::new(&vsrc, units, &positions).run(&mut composer)?;
         composer.finish()
     };
+    // Only the tokens needed the scalar ranges (issue 18).
+    built.opaque = Vec::new();
     distribute(built, &nodes, comments.len(), !inserts.is_empty())
 }
 
@@ -203,100 +213,210 @@ fn bom_len(text: &str) -> usize {
     }
 }
 
-/// Cut the source into tokens: the scalar spans of the tree and the indicators
-/// between them. `None` on anything go-yaml would not read as we do.
-fn lex(src: &Source<'_>, built: &Built, comments: &[RawComment]) -> Option<Vec<Unit>> {
-    let b = src.text.as_bytes();
-    let bom = bom_len(src.text);
-    let opaque = &built.opaque;
-    let mut units = Vec::new();
-    let (mut oi, mut ci, mut flow) = (0usize, 0usize, 0usize);
-    let mut pos = bom;
-    loop {
-        while pos < b.len() && matches!(b[pos], b' ' | b'\t' | b'\r' | b'\n') {
-            pos += 1;
+/// Cuts the source into tokens, one at a time, in order: the scalar spans of
+/// the tree and the indicators between them.
+struct Lexer<'a> {
+    src: &'a Source<'a>,
+    /// The scalar texts, sorted.
+    opaque: &'a [Span],
+    comments: &'a [RawComment],
+    pos: usize,
+    oi: usize,
+    ci: usize,
+    flow: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a Source<'a>, opaque: &'a [Span], comments: &'a [RawComment]) -> Self {
+        Lexer {
+            src,
+            opaque,
+            comments,
+            pos: bom_len(src.text),
+            oi: 0,
+            ci: 0,
+            flow: 0,
         }
-        if pos >= b.len() {
-            break;
-        }
-        while ci < comments.len() && comments[ci].hash < pos {
-            ci += 1;
-        }
-        if ci < comments.len() && comments[ci].hash == pos {
-            pos = comments[ci].text.end.max(pos + 1);
-            continue;
-        }
-        while oi < opaque.len() && opaque[oi].start < pos {
-            oi += 1;
-        }
-        if oi < opaque.len() && opaque[oi].start == pos && opaque[oi].end > pos {
-            let trailing = !matches!(b[pos], b'\'' | b'"');
-            units.push(Unit {
-                u: U::Scalar { trailing },
-                start: pos,
-                end: opaque[oi].end,
-            });
-            pos = opaque[oi].end;
-            continue;
-        }
-        let at_line_start = pos == bom || b[pos - 1] == b'\n';
-        let three = |c: u8| {
-            at_line_start && b.get(pos..pos + 3) == Some(&[c, c, c][..]) && is_blankz_at(b, pos + 3)
-        };
-        let (u, len) = match b[pos] {
-            b'-' if three(b'-') => (U::DocStart, 3),
-            b'.' if three(b'.') => (U::DocEnd, 3),
-            b'%' if at_line_start => {
-                let end = src.line_end(pos);
-                (U::Directive, end - pos)
-            }
-            b'-' if flow == 0 && is_blankz_at(b, pos + 1) => (U::Dash, 1),
-            b'?' if is_blankz_at(b, pos + 1) => (U::Question, 1),
-            b':' => (U::Colon, 1),
-            b',' if flow > 0 => (U::Comma, 1),
-            b'[' | b'{' => {
-                flow += 1;
-                (
-                    U::FlowOpen {
-                        map: b[pos] == b'{',
-                    },
-                    1,
-                )
-            }
-            b']' | b'}' => {
-                flow = flow.checked_sub(1)?;
-                (
-                    U::FlowClose {
-                        map: b[pos] == b'}',
-                    },
-                    1,
-                )
-            }
-            b'!' | b'&' | b'*' => {
-                let mut e = pos + 1;
-                while e < b.len()
-                    && !matches!(b[e], b' ' | b'\t' | b'\r' | b'\n')
-                    && !(flow > 0 && matches!(b[e], b',' | b'[' | b']' | b'{' | b'}'))
-                {
-                    e += 1;
-                }
-                let u = if b[pos] == b'*' {
-                    U::Alias
-                } else {
-                    U::Property
-                };
-                (u, e - pos)
-            }
-            _ => return None,
-        };
-        units.push(Unit {
-            u,
-            start: pos,
-            end: pos + len,
-        });
-        pos += len;
     }
-    Some(units)
+
+    /// The next token; `Ok(None)` at the end; `Err` on anything go-yaml would
+    /// not read as we do.
+    fn next(&mut self) -> Result<Option<Unit>, Unreadable> {
+        let src = self.src;
+        let b = src.text.as_bytes();
+        let bom = bom_len(src.text);
+        let (opaque, comments) = (self.opaque, self.comments);
+        let Lexer {
+            pos, oi, ci, flow, ..
+        } = self;
+        loop {
+            while *pos < b.len() && matches!(b[*pos], b' ' | b'\t' | b'\r' | b'\n') {
+                *pos += 1;
+            }
+            if *pos >= b.len() {
+                break;
+            }
+            while *ci < comments.len() && comments[*ci].hash < *pos {
+                *ci += 1;
+            }
+            if *ci < comments.len() && comments[*ci].hash == *pos {
+                *pos = comments[*ci].text.end.max(*pos + 1);
+                continue;
+            }
+            while *oi < opaque.len() && opaque[*oi].start < *pos {
+                *oi += 1;
+            }
+            if *oi < opaque.len() && opaque[*oi].start == *pos && opaque[*oi].end > *pos {
+                let trailing = !matches!(b[*pos], b'\'' | b'"');
+                let unit = Unit {
+                    u: U::Scalar { trailing },
+                    start: *pos,
+                    end: opaque[*oi].end,
+                };
+                *pos = unit.end;
+                return Ok(Some(unit));
+            }
+            let at = *pos;
+            let next_pos = &mut *pos;
+            let pos = at;
+            let at_line_start = pos == bom || b[pos - 1] == b'\n';
+            let three = |c: u8| {
+                at_line_start
+                    && b.get(pos..pos + 3) == Some(&[c, c, c][..])
+                    && is_blankz_at(b, pos + 3)
+            };
+            let (u, len) = match b[pos] {
+                b'-' if three(b'-') => (U::DocStart, 3),
+                b'.' if three(b'.') => (U::DocEnd, 3),
+                b'%' if at_line_start => {
+                    let end = src.line_end(pos);
+                    (U::Directive, end - pos)
+                }
+                b'-' if *flow == 0 && is_blankz_at(b, pos + 1) => (U::Dash, 1),
+                b'?' if is_blankz_at(b, pos + 1) => (U::Question, 1),
+                b':' => (U::Colon, 1),
+                b',' if *flow > 0 => (U::Comma, 1),
+                b'[' | b'{' => {
+                    *flow += 1;
+                    (
+                        U::FlowOpen {
+                            map: b[pos] == b'{',
+                        },
+                        1,
+                    )
+                }
+                b']' | b'}' => {
+                    *flow = flow.checked_sub(1).ok_or(Unreadable)?;
+                    (
+                        U::FlowClose {
+                            map: b[pos] == b'}',
+                        },
+                        1,
+                    )
+                }
+                b'!' | b'&' | b'*' => {
+                    let mut e = pos + 1;
+                    while e < b.len()
+                        && !matches!(b[e], b' ' | b'\t' | b'\r' | b'\n')
+                        && !(*flow > 0 && matches!(b[e], b',' | b'[' | b']' | b'{' | b'}'))
+                    {
+                        e += 1;
+                    }
+                    let u = if b[pos] == b'*' {
+                        U::Alias
+                    } else {
+                        U::Property
+                    };
+                    (u, e - pos)
+                }
+                _ => return Err(Unreadable),
+            };
+            *next_pos = at + len;
+            return Ok(Some(Unit {
+                u,
+                start: at,
+                end: at + len,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// go-yaml would not read the source as we do.
+#[derive(Debug)]
+struct Unreadable;
+
+/// The tokens in the order the replay reads them, cut from the source one at
+/// a time, and moved past the virtual `sops:` entries, whose tokens come in
+/// between ([`with_inserts`]).
+struct Units<'a> {
+    lexer: Lexer<'a>,
+    /// (offset in the source, shift of everything from there on), sorted.
+    shifts: Vec<(usize, usize)>,
+    /// The entries' tokens (sorted) and the next one to hand out.
+    extra: Vec<Unit>,
+    next_extra: usize,
+    /// The next token of the source, moved.
+    peeked: Option<Unit>,
+    len: usize,
+}
+
+impl<'a> Units<'a> {
+    /// `count`: how many tokens `lexer` cuts (it reads the whole source).
+    fn new(lexer: Lexer<'a>, count: usize, shifts: Vec<(usize, usize)>, extra: Vec<Unit>) -> Self {
+        Units {
+            lexer,
+            shifts,
+            len: count.saturating_add(extra.len()),
+            extra,
+            next_extra: 0,
+            peeked: None,
+        }
+    }
+
+    /// How many tokens there are.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn shift(&self, p: usize) -> usize {
+        let k = self.shifts.partition_point(|(at, _)| *at <= p);
+        match k.checked_sub(1).and_then(|k| self.shifts.get(k)) {
+            Some((_, by)) => p + by,
+            None => p,
+        }
+    }
+
+    /// The next token (a source token before an entry's at the same offset).
+    fn next(&mut self) -> Option<Unit> {
+        if self.peeked.is_none() {
+            // The first pass read the whole source without an error.
+            if let Ok(Some(u)) = self.lexer.next() {
+                let start = self.shift(u.start);
+                self.peeked = Some(Unit {
+                    u: u.u,
+                    start,
+                    end: start + (u.end - u.start),
+                });
+            }
+        }
+        let extra = self.extra.get(self.next_extra).copied();
+        match (self.peeked, extra) {
+            (Some(u), Some(e)) if e.start < u.start => {
+                self.next_extra += 1;
+                Some(e)
+            }
+            (Some(u), _) => {
+                self.peeked = None;
+                Some(u)
+            }
+            (None, Some(e)) => {
+                self.next_extra += 1;
+                Some(e)
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -323,14 +443,7 @@ fn metadata_inserts(
         "\n"
     };
     // The end of each document's last key or value.
-    let mut last_value = vec![0usize; built.roots.len()];
-    for m in &built.marks {
-        if let MarkKind::Key { coll, .. } | MarkKind::Leaf { coll, .. } = m.kind {
-            if let Some(v) = last_value.get_mut(built.colls[coll].doc) {
-                *v = (*v).max(m.end);
-            }
-        }
-    }
+    let last_value = &built.last_value;
     let mut out = Vec::new();
     let mut from = 0;
     for (doc, &root) in built.roots.iter().enumerate() {
@@ -339,8 +452,8 @@ fn metadata_inserts(
         let range = (from, at);
         from = at;
         if coll.flow
-            || coll
-                .items
+            || built
+                .items(coll)
                 .iter()
                 .any(|i| i.key.as_ref().is_some_and(|(k, _)| k == "sops"))
         {
@@ -370,15 +483,15 @@ fn metadata_inserts(
 
 const META_KEY: &str = "sops: x";
 
-/// The text with a `sops: x` entry inserted at each point, and the units and
-/// comment positions moved to match.
+/// The text with a `sops: x` entry inserted at each point, the comment
+/// positions moved to match, how the tokens move ((offset, shift from there
+/// on), for [`Units`]) and the entries' tokens.
 #[allow(clippy::type_complexity)]
 fn with_inserts(
     text: &str,
-    units: &[Unit],
     positions: &[(usize, usize)],
     inserts: &[(usize, String)],
-) -> (String, Vec<Unit>, Vec<(usize, usize)>) {
+) -> (String, Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<Unit>) {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + inserts.len() * 16);
     let mut shifts: Vec<(usize, usize)> = Vec::new(); // (original at, total shift from there)
@@ -422,21 +535,11 @@ fn with_inserts(
             p + shifts[k - 1].1
         }
     };
-    let mut moved: Vec<Unit> = units
-        .iter()
-        .map(|u| Unit {
-            u: u.u,
-            start: shift(u.start),
-            end: shift(u.start) + (u.end - u.start),
-        })
-        .chain(extra)
-        .collect();
-    moved.sort_by_key(|u| u.start);
     let positions = positions
         .iter()
         .map(|&(h, e)| (shift(h), shift(h) + (e - h)))
         .collect();
-    (out, moved, positions)
+    (out, positions, shifts, extra)
 }
 
 // ---------------------------------------------------------------------------------
@@ -466,9 +569,10 @@ fn distribute(
     let mut work: Vec<(usize, usize, bool)> = Vec::new();
     for (&d, &root) in tree.docs.iter().zip(&built.roots).rev() {
         let doc = &tree.nodes[d];
-        let &[r] = doc.children.as_slice() else {
+        let &[r] = tree.children(doc) else {
             return None;
         };
+        let r = r as usize;
         put(doc.head(), root, 0);
         put(doc.line(), root, 0);
         put(doc.foot(), root, usize::MAX);
@@ -482,25 +586,27 @@ fn distribute(
             put(node.line(), coll, 0);
             put(node.foot(), coll, usize::MAX);
         }
-        let before = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start);
-        let after = |j: usize| c.items.get(j).map_or(usize::MAX, |i| i.start + 1);
+        let items = built.items(c);
+        let before = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start);
+        let after = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start + 1);
         match node.kind {
             NodeKind::Map { .. } if c.is_map => {
-                let pairs = node.children.len() / 2;
+                let children = tree.children(node);
+                let pairs = children.len() / 2;
                 let extra = usize::from(virtual_entries && c.parent.is_none());
-                if !node.children.len().is_multiple_of(2)
-                    || !(pairs == c.items.len() || pairs == c.items.len() + extra)
+                if !children.len().is_multiple_of(2)
+                    || !(pairs == items.len() || pairs == items.len() + extra)
                 {
                     return None;
                 }
                 for j in 0..pairs {
-                    let k = &tree.nodes[node.children[2 * j]];
-                    let vid = node.children[2 * j + 1];
+                    let k = &tree.nodes[children[2 * j] as usize];
+                    let vid = children[2 * j + 1] as usize;
                     let v = &tree.nodes[vid];
                     put(k.head(), coll, before(j));
                     put(k.line(), coll, before(j));
                     put(k.foot(), coll, after(j));
-                    let item = c.items.get(j).map(|i| &i.node);
+                    let item = items.get(j).map(|i| &i.node);
                     match (v.kind, item) {
                         (NodeKind::Scalar, Some(SkNode::Leaf(_)) | None) => {
                             put(v.head(), coll, before(j));
@@ -515,15 +621,17 @@ fn distribute(
                 }
             }
             NodeKind::Seq if !c.is_map => {
-                if node.children.len() != c.items.len() {
+                let children = tree.children(node);
+                if children.len() != items.len() {
                     return None;
                 }
-                for (j, &id) in node.children.iter().enumerate() {
+                for (j, &id) in children.iter().enumerate() {
+                    let id = id as usize;
                     let item = &tree.nodes[id];
                     put(item.head(), coll, before(j));
                     put(item.line(), coll, before(j));
                     put(item.foot(), coll, after(j));
-                    match (item.kind, &c.items[j].node) {
+                    match (item.kind, &items[j].node) {
                         (NodeKind::Scalar, SkNode::Leaf(_)) => {}
                         (NodeKind::Map { .. } | NodeKind::Seq, SkNode::Coll(sub)) => {
                             work.push((id, *sub, false));

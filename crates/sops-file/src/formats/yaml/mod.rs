@@ -93,7 +93,8 @@ impl Store for YamlStore {
     /// comments and converting the built tree cannot fail): so the tree is not made.
     fn check(&self, src: &str) -> Result<(), FormatError> {
         let source = Source::new(src);
-        build(&source).map(drop)
+        refuse_text(&source)?;
+        tree::check(&source, events::Events::new(&source))
     }
 
     fn encrypted_leaf(&self, leaf: &Leaf, enc: &str) -> String {
@@ -161,13 +162,15 @@ fn bare_cr(text: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Read `src` into the built tree, refusing what sops cannot round-trip.
-fn build(src: &Source<'_>) -> Result<Built, FormatError> {
-    build_lean(src, None)
+/// Read `src` into the built tree, refusing what sops cannot round-trip;
+/// `lean`: as [`tree::build_lean`].
+fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError> {
+    refuse_text(src)?;
+    tree::build_lean(src, events::Events::new(src), lean)
 }
 
-/// [`build`], with [`tree::build_lean`]'s `lean`.
-fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError> {
+/// What is refused before the text is parsed: an empty text, a bare `\r`.
+fn refuse_text(src: &Source<'_>) -> Result<(), FormatError> {
     let text = src.text;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(FormatError::Empty { format: "yaml" });
@@ -183,7 +186,7 @@ fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError
                 .to_string(),
         });
     }
-    tree::build_lean(src, events::Events::new(src), lean)
+    Ok(())
 }
 
 /// Parse a YAML stream into one tree per document.
@@ -194,10 +197,9 @@ pub fn parse(text: &str) -> Result<Document, FormatError> {
 /// [`parse`]; `lean`: as [`tree::build_lean`].
 fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
     let src = Source::new(text);
-    let built = build_lean(&src, lean)?;
+    let mut built = build_lean(&src, lean)?;
     let raw = scan::find_comments(&src, &built.opaque);
-    let placements = comments::place(&src, &built, &raw);
-    let mut built = built;
+    let placements = comments::place(&src, &mut built, &raw);
     for (c, p) in raw.iter().zip(placements) {
         let comment = Comment {
             text: Zeroizing::new(text.get(c.text.clone()).unwrap_or("").to_string()),
@@ -208,13 +210,13 @@ fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
             coll.comments.push((p.sort, comment));
         }
     }
-    // Only the comments needed the token positions: freed before the tree is
-    // made (on a large file they are several times its size, issue 18).
-    built.marks = Vec::new();
+    // Only the comments needed the scalar ranges: freed before the tree is
+    // made (issue 18).
     built.opaque = Vec::new();
     let crlf = uses_crlf(text);
     let step = detect_step(&built);
     let mut conv = Convert {
+        src: &src,
         built: &mut built,
         crlf,
         step,
@@ -254,14 +256,17 @@ fn detect_step(built: &Built) -> usize {
     4
 }
 
-struct Convert<'b> {
+struct Convert<'b, 's> {
+    src: &'b Source<'s>,
     built: &'b mut Built,
     crlf: bool,
     step: usize,
 }
 
-impl Convert<'_> {
-    fn leaf(&self, coll: usize, mut leaf: Leaf) -> Leaf {
+impl Convert<'_, '_> {
+    fn leaf(&self, coll: usize, leaf: tree::BLeaf) -> Leaf {
+        let (line, column) = self.src.line_col(leaf.span.start);
+        let mut leaf = leaf.into_leaf(line, column);
         let c = &self.built.colls[coll];
         let block_parent = c.byte_indent;
         let child = if c.is_map {
@@ -281,7 +286,9 @@ impl Convert<'_> {
 
     fn node(&mut self, coll: usize, node: SkNode) -> Node {
         match node {
-            SkNode::Leaf(l) => Node::Leaf(self.leaf(coll, *l)),
+            SkNode::Leaf(l) => Node::Leaf(self.leaf(coll, l)),
+            // Only a tree that is checked has these, and it is never converted.
+            SkNode::Checked(_) => Node::Map(Map::default()),
             SkNode::Coll(id) => {
                 if self.built.colls[id].is_map {
                     Node::Map(self.map(id))
@@ -294,13 +301,16 @@ impl Convert<'_> {
 
     fn map(&mut self, id: usize) -> Map {
         let (items, flow, span) = self.interleave(id, MapItem::Comment, |this, item| {
-            let (key, key_span) = item.key.unwrap_or_default();
+            let (key, key_span) = item
+                .key
+                .map(|(key, end)| (key, item.start..end))
+                .unwrap_or_default();
             MapItem::Entry(Entry {
                 key,
                 key_span,
                 value: this.node(id, item.node),
                 span: item.start..item.end,
-                line: item.line,
+                line: this.src.line_of(item.start) + 1,
             })
         });
         Map { items, flow, span }
@@ -324,12 +334,22 @@ impl Convert<'_> {
     ) -> (Vec<T>, bool, crate::formats::Span) {
         let items = std::mem::take(&mut self.built.colls[id].items);
         let mut comments = std::mem::take(&mut self.built.colls[id].comments);
+        // Taken out of the tree's list one at a time (the list is freed whole
+        // once the document tree is made, issue 18).
+        let taken = |this: &mut Self, k: usize| {
+            this.built
+                .items
+                .get_mut(k)
+                .map(std::mem::take)
+                .unwrap_or_default()
+        };
         comments.sort_by_key(|(s, _)| *s);
         let c = &self.built.colls[id];
         let (flow, span) = (c.flow, c.start..c.end);
         let mut out = Vec::with_capacity(items.len() + comments.len());
         let mut comments = comments.into_iter().peekable();
-        for it in items {
+        for k in items {
+            let it = taken(self, k);
             while let Some((_, c)) = comments.next_if(|(s, _)| *s <= it.start) {
                 out.push(comment(c));
             }

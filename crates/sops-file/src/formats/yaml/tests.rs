@@ -450,9 +450,9 @@ fn comment_replay_reads_every_test_file() {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             let src = scan::Source::new(&text);
-            let built = tree::build(&src, events::Events::new(&src)).unwrap();
+            let mut built = tree::build(&src, events::Events::new(&src)).unwrap();
             let raw = scan::find_comments(&src, &built.opaque);
-            let placed = comments::simulate(&src, &built, &raw);
+            let placed = comments::simulate(&src, &mut built, &raw);
             assert!(placed.is_some(), "{}: the replay gave up", path.display());
             n += 1;
         }

@@ -3,8 +3,9 @@
 //!
 //! The builder walks the event stream once and fills an arena of collections
 //! ([`Coll`]) whose items hold leaves with exact byte spans (fixed up with [`scan`]).
-//! It also records [`Mark`]s — keys, sequence dashes, leaves and flow brackets in
-//! source order — which comment placement reads ([`super::comments`]). Refusals (anchors, aliases, merge keys, custom tags,
+//! It also records what comment placement reads ([`super::comments`]): the
+//! scalar texts no comment can start in, and where each document's last key or
+//! value ends. Refusals (anchors, aliases, merge keys, custom tags,
 //! non-string or duplicate keys, uint64 integers, comments after block headers)
 //! happen here because this is where each construct is first seen with a position.
 //!
@@ -15,6 +16,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use saphyr_parser::ScalarStyle;
 use zeroize::Zeroizing;
@@ -32,7 +34,6 @@ pub(crate) struct Coll {
     pub(crate) is_map: bool,
     pub flow: bool,
     pub parent: Option<usize>,
-    pub doc: usize,
     pub start: usize,
     pub end: usize,
     /// Column (chars) of the first key (maps) or first dash (lists); for flow
@@ -42,71 +43,105 @@ pub(crate) struct Coll {
     pub(crate) byte_indent: usize,
     /// A block sequence whose dashes sit at its parent key's column.
     pub indentless: bool,
-    pub items: Vec<Item>,
+    /// Its items, in [`Built::items`] (set when the collection is complete).
+    pub items: Range<usize>,
     pub comments: Vec<(usize, Comment)>,
 }
 
 #[derive(Debug)]
 pub(crate) enum SkNode {
     Coll(usize),
-    Leaf(Box<Leaf>),
+    Leaf(BLeaf),
+    /// A leaf only checked ([`check`]): where its text starts.
+    Checked(usize),
+}
+
+/// A leaf as built: a [`Leaf`] without what is found when the tree is made
+/// (its line and column, from the span; the context of its collection). Held
+/// in its item, not boxed: the built tree of a large file is mostly leaves,
+/// and it is at its largest beside the comment replay's (issue 18).
+#[derive(Debug)]
+pub(crate) struct BLeaf {
+    pub(crate) value: Scalar,
+    pub(crate) span: Span,
+    /// Column of a block scalar's content lines (0 for other styles).
+    pub(crate) indent: usize,
+    pub(crate) style: Style,
+    pub(crate) in_flow: bool,
+    pub(crate) in_list: bool,
+    pub(crate) text_follows: bool,
+    pub(crate) no_break_after: bool,
+    pub(crate) str_in_source: bool,
+}
+
+impl BLeaf {
+    /// The leaf, at `line` and `column` (1-based), with the rest of its
+    /// context left at its default.
+    pub(crate) fn into_leaf(self, line: usize, column: usize) -> Leaf {
+        Leaf {
+            value: self.value,
+            span: self.span,
+            style: self.style,
+            line,
+            column,
+            context: LeafContext {
+                in_flow: self.in_flow,
+                indent: self.indent,
+                in_list: self.in_list,
+                text_follows: self.text_follows,
+                no_break_after: self.no_break_after,
+                str_in_source: self.str_in_source,
+                ..LeafContext::default()
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Item {
-    pub key: Option<(String, Span)>,
+    /// A map item's key and where the key's text ends (it starts at `start`).
+    pub key: Option<(String, usize)>,
     pub node: SkNode,
     /// From the key (or the item's first byte) to the end of the value.
-    pub start: usize,
-    pub end: usize,
-    pub line: usize,
-}
-
-/// Token-like positions used for comment placement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MarkKind {
-    /// A mapping key (its map, item index).
-    Key {
-        coll: usize,
-        item: usize,
-    },
-    /// A value leaf; `empty` for an implicit null (`key:` with nothing).
-    Leaf {
-        coll: usize,
-        item: usize,
-        empty: bool,
-    },
-    /// A block sequence entry indicator.
-    Dash {
-        coll: usize,
-        item: usize,
-    },
-    FlowStart {
-        coll: usize,
-    },
-    FlowEnd {
-        coll: usize,
-    },
-    /// `---`, `...` or the end of a document's content.
-    DocBoundary {
-        doc: usize,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Mark {
-    pub kind: MarkKind,
     pub start: usize,
     pub end: usize,
 }
 
 pub(crate) struct Built {
     pub(crate) colls: Vec<Coll>,
+    /// The items of every collection, each collection's together (in the
+    /// order the collections are complete). One list, not one per
+    /// collection: the tree is freed once the document tree is made, and a
+    /// list per collection left the memory of a large file's tree in small
+    /// pieces that could not be given back (issue 18).
+    pub(crate) items: Vec<Item>,
     /// Root collection of each document.
     pub(crate) roots: Vec<usize>,
-    pub marks: Vec<Mark>,
+    /// For each document: where its last key or value ends (comment placement
+    /// puts the metadata entry after it). Only this is kept of the token
+    /// positions: a list of them cost several times a large file's size (issue 18).
+    pub(crate) last_value: Vec<usize>,
     /// Byte ranges no comment can start in (scalars, keys).
     pub(crate) opaque: Vec<Span>,
+}
+
+impl Built {
+    /// The items of `coll`.
+    pub(crate) fn items(&self, coll: &Coll) -> &[Item] {
+        self.items.get(coll.items.clone()).unwrap_or(&[])
+    }
+}
+
+impl Default for Item {
+    /// What is left in [`Built::items`] of an item taken out.
+    fn default() -> Self {
+        Item {
+            key: None,
+            node: SkNode::Checked(0),
+            start: 0,
+            end: 0,
+        }
+    }
 }
 
 fn unsupported(src: &Source<'_>, at: usize, message: impl Into<String>) -> FormatError {
@@ -123,12 +158,20 @@ struct Builder<'s, 'a> {
     evs: Events<'s, 'a>,
     /// See [`build_lean`].
     lean: Option<Lean>,
+    /// Only checking ([`check`]): no leaves, marks or opaque ranges are kept,
+    /// and a collection's items are dropped once it is complete.
+    check: bool,
     /// Building the value of a document's top-level `sops` entry.
     in_sops: bool,
     /// Exact end of the previous event's text (scan start for block headers).
     prev_end: usize,
     colls: Vec<Coll>,
-    marks: Vec<Mark>,
+    /// See [`Built::items`].
+    items: Vec<Item>,
+    /// The items of the open collections, by depth (each list kept for the
+    /// next collection at that depth).
+    open: Vec<Vec<Item>>,
+    last_value: Vec<usize>,
     opaque: Vec<Span>,
     /// Collections open around the current event.
     depth: usize,
@@ -154,14 +197,33 @@ pub fn build_lean(
     evs: Events<'_, '_>,
     lean: Option<Lean>,
 ) -> Result<Built, FormatError> {
+    run(src, evs, lean, false)
+}
+
+/// Everything [`build_lean`] refuses, refused the same way, without keeping
+/// the tree: what is read back after encryption is checked only (on a large
+/// file the tree of the encrypted text took several times its size, issue 18).
+pub fn check(src: &Source<'_>, evs: Events<'_, '_>) -> Result<(), FormatError> {
+    run(src, evs, None, true).map(drop)
+}
+
+fn run(
+    src: &Source<'_>,
+    evs: Events<'_, '_>,
+    lean: Option<Lean>,
+    check: bool,
+) -> Result<Built, FormatError> {
     let mut b = Builder {
         src,
         evs,
         lean,
+        check,
         in_sops: false,
         prev_end: 0,
         colls: Vec::new(),
-        marks: Vec::new(),
+        items: Vec::new(),
+        open: Vec::new(),
+        last_value: Vec::new(),
         opaque: Vec::new(),
         depth: 0,
         hasher: RandomState::new(),
@@ -194,11 +256,6 @@ impl Builder<'_, '_> {
                 EvKind::DocStart => {
                     if ev.end > ev.start {
                         self.prev_end = ev.end;
-                        self.marks.push(Mark {
-                            kind: MarkKind::DocBoundary { doc: roots.len() },
-                            start: ev.start,
-                            end: ev.end,
-                        });
                     }
                     let doc = roots.len();
                     let root = match self.evs.peek() {
@@ -240,16 +297,8 @@ impl Builder<'_, '_> {
                         Root::Missing => {}
                     }
                 }
-                EvKind::DocEnd => {
-                    let doc = roots.len().saturating_sub(1);
-                    self.marks.push(Mark {
-                        kind: MarkKind::DocBoundary { doc },
-                        start: ev.start.max(self.prev_end),
-                        end: ev.end.max(self.prev_end),
-                    });
-                    if ev.end > ev.start {
-                        self.prev_end = ev.end;
-                    }
+                EvKind::DocEnd if ev.end > ev.start => {
+                    self.prev_end = ev.end;
                 }
                 _ => {}
             }
@@ -266,13 +315,20 @@ impl Builder<'_, '_> {
             ));
         }
         let mut opaque = std::mem::take(&mut self.opaque);
-        let mut marks = std::mem::take(&mut self.marks);
-        opaque.sort_by_key(|r| (r.start, r.end));
-        marks.sort_by_key(|m| (m.start, m.end));
+        // Equal keys are equal ranges: an unstable sort orders them the same,
+        // without a scratch buffer (issue 18).
+        opaque.sort_unstable_by_key(|r| (r.start, r.end));
+        // Grown by doubling: what was never used is given back (issue 18).
+        opaque.shrink_to_fit();
+        let mut colls = std::mem::take(&mut self.colls);
+        colls.shrink_to_fit();
+        let mut items = std::mem::take(&mut self.items);
+        items.shrink_to_fit();
         Ok(Built {
-            colls: std::mem::take(&mut self.colls),
+            colls,
+            items,
             roots,
-            marks,
+            last_value: std::mem::take(&mut self.last_value),
             opaque,
         })
     }
@@ -318,6 +374,34 @@ impl Builder<'_, '_> {
         self.evs.next()
     }
 
+    /// The items of the innermost open collection so far.
+    fn open_items(&mut self) -> &mut Vec<Item> {
+        let depth = self.depth.max(1);
+        if self.open.len() < depth {
+            self.open.resize_with(depth, Vec::new);
+        }
+        &mut self.open[depth - 1]
+    }
+
+    /// A key or value of document `doc` ends at `end`.
+    fn value_end(&mut self, doc: usize, end: usize) {
+        if self.check {
+            return;
+        }
+        if self.last_value.len() <= doc {
+            self.last_value.resize(doc + 1, 0);
+        }
+        if let Some(v) = self.last_value.get_mut(doc) {
+            *v = (*v).max(end);
+        }
+    }
+
+    fn opaque(&mut self, span: Span) {
+        if !self.check {
+            self.opaque.push(span);
+        }
+    }
+
     /// Build the collection whose start event is at `self.pos`.
     fn collection(&mut self, parent: Option<usize>, doc: usize) -> Result<usize, FormatError> {
         let Some(ev) = self.next() else {
@@ -353,21 +437,15 @@ impl Builder<'_, '_> {
             is_map,
             flow,
             parent,
-            doc,
             start,
             end: start,
             indent,
             byte_indent: src.byte_col(start),
             indentless: false,
-            items: Vec::new(),
+            items: 0..0,
             comments: Vec::new(),
         });
         if flow {
-            self.marks.push(Mark {
-                kind: MarkKind::FlowStart { coll: id },
-                start,
-                end: start + 1,
-            });
             self.prev_end = start + 1;
         }
         let mut first = true;
@@ -391,16 +469,22 @@ impl Builder<'_, '_> {
                         let close =
                             find_byte(src.text, self.prev_end, if is_map { b'}' } else { b']' })
                                 .unwrap_or(close);
-                        self.marks.push(Mark {
-                            kind: MarkKind::FlowEnd { coll: id },
-                            start: close,
-                            end: close + 1,
-                        });
                         self.colls[id].end = close + 1;
                         self.prev_end = close + 1;
                     } else {
-                        let end = self.colls[id].items.last().map_or(start, |i| i.end);
+                        let end = self.open_items().last().map_or(start, |i| i.end);
                         self.colls[id].end = end;
+                    }
+                    let open = self.depth.checked_sub(1).and_then(|d| self.open.get_mut(d));
+                    if let Some(open) = open {
+                        if self.check {
+                            // Nothing reads the items of a complete collection.
+                            open.clear();
+                        } else {
+                            let from = self.items.len();
+                            self.items.append(open);
+                            self.colls[id].items = from..self.items.len();
+                        }
                     }
                     self.depth -= 1;
                     return Ok(id);
@@ -494,7 +578,7 @@ impl Builder<'_, '_> {
         };
         let hash = self.hasher.hash_one(key.as_str());
         if !keys.insert(hash)
-            && self.colls[id].items.iter().any(|i| {
+            && self.open_items().iter().any(|i| {
                 i.key
                     .as_ref()
                     .is_some_and(|(k, _)| k.as_str() == key.as_str())
@@ -506,36 +590,26 @@ impl Builder<'_, '_> {
                 format!("duplicate key {key:?} in this mapping; sops refuses duplicate keys"),
             ));
         }
-        if self.colls[id].items.is_empty() && !flow {
+        if self.open_items().is_empty() && !flow {
             self.colls[id].indent = src.col(kstart);
             self.colls[id].byte_indent = src.byte_col(kstart);
             self.colls[id].start = kstart;
         }
-        let item_index = self.colls[id].items.len();
-        self.marks.push(Mark {
-            kind: MarkKind::Key {
-                coll: id,
-                item: item_index,
-            },
-            start: kstart,
-            end: kend,
-        });
-        self.opaque.push(kstart..kend);
+        self.value_end(doc, kend);
+        self.opaque(kstart..kend);
         self.prev_end = kend;
-        let line = src.line_of(kstart) + 1;
         let outer = self.in_sops;
         if self.colls[id].parent.is_none() && key.as_str() == "sops" {
             self.in_sops = true;
         }
-        let value = self.value(id, doc, flow, item_index, true);
+        let value = self.value(id, doc, flow, true);
         self.in_sops = outer;
         let (node, end) = value?;
-        self.colls[id].items.push(Item {
-            key: Some((key.to_string(), kstart..kend)),
+        self.open_items().push(Item {
+            key: Some((key, kend)),
             node,
             start: kstart,
             end: end.max(kend),
-            line,
         });
         Ok(())
     }
@@ -549,7 +623,6 @@ impl Builder<'_, '_> {
         parent_indent: Option<usize>,
     ) -> Result<(), FormatError> {
         let src = self.src;
-        let item_index = self.colls[id].items.len();
         let mut item_start = None;
         if !flow {
             // Find the `-` indicator: the first `-` after the previous event, outside comments.
@@ -567,29 +640,21 @@ impl Builder<'_, '_> {
                         }
                     }
                 }
-                self.marks.push(Mark {
-                    kind: MarkKind::Dash {
-                        coll: id,
-                        item: item_index,
-                    },
-                    start: d,
-                    end: d + 1,
-                });
                 self.prev_end = d + 1;
                 item_start = Some(d);
             }
         }
-        let (node, end) = self.value(id, doc, flow, item_index, false)?;
+        let (node, end) = self.value(id, doc, flow, false)?;
         let start = item_start.unwrap_or(match &node {
             SkNode::Leaf(l) => l.span.start,
+            SkNode::Checked(start) => *start,
             SkNode::Coll(c) => self.colls[*c].start,
         });
-        self.colls[id].items.push(Item {
+        self.open_items().push(Item {
             key: None,
             node,
             start,
             end: end.max(start),
-            line: src.line_of(start) + 1,
         });
         Ok(())
     }
@@ -600,7 +665,6 @@ impl Builder<'_, '_> {
         parent: usize,
         doc: usize,
         in_flow: bool,
-        item: usize,
         in_map: bool,
     ) -> Result<(SkNode, usize), FormatError> {
         let src = self.src;
@@ -618,35 +682,24 @@ impl Builder<'_, '_> {
                 let Some(ev) = self.evs.next() else {
                     return Err(unsupported(src, src.text.len(), "unexpected end of input"));
                 };
-                let leaf = self.leaf(&ev, parent, in_flow, in_map)?;
+                let leaf = self.leaf(&ev, in_flow, in_map)?;
                 let empty = leaf.span.is_empty();
-                self.marks.push(Mark {
-                    kind: MarkKind::Leaf {
-                        coll: parent,
-                        item,
-                        empty,
-                    },
-                    start: leaf.span.start,
-                    end: leaf.span.end,
-                });
+                self.value_end(doc, leaf.span.end);
                 if !empty {
-                    self.opaque.push(leaf.span.clone());
+                    self.opaque(leaf.span.clone());
                     self.prev_end = leaf.span.end;
                 }
                 let end = leaf.span.end;
-                Ok((SkNode::Leaf(Box::new(leaf)), end))
+                if self.check {
+                    return Ok((SkNode::Checked(leaf.span.start), end));
+                }
+                Ok((SkNode::Leaf(leaf), end))
             }
             _ => Err(unsupported(src, ev.start, "unexpected YAML structure")),
         }
     }
 
-    fn leaf(
-        &mut self,
-        ev: &Ev,
-        parent: usize,
-        in_flow: bool,
-        in_map: bool,
-    ) -> Result<Leaf, FormatError> {
+    fn leaf(&mut self, ev: &Ev, in_flow: bool, in_map: bool) -> Result<BLeaf, FormatError> {
         let src = self.src;
         let EvKind::Scalar {
             value,
@@ -660,14 +713,6 @@ impl Builder<'_, '_> {
         if *anchor {
             return Err(unsupported(src, ev.start, ANCHOR_MSG));
         }
-        let pc = &self.colls[parent];
-        // Where a block child of this leaf's parent item would start (set in finish()).
-        let item_col = if in_map {
-            pc.items.last().map_or(pc.byte_indent, |_| pc.byte_indent)
-        } else {
-            pc.byte_indent
-        };
-        let _ = item_col;
         // A block scalar without a chomping indicator (`|`, `>`).
         let mut clip = false;
         let (span, st, indent) = match style {
@@ -768,7 +813,6 @@ impl Builder<'_, '_> {
         } else {
             in_source = false;
         }
-        let (line, column) = src.line_col(span.start);
         let text_follows = src.text.get(span.end..).is_some_and(|rest| {
             let line = rest.split('\n').next().unwrap_or("");
             !line.strip_suffix('\r').unwrap_or(line).is_empty()
@@ -777,21 +821,16 @@ impl Builder<'_, '_> {
             .text
             .get(span.end..)
             .is_some_and(|rest| rest.starts_with('\n') || rest.starts_with("\r\n"));
-        Ok(Leaf {
+        Ok(BLeaf {
             value,
             span,
+            indent,
             style: st,
-            line,
-            column,
-            context: LeafContext {
-                in_flow,
-                indent,
-                in_list: !in_map,
-                text_follows,
-                no_break_after,
-                str_in_source: in_source,
-                ..LeafContext::default()
-            },
+            in_flow,
+            in_list: !in_map,
+            text_follows,
+            no_break_after,
+            str_in_source: in_source,
         })
     }
 

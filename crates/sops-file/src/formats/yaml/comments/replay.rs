@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{bom_len, Unit, U};
+use super::{bom_len, Units, U};
 use crate::formats::yaml::scan::Source;
 
 // ---------------------------------------------------------------------------------
@@ -208,10 +208,9 @@ pub(super) struct Sim<'s, 'a> {
     b: &'s [u8],
     ascii: bool,
     bom: usize,
-    units: &'s [Unit],
+    units: Units<'s>,
     /// (hash, end of text) of every comment, by index.
     comments: &'s [(usize, usize)],
-    next_unit: usize,
     // Scanner.
     pos: usize,
     toks: Toks,
@@ -262,7 +261,7 @@ const STEP_FACTOR: usize = 8;
 impl<'s, 'a> Sim<'s, 'a> {
     pub(super) fn new(
         src: &'s Source<'a>,
-        units: &'s [Unit],
+        units: Units<'s>,
         comments: &'s [(usize, usize)],
     ) -> Self {
         let bom = bom_len(src.text);
@@ -273,7 +272,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             bom,
             units,
             comments,
-            next_unit: 0,
             pos: bom,
             toks: Toks::default(),
             groups: Vec::new(),
@@ -505,7 +503,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         let scan_mark = self.pos;
         self.scan_to_next_token(scan_mark);
-        let unit = self.units.get(self.next_unit).copied();
+        let unit = self.units.next();
         let start = unit.map_or(self.b.len(), |u| u.start);
         self.pos = self.pos.max(start);
         if self.flow == 0 {
@@ -521,7 +519,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             self.stream_end = true;
             return;
         };
-        self.next_unit += 1;
         let s = unit.start as i64;
         let col = if self.flow == 0 {
             self.column(unit.start)
@@ -1305,15 +1302,19 @@ pub(super) enum NodeKind {
     Seq,
 }
 
-/// A replayed node. Its comments sit behind one pointer, absent for the rest:
-/// a node is made for every scalar of the file, and three inline comment
-/// lists made the replay of a large file cost several times its size (issue 18).
+/// A replayed node. Its comments sit behind one pointer, absent for the rest,
+/// and its children (documents and collections only) in [`GTree::kids`]: a node
+/// is made for every scalar of the file, and inline lists made the replay of a
+/// large file cost several times its size (issue 18).
 #[derive(Debug)]
 pub(super) struct GNode {
     pub(super) kind: NodeKind,
+    /// Its list in the tree's `kids`; [`NO_KIDS`] for a scalar.
+    kids: u32,
     comments: Option<Box<[Text; 3]>>,
-    pub(super) children: Vec<usize>,
 }
+
+const NO_KIDS: u32 = u32::MAX;
 
 const HEAD: usize = 0;
 const LINE: usize = 1;
@@ -1324,8 +1325,8 @@ impl GNode {
         let none = head.is_empty() && line.is_empty() && foot.is_empty();
         GNode {
             kind,
+            kids: NO_KIDS,
             comments: (!none).then(|| Box::new([head, line, foot])),
-            children: Vec::new(),
         }
     }
 
@@ -1368,7 +1369,18 @@ impl GNode {
 /// listed in `GTree::docs`).
 pub(super) struct GTree {
     pub(super) nodes: Vec<GNode>,
+    /// The children of documents and collections, by node number.
+    kids: Vec<Vec<u32>>,
     pub(super) docs: Vec<usize>,
+}
+
+impl GTree {
+    /// The numbers of `node`'s children (none for a scalar).
+    pub(super) fn children(&self, node: &GNode) -> &[u32] {
+        self.kids
+            .get(node.kids as usize)
+            .map_or(&[], |k| k.as_slice())
+    }
 }
 
 /// Builds the node tree as the parser hands over events (go-yaml's `parser` in
@@ -1376,6 +1388,7 @@ pub(super) struct GTree {
 #[derive(Default)]
 pub(super) struct Composer {
     nodes: Vec<GNode>,
+    kids: Vec<Vec<u32>>,
     docs: Vec<usize>,
     stack: Vec<usize>,
 }
@@ -1389,11 +1402,19 @@ impl Composer {
             foot,
         } = ev;
         let nodes = &mut self.nodes;
+        let kids = &mut self.kids;
         let stack = &mut self.stack;
+        // A node that can have children gets its list of them.
+        let mut with_kids = |mut node: GNode| -> Option<GNode> {
+            node.kids = u32::try_from(kids.len()).ok().filter(|&k| k != NO_KIDS)?;
+            kids.push(Vec::new());
+            Some(node)
+        };
         match kind {
             EvKind::StreamStart | EvKind::StreamEnd => {}
             EvKind::DocStart => {
-                nodes.push(GNode::new(NodeKind::Doc, head, Vec::new(), Vec::new()));
+                let doc = with_kids(GNode::new(NodeKind::Doc, head, Vec::new(), Vec::new()))?;
+                nodes.push(doc);
                 self.docs.push(nodes.len() - 1);
                 stack.push(nodes.len() - 1);
             }
@@ -1407,28 +1428,33 @@ impl Composer {
                     EvKind::SeqStart { .. } => NodeKind::Seq,
                     _ => NodeKind::Scalar,
                 };
-                nodes.push(GNode::new(kind, head, line, foot));
-                let id = nodes.len() - 1;
+                let node = GNode::new(kind, head, line, foot);
                 if kind == NodeKind::Scalar {
-                    attach(nodes, stack, id)?;
+                    nodes.push(node);
+                    let id = nodes.len() - 1;
+                    attach(nodes, kids, stack, id)?;
                 } else {
-                    stack.push(id);
+                    nodes.push(with_kids(node)?);
+                    stack.push(nodes.len() - 1);
                 }
             }
             EvKind::MapEnd | EvKind::SeqEnd => {
                 let id = stack.pop()?;
                 nodes[id].set(LINE, line);
                 nodes[id].set(FOOT, foot);
+                let children = kids.get_mut(nodes[id].kids as usize)?;
+                // Grown by doubling; complete now.
+                children.shrink_to_fit();
                 if nodes[id].kind == (NodeKind::Map { flow: false }) && !nodes[id].foot().is_empty()
                 {
-                    let n = nodes[id].children.len();
+                    let n = children.len();
                     if n > 1 {
-                        let key = nodes[id].children[n - 2];
+                        let key = children[n - 2] as usize;
                         let foot = nodes[id].take_foot();
                         nodes[key].set(FOOT, foot);
                     }
                 }
-                attach(nodes, stack, id)?;
+                attach(nodes, kids, stack, id)?;
             }
         }
         Some(())
@@ -1437,26 +1463,28 @@ impl Composer {
     pub(super) fn finish(self) -> GTree {
         GTree {
             nodes: self.nodes,
+            kids: self.kids,
             docs: self.docs,
         }
     }
 }
 
 /// A complete node becomes the next child of the node being built.
-fn attach(nodes: &mut [GNode], stack: &[usize], id: usize) -> Option<()> {
+fn attach(nodes: &mut [GNode], kids: &mut [Vec<u32>], stack: &[usize], id: usize) -> Option<()> {
     let parent = *stack.last()?;
-    nodes[parent].children.push(id);
+    let children = kids.get_mut(nodes[parent].kids as usize)?;
+    children.push(u32::try_from(id).ok()?);
     if let NodeKind::Map { flow } = nodes[parent].kind {
-        let n = nodes[parent].children.len();
+        let n = children.len();
         if n % 2 == 1 {
             // A key: a foot comment on it was the previous key's.
             if !flow && !nodes[id].foot().is_empty() && n > 2 {
-                let prev = nodes[parent].children[n - 3];
+                let prev = children[n - 3] as usize;
                 let foot = nodes[id].take_foot();
                 nodes[prev].set(FOOT, foot);
             }
         } else {
-            let key = nodes[parent].children[n - 2];
+            let key = children[n - 2] as usize;
             if nodes[key].foot().is_empty() && !nodes[id].foot().is_empty() {
                 let foot = nodes[id].take_foot();
                 nodes[key].set(FOOT, foot);
