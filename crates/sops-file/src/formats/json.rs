@@ -326,7 +326,10 @@ pub(crate) fn steps<'s, E: From<FormatError>>(
             }
         };
         let span = base + scanner.token_start()..base + scanner.token_end();
-        let in_list = open.last() == Some(&false);
+        let mut context = LeafContext {
+            in_list: open.last() == Some(&false),
+            ..LeafContext::default()
+        };
         let value = match token {
             Token::OpenBrace | Token::OpenBracket => {
                 open.push(token == Token::OpenBrace);
@@ -351,37 +354,14 @@ pub(crate) fn steps<'s, E: From<FormatError>>(
             }
             Token::String(value) => {
                 let (value, in_source) = string_value(value, Some(lean));
-                let context = LeafContext {
-                    in_list,
-                    str_in_source: in_source,
-                    ..LeafContext::default()
-                };
-                Some((value, Style::DoubleQuoted, context))
+                context.str_in_source = in_source;
+                Some((value, Style::DoubleQuoted))
             }
-            Token::Number(number) => Some((
-                json_number(number, || cursor.at(span.start))?,
-                Style::Plain,
-                LeafContext {
-                    in_list,
-                    ..LeafContext::default()
-                },
-            )),
-            Token::Boolean(b) => Some((
-                Scalar::Bool(b),
-                Style::Plain,
-                LeafContext {
-                    in_list,
-                    ..LeafContext::default()
-                },
-            )),
-            Token::Null => Some((
-                Scalar::Null,
-                Style::Plain,
-                LeafContext {
-                    in_list,
-                    ..LeafContext::default()
-                },
-            )),
+            Token::Number(number) => {
+                Some((json_number(number, || cursor.at(span.start))?, Style::Plain))
+            }
+            Token::Boolean(b) => Some((Scalar::Bool(b), Style::Plain)),
+            Token::Null => Some((Scalar::Null, Style::Plain)),
             Token::Word(_) | Token::CommentLine(_) | Token::CommentBlock(_) => {
                 let (line, column) = cursor.at(span.start);
                 return Err(E::from(FormatError::Syntax {
@@ -391,7 +371,7 @@ pub(crate) fn steps<'s, E: From<FormatError>>(
                 }));
             }
         };
-        if let Some((value, style, context)) = value {
+        if let Some((value, style)) = value {
             let (line, column) = cursor.at(span.start);
             step(Step::Leaf(Leaf {
                 value,
