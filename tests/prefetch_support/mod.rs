@@ -159,6 +159,19 @@ impl DelayProxy {
     }
 }
 
+/// Answer the client here with a KMS error `body` (the upstream connection
+/// stays in step: nothing was sent to it).
+fn answer_error(client: &TcpStream, body: &[u8]) -> std::io::Result<()> {
+    let mut w = client.try_clone()?;
+    write!(
+        w,
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    w.write_all(body)?;
+    w.flush()
+}
+
 fn serve(
     client: TcpStream,
     upstream_port: u16,
@@ -261,14 +274,7 @@ fn serve(
             })
             .to_string();
             let body = body.as_bytes();
-            let mut w = reader.get_ref().try_clone()?;
-            write!(
-                w,
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )?;
-            w.write_all(body)?;
-            w.flush()?;
+            answer_error(reader.get_ref(), body)?;
             continue;
         }
         if throttle || quote {
@@ -283,14 +289,7 @@ fn serve(
             } else {
                 quoted.as_bytes()
             };
-            let mut w = reader.get_ref().try_clone()?;
-            write!(
-                w,
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )?;
-            w.write_all(body)?;
-            w.flush()?;
+            answer_error(reader.get_ref(), body)?;
             continue;
         }
         let ms = delay_ms.load(Ordering::SeqCst);

@@ -185,8 +185,13 @@ pub fn aad<S: AsRef<str>>(path: &[S]) -> String {
 /// What the walk hands each value and comment to, with its position.
 type Visitor<'v, 'a, E> = dyn FnMut(Visit<'_>, &Position<'a>) -> Result<(), E> + 'v;
 
-/// Walk a document parsed whole ([`crate::formats::Store::parse`]).
+/// Walk a document parsed whole ([`crate::formats::Store::parse`]). A hollow
+/// one holds no values to visit without its source: use [`walk_source`].
 pub fn walk<'a, E>(doc: &'a Document, visit: &mut Visitor<'_, 'a, E>) -> Result<(), E> {
+    debug_assert!(
+        doc.hollow.is_none(),
+        "a hollow document walked without its source"
+    );
     for root in &doc.docs {
         let mut pos = Position::new();
         walk_map(root, true, &mut pos, visit, &mut walk_node)?;
