@@ -4,10 +4,10 @@
 //! The top-level `sops` metadata entry is not part of the tree and is skipped.
 //!
 //! The walk recurses once per nesting level; the parsers bound the depth
-//! (`formats::MAX_DEPTH`). A hollow document (a large JSON file read for
-//! encryption or decryption) is walked from its source step by step
-//! ([`walk_source`]), in the same order with the same positions, without
-//! recursion and without a tree.
+//! (`formats::MAX_DEPTH`). A hollow document (a JSON or YAML file read for
+//! encryption or decryption) is walked step by step ([`walk_source`]: JSON
+//! from its source, YAML from the parser's outline), in the same order with
+//! the same positions, without recursion and without a tree.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use regex::Regex;
 
 use crate::formats::{
-    json, Comment, Document, FormatError, Hollow, Leaf, List, ListItem, Map, MapItem, Node, Step,
+    json, Comment, Document, FormatError, Leaf, List, ListItem, Map, MapItem, Node, Step,
 };
 
 /// What the walk hands to its visitor.
@@ -207,7 +207,7 @@ pub fn walk_source<'a, E: From<FormatError>>(
     src: &'a str,
     visit: &mut Visitor<'_, 'a, E>,
 ) -> Result<(), E> {
-    let Some(hollow) = doc.hollow else {
+    let Some(hollow) = &doc.hollow else {
         return walk(doc, visit);
     };
     for root in &doc.docs {
@@ -217,8 +217,13 @@ pub fn walk_source<'a, E: From<FormatError>>(
             true,
             &mut pos,
             visit,
-            &mut |node, pos, visit| match node {
-                Node::Leaf(at) => walk_steps(src, at, hollow, pos, visit),
+            &mut |node, pos, visit| match (node, &hollow.yaml) {
+                (Node::Leaf(at), None) => walk_steps(pos, visit, &mut |step| {
+                    json::steps(src, at, hollow.lean, step)
+                }),
+                (Node::Map(Map { span, .. }) | Node::List(List { span, .. }), Some(outline)) => {
+                    walk_steps(pos, visit, &mut |step| outline.steps(src, span.start, step))
+                }
                 _ => walk_node(node, pos, visit),
             },
         )?;
@@ -226,15 +231,17 @@ pub fn walk_source<'a, E: From<FormatError>>(
     Ok(())
 }
 
-/// The value held by the placeholder `at`, read from `src`.
-fn walk_steps<'a, E: From<FormatError>>(
-    src: &'a str,
-    at: &Leaf,
-    hollow: Hollow,
+/// What reads a placeholder's steps (from the source, or from an outline)
+/// and hands each to the walk.
+type Steps<'f, 'a, E> = dyn FnMut(&mut dyn FnMut(Step<'a>) -> Result<(), E>) -> Result<(), E> + 'f;
+
+/// Follow the steps `read` hands out for one placeholder.
+fn walk_steps<'a, E>(
     pos: &mut Position<'a>,
     visit: &mut Visitor<'_, 'a, E>,
+    read: &mut Steps<'_, 'a, E>,
 ) -> Result<(), E> {
-    json::steps(src, at, hollow.lean, &mut |step| {
+    read(&mut |step| {
         match step {
             Step::Open => pos.comments.open(),
             Step::Close => pos.comments.close(),
@@ -245,6 +252,10 @@ fn walk_steps<'a, E: From<FormatError>>(
             }
             Step::EndItem => clear_level(pos),
             Step::Leaf(leaf) => visit(Visit::Leaf(&leaf), pos)?,
+            Step::Comment(c) => {
+                push_comment(pos, c);
+                visit(Visit::Comment(c), pos)?;
+            }
         }
         Ok(())
     })

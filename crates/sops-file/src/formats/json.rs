@@ -244,7 +244,7 @@ fn hollow(src: &str, top: Top<'_>, lean: Lean) -> Result<Document, FormatError> 
             span: top.span,
         }],
         newline: detect_newline(src),
-        hollow: Some(Hollow { lean }),
+        hollow: Some(Hollow { lean, yaml: None }),
     })
 }
 

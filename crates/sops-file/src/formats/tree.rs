@@ -168,21 +168,29 @@ pub struct Document {
 }
 
 /// A document whose top-level values (other than the whole `sops` entry) are
-/// placeholders: a [`Leaf`] with the value's span, line and column and no
-/// value, whose contents the walk reads from the source step by step
-/// ([`Step`]; `crate::walk::walk_source`). A JSON file validated token by
-/// token is read this way by [`super::Store::parse_lean`]: for a large file
-/// the tree is several times the size of the text, and the walk needs only
-/// the value it is at (issue 18).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// placeholders, whose contents the walk reads step by step ([`Step`];
+/// `crate::walk::walk_source`) instead of from a tree: for a large file the
+/// tree is several times the size of the text, and the walk needs only the
+/// value it is at (issue 18). Only [`super::Store::parse_lean`] makes one.
+///
+/// JSON (a file validated token by token): every top-level value is a
+/// [`Leaf`] with the value's span, line and column and no value, read again
+/// from the source. YAML: every top-level collection is an empty [`Map`] or
+/// [`List`] with its span and flow flag, read from the parser's compact
+/// outline of the file (`yaml::Outline`: leaves and keys mostly left in the
+/// source, no per-collection allocations), kept here instead of a tree.
+#[derive(Clone, Debug)]
 pub(crate) struct Hollow {
     /// Which strings the steps leave in the source.
     pub lean: super::Lean,
+    /// YAML: the outline the top-level collections are read from.
+    pub yaml: Option<std::sync::Arc<super::yaml::Outline>>,
 }
 
 /// One step of a walk read from the source of a [`Hollow`] document, in
 /// source order. A map entry is `Key`, its value's steps, `EndEntry`; a list
-/// item is its value's steps, `EndItem`.
+/// item is its value's steps, `EndItem`; a comment (YAML) comes where it sits
+/// among the items of its collection.
 pub(crate) enum Step<'s> {
     /// A map or list begins.
     Open,
@@ -192,6 +200,7 @@ pub(crate) enum Step<'s> {
     EndEntry,
     EndItem,
     Leaf(Leaf),
+    Comment(&'s Comment),
 }
 
 /// The text of a leaf whose value was left in the source

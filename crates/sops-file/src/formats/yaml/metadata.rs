@@ -13,12 +13,14 @@ use super::render::{
     body_and_trailing, canonical_float, chomp, double_quoted, literal_lines, plain_safe, printable,
 };
 use super::resolve;
+use super::Outline;
 use crate::formats::{Document, Edit, Map, MapItem, Node, Scalar, Value};
 
 /// Where each document's content ends: before `...`/`---` lines or at the end.
 pub fn insert(
     src: &str,
     doc: &Document,
+    outline: Option<&Outline>,
     meta: &Value,
     step: usize,
     doc_ends: &[usize],
@@ -47,7 +49,11 @@ pub fn insert(
         // would open them with the root's AAD); a blank line keeps them where
         // they were encrypted. Added whenever the document ends in a comment, so
         // removal knows to take exactly one blank line away again.
-        let gap = if last_is_comment(root, at) { nl } else { "" };
+        let gap = if last_is_comment(root, outline, at) {
+            nl
+        } else {
+            ""
+        };
         let text = if ends_with_break {
             format!("{gap}{block}{nl}")
         } else {
@@ -58,7 +64,7 @@ pub fn insert(
     edits
 }
 
-pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
+pub fn remove(src: &str, doc: &Document, outline: Option<&Outline>) -> Vec<Edit> {
     let mut edits = Vec::new();
     for root in &doc.docs {
         let Some(entry) = root.items.iter().find_map(|i| match i {
@@ -80,7 +86,7 @@ pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
         while end < b.len() && b[end] != b'\n' {
             end += 1;
         }
-        if last_is_comment(root, start) {
+        if last_is_comment(root, outline, start) {
             for blank in ["\r\n", "\n"] {
                 if src[..start].ends_with(&format!("\n{blank}")) {
                     start -= blank.len();
@@ -114,8 +120,9 @@ pub fn remove(src: &str, doc: &Document) -> Vec<Edit> {
 }
 
 /// Whether the last thing in `root` before byte `before` (other than a `sops`
-/// entry) is a comment rather than a value.
-fn last_is_comment(root: &Map, before: usize) -> bool {
+/// entry) is a comment rather than a value. The collections a hollow
+/// document left in its `outline` are looked at there.
+fn last_is_comment(root: &Map, outline: Option<&Outline>, before: usize) -> bool {
     fn visit(node_items: &[MapItem], before: usize, best: &mut (usize, bool), top: bool) {
         for item in node_items {
             match item {
@@ -151,6 +158,9 @@ fn last_is_comment(root: &Map, before: usize) -> bool {
     }
     let mut best = (0, false);
     visit(&root.items, before, &mut best, true);
+    if let Some((end, comment)) = outline.and_then(|o| o.last_before(&root.span, before)) {
+        consider(end, comment, before, &mut best);
+    }
     best.1
 }
 

@@ -58,6 +58,7 @@
 mod comments;
 mod events;
 mod metadata;
+mod outline;
 pub(crate) mod render;
 mod resolve;
 mod scan;
@@ -75,6 +76,8 @@ use super::{
 use scan::Source;
 use tree::{Built, SkNode};
 
+pub(crate) use outline::Outline;
+
 pub(crate) use events::flow_limit;
 
 pub struct YamlStore;
@@ -86,7 +89,7 @@ impl Store for YamlStore {
 
     /// Plain strings whose text is their value stay in the source.
     fn parse_lean(&self, src: &str, lean: Lean) -> Result<Document, FormatError> {
-        parse_lean(src, Some(lean))
+        read(src, Some(lean), true)
     }
 
     /// Everything [`parse`] refuses, it refuses while building (placing the
@@ -123,11 +126,11 @@ impl Store for YamlStore {
     fn insert_metadata(&self, src: &str, doc: &Document, meta: &Value) -> Vec<Edit> {
         let step = indent_step(src, doc);
         let ends = doc_ends(src, doc);
-        metadata::insert(src, doc, meta, step, &ends)
+        metadata::insert(src, doc, outline_of(doc), meta, step, &ends)
     }
 
     fn remove_metadata(&self, src: &str, doc: &Document) -> Vec<Edit> {
-        metadata::remove(src, doc)
+        metadata::remove(src, doc, outline_of(doc))
     }
 
     fn put(
@@ -191,11 +194,14 @@ fn refuse_text(src: &Source<'_>) -> Result<(), FormatError> {
 
 /// Parse a YAML stream into one tree per document.
 pub fn parse(text: &str) -> Result<Document, FormatError> {
-    parse_lean(text, None)
+    read(text, None, false)
 }
 
-/// [`parse`]; `lean`: as [`tree::build_lean`].
-fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
+/// [`parse`]; `lean`: as [`tree::build_lean`]. With `lean` and `hollow`, the
+/// document is hollow: its top-level collections are read by the walk from the
+/// outline of the file ([`Outline`]; every other use of a document wants it
+/// whole).
+fn read(text: &str, lean: Option<Lean>, hollow: bool) -> Result<Document, FormatError> {
     let src = Source::new(text);
     let mut built = build_lean(&src, lean)?;
     let raw = scan::find_comments(&src, &built.opaque);
@@ -222,11 +228,28 @@ fn parse_lean(text: &str, lean: Option<Lean>) -> Result<Document, FormatError> {
         step,
     };
     let roots = conv.built.roots.clone();
-    let docs = roots.iter().map(|&r| conv.map(r)).collect();
+    let newline = if crlf { "\r\n" } else { "\n" };
+    let Some(lean) = lean.filter(|_| hollow) else {
+        let docs = roots.iter().map(|&r| conv.map(r, None)).collect();
+        return Ok(Document {
+            docs,
+            newline,
+            hollow: None,
+        });
+    };
+    let mut tops = Vec::new();
+    let docs = roots
+        .iter()
+        .map(|&r| conv.map(r, Some(&mut tops)))
+        .collect();
+    let outline = Outline::new(built, src.into_lines(), crlf, step, tops);
     Ok(Document {
         docs,
-        newline: if crlf { "\r\n" } else { "\n" },
-        hollow: None,
+        newline,
+        hollow: Some(crate::formats::Hollow {
+            lean,
+            yaml: Some(std::sync::Arc::new(outline)),
+        }),
     })
 }
 
@@ -263,25 +286,36 @@ struct Convert<'b, 's> {
     step: usize,
 }
 
+/// The [`Leaf`] of `leaf`, an item of collection `coll` of `built`.
+fn leaf_of(
+    src: &Source<'_>,
+    built: &Built,
+    coll: usize,
+    leaf: tree::BLeaf,
+    crlf: bool,
+    step: usize,
+) -> Leaf {
+    let (line, column) = src.line_col(leaf.span.start);
+    let mut leaf = leaf.into_leaf(line, column);
+    let block_parent = built.colls.get(coll).map_or(0, |c| c.byte_indent);
+    let child = if built.colls.get(coll).is_some_and(|c| c.is_map) {
+        block_parent + step
+    } else {
+        block_parent + 2
+    };
+    let indent = match leaf.style {
+        Style::Literal | Style::Folded if leaf.context.indent > 0 => leaf.context.indent,
+        _ => child,
+    };
+    leaf.context.indent = indent;
+    leaf.context.block_parent = block_parent;
+    leaf.context.crlf = crlf;
+    leaf
+}
+
 impl Convert<'_, '_> {
     fn leaf(&self, coll: usize, leaf: tree::BLeaf) -> Leaf {
-        let (line, column) = self.src.line_col(leaf.span.start);
-        let mut leaf = leaf.into_leaf(line, column);
-        let c = &self.built.colls[coll];
-        let block_parent = c.byte_indent;
-        let child = if c.is_map {
-            block_parent + self.step
-        } else {
-            block_parent + 2
-        };
-        let indent = match leaf.style {
-            Style::Literal | Style::Folded if leaf.context.indent > 0 => leaf.context.indent,
-            _ => child,
-        };
-        leaf.context.indent = indent;
-        leaf.context.block_parent = block_parent;
-        leaf.context.crlf = self.crlf;
-        leaf
+        leaf_of(self.src, self.built, coll, leaf, self.crlf, self.step)
     }
 
     fn node(&mut self, coll: usize, node: SkNode) -> Node {
@@ -291,7 +325,7 @@ impl Convert<'_, '_> {
             SkNode::Checked(_) => Node::Map(Map::default()),
             SkNode::Coll(id) => {
                 if self.built.colls[id].is_map {
-                    Node::Map(self.map(id))
+                    Node::Map(self.map(id, None))
                 } else {
                     Node::List(self.list(id))
                 }
@@ -299,21 +333,50 @@ impl Convert<'_, '_> {
         }
     }
 
-    fn map(&mut self, id: usize) -> Map {
+    /// The map of collection `id`. With `tops` (a hollow document's root),
+    /// the value of each entry other than `sops` that is a collection is left
+    /// in the outline: an empty placeholder with its span, recorded in `tops`.
+    fn map(&mut self, id: usize, mut tops: Option<&mut Vec<(usize, usize)>>) -> Map {
         let (items, flow, span) = self.interleave(id, MapItem::Comment, |this, item| {
             let (key, key_span) = item
                 .key
                 .map(|(key, end)| (key, item.start..end))
                 .unwrap_or_default();
+            let value = match (item.node, tops.as_deref_mut()) {
+                (SkNode::Coll(c), Some(tops)) if key != "sops" => this.placeholder(c, tops),
+                (node, _) => this.node(id, node),
+            };
             MapItem::Entry(Entry {
                 key,
                 key_span,
-                value: this.node(id, item.node),
+                value,
                 span: item.start..item.end,
                 line: this.src.line_of(item.start) + 1,
             })
         });
         Map { items, flow, span }
+    }
+
+    /// The placeholder of collection `id` in a hollow document.
+    fn placeholder(&self, id: usize, tops: &mut Vec<(usize, usize)>) -> Node {
+        let Some(c) = self.built.colls.get(id) else {
+            return Node::Map(Map::default());
+        };
+        tops.push((c.start, id));
+        let (flow, span) = (c.flow, c.start..c.end);
+        if c.is_map {
+            Node::Map(Map {
+                items: Vec::new(),
+                flow,
+                span,
+            })
+        } else {
+            Node::List(List {
+                items: Vec::new(),
+                flow,
+                span,
+            })
+        }
     }
 
     fn list(&mut self, id: usize) -> List {
@@ -365,7 +428,8 @@ fn indent_step(src: &str, doc: &Document) -> usize {
     fn col(src: &str, at: usize) -> usize {
         at - src[..at.min(src.len())].rfind('\n').map_or(0, |i| i + 1)
     }
-    fn find(src: &str, map: &Map) -> Option<usize> {
+    let outline = outline_of(doc);
+    let find = |src: &str, map: &Map| -> Option<usize> {
         if map.flow {
             return None;
         }
@@ -373,11 +437,16 @@ fn indent_step(src: &str, doc: &Document) -> usize {
             if let MapItem::Entry(e) = item {
                 match &e.value {
                     Node::Map(m) if !m.flow => {
-                        if let Some(MapItem::Entry(first)) =
-                            m.items.iter().find(|i| matches!(i, MapItem::Entry(_)))
-                        {
-                            let d = col(src, first.key_span.start) as i64
-                                - col(src, e.key_span.start) as i64;
+                        let first = match m.items.iter().find_map(|i| match i {
+                            MapItem::Entry(first) => Some(first.key_span.start),
+                            MapItem::Comment(_) => None,
+                        }) {
+                            // A hollow document's placeholder: its first key is in the outline.
+                            None => outline.and_then(|o| o.first_item(m.span.start)),
+                            found => found,
+                        };
+                        if let Some(first) = first {
+                            let d = col(src, first) as i64 - col(src, e.key_span.start) as i64;
                             if d > 0 {
                                 return Some(d as usize);
                             }
@@ -394,8 +463,13 @@ fn indent_step(src: &str, doc: &Document) -> usize {
             }
         }
         None
-    }
+    };
     doc.docs.iter().find_map(|m| find(src, m)).unwrap_or(4)
+}
+
+/// The outline a hollow document's top-level collections are read from.
+fn outline_of(doc: &Document) -> Option<&Outline> {
+    doc.hollow.as_ref().and_then(|h| h.yaml.as_deref())
 }
 
 /// For each document: the offset where its content ends (the line of the `...` or

@@ -8,6 +8,7 @@
 //! and re-scans the source around each scalar to find its true extent. It also finds
 //! the comments, which saphyr does not report at all.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Character index → byte offset conversion, plus line starts, for one source text.
@@ -16,8 +17,16 @@ pub(crate) struct Source<'a> {
     /// (char index, byte offset) just after every non-ASCII char: between two
     /// of these every char is one byte, so the table stays empty for ASCII
     /// text (a table per char cost 8 bytes per input byte on large files).
-    after_wide: Vec<(usize, usize)>,
+    after_wide: Cow<'a, [(usize, usize)]>,
     /// Byte offsets of line starts (after `\n`).
+    line_starts: Cow<'a, [usize]>,
+}
+
+/// The tables of a [`Source`], kept apart from its text (by the outline of a
+/// hollow document, which outlives the parse: [`super::outline`]).
+#[derive(Default)]
+pub(crate) struct Lines {
+    after_wide: Vec<(usize, usize)>,
     line_starts: Vec<usize>,
 }
 
@@ -40,8 +49,26 @@ impl<'a> Source<'a> {
         }
         Source {
             text,
-            after_wide,
-            line_starts,
+            after_wide: Cow::Owned(after_wide),
+            line_starts: Cow::Owned(line_starts),
+        }
+    }
+
+    /// Its tables, to read `text` again later ([`Source::again`]).
+    pub(crate) fn into_lines(self) -> Lines {
+        Lines {
+            after_wide: self.after_wide.into_owned(),
+            line_starts: self.line_starts.into_owned(),
+        }
+    }
+
+    /// The source of `text` with the tables [`Source::into_lines`] gave
+    /// for it, without computing them again.
+    pub(crate) fn again(text: &'a str, lines: &'a Lines) -> Source<'a> {
+        Source {
+            text,
+            after_wide: Cow::Borrowed(&lines.after_wide),
+            line_starts: Cow::Borrowed(&lines.line_starts),
         }
     }
 

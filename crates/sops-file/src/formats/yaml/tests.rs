@@ -917,3 +917,232 @@ fn block_scalar_ending_in_indentation_at_eof_is_clipped() {
     assert_eq!(l, 2);
     assert!(m.contains("carriage return"), "{m}");
 }
+
+/// The hollow read ([`Outline`]) walks as the converted tree does and places
+/// and removes the metadata block the same way (issue 18).
+mod hollow {
+    use super::*;
+    use crate::walk::{walk, walk_source, Position, Visit};
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    /// What a walk visits, with everything the visitors read of it.
+    fn visited(doc: &Document, src: &str, hollow: bool) -> Vec<String> {
+        let any = Regex::new("").unwrap();
+        let mut out = Vec::new();
+        let mut record = |visit: Visit<'_>, pos: &Position<'_>| {
+            let stack = format!(
+                "{} {}",
+                pos.comments.count_matching(&any),
+                pos.comments.last_matches(&any)
+            );
+            out.push(match visit {
+                Visit::Leaf(l) => format!(
+                    "leaf {} {:?} {:?} {:?} {} {} {:?} {stack}",
+                    pos.aad(),
+                    l.span,
+                    match &l.value {
+                        Scalar::Str(s) => format!("str {:?}", s.as_str()),
+                        Scalar::Int(i) => format!("int {i}"),
+                        Scalar::Float(f) => format!("float {f:?}"),
+                        Scalar::Bool(b) => format!("bool {b}"),
+                        Scalar::Time(t) => format!("time {t}"),
+                        Scalar::Null => "null".to_string(),
+                    },
+                    l.style,
+                    l.line,
+                    l.column,
+                    l.context,
+                ),
+                Visit::Comment(c) => format!(
+                    "comment {} {:?} {:?} {} {stack}",
+                    pos.aad(),
+                    c.span,
+                    c.text.as_str(),
+                    c.line
+                ),
+            });
+            Ok::<(), FormatError>(())
+        };
+        if hollow {
+            walk_source(doc, src, &mut record).unwrap();
+        } else {
+            walk(doc, &mut record).unwrap();
+        }
+        out
+    }
+
+    fn meta() -> Value {
+        Value::Map(vec![
+            ("version".into(), Value::Str("3.11.0".into())),
+            (
+                "age".into(),
+                Value::List(vec![Value::Map(vec![(
+                    "recipient".into(),
+                    Value::Str("age1xyz".into()),
+                )])]),
+            ),
+        ])
+    }
+
+    fn hollow_walks_as_the_tree(src: &str) {
+        for lean in [Lean::Strings, Lean::Sealed] {
+            let tree = read(src, Some(lean), false);
+            let doc = read(src, Some(lean), true);
+            let (tree, doc) = match (tree, doc) {
+                (Ok(t), Ok(d)) => (t, d),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.to_string(), b.to_string(), "{src:?}");
+                    continue;
+                }
+                (t, d) => panic!("{src:?}: {t:?} / {d:?}"),
+            };
+            assert!(doc.hollow.is_some());
+            assert_eq!(
+                visited(&tree, src, false),
+                visited(&doc, src, true),
+                "{src:?}"
+            );
+            assert_eq!(tree.docs.len(), doc.docs.len());
+            for (t, d) in tree.docs.iter().zip(&doc.docs) {
+                assert_eq!((&t.span, t.flow), (&d.span, d.flow), "{src:?}");
+            }
+            let edits = |doc: &Document| {
+                let mut e = YamlStore.insert_metadata(src, doc, &meta());
+                e.extend(YamlStore.remove_metadata(src, doc));
+                e.iter()
+                    .map(|e| (e.span.clone(), e.text.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(edits(&tree), edits(&doc), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn hollow_documents_walk_as_trees() {
+        for src in [
+            "a: 1\n",
+            "# top\na: {b: [1, 'x', {c: d}]}\n# between\nl:\n  - x # one\n  # inside\n  - - y\n    - z\n  - k: v\n    # after k\n# end\n",
+            "a:\n  b:\n    c: 1\n    # deep last\n",
+            "a:\n  b: 1\n# last at the top\n",
+            "a:\n  - 1\n  # last in the list\n",
+            "x: 1\n---\n# second\ny:\n  z: [1, 2]\n  # tail\n...\n",
+            "{a: 1, b: {c: 2}}\n",
+            "a:\r\n  b: |\r\n    text\r\n  c: 'q'\r\n# crlf\r\n",
+            "k:\n  sops: nested is walked\n  v: ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]\nsops:\n  version: 3.11.0\n  mac: x\n",
+            "sops:\n  version: 3.11.0\nz:\n  - a\n",
+            "a:\n      six: 1\nb:\n   - x\n",
+            "é: {ü: ñ}\nf: \"\\té\"\n",
+            "empty: {}\nlist: []\n",
+        ] {
+            hollow_walks_as_the_tree(src);
+        }
+    }
+
+    #[test]
+    fn corpus_files_walk_hollow_as_trees() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests");
+        let mut n = 0;
+        for dir in ["corpus", "comments"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    let src = std::fs::read_to_string(&path).unwrap();
+                    hollow_walks_as_the_tree(&src);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 20, "{n} files");
+    }
+
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9 ]{0,6}".prop_map(|s| s),
+            Just("ENC[AES256_GCM,data:QUJD,iv:QUJD,tag:QUJD,type:str]".to_string()),
+            Just("'q'".to_string()),
+            Just("\"d\\té\"".to_string()),
+            Just("12".to_string()),
+            Just("{a: 1, b: [x, {c: y}]}".to_string()),
+            Just("[]".to_string()),
+            Just("|\n  block".to_string()),
+        ]
+    }
+
+    /// Lines of a block mapping with comments anywhere, `depth` levels deep.
+    fn block(depth: u32) -> BoxedStrategy<Vec<String>> {
+        let leaf = scalar()
+            .prop_map(|v| {
+                let mut lines: Vec<String> = v.lines().map(String::from).collect();
+                lines[0] = format!(": {}", lines[0]);
+                lines
+            })
+            .boxed();
+        let inner = if depth == 0 {
+            leaf
+        } else {
+            let sub = block(depth - 1).prop_map(|lines| {
+                let mut v = vec![":".to_string()];
+                v.extend(lines.into_iter().map(|l| format!("  {l}")));
+                v
+            });
+            let list = proptest::collection::vec((block(depth - 1), any::<bool>()), 1..3).prop_map(
+                |items| {
+                    let mut v = vec![":".to_string()];
+                    for (lines, comment) in items {
+                        if comment {
+                            v.push("  # item".to_string());
+                        }
+                        for (i, l) in lines.into_iter().enumerate() {
+                            v.push(format!("{}{l}", if i == 0 { "  - " } else { "    " }));
+                        }
+                    }
+                    v
+                },
+            );
+            prop_oneof![leaf, sub, list].boxed()
+        };
+        proptest::collection::vec((inner, 0..4u8), 1..4)
+            .prop_map(|entries| {
+                let mut lines = Vec::new();
+                for (i, (body, comment)) in entries.into_iter().enumerate() {
+                    if comment == 1 {
+                        lines.push(format!("# head {i}"));
+                    }
+                    let mut first = format!("k{i}{}", body[0]);
+                    if comment == 2 && !first.contains('|') {
+                        first.push_str(" # inline");
+                    }
+                    lines.push(first);
+                    lines.extend(body.into_iter().skip(1));
+                    if comment == 3 {
+                        lines.push(format!("# foot {i}"));
+                    }
+                }
+                lines
+            })
+            .boxed()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #[test]
+        fn random_documents_walk_hollow_as_trees(
+            lines in block(2),
+            crlf in any::<bool>(),
+            two in any::<bool>(),
+            sops in any::<bool>(),
+        ) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut src = lines.join(nl);
+            if sops {
+                src = format!("{src}{nl}sops:{nl}    version: 3.11.0");
+            }
+            if two {
+                src = format!("{src}{nl}---{nl}{}", lines.join(nl));
+            }
+            src.push_str(nl);
+            hollow_walks_as_the_tree(&src);
+        }
+    }
+}

@@ -60,7 +60,7 @@ pub(crate) enum SkNode {
 /// (its line and column, from the span; the context of its collection). Held
 /// in its item, not boxed: the built tree of a large file is mostly leaves,
 /// and it is at its largest beside the comment replay's (issue 18).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct BLeaf {
     pub(crate) value: Scalar,
     pub(crate) span: Span,
