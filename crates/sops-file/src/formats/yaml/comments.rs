@@ -64,9 +64,8 @@
 mod replay;
 
 use super::doc_end;
-use super::scan::{RawComment, Source};
+use super::scan::{Opaque, RawComment, Source};
 use super::tree::{Built, SkNode};
-use crate::formats::Span;
 use replay::{Composer, GTree, NodeKind, Sim};
 
 /// Where a comment goes: collection id and a sort position among its items
@@ -79,6 +78,26 @@ pub(crate) struct Placement {
 
 /// `built`'s opaque ranges are used up (freed once the source is cut into tokens).
 pub fn place(src: &Source<'_>, built: &mut Built, comments: &[RawComment]) -> Vec<Placement> {
+    // Comments above everything else of the stream (a file's header) are
+    // the first document's, before its first item, whichever node go-yaml
+    // gives them (the document's head, the first key's) and whether or not
+    // sops sees them (the fallback below puts them there too). Placed without
+    // the replay, which holds a node per token of the whole file for as long
+    // as it runs: on a large file with only a header comment, that was the
+    // largest memory of a decryption (issue 18).
+    let first_token = first_token(src.text);
+    if let Some(&root) = built.roots.first() {
+        if comments.iter().all(|c| c.hash < first_token) {
+            built.opaque = Vec::new();
+            return comments
+                .iter()
+                .map(|c| Placement {
+                    coll: root,
+                    sort: c.hash,
+                })
+                .collect();
+        }
+    }
     let placed = simulate(src, built, comments).unwrap_or_else(|| vec![None; comments.len()]);
     if placed.iter().all(Option::is_some) {
         return placed.into_iter().flatten().collect();
@@ -90,6 +109,24 @@ pub fn place(src: &Source<'_>, built: &mut Built, comments: &[RawComment]) -> Ve
         .zip(comments)
         .map(|((p, coll), c)| p.unwrap_or(Placement { coll, sort: c.hash }))
         .collect()
+}
+
+/// Where the first thing of `text` that is not white space, a byte order mark
+/// or a comment line starts.
+fn first_token(text: &str) -> usize {
+    let mut at = bom_len(text);
+    while let Some(rest) = text.get(at..) {
+        let line = rest.find('\n').map_or(rest, |n| &rest[..n]);
+        let body = line.trim_start_matches([' ', '\t', '\r']);
+        if !(body.is_empty() || body.starts_with('#')) {
+            return at + (line.len() - body.len());
+        }
+        if line.len() == rest.len() {
+            break;
+        }
+        at += line.len() + 1;
+    }
+    text.len()
 }
 
 /// For each comment (in source order), the innermost collection containing it,
@@ -218,7 +255,7 @@ fn bom_len(text: &str) -> usize {
 struct Lexer<'a> {
     src: &'a Source<'a>,
     /// The scalar texts, sorted.
-    opaque: &'a [Span],
+    opaque: &'a [Opaque],
     comments: &'a [RawComment],
     pos: usize,
     oi: usize,
@@ -227,7 +264,7 @@ struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    fn new(src: &'a Source<'a>, opaque: &'a [Span], comments: &'a [RawComment]) -> Self {
+    fn new(src: &'a Source<'a>, opaque: &'a [Opaque], comments: &'a [RawComment]) -> Self {
         Lexer {
             src,
             opaque,
@@ -263,15 +300,15 @@ impl<'a> Lexer<'a> {
                 *pos = comments[*ci].text.end.max(*pos + 1);
                 continue;
             }
-            while *oi < opaque.len() && opaque[*oi].start < *pos {
+            while *oi < opaque.len() && opaque[*oi].start() < *pos {
                 *oi += 1;
             }
-            if *oi < opaque.len() && opaque[*oi].start == *pos && opaque[*oi].end > *pos {
+            if *oi < opaque.len() && opaque[*oi].start() == *pos && opaque[*oi].end() > *pos {
                 let trailing = !matches!(b[*pos], b'\'' | b'"');
                 let unit = Unit {
                     u: U::Scalar { trailing },
                     start: *pos,
-                    end: opaque[*oi].end,
+                    end: opaque[*oi].end(),
                 };
                 *pos = unit.end;
                 return Ok(Some(unit));
@@ -455,7 +492,7 @@ fn metadata_inserts(
             || built
                 .items(coll)
                 .iter()
-                .any(|i| i.key.as_ref().is_some_and(|(k, _)| k == "sops"))
+                .any(|i| i.key(text) == Some("sops"))
         {
             continue;
         }
@@ -587,8 +624,8 @@ fn distribute(
             put(node.foot(), coll, usize::MAX);
         }
         let items = built.items(c);
-        let before = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start);
-        let after = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start + 1);
+        let before = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start());
+        let after = |j: usize| items.get(j).map_or(usize::MAX, |i| i.start() + 1);
         match node.kind {
             NodeKind::Map { .. } if c.is_map => {
                 let children = tree.children(node);

@@ -172,11 +172,24 @@ fn build_lean(src: &Source<'_>, lean: Option<Lean>) -> Result<Built, FormatError
     tree::build_lean(src, events::Events::new(src), lean)
 }
 
-/// What is refused before the text is parsed: an empty text, a bare `\r`.
+/// What is refused before the text is parsed: an empty text, one too long
+/// for the tree's positions, a bare `\r`.
 fn refuse_text(src: &Source<'_>) -> Result<(), FormatError> {
     let text = src.text;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(FormatError::Empty { format: "yaml" });
+    }
+    if text.len() > tree::MAX_TEXT {
+        return Err(FormatError::Unsupported {
+            line: 1,
+            column: 1,
+            message: format!(
+                "the YAML text is {} bytes long; git-sops reads YAML texts of up to {} bytes \
+                 (4 GiB): split the file",
+                text.len(),
+                tree::MAX_TEXT
+            ),
+        });
     }
     if let Some(at) = bare_cr(text) {
         let (line, column) = src.line_col(at);
@@ -320,7 +333,7 @@ impl Convert<'_, '_> {
 
     fn node(&mut self, coll: usize, node: SkNode) -> Node {
         match node {
-            SkNode::Leaf(l) => Node::Leaf(self.leaf(coll, l)),
+            SkNode::Leaf(l) => Node::Leaf(self.leaf(coll, l.unpack())),
             // Only a tree that is checked has these, and it is never converted.
             SkNode::Checked(_) => Node::Map(Map::default()),
             SkNode::Coll(id) => {
@@ -338,10 +351,12 @@ impl Convert<'_, '_> {
     /// in the outline: an empty placeholder with its span, recorded in `tops`.
     fn map(&mut self, id: usize, mut tops: Option<&mut Vec<(usize, usize)>>) -> Map {
         let (items, flow, span) = self.interleave(id, MapItem::Comment, |this, item| {
-            let (key, key_span) = item
-                .key
-                .map(|(key, end)| (key, item.start..end))
-                .unwrap_or_default();
+            let text = this.src.text;
+            let (key, key_span) = match (item.key(text), item.key_end()) {
+                (Some(key), Some(end)) => (key.to_string(), item.start()..end),
+                _ => Default::default(),
+            };
+            let (start, end) = (item.start(), item.end());
             let value = match (item.node, tops.as_deref_mut()) {
                 (SkNode::Coll(c), Some(tops)) if key != "sops" => this.placeholder(c, tops),
                 (node, _) => this.node(id, node),
@@ -350,8 +365,8 @@ impl Convert<'_, '_> {
                 key,
                 key_span,
                 value,
-                span: item.start..item.end,
-                line: this.src.line_of(item.start) + 1,
+                span: start..end,
+                line: this.src.line_of(start) + 1,
             })
         });
         Map { items, flow, span }
@@ -413,7 +428,7 @@ impl Convert<'_, '_> {
         let mut comments = comments.into_iter().peekable();
         for k in items {
             let it = taken(self, k);
-            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= it.start) {
+            while let Some((_, c)) = comments.next_if(|(s, _)| *s <= it.start()) {
                 out.push(comment(c));
             }
             out.push(item(self, it));

@@ -84,7 +84,7 @@ impl Outline {
     /// starts at `start` begins (for a map: its first key).
     pub(super) fn first_item(&self, start: usize) -> Option<usize> {
         let coll = self.built.colls.get(self.top(start)?)?;
-        self.built.items(coll).first().map(|item| item.start)
+        self.built.items(coll).first().map(|item| item.start())
     }
 
     /// The latest end, at or before `before`, of a key, a value or a comment
@@ -106,11 +106,11 @@ impl Outline {
                 break;
             }
             for item in self.built.items(c) {
-                if let Some((_, key_end)) = &item.key {
-                    consider(*key_end, false);
+                if let Some(key_end) = item.key_end() {
+                    consider(key_end, false);
                 }
                 if let SkNode::Leaf(leaf) = &item.node {
-                    consider(leaf.span.end, false);
+                    consider(leaf.span().end, false);
                 }
             }
             for (_, comment) in &c.comments {
@@ -146,7 +146,7 @@ impl Outline {
             let next = items.get(frame.item);
             // Comments come before the first item they precede.
             if let Some((sort, comment)) = coll.comments.get(frame.comment) {
-                if next.is_none_or(|item| *sort <= item.start) {
+                if next.is_none_or(|item| *sort <= item.start()) {
                     frame.comment += 1;
                     f(Step::Comment(comment))?;
                     continue;
@@ -163,12 +163,12 @@ impl Outline {
             frame.item += 1;
             let id = frame.coll;
             if coll.is_map {
-                let key = item.key.as_ref().map_or("", |(key, _)| key.as_str());
+                let key = item.key(text).unwrap_or("");
                 f(Step::Key(Cow::Borrowed(key)))?;
             }
             match &item.node {
                 SkNode::Leaf(leaf) => {
-                    let leaf = leaf_of(&src, &self.built, id, leaf.clone(), self.crlf, self.step);
+                    let leaf = leaf_of(&src, &self.built, id, leaf.unpack(), self.crlf, self.step);
                     f(Step::Leaf(leaf))?;
                     f(self.end_of(id))?;
                 }

@@ -324,6 +324,33 @@ pub(crate) fn block_end(
     end
 }
 
+/// A byte range no comment can start in (a scalar's or key's text), as the
+/// built tree lists them: one per scalar of the file, so kept in `u32`s
+/// (YAML texts are at most 4 GiB, `tree::MAX_TEXT`; issue 18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Opaque {
+    start: u32,
+    end: u32,
+}
+
+impl Opaque {
+    pub(crate) fn new(span: &Range<usize>) -> Opaque {
+        let at = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        Opaque {
+            start: at(span.start),
+            end: at(span.end),
+        }
+    }
+
+    pub(crate) fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    pub(crate) fn end(&self) -> usize {
+        self.end as usize
+    }
+}
+
 /// A comment found in the source: the `#` offset and the text range after it.
 #[derive(Clone, Debug)]
 pub(crate) struct RawComment {
@@ -333,17 +360,17 @@ pub(crate) struct RawComment {
 
 /// Find every comment outside the `opaque` ranges (scalar texts, sorted by start):
 /// a `#` at a line start or after whitespace, running to the end of its line.
-pub(crate) fn find_comments(src: &Source<'_>, opaque: &[Range<usize>]) -> Vec<RawComment> {
+pub(crate) fn find_comments(src: &Source<'_>, opaque: &[Opaque]) -> Vec<RawComment> {
     let b = src.text.as_bytes();
     let mut out = Vec::new();
     let mut k = 0;
     let mut i = 0;
     while i < b.len() {
-        while k < opaque.len() && opaque[k].end <= i {
+        while k < opaque.len() && opaque[k].end() <= i {
             k += 1;
         }
-        if k < opaque.len() && opaque[k].start <= i && i < opaque[k].end {
-            i = opaque[k].end;
+        if k < opaque.len() && opaque[k].start() <= i && i < opaque[k].end() {
+            i = opaque[k].end();
             continue;
         }
         if b[i] == b'#'

@@ -1146,3 +1146,42 @@ mod hollow {
         }
     }
 }
+
+/// Comments above everything else of the stream are placed without the replay
+/// (issue 18), where the replay (or, for those sops never sees, its fallback)
+/// puts them: in the first document's root, before its first item.
+#[test]
+fn header_comments_are_placed_as_the_replay_places_them() {
+    for text in [
+        "# a\nk: 1\n",
+        "# a\n\n# b\n\nk:\n  x: 1\n",
+        "\u{feff}# bom\n{a: 1}\n",
+        "# c\r\n\r\nk: v\r\n",
+        "# c\n---\nk: v\n",
+        "  # indented\n# two\nl:\n  - 1\n",
+        "#c\nk: 1\n---\nz: 2\n",
+        "# c\n%YAML 1.2\n---\nk: v\n",
+        "# c\n? k\n: v\n",
+    ] {
+        let src = scan::Source::new(text);
+        let mut built = tree::build(&src, events::Events::new(&src)).unwrap();
+        let raw = scan::find_comments(&src, &built.opaque);
+        assert!(!raw.is_empty(), "{text:?}");
+        let mut again = tree::build(&src, events::Events::new(&src)).unwrap();
+        let replayed = comments::simulate(&src, &mut again, &raw).unwrap();
+        let placed = comments::place(&src, &mut built, &raw);
+        let root = built.roots[0];
+        let first = built
+            .items(&built.colls[root])
+            .first()
+            .map_or(usize::MAX, |i| i.start());
+        for (p, r) in placed.iter().zip(replayed) {
+            assert_eq!(p.coll, root, "{text:?}");
+            assert!(p.sort <= first, "{text:?}");
+            if let Some(r) = r {
+                assert_eq!(r.coll, root, "{text:?}");
+                assert!(r.sort <= first, "{text:?}");
+            }
+        }
+    }
+}

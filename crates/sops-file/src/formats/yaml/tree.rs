@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::events::{Ev, EvKind, Events};
 use super::resolve::{self, ResolveError};
-use super::scan::{self, Source};
+use super::scan::{self, Opaque, Source};
 use crate::formats::{
     too_deep, Comment, FormatError, Leaf, LeafContext, Lean, Scalar, Span, Style, MAX_DEPTH,
 };
@@ -51,7 +51,7 @@ pub(crate) struct Coll {
 #[derive(Debug)]
 pub(crate) enum SkNode {
     Coll(usize),
-    Leaf(BLeaf),
+    Leaf(PLeaf),
     /// A leaf only checked ([`check`]): where its text starts.
     Checked(usize),
 }
@@ -97,14 +97,154 @@ impl BLeaf {
     }
 }
 
+/// A [`BLeaf`] as the built tree keeps it: positions as `u32` (a YAML text
+/// is refused from 4 GiB on, [`MAX_TEXT`]), flags in a byte, and the value
+/// inline unless it is a string held in the tree. A large file's tree is
+/// mostly leaves: packed, a leaf takes a third of its unpacked size (issue 18).
+#[derive(Debug)]
+pub(crate) struct PLeaf {
+    start: u32,
+    len: u32,
+    indent: u32,
+    style: Style,
+    flags: u8,
+    value: PValue,
+}
+
+#[derive(Debug)]
+enum PValue {
+    /// `Scalar::Str` of nothing: a string left in the source, or an empty one.
+    EmptyStr,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Other(Box<Scalar>),
+}
+
+const IN_FLOW: u8 = 1;
+const IN_LIST: u8 = 2;
+const TEXT_FOLLOWS: u8 = 4;
+const NO_BREAK_AFTER: u8 = 8;
+const STR_IN_SOURCE: u8 = 16;
+
+/// The largest YAML text read: positions are kept as `u32`.
+pub(crate) const MAX_TEXT: usize = u32::MAX as usize - 1;
+
+/// A position as kept in the tree (texts are at most [`MAX_TEXT`] long).
+fn pos32(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
+}
+
+impl PLeaf {
+    pub(crate) fn pack(leaf: BLeaf) -> PLeaf {
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let value = match leaf.value {
+            Scalar::Str(s) if s.is_empty() => PValue::EmptyStr,
+            Scalar::Null => PValue::Null,
+            Scalar::Bool(b) => PValue::Bool(b),
+            Scalar::Int(i) => PValue::Int(i),
+            other => PValue::Other(Box::new(other)),
+        };
+        PLeaf {
+            start: pos32(leaf.span.start),
+            len: pos32(leaf.span.len()),
+            indent: pos32(leaf.indent),
+            style: leaf.style,
+            flags: flag(leaf.in_flow, IN_FLOW)
+                | flag(leaf.in_list, IN_LIST)
+                | flag(leaf.text_follows, TEXT_FOLLOWS)
+                | flag(leaf.no_break_after, NO_BREAK_AFTER)
+                | flag(leaf.str_in_source, STR_IN_SOURCE),
+            value,
+        }
+    }
+
+    pub(crate) fn span(&self) -> Span {
+        let start = self.start as usize;
+        start..start + self.len as usize
+    }
+
+    /// The leaf as built.
+    pub(crate) fn unpack(&self) -> BLeaf {
+        let value = match &self.value {
+            PValue::EmptyStr => Scalar::Str(Zeroizing::new(String::new())),
+            PValue::Null => Scalar::Null,
+            PValue::Bool(b) => Scalar::Bool(*b),
+            PValue::Int(i) => Scalar::Int(*i),
+            PValue::Other(v) => (**v).clone(),
+        };
+        let has = |bit: u8| self.flags & bit != 0;
+        BLeaf {
+            value,
+            span: self.span(),
+            indent: self.indent as usize,
+            style: self.style,
+            in_flow: has(IN_FLOW),
+            in_list: has(IN_LIST),
+            text_follows: has(TEXT_FOLLOWS),
+            no_break_after: has(NO_BREAK_AFTER),
+            str_in_source: has(STR_IN_SOURCE),
+        }
+    }
+}
+
+/// An item of a collection. A map item's key is read from the source
+/// ([`Item::key`]); only a key whose value is not its text (quoted, escaped,
+/// tagged) is held (issue 18: a key of its own cost more than its leaf).
 #[derive(Debug)]
 pub struct Item {
-    /// A map item's key and where the key's text ends (it starts at `start`).
-    pub key: Option<(String, usize)>,
     pub node: SkNode,
+    /// The key, when it is not the text `start..key_end`. Boxed twice on
+    /// purpose: a thin pointer keeps every item 8 bytes smaller, and a key
+    /// held here is the rare case.
+    #[allow(clippy::box_collection)]
+    key_text: Option<Box<String>>,
     /// From the key (or the item's first byte) to the end of the value.
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
+    /// Where a map item's key text ends; `u32::MAX` for a list item.
+    key_end: u32,
+}
+
+impl Item {
+    fn new(key: Option<(&str, usize)>, text: &str, node: SkNode, start: usize, end: usize) -> Item {
+        let (key_text, key_end) = match key {
+            Some((key, end)) => (
+                (text.get(start..end) != Some(key)).then(|| Box::new(key.to_string())),
+                pos32(end),
+            ),
+            None => (None, u32::MAX),
+        };
+        Item {
+            node,
+            key_text,
+            start: pos32(start),
+            end: pos32(end),
+            key_end,
+        }
+    }
+
+    pub(crate) fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    pub(crate) fn end(&self) -> usize {
+        self.end as usize
+    }
+
+    /// Where a map item's key text ends.
+    pub(crate) fn key_end(&self) -> Option<usize> {
+        (self.key_end != u32::MAX).then_some(self.key_end as usize)
+    }
+
+    /// A map item's key; `text` is the source the tree was built from.
+    pub(crate) fn key<'t>(&'t self, text: &'t str) -> Option<&'t str> {
+        let end = self.key_end()?;
+        match &self.key_text {
+            Some(key) => Some(key.as_str()),
+            None => Some(text.get(self.start()..end).unwrap_or("")),
+        }
+    }
 }
 
 pub(crate) struct Built {
@@ -122,7 +262,7 @@ pub(crate) struct Built {
     /// positions: a list of them cost several times a large file's size (issue 18).
     pub(crate) last_value: Vec<usize>,
     /// Byte ranges no comment can start in (scalars, keys).
-    pub(crate) opaque: Vec<Span>,
+    pub(crate) opaque: Vec<Opaque>,
 }
 
 impl Built {
@@ -136,10 +276,11 @@ impl Default for Item {
     /// What is left in [`Built::items`] of an item taken out.
     fn default() -> Self {
         Item {
-            key: None,
             node: SkNode::Checked(0),
+            key_text: None,
             start: 0,
             end: 0,
+            key_end: u32::MAX,
         }
     }
 }
@@ -172,7 +313,7 @@ struct Builder<'s, 'a> {
     /// next collection at that depth).
     open: Vec<Vec<Item>>,
     last_value: Vec<usize>,
-    opaque: Vec<Span>,
+    opaque: Vec<Opaque>,
     /// Collections open around the current event.
     depth: usize,
     /// Hashes the open mappings' key sets (SipHash with a random key, so no input
@@ -317,7 +458,7 @@ impl Builder<'_, '_> {
         let mut opaque = std::mem::take(&mut self.opaque);
         // Equal keys are equal ranges: an unstable sort orders them the same,
         // without a scratch buffer (issue 18).
-        opaque.sort_unstable_by_key(|r| (r.start, r.end));
+        opaque.sort_unstable();
         // Grown by doubling: what was never used is given back (issue 18).
         opaque.shrink_to_fit();
         let mut colls = std::mem::take(&mut self.colls);
@@ -398,7 +539,7 @@ impl Builder<'_, '_> {
 
     fn opaque(&mut self, span: Span) {
         if !self.check {
-            self.opaque.push(span);
+            self.opaque.push(Opaque::new(&span));
         }
     }
 
@@ -472,7 +613,7 @@ impl Builder<'_, '_> {
                         self.colls[id].end = close + 1;
                         self.prev_end = close + 1;
                     } else {
-                        let end = self.open_items().last().map_or(start, |i| i.end);
+                        let end = self.open_items().last().map_or(start, Item::end);
                         self.colls[id].end = end;
                     }
                     let open = self.depth.checked_sub(1).and_then(|d| self.open.get_mut(d));
@@ -578,11 +719,10 @@ impl Builder<'_, '_> {
         };
         let hash = self.hasher.hash_one(key.as_str());
         if !keys.insert(hash)
-            && self.open_items().iter().any(|i| {
-                i.key
-                    .as_ref()
-                    .is_some_and(|(k, _)| k.as_str() == key.as_str())
-            })
+            && self
+                .open_items()
+                .iter()
+                .any(|i| i.key(src.text) == Some(key.as_str()))
         {
             return Err(unsupported(
                 src,
@@ -605,12 +745,8 @@ impl Builder<'_, '_> {
         let value = self.value(id, doc, flow, true);
         self.in_sops = outer;
         let (node, end) = value?;
-        self.open_items().push(Item {
-            key: Some((key, kend)),
-            node,
-            start: kstart,
-            end: end.max(kend),
-        });
+        let item = Item::new(Some((&key, kend)), src.text, node, kstart, end.max(kend));
+        self.open_items().push(item);
         Ok(())
     }
 
@@ -646,16 +782,12 @@ impl Builder<'_, '_> {
         }
         let (node, end) = self.value(id, doc, flow, false)?;
         let start = item_start.unwrap_or(match &node {
-            SkNode::Leaf(l) => l.span.start,
+            SkNode::Leaf(l) => l.span().start,
             SkNode::Checked(start) => *start,
             SkNode::Coll(c) => self.colls[*c].start,
         });
-        self.open_items().push(Item {
-            key: None,
-            node,
-            start,
-            end: end.max(start),
-        });
+        let item = Item::new(None, src.text, node, start, end.max(start));
+        self.open_items().push(item);
         Ok(())
     }
 
@@ -693,7 +825,7 @@ impl Builder<'_, '_> {
                 if self.check {
                     return Ok((SkNode::Checked(leaf.span.start), end));
                 }
-                Ok((SkNode::Leaf(leaf), end))
+                Ok((SkNode::Leaf(PLeaf::pack(leaf)), end))
             }
             _ => Err(unsupported(src, ev.start, "unexpected YAML structure")),
         }
