@@ -1251,6 +1251,7 @@ fn remove_from(src: &str, root: &Map) -> Vec<Edit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::hollow_check::{metadata_edits, visited};
     use crate::formats::{apply_edits, find_entry};
     use proptest::prelude::*;
 
@@ -2335,33 +2336,6 @@ mod tests {
         }
     }
 
-    /// What a walk visits, as comparable values.
-    type Visited = Vec<(String, Span, Scalar, Style, usize, usize, LeafContext)>;
-
-    fn visited(doc: &Document, src: &str, hollow: bool) -> Visited {
-        let mut out = Vec::new();
-        let mut record = |visit: crate::walk::Visit<'_>, pos: &crate::walk::Position<'_>| {
-            if let crate::walk::Visit::Leaf(l) = visit {
-                out.push((
-                    pos.aad().to_string(),
-                    l.span.clone(),
-                    l.value.clone(),
-                    l.style,
-                    l.line,
-                    l.column,
-                    l.context,
-                ));
-            }
-            Ok::<(), FormatError>(())
-        };
-        if hollow {
-            crate::walk::walk_source(doc, src, &mut record).unwrap();
-        } else {
-            crate::walk::walk(doc, &mut record).unwrap();
-        }
-        out
-    }
-
     /// A hollow document walks as the whole tree does (same leaves, spans,
     /// values, lines, contexts, paths) and places and removes the metadata
     /// block the same way.
@@ -2386,14 +2360,11 @@ mod tests {
                     (&b.key, &b.key_span, &b.span, b.line)
                 );
             }
-            let edits = |doc: &Document| {
-                let mut e = JsonStore.insert_metadata(src, doc, &meta());
-                e.extend(JsonStore.remove_metadata(src, doc));
-                e.iter()
-                    .map(|e| (e.span.clone(), e.text.clone()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(edits(&tree), edits(&doc), "{src:?}");
+            assert_eq!(
+                metadata_edits(&JsonStore, src, &tree, &meta()),
+                metadata_edits(&JsonStore, src, &doc, &meta()),
+                "{src:?}"
+            );
         }
     }
 

@@ -33,6 +33,8 @@ pub mod extract;
 mod flat_metadata;
 mod float;
 mod format;
+#[cfg(test)]
+pub(crate) mod hollow_check;
 pub mod ini;
 pub mod json;
 pub mod set;

@@ -51,8 +51,11 @@ impl Outline {
         lines: Lines,
         crlf: bool,
         step: usize,
-        tops: Vec<(usize, usize)>,
+        mut tops: Vec<(usize, usize)>,
     ) -> Outline {
+        // In source order already (roots in order, their items in order);
+        // sorted so that [`Outline::top`] never depends on it.
+        tops.sort_unstable();
         // The conversion sorts each collection's comments as it interleaves
         // them; the walk reads them in that order.
         for c in &mut built.colls {

@@ -922,55 +922,8 @@ fn block_scalar_ending_in_indentation_at_eof_is_clipped() {
 /// and removes the metadata block the same way (issue 18).
 mod hollow {
     use super::*;
-    use crate::walk::{walk, walk_source, Position, Visit};
+    use crate::formats::hollow_check::{metadata_edits, visited};
     use proptest::prelude::*;
-    use regex::Regex;
-
-    /// What a walk visits, with everything the visitors read of it.
-    fn visited(doc: &Document, src: &str, hollow: bool) -> Vec<String> {
-        let any = Regex::new("").unwrap();
-        let mut out = Vec::new();
-        let mut record = |visit: Visit<'_>, pos: &Position<'_>| {
-            let stack = format!(
-                "{} {}",
-                pos.comments.count_matching(&any),
-                pos.comments.last_matches(&any)
-            );
-            out.push(match visit {
-                Visit::Leaf(l) => format!(
-                    "leaf {} {:?} {:?} {:?} {} {} {:?} {stack}",
-                    pos.aad(),
-                    l.span,
-                    match &l.value {
-                        Scalar::Str(s) => format!("str {:?}", s.as_str()),
-                        Scalar::Int(i) => format!("int {i}"),
-                        Scalar::Float(f) => format!("float {f:?}"),
-                        Scalar::Bool(b) => format!("bool {b}"),
-                        Scalar::Time(t) => format!("time {t}"),
-                        Scalar::Null => "null".to_string(),
-                    },
-                    l.style,
-                    l.line,
-                    l.column,
-                    l.context,
-                ),
-                Visit::Comment(c) => format!(
-                    "comment {} {:?} {:?} {} {stack}",
-                    pos.aad(),
-                    c.span,
-                    c.text.as_str(),
-                    c.line
-                ),
-            });
-            Ok::<(), FormatError>(())
-        };
-        if hollow {
-            walk_source(doc, src, &mut record).unwrap();
-        } else {
-            walk(doc, &mut record).unwrap();
-        }
-        out
-    }
 
     fn meta() -> Value {
         Value::Map(vec![
@@ -1007,14 +960,11 @@ mod hollow {
             for (t, d) in tree.docs.iter().zip(&doc.docs) {
                 assert_eq!((&t.span, t.flow), (&d.span, d.flow), "{src:?}");
             }
-            let edits = |doc: &Document| {
-                let mut e = YamlStore.insert_metadata(src, doc, &meta());
-                e.extend(YamlStore.remove_metadata(src, doc));
-                e.iter()
-                    .map(|e| (e.span.clone(), e.text.clone()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(edits(&tree), edits(&doc), "{src:?}");
+            assert_eq!(
+                metadata_edits(&YamlStore, src, &tree, &meta()),
+                metadata_edits(&YamlStore, src, &doc, &meta()),
+                "{src:?}"
+            );
         }
     }
 
