@@ -2,10 +2,11 @@
 //! so every execution is pure computation), deterministic IVs, and the store
 //! round-trip property.
 
-use sops_file::formats::{Format, Value};
+use sops_file::decrypt::{self, Check};
+use sops_file::formats::{Format, Lean, Value};
 use sops_file::cipher::TypeTag;
 use sops_file::datakey::DataKey;
-use sops_file::encrypt::Ivs;
+use sops_file::encrypt::{self, Ivs};
 use sops_file::file;
 use sops_file::metadata::{AgeKey, MasterKey, Metadata};
 
@@ -120,8 +121,38 @@ fn seal_and_open(format: Format, data: &[u8]) -> Option<zeroize::Zeroizing<Vec<u
         Err(e) => panic!("sealed output does not read back: {e}\n{sealed_text}"),
     };
     assert_eq!(loaded.meta.key_groups, m.key_groups, "metadata reads back");
-    match loaded.open(&key()) {
-        Ok(o) => Some(o.plaintext),
+    let plain = match loaded.open(&key()) {
+        Ok(o) => o.plaintext,
         Err(e) => panic!("sealed output does not decrypt: {e}\n{sealed_text}"),
+    };
+    hollow_reads_agree(format, data, sealed_text, &loaded.meta, &plain);
+    Some(plain)
+}
+
+/// `git sops encrypt` and `decrypt` read JSON and YAML hollow (issue 18):
+/// opening the sealed text that way gives the plaintext the tree gave (and
+/// its MAC, computed over the hollow walk, matches the one the tree walk
+/// sealed), and sealing the input that way gives a file that opens to it.
+fn hollow_reads_agree(format: Format, data: &[u8], sealed: &str, meta: &Metadata, plain: &[u8]) {
+    if !matches!(format, Format::Yaml | Format::Json) {
+        return;
     }
+    let store = format.store();
+    let doc = store
+        .parse_lean(sealed, Lean::Sealed)
+        .expect("sealed output reads hollow");
+    let opened = decrypt::open(store, sealed, &doc, meta, &key(), Check::Mac)
+        .unwrap_or_else(|e| panic!("sealed output does not open hollow: {e}\n{sealed}"));
+    assert_eq!(opened.text.as_bytes(), plain, "hollow decrypt differs");
+    let text = std::str::from_utf8(data).expect("UTF-8 input");
+    let lean = store
+        .parse_lean(text, Lean::Strings)
+        .expect("the input reads hollow");
+    let mut m = self::meta();
+    let resealed = encrypt::seal(store, text, &lean, &key(), &mut m, &mut CountingIvs::default())
+        .unwrap_or_else(|e| panic!("the input does not seal hollow: {e}"));
+    let back = file::read(format, &resealed)
+        .and_then(|l| l.open(&key()))
+        .unwrap_or_else(|e| panic!("hollow-sealed output does not open: {e}\n{resealed}"));
+    assert_eq!(back.plaintext.as_slice(), plain, "hollow encrypt differs");
 }

@@ -121,47 +121,64 @@ pub fn remove(src: &str, doc: &Document, outline: Option<&Outline>) -> Vec<Edit>
 
 /// Whether the last thing in `root` before byte `before` (other than a `sops`
 /// entry) is a comment rather than a value. The collections a hollow
-/// document left in its `outline` are looked at there.
+/// document left in its `outline` are read there, in the same order (ties go
+/// to the later one). Recursion is bounded by the parser's depth limit.
 fn last_is_comment(root: &Map, outline: Option<&Outline>, before: usize) -> bool {
-    fn visit(node_items: &[MapItem], before: usize, best: &mut (usize, bool), top: bool) {
-        for item in node_items {
-            match item {
-                MapItem::Comment(c) => consider(c.span.end, true, before, best),
-                MapItem::Entry(e) if top && e.key == "sops" => {}
-                MapItem::Entry(e) => {
-                    consider(e.key_span.end, false, before, best);
-                    visit_node(&e.value, before, best);
-                }
+    struct Last<'o> {
+        before: usize,
+        best: (usize, bool),
+        outline: Option<&'o Outline>,
+    }
+    impl Last<'_> {
+        fn consider(&mut self, end: usize, is_comment: bool) {
+            if end <= self.before && end >= self.best.0 {
+                self.best = (end, is_comment);
             }
         }
-    }
-    fn visit_node(node: &Node, before: usize, best: &mut (usize, bool)) {
-        match node {
-            Node::Map(m) => visit(&m.items, before, best, false),
-            Node::List(l) => {
-                for item in &l.items {
-                    match item {
-                        crate::formats::ListItem::Comment(c) => {
-                            consider(c.span.end, true, before, best)
-                        }
-                        crate::formats::ListItem::Node(n) => visit_node(n, before, best),
+        fn map(&mut self, items: &[MapItem], top: bool) {
+            for item in items {
+                match item {
+                    MapItem::Comment(c) => self.consider(c.span.end, true),
+                    MapItem::Entry(e) if top && e.key == "sops" => {}
+                    MapItem::Entry(e) => {
+                        self.consider(e.key_span.end, false);
+                        self.node(&e.value);
                     }
                 }
             }
-            Node::Leaf(leaf) => consider(leaf.span.end, false, before, best),
+        }
+        fn node(&mut self, node: &Node) {
+            let placeholder = match node {
+                Node::Map(m) if m.items.is_empty() => Some(m.span.start),
+                Node::List(l) if l.items.is_empty() => Some(l.span.start),
+                _ => None,
+            };
+            if let (Some(start), Some(outline)) = (placeholder, self.outline) {
+                // A hollow document's placeholder: its contents are in the outline.
+                outline.ends(start, &mut |end, is_comment| self.consider(end, is_comment));
+                return;
+            }
+            match node {
+                Node::Map(m) => self.map(&m.items, false),
+                Node::List(l) => {
+                    for item in &l.items {
+                        match item {
+                            crate::formats::ListItem::Comment(c) => self.consider(c.span.end, true),
+                            crate::formats::ListItem::Node(n) => self.node(n),
+                        }
+                    }
+                }
+                Node::Leaf(leaf) => self.consider(leaf.span.end, false),
+            }
         }
     }
-    fn consider(end: usize, is_comment: bool, before: usize, best: &mut (usize, bool)) {
-        if end <= before && end >= best.0 {
-            *best = (end, is_comment);
-        }
-    }
-    let mut best = (0, false);
-    visit(&root.items, before, &mut best, true);
-    if let Some((end, comment)) = outline.and_then(|o| o.last_before(&root.span, before)) {
-        consider(end, comment, before, &mut best);
-    }
-    best.1
+    let mut last = Last {
+        before,
+        best: (0, false),
+        outline,
+    };
+    last.map(&root.items, true);
+    last.best.1
 }
 
 fn value_end(entry: &crate::formats::Entry) -> usize {

@@ -17,8 +17,8 @@ use std::fmt;
 
 use super::leaf_of;
 use super::scan::{Lines, Source};
-use super::tree::{Built, SkNode};
-use crate::formats::{Span, Step};
+use super::tree::{Built, Item, PLeaf, SkNode};
+use crate::formats::{Comment, Step};
 
 /// The built tree of a hollow document, and what reading its leaves needs.
 pub(crate) struct Outline {
@@ -28,14 +28,27 @@ pub(crate) struct Outline {
     step: usize,
     /// The top-level collections left here: (start, collection), in source order.
     tops: Vec<(usize, usize)>,
-    /// Every collection, ordered by where it starts (a document's are together).
-    by_start: Vec<usize>,
 }
 
 impl fmt::Debug for Outline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Outline({} collections)", self.built.colls.len())
     }
+}
+
+/// What [`Outline::traverse`] meets, in the converted tree's order.
+enum Ev<'s> {
+    /// A collection begins.
+    Open,
+    /// The innermost collection ends.
+    Close,
+    Comment(&'s Comment),
+    /// A map item, before its value.
+    Key(&'s Item),
+    /// A leaf, an item of collection `.0`.
+    Leaf(usize, &'s PLeaf),
+    /// An item of collection `.0` ends.
+    End(usize),
 }
 
 /// One open collection of a walk: its id, its next item and next comment.
@@ -62,15 +75,12 @@ impl Outline {
             c.comments.sort_by_key(|(s, _)| *s);
         }
         built.items.shrink_to_fit();
-        let mut by_start: Vec<usize> = (0..built.colls.len()).collect();
-        by_start.sort_by_key(|&c| built.colls[c].start);
         Outline {
             built,
             lines,
             crlf,
             step,
             tops,
-            by_start,
         }
     }
 
@@ -90,37 +100,21 @@ impl Outline {
         self.built.items(coll).first().map(|item| item.start())
     }
 
-    /// The latest end, at or before `before`, of a key, a value or a comment
-    /// of the collections left here inside `within`, and whether it is a
-    /// comment's (what `metadata` asks of a document's last line).
-    pub(super) fn last_before(&self, within: &Span, before: usize) -> Option<(usize, bool)> {
-        let first = self
-            .by_start
-            .partition_point(|&c| self.built.colls[c].start < within.start);
-        let mut best: Option<(usize, bool)> = None;
-        let mut consider = |end: usize, comment: bool| {
-            if end <= before && best.is_none_or(|(b, _)| end >= b) {
-                best = Some((end, comment));
+    /// The ends of the keys, values and comments of the top-level collection
+    /// whose placeholder starts at `start`, in the order the converted tree
+    /// holds them, each with whether it is a comment's (what `metadata` asks
+    /// of a document's last line: ties go to the later one, so the order is
+    /// the tree's).
+    pub(super) fn ends(&self, start: usize, f: &mut dyn FnMut(usize, bool)) {
+        let _ = self.traverse(start, &mut |ev| {
+            match ev {
+                Ev::Comment(c) => f(c.span.end, true),
+                Ev::Key(item) => f(item.key_end().unwrap_or(0), false),
+                Ev::Leaf(_, leaf) => f(leaf.span().end, false),
+                Ev::Open | Ev::Close | Ev::End(_) => {}
             }
-        };
-        for &id in self.by_start.get(first..).unwrap_or(&[]) {
-            let c = &self.built.colls[id];
-            if c.start >= within.end {
-                break;
-            }
-            for item in self.built.items(c) {
-                if let Some(key_end) = item.key_end() {
-                    consider(key_end, false);
-                }
-                if let SkNode::Leaf(leaf) = &item.node {
-                    consider(leaf.span().end, false);
-                }
-            }
-            for (_, comment) in &c.comments {
-                consider(comment.span.end, true);
-            }
-        }
-        best
+            Ok::<(), ()>(())
+        });
     }
 
     /// The steps of the top-level collection whose placeholder starts at
@@ -131,52 +125,77 @@ impl Outline {
         start: usize,
         f: &mut dyn FnMut(Step<'s>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let src = Source::again(text, &self.lines);
+        self.traverse(start, &mut |ev| {
+            f(match ev {
+                Ev::Open => Step::Open,
+                Ev::Close => Step::Close,
+                Ev::Comment(c) => Step::Comment(c),
+                Ev::Key(item) => Step::Key(Cow::Borrowed(item.key(text).unwrap_or(""))),
+                Ev::Leaf(coll, leaf) => Step::Leaf(leaf_of(
+                    &src,
+                    &self.built,
+                    coll,
+                    leaf.unpack(),
+                    self.crlf,
+                    self.step,
+                )),
+                Ev::End(coll) => self.end_of(coll),
+            })
+        })
+    }
+
+    /// The top-level collection whose placeholder starts at `start`, depth
+    /// first, without recursion: each collection's comments before the first
+    /// item they precede (as the conversion interleaves them), a map item's
+    /// key before its value.
+    fn traverse<'s, E>(
+        &'s self,
+        start: usize,
+        f: &mut dyn FnMut(Ev<'s>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let Some(top) = self.top(start) else {
             return Ok(());
         };
-        let src = Source::again(text, &self.lines);
         let mut stack = vec![Frame {
             coll: top,
             item: 0,
             comment: 0,
         }];
-        f(Step::Open)?;
+        f(Ev::Open)?;
         while let Some(frame) = stack.last_mut() {
             let Some(coll) = self.built.colls.get(frame.coll) else {
                 break;
             };
             let items = self.built.items(coll);
             let next = items.get(frame.item);
-            // Comments come before the first item they precede.
             if let Some((sort, comment)) = coll.comments.get(frame.comment) {
                 if next.is_none_or(|item| *sort <= item.start()) {
                     frame.comment += 1;
-                    f(Step::Comment(comment))?;
+                    f(Ev::Comment(comment))?;
                     continue;
                 }
             }
             let Some(item) = next else {
                 stack.pop();
-                f(Step::Close)?;
+                f(Ev::Close)?;
                 if let Some(parent) = stack.last() {
-                    f(self.end_of(parent.coll))?;
+                    f(Ev::End(parent.coll))?;
                 }
                 continue;
             };
             frame.item += 1;
             let id = frame.coll;
             if coll.is_map {
-                let key = item.key(text).unwrap_or("");
-                f(Step::Key(Cow::Borrowed(key)))?;
+                f(Ev::Key(item))?;
             }
             match &item.node {
                 SkNode::Leaf(leaf) => {
-                    let leaf = leaf_of(&src, &self.built, id, leaf.unpack(), self.crlf, self.step);
-                    f(Step::Leaf(leaf))?;
-                    f(self.end_of(id))?;
+                    f(Ev::Leaf(id, leaf))?;
+                    f(Ev::End(id))?;
                 }
                 SkNode::Coll(child) => {
-                    f(Step::Open)?;
+                    f(Ev::Open)?;
                     stack.push(Frame {
                         coll: *child,
                         item: 0,
@@ -186,9 +205,9 @@ impl Outline {
                 // Only a tree that is checked has these, and it is never
                 // walked; converted, it is an empty map.
                 SkNode::Checked(_) => {
-                    f(Step::Open)?;
-                    f(Step::Close)?;
-                    f(self.end_of(id))?;
+                    f(Ev::Open)?;
+                    f(Ev::Close)?;
+                    f(Ev::End(id))?;
                 }
             }
         }

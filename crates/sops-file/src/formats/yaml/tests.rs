@@ -984,6 +984,11 @@ mod hollow {
             "a:\n      six: 1\nb:\n   - x\n",
             "é: {ü: ñ}\nf: \"\\té\"\n",
             "empty: {}\nlist: []\n",
+            // Found by fuzzing (store_yaml): a null item whose empty span
+            // ends where the comment on its line ends.
+            "k2:\n  - # cext v10\n",
+            "l:\n  - # c\n  - x # d\n  -\n# e\n",
+            "a: # c\nb:\n  c: # d\n",
         ] {
             hollow_walks_as_the_tree(src);
         }
@@ -1016,6 +1021,8 @@ mod hollow {
             Just("{a: 1, b: [x, {c: y}]}".to_string()),
             Just("[]".to_string()),
             Just("|\n  block".to_string()),
+            Just(String::new()),
+            Just("# on the line".to_string()),
         ]
     }
 
@@ -1024,6 +1031,9 @@ mod hollow {
         let leaf = scalar()
             .prop_map(|v| {
                 let mut lines: Vec<String> = v.lines().map(String::from).collect();
+                if lines.is_empty() {
+                    lines.push(String::new());
+                }
                 lines[0] = format!(": {}", lines[0]);
                 lines
             })
