@@ -9,7 +9,7 @@ use crate::walk::{walk, walk_source, Position, Visit};
 /// path (AAD), span, value, style, line, column, leaf context, the comment
 /// itself, and what the comment selectors see of the comment stack.
 pub(crate) fn visited(doc: &Document, src: &str, hollow: bool) -> Vec<String> {
-    let any = regex::Regex::new("").unwrap();
+    let any = regex::Regex::new("").expect("the empty pattern is a valid regex");
     let mut out = Vec::new();
     let mut record = |visit: Visit<'_>, pos: &Position<'_>| {
         let stack = format!(
@@ -46,9 +46,9 @@ pub(crate) fn visited(doc: &Document, src: &str, hollow: bool) -> Vec<String> {
         Ok::<(), super::FormatError>(())
     };
     if hollow {
-        walk_source(doc, src, &mut record).unwrap();
+        walk_source(doc, src, &mut record).expect("the visitor never fails");
     } else {
-        walk(doc, &mut record).unwrap();
+        walk(doc, &mut record).expect("the visitor never fails");
     }
     out
 }

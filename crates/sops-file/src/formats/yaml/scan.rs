@@ -324,6 +324,12 @@ pub(crate) fn block_end(
     end
 }
 
+/// A position as the built tree keeps it: YAML texts are at most
+/// `tree::MAX_TEXT` long (refused beyond), so it always fits.
+pub(crate) fn pos32(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
+}
+
 /// A byte range no comment can start in (a scalar's or key's text), as the
 /// built tree lists them: one per scalar of the file, so kept in `u32`s
 /// (YAML texts are at most 4 GiB, `tree::MAX_TEXT`; issue 18).
@@ -335,10 +341,9 @@ pub(crate) struct Opaque {
 
 impl Opaque {
     pub(crate) fn new(span: &Range<usize>) -> Opaque {
-        let at = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
         Opaque {
-            start: at(span.start),
-            end: at(span.end),
+            start: pos32(span.start),
+            end: pos32(span.end),
         }
     }
 

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::events::{Ev, EvKind, Events};
 use super::resolve::{self, ResolveError};
-use super::scan::{self, Opaque, Source};
+use super::scan::{self, pos32, Opaque, Source};
 use crate::formats::{
     too_deep, Comment, FormatError, Leaf, LeafContext, Lean, Scalar, Span, Style, MAX_DEPTH,
 };
@@ -57,10 +57,9 @@ pub(crate) enum SkNode {
 }
 
 /// A leaf as built: a [`Leaf`] without what is found when the tree is made
-/// (its line and column, from the span; the context of its collection). Held
-/// in its item, not boxed: the built tree of a large file is mostly leaves,
-/// and it is at its largest beside the comment replay's (issue 18).
-#[derive(Clone, Debug)]
+/// (its line and column, from the span; the context of its collection). The
+/// tree keeps it packed ([`PLeaf`]).
+#[derive(Debug)]
 pub(crate) struct BLeaf {
     pub(crate) value: Scalar,
     pub(crate) span: Span,
@@ -129,11 +128,6 @@ const STR_IN_SOURCE: u8 = 16;
 
 /// The largest YAML text read: positions are kept as `u32`.
 pub(crate) const MAX_TEXT: usize = u32::MAX as usize - 1;
-
-/// A position as kept in the tree (texts are at most [`MAX_TEXT`] long).
-fn pos32(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
-}
 
 impl PLeaf {
     pub(crate) fn pack(leaf: BLeaf) -> PLeaf {
